@@ -1,0 +1,47 @@
+import Fastify from "fastify";
+import type { FastifyBaseLogger, FastifyInstance } from "fastify";
+import type { Logger } from "../../logger.ts";
+import type { TransService } from "../../service/trans-service.ts";
+import type { Store } from "../../store/store.ts";
+import { errorHandler } from "./error-map.ts";
+import { dtmsvrRoutes } from "./routes-dtmsvr.ts";
+import type { TestControlDeps } from "./routes-test-control.ts";
+import { testControlRoutes } from "./routes-test-control.ts";
+
+export interface HttpAppDeps {
+  service: TransService;
+  store: Store;
+  logger: Logger;
+  maxBodyBytes: number;
+  version: string;
+  /** Present only when the test-control API is enabled. */
+  testControl?: TestControlDeps;
+}
+
+/** Builds the HTTP app without listening, so tests can also drive it with inject(). */
+export function buildHttpApp(deps: HttpAppDeps): FastifyInstance {
+  const app = Fastify({
+    // pino's Logger is a FastifyBaseLogger; the cast only drops pino's extra generic parameters.
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    disableRequestLogging: true,
+    bodyLimit: deps.maxBodyBytes,
+    // Slow or idle clients are cut off instead of holding sockets forever.
+    connectionTimeout: 60_000,
+    keepAliveTimeout: 65_000,
+    requestTimeout: 120_000,
+    return503OnClosing: true,
+  });
+  app.setErrorHandler(errorHandler(deps.logger));
+  app.setNotFoundHandler((req, reply) => {
+    void reply.status(404).send({ message: `no route ${req.method} ${req.url.split("?")[0]}`, code: "ROUTE_NOT_FOUND" });
+  });
+
+  app.all("/api/ping", async () => ({ msg: "pong" }));
+  app.get("/api/dtx/health", async () => {
+    await deps.store.ping();
+    return { status: "ok" };
+  });
+  void app.register(dtmsvrRoutes(deps.service, deps.version), { prefix: "/api/dtmsvr" });
+  if (deps.testControl) void app.register(testControlRoutes(deps.testControl), { prefix: "/api/dtx/test" });
+  return app;
+}

@@ -1,0 +1,46 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import type { ErrorCode } from "../../core/errors.ts";
+import { CoordinatorError, ERROR_CATALOGUE, WireResult } from "../../core/errors.ts";
+import type { Logger } from "../../logger.ts";
+
+/** Fastify's own client-error codes, mapped to ours. */
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: "UNSUPPORTED_MEDIA_TYPE",
+  FST_ERR_CTP_BODY_TOO_LARGE: "PAYLOAD_TOO_LARGE",
+  FST_ERR_CTP_EMPTY_JSON_BODY: "INVALID_JSON",
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: "INVALID_REQUEST",
+  FST_ERR_CTP_INVALID_JSON_BODY: "INVALID_JSON",
+};
+
+/** The body dtm's clients expect for an error, plus our stable code. */
+export interface ErrorBody {
+  message: string;
+  code: string;
+  dtm_result?: "FAILURE" | "ONGOING";
+}
+
+export function toErrorReply(error: unknown, logger: Logger): { status: number; body: ErrorBody } {
+  if (error instanceof WireResult) {
+    return { status: error.result === "FAILURE" ? 409 : 425, body: { dtm_result: error.result, message: error.message, code: error.result } };
+  }
+  if (error instanceof CoordinatorError) {
+    if (error.httpStatus >= 500) logger.error({ err: error }, "request failed");
+    return { status: error.httpStatus, body: { message: error.message, code: error.code } };
+  }
+  const fe = error as Partial<FastifyError>;
+  const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
+  if (mapped) return { status: ERROR_CATALOGUE[mapped].httpStatus, body: { message: fe.message ?? mapped, code: mapped } };
+  if (error instanceof SyntaxError) return { status: 400, body: { message: `invalid JSON: ${error.message}`, code: "INVALID_JSON" } };
+  if (typeof fe.statusCode === "number" && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return { status: fe.statusCode, body: { message: fe.message ?? "bad request", code: "INVALID_REQUEST" } };
+  }
+  logger.error({ err: error }, "unexpected error while handling a request");
+  return { status: 500, body: { message: "internal error; see the coordinator log", code: "INTERNAL" } };
+}
+
+export function errorHandler(logger: Logger) {
+  return (error: unknown, _request: FastifyRequest, reply: FastifyReply): void => {
+    const { status, body } = toErrorReply(error, logger);
+    void reply.status(status).send(body);
+  };
+}

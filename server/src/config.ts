@@ -1,0 +1,197 @@
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+
+const seconds = z.number().finite().nonnegative();
+const port = z.number().int().min(0).max(65535);
+
+/**
+ * The coordinator's configuration. Time knobs are seconds and accept fractions (D7), so tests
+ * can run on millisecond timings. Read from defaults, then a YAML/JSON file (`DTX_CONFIG` or
+ * `--config`), then `DTX_*` environment variables; see the README's table.
+ */
+export const ConfigSchema = z
+  .object({
+    env: z.enum(["development", "production", "test"]).default("development"),
+    host: z.string().min(1).default("0.0.0.0"),
+    httpPort: port.default(36789),
+    grpcPort: port.default(36790),
+    store: z
+      .object({
+        driver: z.enum(["sqlite"]).default("sqlite"),
+        path: z.string().min(1).default("./data/dtx.db"),
+        synchronous: z.enum(["full", "normal"]).default("full"),
+        url: z.string().default(""),
+      })
+      .strict()
+      .prefault({}),
+    retryInterval: seconds.positive().default(10),
+    maxRetryInterval: seconds.positive().default(60),
+    retryJitter: z.number().min(0).max(1).default(0.1),
+    timeoutToFail: seconds.default(35),
+    requestTimeout: seconds.positive().default(3),
+    cronInterval: seconds.positive().default(3),
+    cronBatchSize: z.number().int().positive().max(10_000).default(64),
+    cronConcurrency: z.number().int().positive().max(10_000).default(32),
+    maxBodyBytes: z.number().int().positive().default(1024 * 1024),
+    maxPayloadBytes: z.number().int().positive().default(256 * 1024),
+    maxBranches: z.number().int().positive().default(1000),
+    strictResults: z.boolean().default(false),
+    logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    testControl: z.boolean().default(false),
+  })
+  .strict()
+  .refine((c) => c.maxRetryInterval >= c.retryInterval, {
+    message: "maxRetryInterval must be >= retryInterval",
+    path: ["maxRetryInterval"],
+  })
+  .refine((c) => !(c.testControl && c.env === "production"), {
+    message: "the test-control API cannot be enabled in production",
+    path: ["testControl"],
+  });
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type ConfigInput = z.input<typeof ConfigSchema>;
+
+type EnvKind = "string" | "number" | "boolean";
+
+/** Environment variable -> [config path, how to read its text]. */
+const ENV_KEYS: Record<string, [string[], EnvKind]> = {
+  DTX_ENV: [["env"], "string"],
+  DTX_HOST: [["host"], "string"],
+  DTX_HTTP_PORT: [["httpPort"], "number"],
+  DTX_GRPC_PORT: [["grpcPort"], "number"],
+  DTX_STORE_DRIVER: [["store", "driver"], "string"],
+  DTX_STORE_PATH: [["store", "path"], "string"],
+  DTX_STORE_SYNCHRONOUS: [["store", "synchronous"], "string"],
+  DTX_STORE_URL: [["store", "url"], "string"],
+  DTX_RETRY_INTERVAL: [["retryInterval"], "number"],
+  DTX_MAX_RETRY_INTERVAL: [["maxRetryInterval"], "number"],
+  DTX_RETRY_JITTER: [["retryJitter"], "number"],
+  DTX_TIMEOUT_TO_FAIL: [["timeoutToFail"], "number"],
+  DTX_REQUEST_TIMEOUT: [["requestTimeout"], "number"],
+  DTX_CRON_INTERVAL: [["cronInterval"], "number"],
+  DTX_CRON_BATCH_SIZE: [["cronBatchSize"], "number"],
+  DTX_CRON_CONCURRENCY: [["cronConcurrency"], "number"],
+  DTX_MAX_BODY_BYTES: [["maxBodyBytes"], "number"],
+  DTX_MAX_PAYLOAD_BYTES: [["maxPayloadBytes"], "number"],
+  DTX_MAX_BRANCHES: [["maxBranches"], "number"],
+  DTX_STRICT_RESULTS: [["strictResults"], "boolean"],
+  DTX_LOG_LEVEL: [["logLevel"], "string"],
+  DTX_TEST_CONTROL: [["testControl"], "boolean"],
+};
+
+export const CONFIG_ENV_VARS = Object.keys(ENV_KEYS);
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** Loads, merges and validates the config; throws {@link ConfigError} naming the bad key. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly string[] = process.argv.slice(2)): Config {
+  const merged: Record<string, unknown> = {};
+  const file = configFilePath(env, argv);
+  if (file) deepMerge(merged, readConfigFile(file));
+  deepMerge(merged, fromEnv(env));
+  if (env["NODE_ENV"] === "production" && merged["env"] === undefined) merged["env"] = "production";
+  return parseConfig(merged);
+}
+
+export function parseConfig(input: unknown): Config {
+  const result = ConfigSchema.safeParse(input);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  ${i.path.join(".") || "(root)"}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
+  }
+  return Object.freeze(result.data);
+}
+
+function configFilePath(env: NodeJS.ProcessEnv, argv: readonly string[]): string | undefined {
+  const i = argv.findIndex((a) => a === "-c" || a === "--config");
+  if (i >= 0 && argv[i + 1]) return argv[i + 1];
+  return env["DTX_CONFIG"] || undefined;
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new ConfigError(`cannot read config file ${path}: ${(error as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = path.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
+  } catch (error) {
+    throw new ConfigError(`config file ${path} is not valid ${path.endsWith(".json") ? "JSON" : "YAML"}: ${(error as Error).message}`);
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (typeof parsed !== "object" || Array.isArray(parsed)) throw new ConfigError(`config file ${path} must hold an object`);
+  return parsed as Record<string, unknown>;
+}
+
+function fromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, [path, kind]] of Object.entries(ENV_KEYS)) {
+    const raw = env[name];
+    if (raw === undefined || raw === "") continue;
+    setPath(out, path, coerce(raw.trim(), kind));
+  }
+  return out;
+}
+
+/** Leaves text the schema will reject as it is, so the error message shows what was given. */
+function coerce(raw: string, kind: EnvKind): unknown {
+  if (kind === "number") {
+    const n = Number(raw);
+    return Number.isFinite(n) ? n : raw;
+  }
+  if (kind === "boolean") {
+    if (["1", "true", "yes", "on"].includes(raw.toLowerCase())) return true;
+    if (["0", "false", "no", "off"].includes(raw.toLowerCase())) return false;
+    return raw;
+  }
+  return raw;
+}
+
+function setPath(target: Record<string, unknown>, path: readonly string[], value: unknown): void {
+  let node = target;
+  path.slice(0, -1).forEach((key) => {
+    const next = node[key];
+    if (next === null || typeof next !== "object") node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  });
+  const last = path[path.length - 1];
+  if (last !== undefined) node[last] = value;
+}
+
+function deepMerge(target: Record<string, unknown>, source: Record<string, unknown>): void {
+  for (const [key, value] of Object.entries(source)) {
+    const existing = target[key];
+    if (isPlainObject(value) && isPlainObject(existing)) deepMerge(existing, value);
+    else target[key] = value;
+  }
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
+}
+
+/** Redacts credentials in the config for logging. */
+export function redactConfig(config: Config): Record<string, unknown> {
+  return { ...config, store: { ...config.store, url: redactUrl(config.store.url) } };
+}
+
+function redactUrl(url: string): string {
+  if (!url) return url;
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "***";
+  }
+}

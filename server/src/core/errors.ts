@@ -1,0 +1,71 @@
+/**
+ * The catalogue of coordinator errors. Every error a client can see has a stable `code`;
+ * callers branch on the code, never on the message text. `docs/errors.md` lists the same codes
+ * (a unit test keeps the two in sync).
+ */
+
+export interface ErrorSpec {
+  readonly httpStatus: number;
+  /** gRPC status code number (3 INVALID_ARGUMENT, 5 NOT_FOUND, 8 RESOURCE_EXHAUSTED, 10 ABORTED, 9 FAILED_PRECONDITION, 14 UNAVAILABLE). */
+  readonly grpcCode: number;
+  readonly description: string;
+}
+
+export const ERROR_CATALOGUE = {
+  INVALID_JSON: { httpStatus: 400, grpcCode: 3, description: "The request body is not valid JSON." },
+  INVALID_REQUEST: { httpStatus: 400, grpcCode: 3, description: "A field is missing, has the wrong type, or is out of range." },
+  INVALID_GID: { httpStatus: 400, grpcCode: 3, description: "The gid is missing, longer than 128 characters, or has characters outside [A-Za-z0-9_.:-]." },
+  INVALID_TRANS_TYPE: { httpStatus: 400, grpcCode: 3, description: "trans_type is missing or not one of saga, msg, tcc, xa, workflow." },
+  UNSUPPORTED_TRANS_TYPE: { httpStatus: 400, grpcCode: 3, description: "This route does not accept that trans_type." },
+  INVALID_URL: { httpStatus: 400, grpcCode: 3, description: "A branch URL is malformed, too long, or uses a scheme other than http(s) or a gRPC target." },
+  INVALID_PAYLOADS: { httpStatus: 400, grpcCode: 3, description: "payloads does not match steps, or a payload is not a string." },
+  INVALID_ORDERS: { httpStatus: 400, grpcCode: 3, description: "custom_data.orders names an unknown step or forms a cycle." },
+  INVALID_OPTIONS: { httpStatus: 400, grpcCode: 3, description: "A transaction option (timeouts, retry settings, branch_headers) is invalid." },
+  TOO_MANY_BRANCHES: { httpStatus: 400, grpcCode: 8, description: "The transaction has more branches than the configured limit." },
+  PAYLOAD_TOO_LARGE: { httpStatus: 413, grpcCode: 8, description: "The request body or one branch payload is larger than the configured limit." },
+  UNSUPPORTED_MEDIA_TYPE: { httpStatus: 415, grpcCode: 3, description: "The request's Content-Type is not application/json." },
+  TRANS_NOT_FOUND: { httpStatus: 404, grpcCode: 5, description: "No transaction has that gid." },
+  ROUTE_NOT_FOUND: { httpStatus: 404, grpcCode: 12, description: "No such route." },
+  TEST_CONTROL_DISABLED: { httpStatus: 404, grpcCode: 12, description: "The test-control API is off (set DTX_TEST_CONTROL=1 outside production)." },
+  STORE_UNAVAILABLE: { httpStatus: 503, grpcCode: 14, description: "The store cannot be reached; the request wrote nothing and may be retried." },
+  INTERNAL: { httpStatus: 500, grpcCode: 13, description: "An unexpected server fault. It is logged; please report it." },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+/** An error with a stable code, an HTTP status and a gRPC status. */
+export class CoordinatorError extends Error {
+  readonly code: ErrorCode;
+  readonly httpStatus: number;
+  readonly grpcCode: number;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "CoordinatorError";
+    this.code = code;
+    this.httpStatus = ERROR_CATALOGUE[code].httpStatus;
+    this.grpcCode = ERROR_CATALOGUE[code].grpcCode;
+  }
+}
+
+/**
+ * dtm's wire outcomes for a request the coordinator answers: FAILURE is HTTP 409 / gRPC ABORTED,
+ * ONGOING is HTTP 425 / gRPC FAILED_PRECONDITION. Messages of FAILURE results end in " FAILURE"
+ * because dtm's Go SDK looks for that word.
+ */
+export class WireResult extends Error {
+  readonly result: "FAILURE" | "ONGOING";
+  constructor(result: "FAILURE" | "ONGOING", message: string) {
+    super(message);
+    this.name = "WireResult";
+    this.result = result;
+  }
+}
+
+export function failure(message: string): WireResult {
+  return new WireResult("FAILURE", message.endsWith("FAILURE") ? message : `${message} FAILURE`);
+}
+
+export function ongoing(message: string): WireResult {
+  return new WireResult("ONGOING", message);
+}

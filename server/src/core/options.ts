@@ -1,0 +1,60 @@
+import type { TransOptions } from "./types.ts";
+
+export const DEFAULT_OPTIONS: TransOptions = Object.freeze({
+  waitResult: false,
+  timeoutToFail: 0,
+  requestTimeout: 0,
+  retryInterval: 0,
+  branchHeaders: Object.freeze({}) as Record<string, string>,
+  concurrent: false,
+  retryLimit: 0,
+  retryCount: 0,
+});
+
+/**
+ * Encodes options as dtm stores them in the `options` column: JSON in the key order of Go's
+ * TransOptions, seconds for durations, omitting empty values except `concurrent`.
+ */
+export function encodeOptions(o: TransOptions): string {
+  const out: Record<string, unknown> = {};
+  if (o.waitResult) out["wait_result"] = true;
+  if (o.timeoutToFail) out["timeout_to_fail"] = o.timeoutToFail / 1000;
+  if (o.requestTimeout) out["request_timeout"] = o.requestTimeout / 1000;
+  if (o.retryInterval) out["retry_interval"] = o.retryInterval / 1000;
+  if (Object.keys(o.branchHeaders).length > 0) out["branch_headers"] = o.branchHeaders;
+  out["concurrent"] = o.concurrent;
+  if (o.retryLimit) out["retry_limit"] = o.retryLimit;
+  if (o.retryCount) out["retry_count"] = o.retryCount;
+  return JSON.stringify(out);
+}
+
+/** Decodes a stored `options` column; tolerant of anything an older coordinator wrote. */
+export function decodeOptions(text: string): TransOptions {
+  if (!text) return { ...DEFAULT_OPTIONS, branchHeaders: {} };
+  let raw: Record<string, unknown>;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    raw = parsed !== null && typeof parsed === "object" ? (parsed as Record<string, unknown>) : {};
+  } catch {
+    raw = {};
+  }
+  const seconds = (key: string): number => {
+    const v = raw[key];
+    return typeof v === "number" && Number.isFinite(v) && v > 0 ? Math.round(v * 1000) : 0;
+  };
+  const count = (key: string): number => {
+    const v = raw[key];
+    return typeof v === "number" && Number.isFinite(v) && v > 0 ? Math.floor(v) : 0;
+  };
+  const headers = raw["branch_headers"];
+  return {
+    waitResult: raw["wait_result"] === true,
+    timeoutToFail: seconds("timeout_to_fail"),
+    requestTimeout: seconds("request_timeout"),
+    retryInterval: seconds("retry_interval"),
+    branchHeaders: headers !== null && typeof headers === "object" ? { ...(headers as Record<string, string>) } : {},
+    concurrent: raw["concurrent"] === true,
+    retryLimit: count("retry_limit"),
+    retryCount: count("retry_count"),
+  };
+}

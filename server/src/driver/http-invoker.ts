@@ -1,0 +1,71 @@
+import { Agent, request } from "undici";
+import type { Outcome } from "../core/types.ts";
+import type { BranchCall, BranchInvoker } from "./invoker.ts";
+import { classifyHttpResult } from "./outcome.ts";
+
+/** The most of a participant's answer we read; the rest is discarded (a hostile RM cannot bloat us). */
+const MAX_RESPONSE_BYTES = 64 * 1024;
+
+/**
+ * Calls participants over HTTP as dtm does (PROTOCOL §6.1): POST with the raw payload (GET when
+ * there is none, except for XA), `gid`, `trans_type`, `branch_id`, `op` merged into the query,
+ * `Content-Type: application/json` plus the trans's `branch_headers`. Connections are kept alive
+ * and pooled per origin by one undici Agent.
+ */
+export class HttpInvoker implements BranchInvoker {
+  private readonly agent = new Agent({ keepAliveTimeout: 30_000, connections: 128, pipelining: 1 });
+
+  constructor(private readonly strictResults: boolean) {}
+
+  async invoke(call: BranchCall): Promise<Outcome> {
+    let target: URL;
+    try {
+      target = new URL(call.url);
+    } catch {
+      return { kind: "error", message: `invalid url: ${call.url}` };
+    }
+    target.searchParams.set("gid", call.gid);
+    target.searchParams.set("trans_type", call.transType);
+    target.searchParams.set("branch_id", call.branchId);
+    target.searchParams.set("op", call.op);
+    const hasBody = call.body.byteLength > 0;
+    const method = hasBody || call.transType === "xa" ? "POST" : "GET";
+    try {
+      const res = await request(target, {
+        method,
+        dispatcher: this.agent,
+        headers: { "content-type": "application/json", ...call.headers },
+        body: hasBody ? Buffer.from(call.body.buffer, call.body.byteOffset, call.body.byteLength) : undefined,
+        headersTimeout: call.timeoutMs,
+        bodyTimeout: call.timeoutMs,
+        signal: AbortSignal.timeout(call.timeoutMs),
+      });
+      const text = await readCapped(res.body);
+      return classifyHttpResult(res.statusCode, text, this.strictResults);
+    } catch (error) {
+      return { kind: "error", message: `${method} ${call.url}: ${describe(error)}` };
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+}
+
+async function readCapped(body: AsyncIterable<Buffer | Uint8Array>): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    if (size < MAX_RESPONSE_BYTES) {
+      const buf = Buffer.from(chunk);
+      chunks.push(buf.subarray(0, MAX_RESPONSE_BYTES - size));
+      size += buf.length;
+    }
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) return error.name === "Error" ? error.message : `${error.name}: ${error.message}`;
+  return String(error);
+}

@@ -1,0 +1,28 @@
+import type { Outcome, Protocol, TransType } from "../core/types.ts";
+
+/** One call from the coordinator to a participant (PROTOCOL §6). */
+export interface BranchCall {
+  gid: string;
+  transType: TransType;
+  protocol: Protocol;
+  branchId: string;
+  op: string;
+  url: string;
+  body: Uint8Array;
+  headers: Readonly<Record<string, string>>;
+  timeoutMs: number;
+}
+
+/** Calls a participant and classifies its answer. Never throws: faults become `error` outcomes. */
+export interface BranchInvoker {
+  invoke(call: BranchCall): Promise<Outcome>;
+  close(): Promise<void>;
+}
+
+/** The transport a URL is called over (PROTOCOL §6 dispatch rules). */
+export function transportOf(protocol: Protocol, url: string): "http" | "json-rpc" | "grpc" {
+  const isHttpUrl = url.startsWith("http://") || url.startsWith("https://");
+  if (protocol === "json-rpc" && isHttpUrl && url.includes("method")) return "json-rpc";
+  if (protocol === "http" || isHttpUrl) return "http";
+  return "grpc";
+}

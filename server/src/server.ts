@@ -1,0 +1,91 @@
+import type { FastifyInstance } from "fastify";
+import type { Config } from "./config.ts";
+import { redactConfig } from "./config.ts";
+import { createProcessors } from "./core/processors.ts";
+import type { TimingConfig } from "./core/retry.ts";
+import { AdjustableClock } from "./cron/clock.ts";
+import { RecoveryLoop } from "./cron/recovery-loop.ts";
+import { HttpInvoker } from "./driver/http-invoker.ts";
+import { buildHttpApp } from "./api/http/app.ts";
+import type { Logger } from "./logger.ts";
+import { CrashPoints } from "./service/crash-points.ts";
+import { Executor } from "./service/executor.ts";
+import { TransService } from "./service/trans-service.ts";
+import { SqliteStore } from "./store/sqlite/sqlite-store.ts";
+import type { Store } from "./store/store.ts";
+
+export const VERSION = "v1.19.0-dtx.0.1.0";
+
+export interface Coordinator {
+  readonly config: Config;
+  readonly http: FastifyInstance;
+  readonly store: Store;
+  readonly cron: RecoveryLoop;
+  readonly service: TransService;
+  readonly clock: AdjustableClock;
+  /** Listens on the configured ports and starts the cron. Resolves with the bound HTTP port. */
+  start(): Promise<{ httpPort: number }>;
+  /** Graceful stop: refuse new requests, drain running passes, close the store. */
+  stop(): Promise<void>;
+}
+
+export function timingOf(config: Config): TimingConfig {
+  return {
+    retryInterval: config.retryInterval * 1000,
+    maxRetryInterval: config.maxRetryInterval * 1000,
+    timeoutToFail: config.timeoutToFail * 1000,
+    requestTimeout: config.requestTimeout * 1000,
+    retryJitter: config.retryJitter,
+  };
+}
+
+function openStore(config: Config): Store {
+  return new SqliteStore({ path: config.store.path, synchronous: config.store.synchronous });
+}
+
+/** The composition root: wires config, store, engine, cron and API together. */
+export async function createCoordinator(config: Config, logger: Logger): Promise<Coordinator> {
+  const timing = timingOf(config);
+  const clock = new AdjustableClock();
+  const store = openStore(config);
+  await store.migrate();
+  const crash = new CrashPoints();
+  const invoker = new HttpInvoker(config.strictResults);
+  const executor = new Executor({
+    store, invoker, clock, timing, processors: createProcessors(timing), logger, crash, random: Math.random,
+  });
+  const service = new TransService({
+    store, executor, clock, timing, logger,
+    limits: { maxBranches: config.maxBranches, maxPayloadBytes: config.maxPayloadBytes },
+  });
+  const cron = new RecoveryLoop(store, executor, clock, {
+    idleMs: config.cronInterval * 1000,
+    leaseMs: timing.retryInterval,
+    batchSize: config.cronBatchSize,
+    concurrency: config.cronConcurrency,
+  }, logger);
+  const http = buildHttpApp({
+    service, store, logger, maxBodyBytes: config.maxBodyBytes, version: VERSION,
+    ...(config.testControl ? { testControl: { clock, cron, crash } } : {}),
+  });
+
+  return {
+    config, http, store, cron, service, clock,
+    async start() {
+      logger.info({ config: redactConfig(config) }, "dtx starting");
+      await http.listen({ port: config.httpPort, host: config.host });
+      cron.start();
+      const address = http.server.address();
+      const httpPort = typeof address === "object" && address ? address.port : config.httpPort;
+      logger.info({ httpPort, store: config.store.driver, testControl: config.testControl }, "dtx listening");
+      return { httpPort };
+    },
+    async stop() {
+      await cron.stop();
+      await http.close();
+      await executor.drain();
+      await invoker.close();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,217 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import BetterSqlite3 from "better-sqlite3";
+import type { Database } from "better-sqlite3";
+import type { Branch, GlobalStatus, TransGlobal } from "../../core/types.ts";
+import type {
+  AppendResult, BranchUpdate, NewBranch, NewTrans, ScanPage, ScanQuery, Store, TransPatch,
+} from "../store.ts";
+import { migrateSqlite } from "./migrations.ts";
+import type { BranchRow, TransRow } from "./rows.ts";
+import { branchFromRow, branchToRow, transFromRow, transToRow } from "./rows.ts";
+import { WriteBatcher } from "./write-batcher.ts";
+
+const UNFINISHED = "('prepared', 'submitted', 'aborting')";
+
+export interface SqliteStoreOptions {
+  /** File path, or ":memory:". */
+  path: string;
+  /** `full` (default) fsyncs every commit; `normal` may lose the last commits on power loss. */
+  synchronous?: "full" | "normal";
+}
+
+/**
+ * The embedded store: one SQLite file in WAL mode, durable by default (`synchronous=FULL`).
+ * Writes go through a {@link WriteBatcher} (group commit); reads run directly. It serves one
+ * coordinator process: for several coordinators use PostgreSQL, MySQL or Redis.
+ */
+export class SqliteStore implements Store {
+  private readonly db: Database;
+  private readonly writes: WriteBatcher;
+  private readonly stmts: ReturnType<typeof prepareStatements>;
+
+  constructor(options: SqliteStoreOptions) {
+    if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
+    this.db = new BetterSqlite3(options.path);
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma(`synchronous = ${options.synchronous === "normal" ? "NORMAL" : "FULL"}`);
+    this.db.pragma("busy_timeout = 5000");
+    migrateSqlite(this.db, Date.now());
+    this.stmts = prepareStatements(this.db);
+    this.writes = new WriteBatcher(this.db);
+  }
+
+  async migrate(): Promise<void> {
+    migrateSqlite(this.db, Date.now());
+  }
+
+  async ping(): Promise<void> {
+    this.db.prepare("SELECT 1").get();
+  }
+
+  async close(): Promise<void> {
+    await this.writes.write(() => undefined);
+    this.db.close();
+  }
+
+  get maxBatch(): number {
+    return this.writes.maxBatch;
+  }
+
+  async findTrans(gid: string): Promise<TransGlobal | null> {
+    const row = this.stmts.findTrans.get(gid) as TransRow | undefined;
+    return row ? transFromRow(row) : null;
+  }
+
+  async findBranches(gid: string): Promise<Branch[]> {
+    return (this.stmts.findBranches.all(gid) as BranchRow[]).map(branchFromRow);
+  }
+
+  async scanTrans(q: ScanQuery): Promise<ScanPage> {
+    const where: string[] = [];
+    const params: (string | number)[] = [];
+    if (q.position !== "") {
+      where.push("id < ?");
+      params.push(Number(q.position));
+    }
+    if (q.status) {
+      where.push("status = ?");
+      params.push(q.status);
+    }
+    if (q.transType) {
+      where.push("trans_type = ?");
+      params.push(q.transType);
+    }
+    if (q.createTimeStart !== undefined) {
+      where.push("create_time >= ?");
+      params.push(q.createTimeStart);
+    }
+    if (q.createTimeEnd !== undefined) {
+      where.push("create_time <= ?");
+      params.push(q.createTimeEnd);
+    }
+    const sql = `SELECT * FROM trans_global ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC LIMIT ?`;
+    const rows = this.db.prepare(sql).all(...params, q.limit) as TransRow[];
+    const last = rows[rows.length - 1];
+    return {
+      transactions: rows.map(transFromRow),
+      nextPosition: rows.length === q.limit && last ? String(last.id) : "",
+    };
+  }
+
+  saveNewTrans(trans: NewTrans, branches: readonly NewBranch[]): Promise<"created" | "exists"> {
+    return this.writes.write(() => {
+      const inserted = this.stmts.insertTrans.run(transToRow(trans));
+      if (inserted.changes === 0) return "exists" as const;
+      for (const b of branches) this.stmts.insertBranch.run(branchToRow(b));
+      return "created" as const;
+    });
+  }
+
+  appendBranches(gid: string, expectedStatus: GlobalStatus, branches: readonly NewBranch[], _now: number): Promise<AppendResult> {
+    return this.writes.write((): AppendResult => {
+      const row = this.stmts.findStatus.get(gid) as { status: string } | undefined;
+      if (!row) return "not_found";
+      if (row.status !== expectedStatus) return "status_mismatch";
+      for (const b of branches) {
+        const existing = this.stmts.findBranch.get(gid, b.branchId, b.op) as BranchRow | undefined;
+        if (!existing) continue;
+        const same = existing.url === b.url && Buffer.compare(existing.bin_data ?? Buffer.alloc(0), Buffer.from(b.binData)) === 0;
+        if (!same) return "conflict";
+      }
+      for (const b of branches) this.stmts.insertBranchIgnore.run(branchToRow(b));
+      return "saved";
+    });
+  }
+
+  updateTrans(gid: string, expectedStatus: GlobalStatus, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean> {
+    return this.writes.write(() => {
+      const changed = this.stmts.updateTrans.run({
+        gid,
+        expected: expectedStatus,
+        status: patch.status ?? null,
+        update_time: patch.updateTime,
+        finish_time: patch.finishTime ?? null,
+        rollback_time: patch.rollbackTime ?? null,
+        rollback_reason: patch.rollbackReason ?? null,
+        result: patch.result ?? null,
+        next_cron_time: patch.nextCronTime ?? null,
+        next_cron_interval: patch.nextCronInterval ?? null,
+      });
+      if (changed.changes === 0) return false;
+      for (const b of branches) {
+        this.stmts.updateBranch.run(b.status, b.finishTime, patch.updateTime, gid, b.branchId, b.op);
+      }
+      return true;
+    });
+  }
+
+  claimDue(now: number, leaseUntil: number, limit: number, owner: string): Promise<TransGlobal[]> {
+    return this.writes.write(() => {
+      const rows = this.stmts.findDue.all(now, limit) as TransRow[];
+      const claimed: TransGlobal[] = [];
+      for (const row of rows) {
+        const r = this.stmts.claim.run(leaseUntil, owner, now, row.id, now);
+        if (r.changes === 1) claimed.push(transFromRow({ ...row, next_cron_time: leaseUntil, owner, update_time: now }));
+      }
+      return claimed;
+    });
+  }
+
+  resetCronTime(after: number, now: number, limit: number): Promise<{ count: number; hasRemaining: boolean }> {
+    return this.writes.write(() => {
+      const ids = this.db
+        .prepare(`SELECT id FROM trans_global WHERE status IN ${UNFINISHED} AND next_cron_time > ? LIMIT ?`)
+        .all(after, limit + 1) as { id: number }[];
+      const take = ids.slice(0, limit);
+      const update = this.db.prepare("UPDATE trans_global SET next_cron_time = ?, update_time = ? WHERE id = ?");
+      for (const { id } of take) update.run(now, now, id);
+      return { count: take.length, hasRemaining: ids.length > limit };
+    });
+  }
+
+  resetNextCronTime(gid: string, now: number): Promise<boolean> {
+    return this.writes.write(() => this.stmts.resetNext.run(now, now, gid).changes === 1);
+  }
+}
+
+function prepareStatements(db: Database) {
+  return {
+    findTrans: db.prepare("SELECT * FROM trans_global WHERE gid = ?"),
+    findStatus: db.prepare("SELECT status FROM trans_global WHERE gid = ?"),
+    findBranches: db.prepare("SELECT * FROM trans_branch_op WHERE gid = ? ORDER BY id ASC"),
+    findBranch: db.prepare("SELECT * FROM trans_branch_op WHERE gid = ? AND branch_id = ? AND op = ?"),
+    insertTrans: db.prepare(`INSERT INTO trans_global (gid, trans_type, status, query_prepared, protocol, create_time,
+        update_time, finish_time, rollback_time, options, custom_data, next_cron_interval, next_cron_time, owner,
+        ext_data, result, rollback_reason)
+      VALUES (@gid, @trans_type, @status, @query_prepared, @protocol, @create_time, @update_time, @finish_time,
+        @rollback_time, @options, @custom_data, @next_cron_interval, @next_cron_time, @owner, @ext_data, @result,
+        @rollback_reason)
+      ON CONFLICT (gid) DO NOTHING`),
+    insertBranch: db.prepare(`INSERT INTO trans_branch_op (gid, url, bin_data, branch_id, op, status, finish_time,
+        create_time, update_time)
+      VALUES (@gid, @url, @bin_data, @branch_id, @op, @status, @finish_time, @create_time, @update_time)`),
+    insertBranchIgnore: db.prepare(`INSERT INTO trans_branch_op (gid, url, bin_data, branch_id, op, status, finish_time,
+        create_time, update_time)
+      VALUES (@gid, @url, @bin_data, @branch_id, @op, @status, @finish_time, @create_time, @update_time)
+      ON CONFLICT (gid, branch_id, op) DO NOTHING`),
+    updateTrans: db.prepare(`UPDATE trans_global SET
+        status = COALESCE(@status, status),
+        update_time = @update_time,
+        finish_time = COALESCE(@finish_time, finish_time),
+        rollback_time = COALESCE(@rollback_time, rollback_time),
+        rollback_reason = COALESCE(@rollback_reason, rollback_reason),
+        result = COALESCE(@result, result),
+        next_cron_time = COALESCE(@next_cron_time, next_cron_time),
+        next_cron_interval = COALESCE(@next_cron_interval, next_cron_interval)
+      WHERE gid = @gid AND status = @expected`),
+    updateBranch: db.prepare(
+      "UPDATE trans_branch_op SET status = ?, finish_time = ?, update_time = ? WHERE gid = ? AND branch_id = ? AND op = ?",
+    ),
+    findDue: db.prepare(`SELECT * FROM trans_global WHERE status IN ${UNFINISHED} AND next_cron_time <= ?
+      ORDER BY next_cron_time LIMIT ?`),
+    claim: db.prepare(`UPDATE trans_global SET next_cron_time = ?, owner = ?, update_time = ?
+      WHERE id = ? AND next_cron_time <= ? AND status IN ${UNFINISHED}`),
+    resetNext: db.prepare("UPDATE trans_global SET next_cron_time = ?, update_time = ? WHERE gid = ?"),
+  };
+}

@@ -1,0 +1,87 @@
+import type { Branch, BranchStatus, GlobalStatus, TransGlobal, TransType } from "../core/types.ts";
+
+/**
+ * The store contract (PROTOCOL §10.1). Every implementation (SQLite, Postgres, MySQL, Redis)
+ * passes the same conformance suite. Expected conditions come back as values; only faults
+ * (the database is down, the disk is full) throw.
+ *
+ * Every status change is a compare-and-set on the stored status: a write that lost the race
+ * returns `false` and changes nothing.
+ */
+export interface Store {
+  /** Creates or upgrades the schema. Safe to call from many coordinators at once. */
+  migrate(): Promise<void>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+
+  findTrans(gid: string): Promise<TransGlobal | null>;
+  /** Branches in insertion order. */
+  findBranches(gid: string): Promise<Branch[]>;
+  scanTrans(query: ScanQuery): Promise<ScanPage>;
+
+  /** Inserts the trans and its branches atomically, unless the gid exists. */
+  saveNewTrans(trans: NewTrans, branches: readonly NewBranch[]): Promise<"created" | "exists">;
+
+  /**
+   * Appends branches if the trans has `expectedStatus`. `conflict` = a (branch_id, op) exists with
+   * a different url or payload; an identical existing row is left alone and counts as saved.
+   */
+  appendBranches(gid: string, expectedStatus: GlobalStatus, branches: readonly NewBranch[], now: number): Promise<AppendResult>;
+
+  /**
+   * The one write the engine uses while processing: CAS the trans from `expectedStatus`, patch
+   * its fields, and set branch statuses, all atomically. Returns false (writing nothing) when
+   * the stored status is no longer `expectedStatus`.
+   */
+  updateTrans(gid: string, expectedStatus: GlobalStatus, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean>;
+
+  /**
+   * Claims up to `limit` unfinished transactions whose next_cron_time <= now, pushing their
+   * next_cron_time to `leaseUntil` (the lease) and setting `owner`. A row claimed by another
+   * coordinator in the meantime is skipped.
+   */
+  claimDue(now: number, leaseUntil: number, limit: number, owner: string): Promise<TransGlobal[]>;
+
+  /** resetCronTime: pulls forward unfinished transactions scheduled after `after`. */
+  resetCronTime(after: number, now: number, limit: number): Promise<{ count: number; hasRemaining: boolean }>;
+  /** resetNextCronTime: makes one trans due now. False if the gid is unknown. */
+  resetNextCronTime(gid: string, now: number): Promise<boolean>;
+}
+
+export type NewTrans = Omit<TransGlobal, "id">;
+export type NewBranch = Omit<Branch, "id">;
+
+export type AppendResult = "saved" | "status_mismatch" | "not_found" | "conflict";
+
+export interface TransPatch {
+  status?: GlobalStatus;
+  updateTime: number;
+  finishTime?: number;
+  rollbackTime?: number;
+  rollbackReason?: string;
+  result?: string;
+  nextCronTime?: number;
+  nextCronInterval?: number;
+}
+
+export interface BranchUpdate {
+  branchId: string;
+  op: string;
+  status: BranchStatus;
+  finishTime: number;
+}
+
+export interface ScanQuery {
+  /** Exclusive upper bound on `id` ("" = from the newest). */
+  position: string;
+  limit: number;
+  status?: GlobalStatus;
+  transType?: TransType;
+  createTimeStart?: number;
+  createTimeEnd?: number;
+}
+
+export interface ScanPage {
+  transactions: TransGlobal[];
+  nextPosition: string;
+}
