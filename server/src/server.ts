@@ -66,7 +66,7 @@ export async function createCoordinator(config: Config, logger: Logger): Promise
   }, logger);
   const http = buildHttpApp({
     service, store, logger, maxBodyBytes: config.maxBodyBytes, version: VERSION,
-    ...(config.testControl ? { testControl: { clock, cron, crash } } : {}),
+    ...(config.testControl ? { testControl: { clock, cron, crash, settle: () => executor.drain() } } : {}),
   });
 
   return {

@@ -1,4 +1,4 @@
-import Fastify from "fastify";
+import Fastify, { LogController } from "fastify";
 import type { FastifyBaseLogger, FastifyInstance } from "fastify";
 import type { Logger } from "../../logger.ts";
 import type { TransService } from "../../service/trans-service.ts";
@@ -23,7 +23,8 @@ export function buildHttpApp(deps: HttpAppDeps): FastifyInstance {
   const app = Fastify({
     // pino's Logger is a FastifyBaseLogger; the cast only drops pino's extra generic parameters.
     loggerInstance: deps.logger as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // Per-request logs would dominate CPU at thousands of sagas/s; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: deps.maxBodyBytes,
     // Slow or idle clients are cut off instead of holding sockets forever.
     connectionTimeout: 60_000,

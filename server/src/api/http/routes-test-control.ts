@@ -10,6 +10,8 @@ export interface TestControlDeps {
   clock: AdjustableClock;
   cron: RecoveryLoop;
   crash: CrashPoints;
+  /** Resolves once every pass running now has ended. */
+  settle: () => Promise<void>;
 }
 
 function advanceOf(body: unknown): number {
@@ -21,7 +23,8 @@ function advanceOf(body: unknown): number {
 
 /**
  * The opt-in test-control API under /api/dtx/test (DTX_TEST_CONTROL=1, refused in production):
- * move the coordinator's clock forward, run one cron round, arm a crash point.
+ * move the coordinator's clock forward, run one cron round, wait for running passes to end,
+ * arm a crash point.
  */
 export function testControlRoutes(deps: TestControlDeps) {
   return async (app: FastifyInstance): Promise<void> => {
@@ -33,6 +36,10 @@ export function testControlRoutes(deps: TestControlDeps) {
       deps.clock.advance(advanceOf(req.body));
       const processed = await deps.cron.tickOnce();
       return { processed, now: deps.clock.now() };
+    });
+    app.post("/settle", async () => {
+      await deps.settle();
+      return { settled: true };
     });
     app.post("/crash", async (req) => {
       const o = asObject(req.body);
