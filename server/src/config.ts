@@ -37,6 +37,8 @@ export const ConfigSchema = z
     maxPayloadBytes: z.number().int().positive().default(256 * 1024),
     maxBranches: z.number().int().positive().default(1000),
     strictResults: z.boolean().default(false),
+    alertRetryLimit: z.number().int().nonnegative().default(3),
+    alertWebhook: z.string().default(""),
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     testControl: z.boolean().default(false),
   })
@@ -77,6 +79,8 @@ const ENV_KEYS: Record<string, [string[], EnvKind]> = {
   DTX_MAX_PAYLOAD_BYTES: [["maxPayloadBytes"], "number"],
   DTX_MAX_BRANCHES: [["maxBranches"], "number"],
   DTX_STRICT_RESULTS: [["strictResults"], "boolean"],
+  DTX_ALERT_RETRY_LIMIT: [["alertRetryLimit"], "number"],
+  DTX_ALERT_WEBHOOK: [["alertWebhook"], "string"],
   DTX_LOG_LEVEL: [["logLevel"], "string"],
   DTX_TEST_CONTROL: [["testControl"], "boolean"],
 };
@@ -182,7 +186,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 
 /** Redacts credentials in the config for logging. */
 export function redactConfig(config: Config): Record<string, unknown> {
-  return { ...config, store: { ...config.store, url: redactUrl(config.store.url) } };
+  return { ...config, alertWebhook: redactUrl(config.alertWebhook), store: { ...config.store, url: redactUrl(config.store.url) } };
 }
 
 function redactUrl(url: string): string {

@@ -5,11 +5,15 @@ import { createProcessors } from "./core/processors.ts";
 import type { TimingConfig } from "./core/retry.ts";
 import { AdjustableClock } from "./cron/clock.ts";
 import { RecoveryLoop } from "./cron/recovery-loop.ts";
+import { alertWebhook } from "./driver/alert-webhook.ts";
+import { DispatchInvoker } from "./driver/dispatch-invoker.ts";
 import { HttpInvoker } from "./driver/http-invoker.ts";
+import { JsonRpcInvoker } from "./driver/jsonrpc-invoker.ts";
 import { buildHttpApp } from "./api/http/app.ts";
 import type { Logger } from "./logger.ts";
 import { CrashPoints } from "./service/crash-points.ts";
 import { Executor } from "./service/executor.ts";
+import { TopicService } from "./service/topic-service.ts";
 import { TransService } from "./service/trans-service.ts";
 import { SqliteStore } from "./store/sqlite/sqlite-store.ts";
 import type { Store } from "./store/store.ts";
@@ -50,12 +54,17 @@ export async function createCoordinator(config: Config, logger: Logger): Promise
   const store = openStore(config);
   await store.migrate();
   const crash = new CrashPoints();
-  const invoker = new HttpInvoker(config.strictResults);
+  const invoker = new DispatchInvoker({
+    http: new HttpInvoker(config.strictResults),
+    "json-rpc": new JsonRpcInvoker(config.strictResults),
+  });
   const executor = new Executor({
     store, invoker, clock, timing, processors: createProcessors(timing), logger, crash, random: Math.random,
+    onBackoff: alertWebhook(config.alertWebhook, config.alertRetryLimit, timing.requestTimeout, logger),
   });
+  const topics = new TopicService(store, clock);
   const service = new TransService({
-    store, executor, clock, timing, logger,
+    store, executor, clock, timing, logger, topics,
     limits: { maxBranches: config.maxBranches, maxPayloadBytes: config.maxPayloadBytes },
   });
   const cron = new RecoveryLoop(store, executor, clock, {
@@ -65,7 +74,7 @@ export async function createCoordinator(config: Config, logger: Logger): Promise
     concurrency: config.cronConcurrency,
   }, logger);
   const http = buildHttpApp({
-    service, store, logger, maxBodyBytes: config.maxBodyBytes, version: VERSION,
+    service, topics, store, logger, maxBodyBytes: config.maxBodyBytes, version: VERSION,
     ...(config.testControl ? { testControl: { clock, cron, crash, settle: () => executor.drain() } } : {}),
   });
 

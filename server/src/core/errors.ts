@@ -24,6 +24,12 @@ export const ERROR_CATALOGUE = {
   TOO_MANY_BRANCHES: { httpStatus: 400, grpcCode: 8, description: "The transaction has more branches than the configured limit." },
   PAYLOAD_TOO_LARGE: { httpStatus: 413, grpcCode: 8, description: "The request body or one branch payload is larger than the configured limit." },
   UNSUPPORTED_MEDIA_TYPE: { httpStatus: 415, grpcCode: 3, description: "The request's Content-Type is not application/json." },
+  INVALID_BRANCH: { httpStatus: 400, grpcCode: 3, description: "A registerBranch field (branch_id, op, status, URLs) is missing or malformed." },
+  BRANCH_CONFLICT: { httpStatus: 409, grpcCode: 6, description: "That (branch_id, op) is already registered with a different URL or payload (D4)." },
+  TOPIC_HAS_NO_SUBSCRIBERS: { httpStatus: 400, grpcCode: 9, description: "A msg step names a topic that has no subscriber." },
+  TOPIC_NOT_FOUND: { httpStatus: 404, grpcCode: 5, description: "No topic has that name." },
+  TOPIC_SUBSCRIBER_EXISTS: { httpStatus: 409, grpcCode: 6, description: "That URL already subscribes to the topic." },
+  TOPIC_SUBSCRIBER_NOT_FOUND: { httpStatus: 404, grpcCode: 5, description: "That URL does not subscribe to the topic." },
   TRANS_NOT_FOUND: { httpStatus: 404, grpcCode: 5, description: "No transaction has that gid." },
   ROUTE_NOT_FOUND: { httpStatus: 404, grpcCode: 12, description: "No such route." },
   TEST_CONTROL_DISABLED: { httpStatus: 404, grpcCode: 12, description: "The test-control API is off (set DTX_TEST_CONTROL=1 outside production)." },
@@ -69,3 +75,13 @@ export function failure(message: string): WireResult {
 export function ongoing(message: string): WireResult {
   return new WireResult("ONGOING", message);
 }
+
+/**
+ * The `code` a client sees for dtm's two wire outcomes (a {@link WireResult}, not a
+ * CoordinatorError). They are not errors of the request itself, so they stay out of
+ * ERROR_CATALOGUE, but `docs/errors.md` documents them with the catalogue.
+ */
+export const WIRE_RESULT_CODES = {
+  FAILURE: { httpStatus: 409, grpcCode: 10, description: "dtm's FAILURE: the trans cannot do what was asked in its current status, or it failed." },
+  ONGOING: { httpStatus: 425, grpcCode: 9, description: "dtm's ONGOING: the trans has not finished yet; ask again later." },
+} as const satisfies Record<WireResult["result"], ErrorSpec>;

@@ -20,6 +20,8 @@ export interface Pass {
   retryCount: number;
   /** The worst non-terminal outcome seen in this pass; decides how the retry is scheduled. */
   worst: "none" | "ongoing" | "error";
+  /** The answer of this pass's check-back / workflow-resume call, once it came. */
+  checkBack: Outcome | undefined;
   /** Why the pass decided to roll back (the first terminal failure's message). */
   failureReason: string | undefined;
   /** Branch status changes not yet written to the store. */
@@ -46,8 +48,13 @@ export type Decision =
   | { kind: "transition"; to: GlobalStatus; reason?: string }
   /** Wait for one in-flight call to answer. */
   | { kind: "await" }
-  /** End the pass unfinished; schedule the next cron attempt. */
-  | { kind: "stop"; retry: RetryKind }
+  /**
+   * Call the trans's `query_prepared` URL (msg check-back, workflow resume) with branch_id "00",
+   * this op and body; the answer lands in `pass.checkBack`.
+   */
+  | { kind: "checkBack"; op: string; body: Uint8Array }
+  /** End the pass unfinished; schedule the next cron attempt (at `at` when given). */
+  | { kind: "stop"; retry: RetryKind; at?: number }
   /** The trans is final (or needs nothing now); end the pass. */
   | { kind: "done" };
 
@@ -66,6 +73,7 @@ export function newPass(trans: PassTrans, branches: readonly PassBranch[]): Pass
     parked: new Set(),
     retryCount: trans.options.retryCount,
     worst: "none",
+    checkBack: undefined,
     failureReason: undefined,
     dirty: new Map(),
   };

@@ -19,6 +19,17 @@ export interface ExecutorDeps {
   logger: Logger;
   crash: CrashPoints;
   random: () => number;
+  /** Told when a trans backs off again after errors (drives the alert webhook). */
+  onBackoff?: (event: BackoffEvent) => void;
+}
+
+export interface BackoffEvent {
+  gid: string;
+  status: string;
+  /** floor(log2(interval / base)): how many times the interval has doubled (dtm's retry_count). */
+  retryCount: number;
+  branchUrl: string;
+  error: string;
 }
 
 /** What one pass ended with. */
@@ -72,6 +83,7 @@ export class Executor {
     const pass = newPass(trans, branches);
     const calls = new CallTracker();
     let lastError: string | undefined;
+    let lastErrorUrl = "";
     let ongoing = false;
     const maxSteps = MAX_STEPS_PER_BRANCH * (branches.length + 4);
 
@@ -88,9 +100,22 @@ export class Executor {
           for (const { index, outcome } of await calls.next()) {
             this.deps.crash.reach("afterBranchCall", trans.gid);
             this.apply(pass, processor, index, outcome);
-            if (outcome.kind === "error" || outcome.kind === "failure") lastError = outcome.message;
+            if (outcome.kind === "error" || outcome.kind === "failure") {
+              lastError = outcome.message;
+              lastErrorUrl = pass.branches[index]?.url ?? "";
+            }
             ongoing = outcome.kind === "ongoing";
           }
+          break;
+        }
+        case "checkBack": {
+          const outcome = await this.checkBack(current, decision.op, decision.body);
+          pass.checkBack = outcome;
+          if (outcome.kind === "error" || outcome.kind === "failure") {
+            lastError = outcome.message;
+            lastErrorUrl = current.queryPrepared;
+          }
+          ongoing = outcome.kind === "ongoing";
           break;
         }
         case "transition": {
@@ -100,7 +125,8 @@ export class Executor {
           break;
         }
         case "stop": {
-          const won = await this.scheduleRetry(pass, current, decision.retry, now);
+          const won = await this.scheduleRetry(pass, current, decision.retry, now, decision.at);
+          if (won && decision.retry === "backoff") this.reportBackoff(current, lastErrorUrl, lastError ?? "");
           return { trans: current, lastError, ongoing, lostRace: !won };
         }
         case "done": {
@@ -137,6 +163,28 @@ export class Executor {
     );
   }
 
+  private checkBack(trans: TransGlobal, op: string, body: Uint8Array): Promise<Outcome> {
+    if (trans.queryPrepared === "") return Promise.resolve({ kind: "success" });
+    return this.deps.invoker.invoke({
+      gid: trans.gid,
+      transType: trans.transType,
+      protocol: trans.protocol,
+      branchId: "00",
+      op,
+      url: trans.queryPrepared,
+      body,
+      headers: trans.options.branchHeaders,
+      timeoutMs: requestTimeout(trans, this.deps.timing),
+    });
+  }
+
+  private reportBackoff(trans: TransGlobal, branchUrl: string, error: string): void {
+    if (!this.deps.onBackoff) return;
+    const base = baseInterval(trans, this.deps.timing);
+    const retryCount = Math.floor(Math.log2(trans.nextCronInterval / base));
+    this.deps.onBackoff({ gid: trans.gid, status: trans.status, retryCount, branchUrl, error });
+  }
+
   private apply(pass: Pass, processor: Processor, index: number, outcome: Outcome): void {
     const branch = pass.branches[index];
     recordOutcome(pass, index, outcome, branch !== undefined && processor.failureIsTerminal(branch));
@@ -163,10 +211,11 @@ export class Executor {
     return won;
   }
 
-  private async scheduleRetry(pass: Pass, current: TransGlobal, kind: "reset" | "keep" | "backoff", now: number): Promise<boolean> {
+  private async scheduleRetry(pass: Pass, current: TransGlobal, kind: "reset" | "keep" | "backoff", now: number, at?: number): Promise<boolean> {
     const { timing, random } = this.deps;
     const interval = nextInterval(current.nextCronInterval, kind, baseInterval(current, timing), timing);
-    return this.write(pass, current, { updateTime: now, nextCronInterval: interval, nextCronTime: retryAt(now, interval, timing, random()) }, now);
+    const nextCronTime = at ?? retryAt(now, interval, timing, random());
+    return this.write(pass, current, { updateTime: now, nextCronInterval: interval, nextCronTime }, now);
   }
 
   /** One atomic CAS write of the trans patch and every branch status changed since the last write. */

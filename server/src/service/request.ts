@@ -27,10 +27,21 @@ export interface TransRequest {
 
 const MAX_URL_LENGTH = 1024;
 const MAX_SECONDS = 365 * 24 * 3600;
+/** request_timeout ends up in a Node timer, which silently fires after 1 ms past 2^31-1 ms. */
+const MAX_REQUEST_TIMEOUT_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
 const MAX_HEADERS = 32;
 const MAX_HEADER_BYTES = 8 * 1024;
-const FORBIDDEN_HEADERS = new Set(["host", "content-length", "transfer-encoding", "connection", "content-type", "upgrade", "te", "trailer", "keep-alive"]);
+/**
+ * Headers a trans may not set on its branch calls: framing, hop-by-hop (RFC 9110 §7.6.1) and
+ * `expect`, which the HTTP client refuses (every call would fail).
+ */
+const FORBIDDEN_HEADERS = new Set([
+  "host", "content-length", "transfer-encoding", "connection", "content-type", "upgrade", "te", "trailer", "keep-alive",
+  "expect", "proxy-connection", "proxy-authenticate", "proxy-authorization",
+]);
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** A header value the HTTP client will send (field-vchar, SP, HTAB; the same rule as Node and undici). */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const GRPC_TARGET = /^[A-Za-z0-9_.:[\]-]+:\d{1,5}\/[A-Za-z0-9_.]+\/[A-Za-z0-9_]+$/;
 
 function invalid(message: string): CoordinatorError {
@@ -50,7 +61,8 @@ function optionalString(o: Record<string, unknown>, key: string): string {
 }
 
 export function parseGid(value: unknown): string {
-  if (typeof value !== "string" || value === "") throw new CoordinatorError("INVALID_GID", "gid is required");
+  if (value === undefined || value === null || value === "") throw new CoordinatorError("INVALID_GID", "gid is required");
+  if (typeof value !== "string") throw new CoordinatorError("INVALID_GID", "gid must be a string");
   if (!GID_PATTERN.test(value)) {
     throw new CoordinatorError("INVALID_GID", "gid must be 1-128 characters from [A-Za-z0-9_.:-]");
   }
@@ -72,11 +84,11 @@ function parseProtocol(value: unknown): Protocol {
   return value as Protocol;
 }
 
-function seconds(o: Record<string, unknown>, key: string): number {
+function seconds(o: Record<string, unknown>, key: string, max = MAX_SECONDS): number {
   const v = o[key];
   if (v === undefined || v === null) return 0;
-  if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || v > MAX_SECONDS) {
-    throw new CoordinatorError("INVALID_OPTIONS", `${key} must be a number of seconds between 0 and ${MAX_SECONDS}`);
+  if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || v > max) {
+    throw new CoordinatorError("INVALID_OPTIONS", `${key} must be a number of seconds between 0 and ${max}`);
   }
   return Math.round(v * 1000);
 }
@@ -110,6 +122,9 @@ export function parseBranchHeaders(value: unknown): Record<string, string> {
       throw new CoordinatorError("INVALID_OPTIONS", `branch_headers may not set ${JSON.stringify(name)}`);
     }
     if (/[\r\n\0]/.test(v)) throw new CoordinatorError("INVALID_OPTIONS", `branch_headers.${name} contains a line break`);
+    if (!HEADER_VALUE.test(v)) {
+      throw new CoordinatorError("INVALID_OPTIONS", `branch_headers.${name} may only hold visible ASCII, Latin-1, spaces and tabs`);
+    }
     size += name.length + v.length;
     out[name] = v;
   }
@@ -122,7 +137,7 @@ export function parseOptions(o: Record<string, unknown>): TransOptions {
     ...DEFAULT_OPTIONS,
     waitResult: bool(o, "wait_result"),
     timeoutToFail: seconds(o, "timeout_to_fail"),
-    requestTimeout: seconds(o, "request_timeout"),
+    requestTimeout: seconds(o, "request_timeout", MAX_REQUEST_TIMEOUT_SECONDS),
     retryInterval: seconds(o, "retry_interval"),
     branchHeaders: parseBranchHeaders(o["branch_headers"]),
     concurrent: bool(o, "concurrent"),
@@ -171,7 +186,7 @@ function parseSteps(value: unknown): Record<string, string>[] {
   });
 }
 
-function parsePayloads(value: unknown, steps: Record<string, string>[], limits: RequestLimits): Uint8Array[] {
+function parsePayloads(value: unknown, steps: Record<string, string>[], transType: TransType, limits: RequestLimits): Uint8Array[] {
   let texts: string[];
   if (value === undefined || value === null) {
     texts = steps.map((s) => s["data"] ?? "");
@@ -180,7 +195,9 @@ function parsePayloads(value: unknown, steps: Record<string, string>[], limits: 
       throw new CoordinatorError("INVALID_PAYLOADS", "payloads must be an array of strings");
     }
     texts = value as string[];
-    if (steps.length > 0 && texts.length !== steps.length) {
+    // saga and msg pair payload i with step i; tcc / xa / workflow without steps may carry any.
+    const paired = steps.length > 0 || transType === "saga" || transType === "msg";
+    if (paired && texts.length !== steps.length) {
       throw new CoordinatorError("INVALID_PAYLOADS", `payloads has ${texts.length} entries for ${steps.length} steps`);
     }
   }
@@ -211,7 +228,7 @@ export function parseTransRequest(body: unknown, limits: RequestLimits): TransRe
   const transType = parseTransType(o["trans_type"]);
   const protocol = parseProtocol(o["protocol"]);
   const steps = parseSteps(o["steps"]);
-  const payloads = parsePayloads(o["payloads"], steps, limits);
+  const payloads = parsePayloads(o["payloads"], steps, transType, limits);
   const customData = optionalString(o, "custom_data");
   const queryPrepared = optionalString(o, "query_prepared");
   const options = parseOptions(o);

@@ -1,15 +1,21 @@
-import { CoordinatorError, failure } from "../core/errors.ts";
+import { CoordinatorError, failure, ongoing } from "../core/errors.ts";
 import type { TimingConfig } from "../core/retry.ts";
 import { baseInterval } from "../core/retry.ts";
 import type { Branch, GlobalStatus, TransGlobal } from "../core/types.ts";
 import { GLOBAL_STATUSES, isFinal, TRANS_TYPES } from "../core/types.ts";
 import type { Clock } from "../cron/clock.ts";
 import type { Logger } from "../logger.ts";
-import type { NewTrans, ScanQuery, Store } from "../store/store.ts";
+import type { NewBranch, NewTrans, ScanQuery, Store } from "../store/store.ts";
 import { generateBranches } from "./branches.ts";
+import { BranchRegistration } from "./branch-registration.ts";
+import { msgDelay } from "../core/msg.ts";
+import { checkMsgShape, generateMsgBranches } from "./msg-branches.ts";
+import type { TopicService } from "./topic-service.ts";
+import type { WorkflowProgress } from "./workflow-service.ts";
+import { WorkflowService } from "./workflow-service.ts";
 import type { Executor, PassResult } from "./executor.ts";
 import type { RequestLimits, TransRequest } from "./request.ts";
-import { asObject, parseGid, parseTransRequest } from "./request.ts";
+import { asObject, parseGid, parseTransRequest, parseTransType } from "./request.ts";
 import { newGid } from "./gid.ts";
 
 export interface TransServiceDeps {
@@ -19,6 +25,7 @@ export interface TransServiceDeps {
   timing: TimingConfig;
   limits: RequestLimits;
   logger: Logger;
+  topics: TopicService;
 }
 
 export interface QueryResult {
@@ -32,7 +39,13 @@ export interface QueryResult {
  * written; dtm's FAILURE / ONGOING answers throw WireResult (409 / 425).
  */
 export class TransService {
-  constructor(private readonly deps: TransServiceDeps) {}
+  private readonly registration: BranchRegistration;
+  private readonly workflows: WorkflowService;
+
+  constructor(private readonly deps: TransServiceDeps) {
+    this.registration = new BranchRegistration(deps.store, deps.clock, deps.limits);
+    this.workflows = new WorkflowService(deps.store, deps.clock);
+  }
 
   newGid(): string {
     return newGid();
@@ -40,36 +53,105 @@ export class TransService {
 
   async submit(body: unknown): Promise<void> {
     const req = parseTransRequest(body, this.deps.limits);
+    if (req.transType === "workflow") return this.workflows.submit(req);
     const now = this.deps.clock.now();
+    const branches = await this.branchesFor(req, now);
     const fresh = this.newTrans(req, "submitted", now);
-    const branches = generateBranches(req, now);
+    const delay = req.transType === "msg" ? msgDelay(req.customData) : 0;
+    if (delay > 0) fresh.nextCronTime = now + delay;
     const created = await this.deps.store.saveNewTrans(fresh, branches);
     if (created === "created") {
+      if (delay > 0) return; // the cron delivers it once the delay has passed
       const known = branches.map((b) => ({ ...b, id: 0 }));
-      await this.processAfterRequest({ ...fresh, id: 0 }, req.options.waitResult, true, known);
+      await this.processAfterRequest({ ...fresh, id: 0 }, req.options.waitResult, known);
       return;
     }
-    const trans = await this.resubmit(req);
-    await this.processAfterRequest(trans, req.options.waitResult || trans.options.waitResult, true);
+    const trans = await this.resubmit(req, delay);
+    if (delay > 0 && trans.nextCronTime > now) return;
+    await this.processAfterRequest(trans, req.options.waitResult || trans.options.waitResult);
+  }
+
+  /** prepare (msg, tcc, xa; saga is stored but never progresses, as in dtm). */
+  async prepare(body: unknown): Promise<void> {
+    const req = parseTransRequest(body, this.deps.limits);
+    if (req.transType === "workflow") throw new CoordinatorError("UNSUPPORTED_TRANS_TYPE", "use prepareWorkflow for a workflow");
+    if (req.transType === "msg" && req.queryPrepared === "") {
+      throw new CoordinatorError("INVALID_REQUEST", "query_prepared (the check-back URL) is required to prepare a msg");
+    }
+    const now = this.deps.clock.now();
+    const branches = await this.branchesFor(req, now);
+    if ((await this.deps.store.saveNewTrans(this.newTrans(req, "prepared", now), branches)) === "created") return;
+    const stored = await this.deps.store.findTrans(req.gid);
+    if (stored && stored.status !== "prepared") throw failure(`current status '${stored.status}', cannot prepare.`);
+  }
+
+  /** abort: a prepared msg fails at once; a prepared or aborting tcc/xa rolls back (PROTOCOL §3.2). */
+  async abort(body: unknown): Promise<void> {
+    const o = asObject(body);
+    const gid = parseGid(o["gid"]);
+    const requestType = parseTransType(o["trans_type"]);
+    const reason = typeof o["rollback_reason"] === "string" ? o["rollback_reason"].slice(0, 1024) : "";
+    const waitResult = o["wait_result"] === true;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const stored = await this.mustFind(gid);
+      const now = this.deps.clock.now();
+      const cannot = failure(`trans type: '${stored.transType}' current status '${stored.status}', cannot abort.`);
+      if (stored.transType === "msg") {
+        if (stored.status !== "prepared") throw cannot;
+        const patch = { status: "failed" as const, updateTime: now, rollbackTime: now, ...(reason ? { rollbackReason: reason } : {}) };
+        if (await this.deps.store.updateTrans(gid, "prepared", patch, [])) return;
+        continue;
+      }
+      if ((requestType !== "tcc" && requestType !== "xa") || (stored.status !== "prepared" && stored.status !== "aborting")) throw cannot;
+      const patch = { status: "aborting" as const, updateTime: now, ...(reason ? { rollbackReason: reason } : {}) };
+      if (await this.deps.store.updateTrans(gid, stored.status, patch, [])) {
+        const aborting: TransGlobal = { ...stored, status: "aborting", updateTime: now, rollbackReason: reason || stored.rollbackReason };
+        await this.processAfterRequest(aborting, waitResult || stored.options.waitResult, undefined, false);
+        return;
+      }
+    }
+    throw new CoordinatorError("INTERNAL", `gid ${gid} changed concurrently while being aborted; retry the request`);
+  }
+
+  registerBranch(body: unknown): Promise<void> {
+    return this.registration.register(body);
+  }
+
+  async prepareWorkflow(body: unknown): Promise<WorkflowProgress> {
+    const req = parseTransRequest(body, this.deps.limits);
+    return this.workflows.prepare(req, this.newTrans(req, "prepared", this.deps.clock.now()));
+  }
+
+  private async branchesFor(req: TransRequest, now: number): Promise<NewBranch[]> {
+    if (req.transType === "msg") {
+      checkMsgShape(req, this.deps.limits);
+      return generateMsgBranches(req, now, this.deps.topics, this.deps.limits);
+    }
+    return generateBranches(req, now);
   }
 
   /** A submit for a gid that exists: prepared -> submitted; submitted continues from the stored branches (D2). */
-  private async resubmit(req: TransRequest): Promise<TransGlobal> {
+  private async resubmit(req: TransRequest, delay: number): Promise<TransGlobal> {
     for (let attempt = 0; attempt < 3; attempt++) {
       const stored = await this.deps.store.findTrans(req.gid);
       if (!stored) break;
       if (stored.status === "submitted") return stored;
       if (stored.status !== "prepared") throw failure(`current status '${stored.status}', cannot sumbmit.`);
       const now = this.deps.clock.now();
-      if (await this.deps.store.updateTrans(req.gid, "prepared", { status: "submitted", updateTime: now }, [])) {
-        return { ...stored, status: "submitted", updateTime: now };
+      const nextCronTime = delay > 0 ? now + delay : stored.nextCronTime;
+      if (await this.deps.store.updateTrans(req.gid, "prepared", { status: "submitted", updateTime: now, nextCronTime }, [])) {
+        return { ...stored, status: "submitted", updateTime: now, nextCronTime };
       }
     }
     throw new CoordinatorError("INTERNAL", `gid ${req.gid} changed concurrently while being submitted; retry the request`);
   }
 
-  /** Runs a pass now: waits for it and reports its outcome when wait_result is set (PROTOCOL §9.7). */
-  private async processAfterRequest(trans: TransGlobal, waitResult: boolean, expectSuccess: boolean, branches?: Branch[]): Promise<void> {
+  /**
+   * Runs a pass now. With wait_result it waits and reports the outcome (PROTOCOL §9.7): a saga
+   * that rolled back is a 409; any trans still unfinished is 409 for a saga (as dtm) and 425
+   * ONGOING for the other types (their branches are still being retried).
+   */
+  private async processAfterRequest(trans: TransGlobal, waitResult: boolean, branches?: Branch[], expectSuccess = true): Promise<void> {
     if (!waitResult) {
       this.deps.executor.process(trans, branches).catch((error: unknown) => {
         this.deps.logger.error({ gid: trans.gid, err: error }, "processing after request failed; the cron will retry");
@@ -77,9 +159,13 @@ export class TransService {
       return;
     }
     const result: PassResult = await this.deps.executor.process(trans, branches);
-    if (expectSuccess && result.trans.status !== "succeed") {
+    const status = result.trans.status;
+    if (status === "succeed" || (!expectSuccess && status === "failed")) return;
+    if (status === "failed" || trans.transType === "saga") {
       throw failure(result.trans.rollbackReason ? result.trans.rollbackReason : "wait result not return success:");
     }
+    if (!expectSuccess && result.lastError === undefined && !result.ongoing) return;
+    throw ongoing(`transaction ${trans.gid} is ${status}; still in progress${result.lastError ? `: ${result.lastError}` : ""}`);
   }
 
   async forceStop(body: unknown): Promise<void> {

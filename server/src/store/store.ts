@@ -46,6 +46,25 @@ export interface Store {
   resetCronTime(after: number, now: number, limit: number): Promise<{ count: number; hasRemaining: boolean }>;
   /** resetNextCronTime: makes one trans due now. False if the gid is unknown. */
   resetNextCronTime(gid: string, now: number): Promise<boolean>;
+
+  /** KV (topics, PROTOCOL §2.3): versioned values; every update is a CAS on `version`. */
+  findKV(cat: string, key: string): Promise<KvEntry | null>;
+  /** Newest first; `position` is an exclusive upper bound on `id` ("" = from the newest). */
+  scanKV(cat: string, position: string, limit: number): Promise<{ kv: KvEntry[]; nextPosition: string }>;
+  createKV(cat: string, key: string, value: string, now: number): Promise<"created" | "exists">;
+  /** Writes `value` and bumps the version if the stored version is `expectedVersion`. */
+  updateKV(cat: string, key: string, value: string, expectedVersion: number, now: number): Promise<boolean>;
+  deleteKV(cat: string, key: string): Promise<boolean>;
+}
+
+export interface KvEntry {
+  id: number;
+  cat: string;
+  k: string;
+  v: string;
+  version: number;
+  createTime: number;
+  updateTime: number;
 }
 
 export type NewTrans = Omit<TransGlobal, "id">;

@@ -1,7 +1,9 @@
 import Fastify, { LogController } from "fastify";
 import type { FastifyBaseLogger, FastifyInstance } from "fastify";
 import type { Logger } from "../../logger.ts";
+import type { TopicService } from "../../service/topic-service.ts";
 import type { TransService } from "../../service/trans-service.ts";
+import { jsonRpcRoute } from "./route-json-rpc.ts";
 import type { Store } from "../../store/store.ts";
 import { errorHandler } from "./error-map.ts";
 import { dtmsvrRoutes } from "./routes-dtmsvr.ts";
@@ -10,6 +12,7 @@ import { testControlRoutes } from "./routes-test-control.ts";
 
 export interface HttpAppDeps {
   service: TransService;
+  topics: TopicService;
   store: Store;
   logger: Logger;
   maxBodyBytes: number;
@@ -42,7 +45,8 @@ export function buildHttpApp(deps: HttpAppDeps): FastifyInstance {
     await deps.store.ping();
     return { status: "ok" };
   });
-  void app.register(dtmsvrRoutes(deps.service, deps.version), { prefix: "/api/dtmsvr" });
+  void app.register(dtmsvrRoutes(deps.service, deps.topics, deps.version), { prefix: "/api/dtmsvr" });
+  void app.register(jsonRpcRoute(deps.service, deps.logger));
   if (deps.testControl) void app.register(testControlRoutes(deps.testControl), { prefix: "/api/dtx/test" });
   return app;
 }

@@ -10,6 +10,15 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_EMPTY_JSON_BODY: "INVALID_JSON",
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: "INVALID_REQUEST",
   FST_ERR_CTP_INVALID_JSON_BODY: "INVALID_JSON",
+  FST_ERR_BAD_URL: "INVALID_REQUEST",
+  FST_ERR_NOT_FOUND: "ROUTE_NOT_FOUND",
+};
+
+/** Other client errors fastify or Node raise, by HTTP status; anything else 4xx is INVALID_REQUEST. */
+const CODE_BY_STATUS: Partial<Record<number, ErrorCode>> = {
+  404: "ROUTE_NOT_FOUND",
+  413: "PAYLOAD_TOO_LARGE",
+  415: "UNSUPPORTED_MEDIA_TYPE",
 };
 
 /** The body dtm's clients expect for an error, plus our stable code. */
@@ -32,7 +41,7 @@ export function toErrorReply(error: unknown, logger: Logger): { status: number; 
   if (mapped) return { status: ERROR_CATALOGUE[mapped].httpStatus, body: { message: fe.message ?? mapped, code: mapped } };
   if (error instanceof SyntaxError) return { status: 400, body: { message: `invalid JSON: ${error.message}`, code: "INVALID_JSON" } };
   if (typeof fe.statusCode === "number" && fe.statusCode >= 400 && fe.statusCode < 500) {
-    return { status: fe.statusCode, body: { message: fe.message ?? "bad request", code: "INVALID_REQUEST" } };
+    return { status: fe.statusCode, body: { message: fe.message ?? "bad request", code: CODE_BY_STATUS[fe.statusCode] ?? "INVALID_REQUEST" } };
   }
   logger.error({ err: error }, "unexpected error while handling a request");
   return { status: 500, body: { message: "internal error; see the coordinator log", code: "INTERNAL" } };

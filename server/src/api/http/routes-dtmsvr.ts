@@ -1,4 +1,6 @@
 import type { FastifyInstance } from "fastify";
+import type { TopicService } from "../../service/topic-service.ts";
+import { kvToWire } from "../../service/topic-service.ts";
 import type { TransService } from "../../service/trans-service.ts";
 import { branchToWire, transToWire } from "../../service/wire.ts";
 import { CoordinatorError } from "../../core/errors.ts";
@@ -8,7 +10,7 @@ const SUCCESS = { dtm_result: "SUCCESS" } as const;
 type Query = Record<string, string | undefined>;
 
 /** dtm's REST API under /api/dtmsvr (PROTOCOL §3). Each handler decodes, calls the service, encodes. */
-export function dtmsvrRoutes(service: TransService, version: string) {
+export function dtmsvrRoutes(service: TransService, topics: TopicService, version: string) {
   return async (app: FastifyInstance): Promise<void> => {
     app.get("/version", async () => ({ version }));
     app.get("/newGid", async () => ({ dtm_result: "SUCCESS", gid: service.newGid() }));
@@ -16,6 +18,24 @@ export function dtmsvrRoutes(service: TransService, version: string) {
     app.post("/submit", async (req) => {
       await service.submit(req.body);
       return SUCCESS;
+    });
+    app.post("/prepare", async (req) => {
+      await service.prepare(req.body);
+      return SUCCESS;
+    });
+    app.post("/abort", async (req) => {
+      await service.abort(req.body);
+      return SUCCESS;
+    });
+    for (const path of ["/registerBranch", "/registerXaBranch", "/registerTccBranch"]) {
+      app.post(path, async (req) => {
+        await service.registerBranch(req.body);
+        return SUCCESS;
+      });
+    }
+    app.post("/prepareWorkflow", async (req) => {
+      const r = await service.prepareWorkflow(req.body);
+      return { progresses: r.progresses.map(branchToWire), transaction: transToWire(r.transaction) };
     });
     app.post("/forceStop", async (req) => {
       await service.forceStop(req.body);
@@ -34,6 +54,36 @@ export function dtmsvrRoutes(service: TransService, version: string) {
     app.get("/query", async (req) => {
       const r = await service.query((req.query as Query)["gid"]);
       return { branches: r.branches.map(branchToWire), transaction: r.transaction ? transToWire(r.transaction) : null };
+    });
+    app.get("/subscribe", async (req) => {
+      const q = req.query as Query;
+      await topics.subscribe(q["topic"], q["url"], q["remark"]);
+      return SUCCESS;
+    });
+    app.get("/unsubscribe", async (req) => {
+      const q = req.query as Query;
+      await topics.unsubscribe(q["topic"], q["url"]);
+      return SUCCESS;
+    });
+    app.delete("/topic/:topicName", async (req) => {
+      await topics.deleteTopic((req.params as Query)["topicName"]);
+      return SUCCESS;
+    });
+    app.get("/scanKV", async (req) => {
+      const q = req.query as Query;
+      const limit = optionalNumber(q, "limit") ?? 100;
+      const position = q["position"] ?? "";
+      if (position !== "" && !/^\d+$/.test(position)) throw new CoordinatorError("INVALID_REQUEST", "position must be a whole number");
+      const r = await topics.scanKV(q["cat"] ?? "", position, Math.min(Math.floor(limit), 1000));
+      return { kv: r.kv.map(kvToWire), next_position: r.nextPosition };
+    });
+    app.get("/queryKV", async (req) => {
+      const q = req.query as Query;
+      if (!q["key"]) {
+        const r = await topics.scanKV(q["cat"] ?? "", "", 1000);
+        return { kv: r.kv.map(kvToWire) };
+      }
+      return { kv: (await topics.queryKV(q["cat"] ?? "", q["key"])).map(kvToWire) };
     });
     app.get("/all", async (req) => {
       const r = await service.all(req.query as Query);

@@ -4,7 +4,7 @@ import BetterSqlite3 from "better-sqlite3";
 import type { Database } from "better-sqlite3";
 import type { Branch, GlobalStatus, TransGlobal } from "../../core/types.ts";
 import type {
-  AppendResult, BranchUpdate, NewBranch, NewTrans, ScanPage, ScanQuery, Store, TransPatch,
+  AppendResult, BranchUpdate, KvEntry, NewBranch, NewTrans, ScanPage, ScanQuery, Store, TransPatch,
 } from "../store.ts";
 import { migrateSqlite } from "./migrations.ts";
 import type { BranchRow, TransRow } from "./rows.ts";
@@ -173,6 +173,45 @@ export class SqliteStore implements Store {
   resetNextCronTime(gid: string, now: number): Promise<boolean> {
     return this.writes.write(() => this.stmts.resetNext.run(now, now, gid).changes === 1);
   }
+
+  async findKV(cat: string, key: string): Promise<KvEntry | null> {
+    const row = this.stmts.findKv.get(cat, key) as KvRow | undefined;
+    return row ? kvFromRow(row) : null;
+  }
+
+  async scanKV(cat: string, position: string, limit: number): Promise<{ kv: KvEntry[]; nextPosition: string }> {
+    const rows = (position === ""
+      ? this.stmts.scanKvFirst.all(cat, limit)
+      : this.stmts.scanKvAfter.all(cat, Number(position), limit)) as KvRow[];
+    const last = rows[rows.length - 1];
+    return { kv: rows.map(kvFromRow), nextPosition: rows.length === limit && last ? String(last.id) : "" };
+  }
+
+  createKV(cat: string, key: string, value: string, now: number): Promise<"created" | "exists"> {
+    return this.writes.write(() => (this.stmts.insertKv.run(cat, key, value, now, now).changes === 1 ? "created" : "exists"));
+  }
+
+  updateKV(cat: string, key: string, value: string, expectedVersion: number, now: number): Promise<boolean> {
+    return this.writes.write(() => this.stmts.updateKv.run(value, now, cat, key, expectedVersion).changes === 1);
+  }
+
+  deleteKV(cat: string, key: string): Promise<boolean> {
+    return this.writes.write(() => this.stmts.deleteKv.run(cat, key).changes === 1);
+  }
+}
+
+interface KvRow {
+  id: number;
+  cat: string;
+  k: string;
+  v: string | null;
+  version: number;
+  create_time: number | null;
+  update_time: number | null;
+}
+
+function kvFromRow(r: KvRow): KvEntry {
+  return { id: r.id, cat: r.cat, k: r.k, v: r.v ?? "", version: r.version, createTime: r.create_time ?? 0, updateTime: r.update_time ?? 0 };
 }
 
 function prepareStatements(db: Database) {
@@ -213,5 +252,11 @@ function prepareStatements(db: Database) {
     claim: db.prepare(`UPDATE trans_global SET next_cron_time = ?, owner = ?, update_time = ?
       WHERE id = ? AND next_cron_time <= ? AND status IN ${UNFINISHED}`),
     resetNext: db.prepare("UPDATE trans_global SET next_cron_time = ?, update_time = ? WHERE gid = ?"),
+    findKv: db.prepare("SELECT * FROM kv WHERE cat = ? AND k = ?"),
+    scanKvFirst: db.prepare("SELECT * FROM kv WHERE cat = ? ORDER BY id DESC LIMIT ?"),
+    scanKvAfter: db.prepare("SELECT * FROM kv WHERE cat = ? AND id < ? ORDER BY id DESC LIMIT ?"),
+    insertKv: db.prepare("INSERT INTO kv (cat, k, v, version, create_time, update_time) VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (cat, k) DO NOTHING"),
+    updateKv: db.prepare("UPDATE kv SET v = ?, version = version + 1, update_time = ? WHERE cat = ? AND k = ? AND version = ?"),
+    deleteKv: db.prepare("DELETE FROM kv WHERE cat = ? AND k = ?"),
   };
 }

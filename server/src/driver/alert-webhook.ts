@@ -1,0 +1,18 @@
+import { request } from "undici";
+import type { Logger } from "../logger.ts";
+import type { BackoffEvent } from "../service/executor.ts";
+
+/**
+ * dtm's alert webhook (PROTOCOL §6.4, §9.6): once a trans's retry interval has doubled
+ * `limit` times, each further backoff POSTs `{branch, error, gid, retry_count, status}` to the
+ * configured URL, so stuck transactions reach a human. Delivery is best effort: failures are logged.
+ */
+export function alertWebhook(url: string, limit: number, timeoutMs: number, logger: Logger): (event: BackoffEvent) => void {
+  return (event) => {
+    if (!url || event.retryCount < limit) return;
+    const body = JSON.stringify({ branch: event.branchUrl, error: event.error, gid: event.gid, retry_count: event.retryCount, status: event.status });
+    request(url, { method: "POST", headers: { "content-type": "application/json" }, body, headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
+      .then((res) => res.body.dump())
+      .catch((error: unknown) => logger.warn({ gid: event.gid, err: error }, "alert webhook delivery failed"));
+  };
+}

@@ -1,0 +1,66 @@
+import { request } from "undici";
+import type { Outcome } from "../core/types.ts";
+import { newGid } from "../service/gid.ts";
+import type { BranchCall, BranchInvoker } from "./invoker.ts";
+import { classifyHttpResult } from "./outcome.ts";
+
+export const JSONRPC_FAILURE = -32901;
+export const JSONRPC_ONGOING = -32902;
+
+/**
+ * Calls a participant with JSON-RPC 2.0 (PROTOCOL §6.3): POST to the URL with
+ * `{"id","jsonrpc":"2.0","method":<the URL's ?method=>,"params":<payload object + gid, trans_type,
+ * branch_id, op>}`. The HTTP rules decide first; then an `error` member: -32901 FAILURE,
+ * -32902 ONGOING, anything else an error. (dtm's own numeric check never matches; ours does.)
+ */
+export class JsonRpcInvoker implements BranchInvoker {
+  constructor(private readonly strictResults: boolean) {}
+
+  async invoke(call: BranchCall): Promise<Outcome> {
+    let method: string;
+    let params: Record<string, unknown>;
+    try {
+      method = new URL(call.url).searchParams.get("method") ?? "";
+      const text = Buffer.from(call.body).toString("utf8");
+      const payload: unknown = text === "" ? {} : JSON.parse(text);
+      if (payload === null || typeof payload !== "object" || Array.isArray(payload)) throw new Error("the payload must be a JSON object");
+      params = { ...(payload as Record<string, unknown>), gid: call.gid, trans_type: call.transType, branch_id: call.branchId, op: call.op };
+    } catch (error) {
+      return { kind: "error", message: `cannot build a JSON-RPC call to ${call.url}: ${(error as Error).message}` };
+    }
+    try {
+      const res = await request(call.url, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...call.headers },
+        body: JSON.stringify({ id: newGid(), jsonrpc: "2.0", method, params }),
+        headersTimeout: call.timeoutMs,
+        bodyTimeout: call.timeoutMs,
+        signal: AbortSignal.timeout(call.timeoutMs),
+      });
+      const text = await res.body.text();
+      const byHttp = classifyHttpResult(res.statusCode, text, this.strictResults);
+      if (byHttp.kind !== "success") return byHttp;
+      return classifyRpcError(text);
+    } catch (error) {
+      return { kind: "error", message: `POST ${call.url}: ${(error as Error).message}` };
+    }
+  }
+
+  async close(): Promise<void> {}
+}
+
+function classifyRpcError(text: string): Outcome {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return { kind: "error", message: `JSON-RPC answer is not JSON: ${text.slice(0, 200)}` };
+  }
+  const error = body !== null && typeof body === "object" ? (body as Record<string, unknown>)["error"] : undefined;
+  if (error === undefined || error === null) return { kind: "success" };
+  const e = typeof error === "object" ? (error as Record<string, unknown>) : {};
+  const message = typeof e["message"] === "string" ? e["message"] : JSON.stringify(error);
+  if (e["code"] === JSONRPC_FAILURE) return { kind: "failure", message };
+  if (e["code"] === JSONRPC_ONGOING) return { kind: "ongoing" };
+  return { kind: "error", message: `JSON-RPC error ${String(e["code"])}: ${message}` };
+}

@@ -1,0 +1,53 @@
+import { CoordinatorError, failure } from "../core/errors.ts";
+import type { Branch, TransGlobal } from "../core/types.ts";
+import type { Clock } from "../cron/clock.ts";
+import type { NewTrans, Store } from "../store/store.ts";
+import type { TransRequest } from "./request.ts";
+
+export interface WorkflowProgress {
+  transaction: TransGlobal;
+  progresses: Branch[];
+}
+
+/**
+ * Workflow, server side (PROTOCOL §7.5): the SDK prepares, records each branch's result with
+ * registerBranch, then submits the final status. The coordinator only stores, and resumes a
+ * prepared workflow by calling the application back from the cron.
+ */
+export class WorkflowService {
+  constructor(private readonly store: Store, private readonly clock: Clock) {}
+
+  /** Creates the workflow, or returns the stored one with its recorded progress. */
+  async prepare(req: TransRequest, fresh: NewTrans): Promise<WorkflowProgress> {
+    if (req.transType !== "workflow") throw new CoordinatorError("UNSUPPORTED_TRANS_TYPE", "prepareWorkflow takes trans_type workflow");
+    if ((await this.store.saveNewTrans(fresh, [])) === "created") {
+      const stored = await this.store.findTrans(req.gid);
+      return { transaction: stored ?? { ...fresh, id: 0 }, progresses: [] };
+    }
+    const [transaction, progresses] = await Promise.all([this.store.findTrans(req.gid), this.store.findBranches(req.gid)]);
+    if (!transaction) throw new CoordinatorError("INTERNAL", `workflow ${req.gid} vanished while being prepared`);
+    return { transaction, progresses };
+  }
+
+  /** Records the workflow's outcome: `req_extra.status` is succeed or failed. */
+  async submit(req: TransRequest): Promise<void> {
+    const status = req.reqExtra["status"];
+    if (status !== "succeed" && status !== "failed") {
+      throw new CoordinatorError("INVALID_REQUEST", "a workflow submit needs req_extra.status succeed or failed");
+    }
+    const now = this.clock.now();
+    const reason = req.reqExtra["rollback_reason"] ?? "";
+    const result = req.reqExtra["result"] ?? "";
+    const won = await this.store.updateTrans(req.gid, "prepared", {
+      status,
+      updateTime: now,
+      ...(status === "succeed" ? { finishTime: now } : { rollbackTime: now }),
+      ...(reason ? { rollbackReason: reason.slice(0, 1024) } : {}),
+      ...(result ? { result } : {}),
+    }, []);
+    if (won) return;
+    const stored = await this.store.findTrans(req.gid);
+    if (!stored) throw new CoordinatorError("TRANS_NOT_FOUND", `no transaction with gid ${req.gid}`);
+    if (stored.status !== status) throw failure(`workflow ${req.gid} is ${stored.status}, cannot become ${status}.`);
+  }
+}
