@@ -24,8 +24,9 @@ say() { printf '%s\n' "$*"; }
 warn() { printf '%s\n' "$*" >&2; }
 have() { command -v "$1" >/dev/null 2>&1; }
 is_root() { [[ $(id -u) -eq 0 ]]; }
-# Run a command, appending its output to the log; never reads stdin.
-logged() { "$@" </dev/null >>"$LOG" 2>&1; }
+# Run a command, appending its output to the log; never reads stdin. Fd 9 (the lock) is
+# closed so that daemons started from here do not hold the lock for ever.
+logged() { "$@" </dev/null >>"$LOG" 2>&1 9>&-; }
 
 # ---------------------------------------------------------------- checks (fast path)
 
@@ -111,9 +112,8 @@ apt_install() { # packages...
   # Clusters and databases created by the packages get a UTF-8 locale.
   local -a env=(env DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8 LC_ALL=C.UTF-8)
   local -a opts=(-q -y -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
-  if ! logged "${env[@]}" apt-get "${opts[@]}" update; then
-    warn "services: 'apt-get update' failed:"; tail -n 15 "$LOG" >&2; return 1
-  fi
+  # A failed update is not fatal: the package lists already on the machine may do.
+  logged "${env[@]}" apt-get "${opts[@]}" update || warn "services: 'apt-get update' failed (log: $LOG); trying the current package lists"
   if ! logged "${env[@]}" apt-get "${opts[@]}" install --no-install-recommends "$@"; then
     warn "services: 'apt-get install $*' failed:"; tail -n 25 "$LOG" >&2; return 1
   fi
@@ -209,8 +209,9 @@ my_socket_ok() { timeout 5 env -u MYSQL_PWD mysqladmin --no-defaults -u root --s
 
 my_start() {
   say "mariadb: starting"
-  # Detached, in its own session, with no inherited stdio (or callers piping our output would hang).
-  setsid /usr/sbin/mariadbd --user=mysql </dev/null >>/var/log/mysql/dtx-mariadbd.out 2>&1 &
+  # Detached, in its own session, with no inherited stdio (or callers piping our output would
+  # hang) and without the lock fd.
+  setsid /usr/sbin/mariadbd --user=mysql </dev/null >>/var/log/mysql/dtx-mariadbd.out 2>&1 9>&- &
   local i
   for ((i = 0; i < 120; i++)); do
     my_socket_ok && return 0
@@ -274,7 +275,7 @@ redis_setup() {
   [[ -f $conf ]] || conf=""
   # daemonize: detaches and closes stdio.
   (cd / && runuser -u redis -- redis-server ${conf:+"$conf"} --daemonize yes --port "$REDIS_PORT" \
-    --pidfile /run/redis/redis-server.pid --logfile /var/log/redis/redis-server.log </dev/null >>"$LOG" 2>&1) ||
+    --pidfile /run/redis/redis-server.pid --logfile /var/log/redis/redis-server.log </dev/null >>"$LOG" 2>&1 9>&-) ||
     { warn "redis: redis-server failed to start; see /var/log/redis/redis-server.log"; return 1; }
   local i
   for ((i = 0; i < 40; i++)); do redis_ok && return 0; sleep 0.25; done
@@ -306,8 +307,8 @@ if ((${#todo[@]} == 0)); then exit "$failed"; fi
 
 if ! is_root; then
   for s in "${todo[@]}"; do
-    if "${s}_installed"; then what="not running or not configured"; else what="not installed"; fi
-    warn "${NAME[$s]}: $what at $HOST:${PORT[$s]}"
+    if "${s}_installed"; then what="not up, or not set up for the tests"; else what="not installed"; fi
+    warn "${NAME[$s]}: $what ($HOST:${PORT[$s]})"
   done
   warn "fix: run 'sudo bash scripts/services.sh' (installs and starts them from Debian packages),"
   warn "     or point DTX_TEST_PG_URL / DTX_TEST_MYSQL_URL / DTX_TEST_REDIS_URL at servers of your own."
