@@ -29,8 +29,9 @@ export const ConfigSchema = z
     maxRetryInterval: seconds.positive().default(60),
     retryJitter: z.number().min(0).max(1).default(0.1),
     timeoutToFail: seconds.default(35),
-    requestTimeout: seconds.positive().default(3),
-    cronInterval: seconds.positive().default(3),
+    // Both become Node timers, which cannot exceed 2^31 ms.
+    requestTimeout: seconds.positive().max(3600).default(3),
+    cronInterval: seconds.positive().max(3600).default(3),
     cronBatchSize: z.number().int().positive().max(10_000).default(64),
     cronConcurrency: z.number().int().positive().max(10_000).default(32),
     maxBodyBytes: z.number().int().positive().default(1024 * 1024),

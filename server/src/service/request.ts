@@ -151,6 +151,8 @@ export function parseOptions(o: Record<string, unknown>): TransOptions {
  * `host:port/package.Service/Method` target.
  */
 export function checkBranchUrl(url: string, protocol: Protocol, field: string): void {
+  // Callers pass query parameters too, which arrive as arrays when repeated (`?url=a&url=b`).
+  if (typeof url !== "string") throw new CoordinatorError("INVALID_URL", `${field} must be a single string`);
   if (url === "") return;
   if (url.length > MAX_URL_LENGTH) throw new CoordinatorError("INVALID_URL", `${field} is longer than ${MAX_URL_LENGTH} characters`);
   if (url.startsWith("http://") || url.startsWith("https://")) {
@@ -187,14 +189,14 @@ function parseSteps(value: unknown): Record<string, string>[] {
 }
 
 function parsePayloads(value: unknown, steps: Record<string, string>[], transType: TransType, limits: RequestLimits): Uint8Array[] {
-  let texts: string[];
+  let texts: (string | Uint8Array)[];
   if (value === undefined || value === null) {
     texts = steps.map((s) => s["data"] ?? "");
   } else {
-    if (!Array.isArray(value) || value.some((p) => typeof p !== "string")) {
+    if (!Array.isArray(value) || value.some((p) => typeof p !== "string" && !(p instanceof Uint8Array))) {
       throw new CoordinatorError("INVALID_PAYLOADS", "payloads must be an array of strings");
     }
-    texts = value as string[];
+    texts = value as (string | Uint8Array)[];
     // saga and msg pair payload i with step i; tcc / xa / workflow without steps may carry any.
     const paired = steps.length > 0 || transType === "saga" || transType === "msg";
     if (paired && texts.length !== steps.length) {
@@ -202,7 +204,7 @@ function parsePayloads(value: unknown, steps: Record<string, string>[], transTyp
     }
   }
   return texts.map((text, i) => {
-    const bytes = Buffer.from(text, "utf8");
+    const bytes = typeof text === "string" ? Buffer.from(text, "utf8") : text;
     if (bytes.byteLength > limits.maxPayloadBytes) {
       throw new CoordinatorError("PAYLOAD_TOO_LARGE", `payloads[${i}] is ${bytes.byteLength} bytes; the limit is ${limits.maxPayloadBytes}`);
     }
@@ -221,6 +223,15 @@ function parseReqExtra(value: unknown): Record<string, string> {
   return out;
 }
 
+/**
+ * gRPC's `BinPayloads` (PROTOCOL §5): raw bytes, stored exactly as given. Only the gRPC adapter
+ * sets `bin_payloads`; a JSON body can never hold a Uint8Array, so HTTP ignores the key as before.
+ */
+function binPayloads(value: unknown): Uint8Array[] | undefined {
+  if (!Array.isArray(value) || value.length === 0 || !value.every((p) => p instanceof Uint8Array)) return undefined;
+  return value as Uint8Array[];
+}
+
 /** Parses and validates a trans body as dtm's clients send it (PROTOCOL §3.1, §3.3). */
 export function parseTransRequest(body: unknown, limits: RequestLimits): TransRequest {
   const o = asObject(body);
@@ -228,7 +239,7 @@ export function parseTransRequest(body: unknown, limits: RequestLimits): TransRe
   const transType = parseTransType(o["trans_type"]);
   const protocol = parseProtocol(o["protocol"]);
   const steps = parseSteps(o["steps"]);
-  const payloads = parsePayloads(o["payloads"], steps, transType, limits);
+  const payloads = parsePayloads(binPayloads(o["bin_payloads"]) ?? o["payloads"], steps, transType, limits);
   const customData = optionalString(o, "custom_data");
   const queryPrepared = optionalString(o, "query_prepared");
   const options = parseOptions(o);

@@ -34,7 +34,11 @@ export function buildHttpApp(deps: HttpAppDeps): FastifyInstance {
     keepAliveTimeout: 65_000,
     requestTimeout: 120_000,
     return503OnClosing: true,
+    // Errors fastify raises before routing (a malformed URL) get our JSON body and code too.
+    frameworkErrors: errorHandler(deps.logger),
   });
+  // Only JSON is accepted (a text/plain body is a 415, not a parse attempt).
+  app.removeContentTypeParser("text/plain");
   app.setErrorHandler(errorHandler(deps.logger));
   app.setNotFoundHandler((req, reply) => {
     void reply.status(404).send({ message: `no route ${req.method} ${req.url.split("?")[0]}`, code: "ROUTE_NOT_FOUND" });

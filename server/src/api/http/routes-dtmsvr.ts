@@ -9,6 +9,16 @@ const SUCCESS = { dtm_result: "SUCCESS" } as const;
 
 type Query = Record<string, string | undefined>;
 
+/** Query strings as single values: a repeated parameter is a client mistake, not an array. */
+function singleValues(raw: unknown): Query {
+  const out: Query = {};
+  for (const [k, v] of Object.entries((raw ?? {}) as Record<string, unknown>)) {
+    if (Array.isArray(v)) throw new CoordinatorError("INVALID_REQUEST", `query parameter ${k} is given more than once`);
+    out[k] = typeof v === "string" ? v : undefined;
+  }
+  return out;
+}
+
 /** dtm's REST API under /api/dtmsvr (PROTOCOL §3). Each handler decodes, calls the service, encodes. */
 export function dtmsvrRoutes(service: TransService, topics: TopicService, version: string) {
   return async (app: FastifyInstance): Promise<void> => {
@@ -46,31 +56,31 @@ export function dtmsvrRoutes(service: TransService, topics: TopicService, versio
       return SUCCESS;
     });
     app.get("/resetCronTime", async (req) => {
-      const q = req.query as Query;
+      const q = singleValues(req.query);
       const r = await service.resetCronTime(optionalNumber(q, "timeout"), optionalNumber(q, "limit"));
       return { has_remaining: r.hasRemaining, succeed_count: r.count };
     });
 
     app.get("/query", async (req) => {
-      const r = await service.query((req.query as Query)["gid"]);
+      const r = await service.query((singleValues(req.query))["gid"]);
       return { branches: r.branches.map(branchToWire), transaction: r.transaction ? transToWire(r.transaction) : null };
     });
     app.get("/subscribe", async (req) => {
-      const q = req.query as Query;
+      const q = singleValues(req.query);
       await topics.subscribe(q["topic"], q["url"], q["remark"]);
       return SUCCESS;
     });
     app.get("/unsubscribe", async (req) => {
-      const q = req.query as Query;
+      const q = singleValues(req.query);
       await topics.unsubscribe(q["topic"], q["url"]);
       return SUCCESS;
     });
     app.delete("/topic/:topicName", async (req) => {
-      await topics.deleteTopic((req.params as Query)["topicName"]);
+      await topics.deleteTopic((singleValues(req.params))["topicName"]);
       return SUCCESS;
     });
     app.get("/scanKV", async (req) => {
-      const q = req.query as Query;
+      const q = singleValues(req.query);
       const limit = optionalNumber(q, "limit") ?? 100;
       const position = q["position"] ?? "";
       if (position !== "" && !/^\d+$/.test(position)) throw new CoordinatorError("INVALID_REQUEST", "position must be a whole number");
@@ -78,7 +88,7 @@ export function dtmsvrRoutes(service: TransService, topics: TopicService, versio
       return { kv: r.kv.map(kvToWire), next_position: r.nextPosition };
     });
     app.get("/queryKV", async (req) => {
-      const q = req.query as Query;
+      const q = singleValues(req.query);
       if (!q["key"]) {
         const r = await topics.scanKV(q["cat"] ?? "", "", 1000);
         return { kv: r.kv.map(kvToWire) };
@@ -86,7 +96,7 @@ export function dtmsvrRoutes(service: TransService, topics: TopicService, versio
       return { kv: (await topics.queryKV(q["cat"] ?? "", q["key"])).map(kvToWire) };
     });
     app.get("/all", async (req) => {
-      const r = await service.all(req.query as Query);
+      const r = await service.all(singleValues(req.query));
       return { next_position: r.nextPosition, transactions: r.transactions ? r.transactions.map(transToWire) : null };
     });
   };
@@ -96,6 +106,8 @@ function optionalNumber(q: Query, key: string): number | undefined {
   const raw = q[key];
   if (raw === undefined || raw === "") return undefined;
   const n = Number(raw);
-  if (!Number.isFinite(n) || n < 0) throw new CoordinatorError("INVALID_REQUEST", `${key} must be a non-negative number`);
+  if (!Number.isInteger(n) || n < 0 || n > 1_000_000_000) {
+    throw new CoordinatorError("INVALID_REQUEST", `${key} must be a whole number between 0 and 1000000000`);
+  }
   return n;
 }
