@@ -142,7 +142,7 @@ function fromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [name, [path, kind]] of Object.entries(ENV_KEYS)) {
     const raw = env[name];
-    if (raw === undefined || raw === "") continue;
+    if (raw === undefined || raw.trim() === "") continue;
     setPath(out, path, coerce(raw.trim(), kind));
   }
   return out;

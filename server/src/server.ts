@@ -10,6 +10,8 @@ import { DispatchInvoker } from "./driver/dispatch-invoker.ts";
 import { HttpInvoker } from "./driver/http-invoker.ts";
 import { JsonRpcInvoker } from "./driver/jsonrpc-invoker.ts";
 import { buildHttpApp } from "./api/http/app.ts";
+import { GrpcApi } from "./api/grpc/grpc-server.ts";
+import { GrpcInvoker } from "./driver/grpc-invoker.ts";
 import type { Logger } from "./logger.ts";
 import { CrashPoints } from "./service/crash-points.ts";
 import { Executor } from "./service/executor.ts";
@@ -19,16 +21,19 @@ import { SqliteStore } from "./store/sqlite/sqlite-store.ts";
 import type { Store } from "./store/store.ts";
 
 export const VERSION = "v1.19.0-dtx.0.1.0";
+/** How long stop() lets running gRPC calls finish before cancelling them. */
+const GRPC_SHUTDOWN_GRACE_MS = 5_000;
 
 export interface Coordinator {
   readonly config: Config;
   readonly http: FastifyInstance;
+  readonly grpc: GrpcApi;
   readonly store: Store;
   readonly cron: RecoveryLoop;
   readonly service: TransService;
   readonly clock: AdjustableClock;
-  /** Listens on the configured ports and starts the cron. Resolves with the bound HTTP port. */
-  start(): Promise<{ httpPort: number }>;
+  /** Listens on the configured ports and starts the cron. Resolves with the bound HTTP and gRPC ports. */
+  start(): Promise<{ httpPort: number; grpcPort: number }>;
   /** Graceful stop: refuse new requests, drain running passes, close the store. */
   stop(): Promise<void>;
 }
@@ -57,6 +62,7 @@ export async function createCoordinator(config: Config, logger: Logger): Promise
   const invoker = new DispatchInvoker({
     http: new HttpInvoker(config.strictResults),
     "json-rpc": new JsonRpcInvoker(config.strictResults),
+    grpc: new GrpcInvoker(),
   });
   const executor = new Executor({
     store, invoker, clock, timing, processors: createProcessors(timing), logger, crash, random: Math.random,
@@ -73,25 +79,27 @@ export async function createCoordinator(config: Config, logger: Logger): Promise
     batchSize: config.cronBatchSize,
     concurrency: config.cronConcurrency,
   }, logger);
+  const grpc = new GrpcApi({ service, topics, logger });
   const http = buildHttpApp({
     service, topics, store, logger, maxBodyBytes: config.maxBodyBytes, version: VERSION,
     ...(config.testControl ? { testControl: { clock, cron, crash, settle: () => executor.drain() } } : {}),
   });
 
   return {
-    config, http, store, cron, service, clock,
+    config, http, grpc, store, cron, service, clock,
     async start() {
       logger.info({ config: redactConfig(config) }, "dtx starting");
       await http.listen({ port: config.httpPort, host: config.host });
+      const grpcPort = await grpc.listen(config.host, config.grpcPort);
       cron.start();
       const address = http.server.address();
       const httpPort = typeof address === "object" && address ? address.port : config.httpPort;
-      logger.info({ httpPort, store: config.store.driver, testControl: config.testControl }, "dtx listening");
-      return { httpPort };
+      logger.info({ httpPort, grpcPort, store: config.store.driver, testControl: config.testControl }, "dtx listening");
+      return { httpPort, grpcPort };
     },
     async stop() {
       await cron.stop();
-      await http.close();
+      await Promise.all([http.close(), grpc.close(GRPC_SHUTDOWN_GRACE_MS)]);
       await executor.drain();
       await invoker.close();
       await store.close();

@@ -40,7 +40,7 @@ export function decodeOptions(text: string): TransOptions {
   }
   const seconds = (key: string): number => {
     const v = raw[key];
-    return typeof v === "number" && Number.isFinite(v) && v > 0 ? Math.round(v * 1000) : 0;
+    return typeof v === "number" && Number.isFinite(v * 1000) && v > 0 ? Math.round(v * 1000) : 0;
   };
   const count = (key: string): number => {
     const v = raw[key];
@@ -52,9 +52,16 @@ export function decodeOptions(text: string): TransOptions {
     timeoutToFail: seconds("timeout_to_fail"),
     requestTimeout: seconds("request_timeout"),
     retryInterval: seconds("retry_interval"),
-    branchHeaders: headers !== null && typeof headers === "object" ? { ...(headers as Record<string, string>) } : {},
+    branchHeaders: stringRecord(headers),
     concurrent: raw["concurrent"] === true,
     retryLimit: count("retry_limit"),
     retryCount: count("retry_count"),
   };
+}
+
+function stringRecord(value: unknown): Record<string, string> {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return {};
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) if (typeof v === "string") out[k] = v;
+  return out;
 }

@@ -50,7 +50,12 @@ export function parseSagaCustomData(customData: string, stepCount: number): Saga
       orders.set(step, pre);
     }
   }
-  const cycle = findCycle(orders, stepCount);
+  // A sequential saga also runs step i after step i-1, so check that chain together with orders.
+  const graph = new Map(orders);
+  if (!concurrent) {
+    for (let step = 1; step < stepCount; step++) graph.set(step, [...(graph.get(step) ?? []), step - 1]);
+  }
+  const cycle = findCycle(graph, stepCount);
   if (cycle) return { problem: `orders form a cycle: ${cycle.join(" -> ")}` };
   return { concurrent, orders };
 }

@@ -93,6 +93,12 @@ export class Executor {
       switch (decision.kind) {
         case "invoke":
           if (decision.indexes.length === 0) throw new Error(`processor for ${trans.transType} asked to invoke nothing`);
+          // A branch may be chosen because an earlier one succeeded; that success must be durable
+          // before the call goes out, or a crash would leave a started branch whose prerequisite
+          // looks unfinished, and recovery would not know to compensate it.
+          if (pass.dirty.size > 0 && !(await this.write(pass, current, { updateTime: now }, now))) {
+            return { trans: current, lastError, ongoing, lostRace: true };
+          }
           for (const index of decision.indexes) this.startCall(pass, processor, branches, index, current, calls, decision.retry === true);
           break;
         case "await": {

@@ -1,0 +1,39 @@
+import { Metadata, status } from "@grpc/grpc-js";
+import type { ServiceError } from "@grpc/grpc-js";
+import { CoordinatorError, WireResult } from "../../core/errors.ts";
+import type { Logger } from "../../logger.ts";
+
+/** Trailing metadata key carrying dtx's stable error code (`INVALID_GID`, `FAILURE`, ...). */
+export const ERROR_CODE_KEY = "dtx-code";
+
+function serviceError(code: status, details: string, stableCode: string): Partial<ServiceError> {
+  const metadata = new Metadata();
+  metadata.set(ERROR_CODE_KEY, stableCode);
+  return { code, details, message: details, metadata };
+}
+
+/**
+ * Maps what a service call threw to a gRPC status (PROTOCOL §5 and D1): dtm's FAILURE is ABORTED
+ * and ONGOING is FAILED_PRECONDITION (what dtm's clients look for); a CoordinatorError carries its
+ * own code (INVALID_ARGUMENT, RESOURCE_EXHAUSTED, NOT_FOUND, ...). Nothing a client sends is
+ * answered INTERNAL: an unexpected fault is UNKNOWN, which is also what dtm's clients see for a
+ * plain server error, and is logged.
+ */
+export function toGrpcError(error: unknown, logger: Logger, method: string): Partial<ServiceError> {
+  if (error instanceof WireResult) {
+    return serviceError(error.result === "FAILURE" ? status.ABORTED : status.FAILED_PRECONDITION, error.message, error.result);
+  }
+  if (error instanceof CoordinatorError) {
+    if (error.httpStatus >= 500) logger.error({ err: error, method }, "gRPC request failed");
+    const code = error.grpcCode === status.INTERNAL ? status.UNKNOWN : (error.grpcCode as status);
+    return serviceError(code, error.message, error.code);
+  }
+  logger.error({ err: error, method }, "unexpected error while handling a gRPC request");
+  return serviceError(status.UNKNOWN, "internal error; see the coordinator log", "INTERNAL");
+}
+
+/** A request message that is not valid protobuf for its RPC: the client's mistake. */
+export function undecodable(path: string, error: unknown): Partial<ServiceError> {
+  const why = error instanceof Error ? error.message : String(error);
+  return serviceError(status.INVALID_ARGUMENT, `cannot decode the request of ${path}: ${why}`, "INVALID_REQUEST");
+}

@@ -1,0 +1,120 @@
+import { Server, ServerCredentials } from "@grpc/grpc-js";
+import type { sendUnaryData, ServerUnaryCall, ServiceDefinition, UntypedServiceImplementation } from "@grpc/grpc-js";
+import type { MethodDefinition, PackageDefinition } from "@grpc/proto-loader";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation } from "grpc-health-check";
+import type { Logger } from "../../logger.ts";
+import type { TopicService } from "../../service/topic-service.ts";
+import type { TransService } from "../../service/trans-service.ts";
+import { branchBody, progressesReply, transBody } from "./convert.ts";
+import { toGrpcError, undecodable } from "./error-map.ts";
+import type { DtmBranchRequest, DtmRequest, DtmTopicRequest } from "./proto.ts";
+import { loadDtmProto } from "./proto.ts";
+
+export const DTM_SERVICE = "dtmgimp.Dtm";
+/** gRPC's default, kept explicit: a bigger request is answered RESOURCE_EXHAUSTED by grpc-js. */
+export const MAX_RECEIVE_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+export interface GrpcApiDeps {
+  service: TransService;
+  topics: TopicService;
+  logger: Logger;
+  maxReceiveMessageBytes?: number;
+}
+
+type Handler = (request: never) => Promise<unknown>;
+
+/**
+ * dtm's gRPC API, `dtmgimp.Dtm` (PROTOCOL §5), plus grpc.health.v1 and server reflection. Each RPC
+ * decodes its message, converts it to the body the HTTP API would pass, and calls the same
+ * service; see {@link toGrpcError} for the status codes.
+ *
+ * Requests are registered with an identity deserializer and decoded in the handler, so that a
+ * malformed message is INVALID_ARGUMENT (grpc-js would answer a failed deserializer INTERNAL).
+ */
+export class GrpcApi {
+  readonly server: Server;
+  readonly health = new HealthImplementation({ "": "SERVING", [DTM_SERVICE]: "SERVING" });
+  private readonly definition: PackageDefinition;
+
+  constructor(private readonly deps: GrpcApiDeps) {
+    this.definition = loadDtmProto();
+    this.server = new Server({
+      "grpc.max_receive_message_length": deps.maxReceiveMessageBytes ?? MAX_RECEIVE_MESSAGE_BYTES,
+    });
+    const { service, topics } = deps;
+    const handlers: Record<string, Handler> = {
+      NewGid: async () => ({ Gid: service.newGid() }),
+      Submit: async (r: DtmRequest) => service.submit(transBody(r)).then(empty),
+      Prepare: async (r: DtmRequest) => service.prepare(transBody(r)).then(empty),
+      Abort: async (r: DtmRequest) => service.abort(transBody(r)).then(empty),
+      RegisterBranch: async (r: DtmBranchRequest) => service.registerBranch(branchBody(r)).then(empty),
+      PrepareWorkflow: async (r: DtmRequest) => progressesReply(await service.prepareWorkflow(transBody(r))),
+      Subscribe: async (r: DtmTopicRequest) => topics.subscribe(r.Topic, r.URL, r.Remark).then(empty),
+      Unsubscribe: async (r: DtmTopicRequest) => topics.unsubscribe(r.Topic, r.URL).then(empty),
+      DeleteTopic: async (r: DtmTopicRequest) => topics.deleteTopic(r.Topic).then(empty),
+    };
+    const methods = this.definition[DTM_SERVICE] as Record<string, MethodDefinition<unknown, unknown>>;
+    const definition: Record<string, MethodDefinition<unknown, unknown>> = {};
+    const implementation: UntypedServiceImplementation = {};
+    for (const [name, method] of Object.entries(methods)) {
+      const handler = handlers[name];
+      if (!handler) throw new Error(`no handler for ${DTM_SERVICE}/${name}`);
+      definition[name] = { ...method, requestDeserialize: (bytes: Buffer) => bytes };
+      implementation[name] = this.unary(method, handler);
+    }
+    this.server.addService(definition as ServiceDefinition, implementation);
+    this.health.addToServer(this.server);
+    new ReflectionService(this.definition).addToServer(this.server);
+  }
+
+  private unary(method: MethodDefinition<unknown, unknown>, handler: Handler) {
+    const { logger } = this.deps;
+    return (call: ServerUnaryCall<Buffer, unknown>, callback: sendUnaryData<unknown>): void => {
+      let request: unknown;
+      try {
+        request = method.requestDeserialize(call.request);
+      } catch (error) {
+        callback(undecodable(method.path, error));
+        return;
+      }
+      handler(request as never).then(
+        (reply) => callback(null, reply),
+        (error: unknown) => callback(toGrpcError(error, logger, method.path)),
+      );
+    };
+  }
+
+  /** Binds `host:port` (0 = any free port) and resolves with the bound port. */
+  listen(host: string, port: number): Promise<number> {
+    const address = host.includes(":") && !host.startsWith("[") ? `[${host}]:${port}` : `${host}:${port}`;
+    return new Promise((resolve, reject) => {
+      this.server.bindAsync(address, ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound)));
+    });
+  }
+
+  /**
+   * Graceful stop: reports NOT_SERVING, refuses new calls, lets running ones finish, and cancels
+   * whatever is still running after `graceMs`.
+   */
+  close(graceMs: number): Promise<void> {
+    this.health.setStatus("", "NOT_SERVING");
+    this.health.setStatus(DTM_SERVICE, "NOT_SERVING");
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.deps.logger.warn({ graceMs }, "gRPC calls still running at shutdown; cancelling them");
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}
+
+function empty(): Record<string, never> {
+  return {};
+}
+

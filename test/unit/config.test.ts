@@ -1,0 +1,312 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Config } from "../../server/src/config.ts";
+import { CONFIG_ENV_VARS, ConfigError, loadConfig, parseConfig, redactConfig } from "../../server/src/config.ts";
+
+let dir: string;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "dtx-config-"));
+});
+
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+/** Runs `fn` and returns the ConfigError it throws (failing the test if it throws nothing else). */
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error("expected a ConfigError, but nothing was thrown");
+}
+
+const DEFAULTS: Config = {
+  env: "development",
+  host: "0.0.0.0",
+  httpPort: 36789,
+  grpcPort: 36790,
+  store: { driver: "sqlite", path: "./data/dtx.db", synchronous: "full", url: "" },
+  retryInterval: 10,
+  maxRetryInterval: 60,
+  retryJitter: 0.1,
+  timeoutToFail: 35,
+  requestTimeout: 3,
+  cronInterval: 3,
+  cronBatchSize: 64,
+  cronConcurrency: 32,
+  maxBodyBytes: 1024 * 1024,
+  maxPayloadBytes: 256 * 1024,
+  maxBranches: 1000,
+  strictResults: false,
+  alertRetryLimit: 3,
+  alertWebhook: "",
+  logLevel: "info",
+  testControl: false,
+};
+
+describe("loadConfig: defaults", () => {
+  it("uses the documented defaults with no file and no environment", () => {
+    const config = loadConfig({}, []);
+    // toMatchObject: a knob added later only needs its own test.
+    expect(config).toMatchObject(DEFAULTS);
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it("ignores unrelated and empty environment variables", () => {
+    expect(loadConfig({ PATH: "/bin", HOME: "/root", DTX_HTTP_PORT: "", DTX_UNKNOWN: "1" }, [])).toEqual(loadConfig({}, []));
+  });
+
+  it("NODE_ENV=production selects the production env unless DTX_ENV says otherwise", () => {
+    expect(loadConfig({ NODE_ENV: "production" }, []).env).toBe("production");
+    expect(loadConfig({ NODE_ENV: "production", DTX_ENV: "test" }, []).env).toBe("test");
+  });
+
+  it("the sample config in deploy/ loads and holds the defaults", () => {
+    const sample = fileURLToPath(new URL("../../deploy/config.sample.yml", import.meta.url));
+    expect(loadConfig({}, ["--config", sample])).toEqual(loadConfig({}, []));
+  });
+});
+
+describe("loadConfig: file and environment", () => {
+  it("reads a YAML file named by DTX_CONFIG, -c or --config", () => {
+    const path = file("a.yml", "httpPort: 1234\nstore:\n  path: /var/lib/dtx/a.db\nlogLevel: debug\n");
+    for (const [env, argv] of [
+      [{ DTX_CONFIG: path }, []],
+      [{}, ["-c", path]],
+      [{}, ["--config", path]],
+    ] as const) {
+      const config = loadConfig(env, argv);
+      expect(config.httpPort).toBe(1234);
+      expect(config.store).toEqual({ ...DEFAULTS.store, path: "/var/lib/dtx/a.db" });
+      expect(config.logLevel).toBe("debug");
+    }
+  });
+
+  it("reads a JSON file", () => {
+    const path = file("b.json", JSON.stringify({ grpcPort: 4321, retryInterval: 2, maxRetryInterval: 8, store: { synchronous: "normal" } }));
+    const config = loadConfig({ DTX_CONFIG: path }, []);
+    expect(config.grpcPort).toBe(4321);
+    expect(config.retryInterval).toBe(2);
+    expect(config.maxRetryInterval).toBe(8);
+    expect(config.store.synchronous).toBe("normal");
+  });
+
+  it("an empty file is the defaults", () => {
+    expect(loadConfig({}, ["-c", file("empty.yml", "")])).toEqual(loadConfig({}, []));
+  });
+
+  it("--config on the command line wins over DTX_CONFIG", () => {
+    const a = file("arg.yml", "httpPort: 1111\n");
+    const b = file("env.yml", "httpPort: 2222\n");
+    expect(loadConfig({ DTX_CONFIG: b }, ["--config", a]).httpPort).toBe(1111);
+  });
+
+  it("environment variables override the file, key by key (nested objects merge)", () => {
+    const path = file("c.yml", "httpPort: 1000\ngrpcPort: 1001\nstore:\n  path: /data/x.db\n  synchronous: normal\nstrictResults: true\n");
+    const config = loadConfig(
+      { DTX_CONFIG: path, DTX_HTTP_PORT: "2000", DTX_STORE_SYNCHRONOUS: "full", DTX_STRICT_RESULTS: "off", DTX_LOG_LEVEL: "warn" },
+      [],
+    );
+    expect(config.httpPort).toBe(2000);
+    expect(config.grpcPort).toBe(1001);
+    expect(config.store).toEqual({ driver: "sqlite", path: "/data/x.db", synchronous: "full", url: "" });
+    expect(config.strictResults).toBe(false);
+    expect(config.logLevel).toBe("warn");
+  });
+
+  it("reads booleans and trims values", () => {
+    for (const yes of ["1", "true", "TRUE", "yes", "on"]) expect(loadConfig({ DTX_STRICT_RESULTS: yes }, []).strictResults).toBe(true);
+    for (const no of ["0", "false", "No", "off"]) expect(loadConfig({ DTX_STRICT_RESULTS: no }, []).strictResults).toBe(false);
+    expect(loadConfig({ DTX_HTTP_PORT: " 8080 " }, []).httpPort).toBe(8080);
+  });
+
+  it("reads every DTX_ variable", () => {
+    const values: Record<string, string> = {
+      DTX_ENV: "test",
+      DTX_HOST: "127.0.0.1",
+      DTX_HTTP_PORT: "1",
+      DTX_GRPC_PORT: "2",
+      DTX_STORE_DRIVER: "sqlite",
+      DTX_STORE_PATH: "/tmp/x.db",
+      DTX_STORE_SYNCHRONOUS: "normal",
+      DTX_STORE_URL: "sqlite:///tmp/x.db",
+      DTX_RETRY_INTERVAL: "0.5",
+      DTX_MAX_RETRY_INTERVAL: "4",
+      DTX_RETRY_JITTER: "0",
+      DTX_TIMEOUT_TO_FAIL: "7",
+      DTX_REQUEST_TIMEOUT: "0.2",
+      DTX_CRON_INTERVAL: "0.1",
+      DTX_CRON_BATCH_SIZE: "5",
+      DTX_CRON_CONCURRENCY: "6",
+      DTX_MAX_BODY_BYTES: "1000",
+      DTX_MAX_PAYLOAD_BYTES: "100",
+      DTX_MAX_BRANCHES: "10",
+      DTX_STRICT_RESULTS: "1",
+      DTX_ALERT_RETRY_LIMIT: "5",
+      DTX_ALERT_WEBHOOK: "http://hook.local/a",
+      DTX_LOG_LEVEL: "silent",
+      DTX_TEST_CONTROL: "1",
+    };
+    for (const name of Object.keys(values)) expect(CONFIG_ENV_VARS).toContain(name);
+    const config = loadConfig(values, []);
+    expect(config).toMatchObject({
+      env: "test",
+      host: "127.0.0.1",
+      httpPort: 1,
+      grpcPort: 2,
+      store: { driver: "sqlite", path: "/tmp/x.db", synchronous: "normal", url: "sqlite:///tmp/x.db" },
+      retryInterval: 0.5,
+      maxRetryInterval: 4,
+      retryJitter: 0,
+      timeoutToFail: 7,
+      requestTimeout: 0.2,
+      cronInterval: 0.1,
+      cronBatchSize: 5,
+      cronConcurrency: 6,
+      maxBodyBytes: 1000,
+      maxPayloadBytes: 100,
+      maxBranches: 10,
+      strictResults: true,
+      alertRetryLimit: 5,
+      alertWebhook: "http://hook.local/a",
+      logLevel: "silent",
+      testControl: true,
+    });
+  });
+
+  it("accepts fractions of a second for every timing knob, with no floor (D7)", () => {
+    const config = loadConfig(
+      {
+        DTX_RETRY_INTERVAL: "0.05",
+        DTX_MAX_RETRY_INTERVAL: "0.2",
+        DTX_TIMEOUT_TO_FAIL: "0.5",
+        DTX_REQUEST_TIMEOUT: "0.025",
+        DTX_CRON_INTERVAL: "0.01",
+      },
+      [],
+    );
+    expect(config).toMatchObject({ retryInterval: 0.05, maxRetryInterval: 0.2, timeoutToFail: 0.5, requestTimeout: 0.025, cronInterval: 0.01 });
+    const fromFile = loadConfig({}, ["-c", file("frac.yml", "retryInterval: 0.001\nmaxRetryInterval: 0.002\ntimeoutToFail: 0\n")]);
+    expect(fromFile).toMatchObject({ retryInterval: 0.001, maxRetryInterval: 0.002, timeoutToFail: 0 });
+  });
+});
+
+describe("loadConfig: bad values throw a ConfigError naming the key", () => {
+  const cases: [string, Record<string, string>, string][] = [
+    ["a port that is not a number", { DTX_HTTP_PORT: "abc" }, "httpPort"],
+    ["a port out of range", { DTX_GRPC_PORT: "70000" }, "grpcPort"],
+    ["a fractional port", { DTX_HTTP_PORT: "80.5" }, "httpPort"],
+    ["a negative interval", { DTX_RETRY_INTERVAL: "-1" }, "retryInterval"],
+    ["a zero interval", { DTX_REQUEST_TIMEOUT: "0" }, "requestTimeout"],
+    ["a negative timeout", { DTX_TIMEOUT_TO_FAIL: "-0.5" }, "timeoutToFail"],
+    ["jitter above 1", { DTX_RETRY_JITTER: "1.5" }, "retryJitter"],
+    ["a bad boolean", { DTX_STRICT_RESULTS: "maybe" }, "strictResults"],
+    ["an unknown enum value", { DTX_LOG_LEVEL: "loud" }, "logLevel"],
+    ["an unknown store driver", { DTX_STORE_DRIVER: "oracle" }, "store.driver"],
+    ["an unknown env", { DTX_ENV: "staging" }, "env"],
+    ["a non-integer batch size", { DTX_CRON_BATCH_SIZE: "1.5" }, "cronBatchSize"],
+    ["maxRetryInterval < retryInterval", { DTX_RETRY_INTERVAL: "20", DTX_MAX_RETRY_INTERVAL: "10" }, "maxRetryInterval"],
+    ["testControl in production (DTX_ENV)", { DTX_ENV: "production", DTX_TEST_CONTROL: "1" }, "testControl"],
+    ["testControl in production (NODE_ENV)", { NODE_ENV: "production", DTX_TEST_CONTROL: "true" }, "testControl"],
+  ];
+  for (const [name, env, key] of cases) {
+    it(name, () => {
+      const error = configError(() => loadConfig(env, []));
+      expect(error.name).toBe("ConfigError");
+      expect(error.message).toContain(`${key}:`);
+    });
+  }
+
+  it("the message shows every bad key at once", () => {
+    const error = configError(() => loadConfig({ DTX_HTTP_PORT: "abc", DTX_RETRY_JITTER: "2" }, []));
+    expect(error.message).toContain("httpPort");
+    expect(error.message).toContain("retryJitter");
+  });
+
+  it("an unknown key in the file (top level or nested)", () => {
+    const error = configError(() => loadConfig({}, ["-c", file("unknown.yml", "httpPort: 1\nbogusKey: 1\nstore:\n  pasword: x\n")]));
+    expect(error.message).toContain("bogusKey");
+    expect(error.message).toContain("pasword");
+  });
+
+  it("a wrongly typed value in the file", () => {
+    const error = configError(() => loadConfig({}, ["-c", file("typed.json", '{"retryInterval":"10"}')]));
+    expect(error.message).toContain("retryInterval");
+  });
+
+  it("a missing file, bad YAML, bad JSON and a file that is not an object", () => {
+    expect(configError(() => loadConfig({ DTX_CONFIG: join(dir, "missing.yml") }, [])).message).toContain("missing.yml");
+    expect(configError(() => loadConfig({}, ["-c", file("bad.yml", "a: [1,\n")])).message).toContain("bad.yml");
+    expect(configError(() => loadConfig({}, ["-c", file("bad.json", "{nope")])).message).toContain("bad.json");
+    expect(configError(() => loadConfig({}, ["-c", file("list.yml", "- 1\n- 2\n")])).message).toContain("list.yml");
+  });
+
+  it("parseConfig rejects a non-object", () => {
+    configError(() => parseConfig("text"));
+    configError(() => parseConfig([]));
+  });
+
+  // BUG (fails today): a whitespace-only value is not treated like an empty one. config.ts `fromEnv`
+  // skips only "" and then trims, so " " reaches `coerce`, where Number("") === 0: DTX_HTTP_PORT=" "
+  // silently listens on a random port, and DTX_TIMEOUT_TO_FAIL=" " silently turns the default
+  // tcc/xa/msg timeout off. Expected: the default, or a ConfigError naming the key.
+  it("a blank (whitespace-only) variable does not become 0", () => {
+    for (const [name, key] of [
+      ["DTX_HTTP_PORT", "httpPort"],
+      ["DTX_TIMEOUT_TO_FAIL", "timeoutToFail"],
+    ] as const) {
+      let value: unknown;
+      try {
+        value = loadConfig({ [name]: "  " }, [])[key];
+      } catch (error) {
+        expect(error).toBeInstanceOf(ConfigError);
+        expect((error as Error).message).toContain(key);
+        continue;
+      }
+      expect(value, name).toBe(DEFAULTS[key]);
+    }
+  });
+});
+
+describe("redactConfig", () => {
+  it("hides the password of a store URL and keeps the rest", () => {
+    const config = loadConfig({ DTX_STORE_URL: "postgres://dtx:s3cr3t-pw@db.local:5432/dtx?sslmode=require" }, []);
+    const redacted = redactConfig(config);
+    const text = JSON.stringify(redacted);
+    expect(text).not.toContain("s3cr3t-pw");
+    const url = (redacted["store"] as { url: string }).url;
+    expect(url).toContain("dtx:");
+    expect(url).toContain("db.local:5432/dtx");
+    expect(url).toContain("***");
+    // The config itself is untouched.
+    expect(config.store.url).toContain("s3cr3t-pw");
+    expect(redacted["httpPort"]).toBe(config.httpPort);
+  });
+
+  it("hides the password of the alert webhook URL", () => {
+    const redacted = redactConfig(loadConfig({ DTX_ALERT_WEBHOOK: "https://bot:hook-pw@alerts.local/notify" }, []));
+    expect(JSON.stringify(redacted)).not.toContain("hook-pw");
+  });
+
+  it("leaves URLs without a password and empty URLs alone, and hides what it cannot parse", () => {
+    expect((redactConfig(loadConfig({ DTX_STORE_URL: "redis://cache.local:6379/0" }, []))["store"] as { url: string }).url).toBe(
+      "redis://cache.local:6379/0",
+    );
+    expect((redactConfig(loadConfig({}, []))["store"] as { url: string }).url).toBe("");
+    const odd = redactConfig(loadConfig({ DTX_STORE_URL: "not a url :: pw" }, []));
+    expect((odd["store"] as { url: string }).url).toBe("***");
+  });
+});
