@@ -102,7 +102,8 @@ export class TransService {
         if (await this.deps.store.updateTrans(gid, "prepared", patch, [])) return;
         continue;
       }
-      if ((requestType !== "tcc" && requestType !== "xa") || (stored.status !== "prepared" && stored.status !== "aborting")) throw cannot;
+      const rollsBack = (t: string): boolean => t === "tcc" || t === "xa";
+      if (!rollsBack(requestType) || !rollsBack(stored.transType) || (stored.status !== "prepared" && stored.status !== "aborting")) throw cannot;
       const patch = { status: "aborting" as const, updateTime: now, ...(reason ? { rollbackReason: reason } : {}) };
       if (await this.deps.store.updateTrans(gid, stored.status, patch, [])) {
         const aborting: TransGlobal = { ...stored, status: "aborting", updateTime: now, rollbackReason: reason || stored.rollbackReason };

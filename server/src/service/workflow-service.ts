@@ -35,6 +35,11 @@ export class WorkflowService {
     if (status !== "succeed" && status !== "failed") {
       throw new CoordinatorError("INVALID_REQUEST", "a workflow submit needs req_extra.status succeed or failed");
     }
+    const existing = await this.store.findTrans(req.gid);
+    if (!existing) throw new CoordinatorError("TRANS_NOT_FOUND", `no transaction with gid ${req.gid}`);
+    if (existing.transType !== "workflow") {
+      throw new CoordinatorError("UNSUPPORTED_TRANS_TYPE", `gid ${req.gid} is a ${existing.transType} transaction, not a workflow`);
+    }
     const now = this.clock.now();
     const reason = req.reqExtra["rollback_reason"] ?? "";
     const result = req.reqExtra["result"] ?? "";

@@ -24,7 +24,7 @@ export interface Store {
 
   /**
    * Appends branches if the trans has `expectedStatus`. `conflict` = a (branch_id, op) exists with
-   * a different url or payload; an identical existing row is left alone and counts as saved.
+   * a different url, payload or status; an identical existing row is left alone and counts as saved.
    */
   appendBranches(gid: string, expectedStatus: GlobalStatus, branches: readonly NewBranch[], now: number): Promise<AppendResult>;
 

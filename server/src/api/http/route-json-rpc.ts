@@ -47,7 +47,8 @@ export function jsonRpcRoute(service: TransService, logger: Logger) {
           return res.status(400).send(reply(null, null, { code: -32700, message: "Parse json error: id must be a string" }));
         }
         if (id === "" || o["jsonrpc"] !== "2.0") return reply(id, null, { code: -32600, message: "Bad json request: id must be set and jsonrpc must be 2.0" });
-        const method = typeof o["method"] === "string" ? methods[o["method"]] : undefined;
+        const name = o["method"];
+        const method = typeof name === "string" && Object.hasOwn(methods, name) ? methods[name] : undefined;
         if (!method) return reply(id, null, { code: -32601, message: `Method not found: ${String(o["method"])}` });
         try {
           return reply(id, await method(o["params"]), null);

@@ -116,7 +116,8 @@ export class SqliteStore implements Store {
       for (const b of branches) {
         const existing = this.stmts.findBranch.get(gid, b.branchId, b.op) as BranchRow | undefined;
         if (!existing) continue;
-        const same = existing.url === b.url && Buffer.compare(existing.bin_data ?? Buffer.alloc(0), Buffer.from(b.binData)) === 0;
+        const same = existing.url === b.url && existing.status === b.status
+          && Buffer.compare(existing.bin_data ?? Buffer.alloc(0), Buffer.from(b.binData)) === 0;
         if (!same) return "conflict";
       }
       for (const b of branches) this.stmts.insertBranchIgnore.run(branchToRow(b));
