@@ -13,6 +13,8 @@ import { DtxClient } from "./client.ts";
 
 export interface TestCoordinator {
   readonly url: string;
+  /** The bound gRPC port (`127.0.0.1:<grpcPort>` serves dtmgimp.Dtm). */
+  readonly grpcPort: number;
   readonly client: DtxClient;
   readonly coordinator: Coordinator;
   readonly dataDir: string;
@@ -44,10 +46,11 @@ export async function startCoordinator(overrides: Partial<ConfigInput> = {}): Pr
     store: { path: join(dataDir, "dtx.db"), ...(overrides.store ?? {}) },
   });
   const coordinator = await createCoordinator(config, createLogger(config.logLevel));
-  const { httpPort } = await coordinator.start();
+  const { httpPort, grpcPort } = await coordinator.start();
   const url = `http://127.0.0.1:${httpPort}`;
   return {
     url,
+    grpcPort,
     client: new DtxClient(url),
     coordinator,
     dataDir,
@@ -60,6 +63,8 @@ export async function startCoordinator(overrides: Partial<ConfigInput> = {}): Pr
 
 export interface ChildCoordinator {
   readonly url: string;
+  /** The bound gRPC port, read from the "dtx listening" log line. */
+  readonly grpcPort: number;
   readonly client: DtxClient;
   readonly process: ChildProcess;
   /** Resolves when the process has exited (with its signal, if killed). */
@@ -97,12 +102,12 @@ export async function spawnCoordinator(dbPath: string, env: Record<string, strin
   const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.once("exit", (code, signal) => resolve(signal ?? code)));
   const stderr: string[] = [];
   child.stderr?.on("data", (d: Buffer) => stderr.push(d.toString()));
-  const port = await new Promise<number>((resolve, reject) => {
+  const { port, grpcPort } = await new Promise<{ port: number; grpcPort: number }>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout! });
     lines.on("line", (line) => {
       try {
-        const entry = JSON.parse(line) as { msg?: string; httpPort?: number };
-        if (entry.msg === "dtx listening" && entry.httpPort) resolve(entry.httpPort);
+        const entry = JSON.parse(line) as { msg?: string; httpPort?: number; grpcPort?: number };
+        if (entry.msg === "dtx listening" && entry.httpPort) resolve({ port: entry.httpPort, grpcPort: entry.grpcPort ?? 0 });
       } catch {
         // not a log line
       }
@@ -112,6 +117,7 @@ export async function spawnCoordinator(dbPath: string, env: Record<string, strin
   const url = `http://127.0.0.1:${port}`;
   return {
     url,
+    grpcPort,
     client: new DtxClient(url),
     process: child,
     exited,
