@@ -149,8 +149,8 @@ export class TransService {
 
   /**
    * Runs a pass now. With wait_result it waits and reports the outcome (PROTOCOL §9.7): a saga
-   * that rolled back is a 409; any trans still unfinished is 409 for a saga (as dtm) and 425
-   * ONGOING for the other types (their branches are still being retried).
+   * that rolled back is a 409; a trans still unfinished is 409 for a saga and for a msg waiting on
+   * ONGOING (as dtm), and 425 ONGOING when branches answered errors or a tcc/xa is unfinished.
    */
   private async processAfterRequest(trans: TransGlobal, waitResult: boolean, branches?: Branch[], expectSuccess = true): Promise<void> {
     if (!waitResult) {
@@ -162,7 +162,10 @@ export class TransService {
     const result: PassResult = await this.deps.executor.process(trans, branches);
     const status = result.trans.status;
     if (status === "succeed" || (!expectSuccess && status === "failed")) return;
-    if (status === "failed" || trans.transType === "saga") {
+    // dtm answers a msg whose branch is merely ONGOING like an unfinished saga (409); a branch
+    // error is still being retried, which 425 ONGOING says without dtm's 500.
+    const msgOngoing = trans.transType === "msg" && result.lastError === undefined;
+    if (status === "failed" || trans.transType === "saga" || msgOngoing) {
       throw failure(result.trans.rollbackReason ? result.trans.rollbackReason : "wait result not return success:");
     }
     if (!expectSuccess && result.lastError === undefined && !result.ongoing) return;
