@@ -48,4 +48,4 @@ export type { DtxHttpRequest, NodeHandlerOptions } from "./handlers/node-http.ts
 export { grpcHandler, grpcStatusFor } from "./handlers/grpc.ts";
 export type { GrpcStatusError, GrpcUnaryCallback, GrpcUnaryCallLike } from "./handlers/grpc.ts";
 
-// export * from "./barrier/index.ts";
+export * from "./barrier/index.ts";

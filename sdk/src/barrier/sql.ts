@@ -1,0 +1,312 @@
+/**
+ * The SQL barrier (PROTOCOL.md §11.2, §11.3) over pg, mysql2/promise, Kysely, or any driver
+ * wrapped as a {@link BarrierSqlTx}.
+ */
+import { BarrierError, barrierDuplicated, barrierFailure } from "./errors.ts";
+import type {
+  BarrierResult,
+  BarrierSqlTx,
+  BranchInfo,
+  KyselyExecutorLike,
+  MysqlConnectionLike,
+  MysqlPoolLike,
+  PgPoolLike,
+  PgQueryable,
+  PgQueryResultLike,
+  SqlDialect,
+} from "./types.ts";
+
+/** One statement at a time against the caller's connection. */
+export interface SqlRunner {
+  readonly dialect: SqlDialect;
+  /** Runs a statement; resolves to the number of rows it changed. */
+  exec(sql: string, params: readonly unknown[]): Promise<number>;
+  /** Runs a query; resolves to its rows. */
+  rows(sql: string, params: readonly unknown[]): Promise<readonly Record<string, unknown>[]>;
+}
+
+/** The row the msg check-back looks for (PROTOCOL.md §11.3). */
+export const MSG_BRANCH_ID = "00";
+export const MSG_OP = "msg";
+export const MSG_BARRIER_ID = "01";
+export const ROLLBACK_REASON = "rollback";
+
+/** The op whose row a compensation inserts to block it (SQL: rollback too, for XA). */
+const SQL_ORIGIN_OP: Readonly<Record<string, string>> = { cancel: "try", compensate: "action", rollback: "action" };
+
+export function sqlOriginOp(op: string): string | undefined {
+  return Object.hasOwn(SQL_ORIGIN_OP, op) ? SQL_ORIGIN_OP[op] : undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statements
+
+function insertIgnoreSql(dialect: SqlDialect, table: string): string {
+  return dialect === "mysql"
+    ? `insert ignore into ${table}(trans_type, gid, branch_id, op, barrier_id, reason) values(?,?,?,?,?,?)`
+    : // The conflict target is the unique key's columns rather than `ON CONSTRAINT uniq_barrier`,
+      // so a table whose unique index has another name works too. Postgres has no column
+      // defaults for the times in dtm's DDL, so they are set here.
+      `insert into ${table}(trans_type, gid, branch_id, op, barrier_id, reason, create_time, update_time) ` +
+        `values($1,$2,$3,$4,$5,$6,now(),now()) on conflict (gid, branch_id, op, barrier_id) do nothing`;
+}
+
+function selectReasonSql(dialect: SqlDialect, table: string): string {
+  return dialect === "mysql"
+    ? `select reason from ${table} where gid=? and branch_id=? and op=? and barrier_id=?`
+    : `select reason from ${table} where gid=$1 and branch_id=$2 and op=$3 and barrier_id=$4`;
+}
+
+export interface BarrierRowValues {
+  transType: string;
+  gid: string;
+  branchId: string;
+  op: string;
+  barrierId: string;
+  reason: string;
+}
+
+export function insertBarrier(runner: SqlRunner, table: string, row: BarrierRowValues): Promise<number> {
+  return runner.exec(insertIgnoreSql(runner.dialect, table), [row.transType, row.gid, row.branchId, row.op, row.barrierId, row.reason]);
+}
+
+/** Runs the barrier INSERTs for `rows` (origin first); resolves to the rows each one inserted. */
+export type BarrierInserts = (rows: readonly BarrierRowValues[]) => Promise<number[]>;
+
+/** Values that may be written into SQL as literals: the coordinator's gid alphabet. */
+const LITERAL_SAFE = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+/**
+ * Postgres: `BEGIN` and the barrier INSERTs in one round trip (one simple-protocol query with
+ * several statements), when every value is in {@link LITERAL_SAFE}, so that no escaping is
+ * needed. Returns undefined when a value is outside it: then the caller sends BEGIN alone and
+ * the INSERTs with parameters.
+ */
+export function pgBeginWithInserts(client: PgQueryable, table: string, info: BranchInfo): BarrierInserts | undefined {
+  if (![info.transType, info.gid, info.branchId, info.op].every((v) => LITERAL_SAFE.test(v))) return undefined;
+  return async (rows) => {
+    const statements = rows.map(
+      (r) =>
+        `insert into ${table}(trans_type, gid, branch_id, op, barrier_id, reason, create_time, update_time) ` +
+        `values('${r.transType}','${r.gid}','${r.branchId}','${r.op}','${r.barrierId}','${r.reason}',now(),now()) ` +
+        "on conflict (gid, branch_id, op, barrier_id) do nothing",
+    );
+    for (const r of rows) {
+      if (![r.transType, r.gid, r.branchId, r.op, r.barrierId, r.reason].every((v) => LITERAL_SAFE.test(v))) throw new Error("barrier value outside the literal-safe alphabet");
+    }
+    // No values argument: node-postgres then uses the simple query protocol, which allows
+    // several statements and answers with one result per statement.
+    const results = (await client.query(`BEGIN;${statements.join(";")}`)) as unknown;
+    if (!Array.isArray(results) || results.length !== rows.length + 1) {
+      throw new Error("the pg client did not answer a multi-statement query with one result per statement; pass { pgBatchBegin: false }");
+    }
+    return (results as PgQueryResultLike[]).slice(1).map((r) => r.rowCount ?? 0);
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The algorithm
+
+/**
+ * PROTOCOL.md §11.2, inside the caller's transaction. The caller commits when this resolves and
+ * rolls back when it rejects.
+ */
+export async function sqlBarrierCall<T>(
+  info: BranchInfo,
+  table: string,
+  barrierId: string,
+  runner: SqlRunner,
+  busi: () => Promise<T>,
+  inserts?: BarrierInserts,
+): Promise<BarrierResult<T>> {
+  const originOp = sqlOriginOp(info.op);
+  const base = { transType: info.transType, gid: info.gid, branchId: info.branchId, barrierId, reason: info.op };
+  const rows = originOp === undefined ? [{ ...base, op: info.op }] : [{ ...base, op: originOp }, { ...base, op: info.op }];
+  let counts: number[];
+  if (inserts) counts = await inserts(rows);
+  else {
+    counts = [];
+    for (const row of rows) counts.push(await insertBarrier(runner, table, row));
+  }
+  const originAffected = originOp === undefined ? 0 : (counts[0] ?? 0);
+  const currentAffected = counts[counts.length - 1] ?? 0;
+  if (info.op === MSG_OP && currentAffected === 0) {
+    throw barrierDuplicated(`msg barrier for gid ${info.gid} already exists: the local transaction ran before or the check-back rolled it back`);
+  }
+  if (originOp !== undefined && originAffected > 0) return { executed: false, skipped: "null_compensation", barrierId };
+  if (currentAffected === 0) return { executed: false, skipped: "duplicate_or_hanging", barrierId };
+  return { executed: true, value: await busi(), barrierId };
+}
+
+/**
+ * PROTOCOL.md §11.3: insert the rollback marker if the msg row is absent (waiting while a local
+ * transaction holds it), then read the reason. `rollback` -> FAILURE; anything else -> success.
+ */
+export async function sqlQueryPrepared(info: BranchInfo, table: string, runner: SqlRunner): Promise<void> {
+  await insertBarrier(runner, table, {
+    transType: info.transType,
+    gid: info.gid,
+    branchId: MSG_BRANCH_ID,
+    op: MSG_OP,
+    barrierId: MSG_BARRIER_ID,
+    reason: ROLLBACK_REASON,
+  });
+  const rows = await runner.rows(selectReasonSql(runner.dialect, table), [info.gid, MSG_BRANCH_ID, MSG_OP, MSG_BARRIER_ID]);
+  const reason = rows[0]?.["reason"];
+  if (reason === ROLLBACK_REASON) throw barrierFailure(`msg ${info.gid} was rolled back FAILURE`);
+  if (rows.length === 0) throw new Error(`msg barrier row for gid ${info.gid} is missing after the insert`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drivers
+
+function isObject(x: unknown): x is Record<string, unknown> {
+  return (typeof x === "object" || typeof x === "function") && x !== null;
+}
+
+function hasFn(x: Record<string, unknown>, name: string): boolean {
+  return typeof x[name] === "function";
+}
+
+export type SqlKind = "custom" | "kysely" | "mysql-pool" | "mysql" | "pg-pool" | "pg";
+
+/** Tells the driver object apart by its methods. */
+export function sqlKind(db: unknown): SqlKind | undefined {
+  if (!isObject(db)) return undefined;
+  if (db["barrierDialect"] === "postgres" || db["barrierDialect"] === "mysql") {
+    if (hasFn(db, "execute")) return "custom";
+  }
+  if (hasFn(db, "executeQuery") && "isTransaction" in db) return "kysely";
+  if (hasFn(db, "getConnection") && hasFn(db, "query")) return "mysql-pool";
+  if (hasFn(db, "beginTransaction") && hasFn(db, "query")) return "mysql";
+  if (hasFn(db, "query") && hasFn(db, "connect") && "totalCount" in db && "idleCount" in db) return "pg-pool";
+  if (hasFn(db, "query")) return "pg";
+  return undefined;
+}
+
+export function pgRunner(client: PgQueryable): SqlRunner {
+  return {
+    dialect: "postgres",
+    async exec(sql, params) {
+      return (await client.query(sql, [...params])).rowCount ?? 0;
+    },
+    async rows(sql, params) {
+      return (await client.query(sql, [...params])).rows as Record<string, unknown>[];
+    },
+  };
+}
+
+function mysqlRunner(conn: Pick<MysqlConnectionLike, "query">): SqlRunner {
+  return {
+    dialect: "mysql",
+    async exec(sql, params) {
+      const [result] = await conn.query(sql, [...params]);
+      const affected = isObject(result) ? result["affectedRows"] : undefined;
+      return typeof affected === "number" ? affected : 0;
+    },
+    async rows(sql, params) {
+      const [rows] = await conn.query(sql, [...params]);
+      return Array.isArray(rows) ? (rows as Record<string, unknown>[]) : [];
+    },
+  };
+}
+
+interface KyselyModule {
+  CompiledQuery: { raw(sql: string, parameters?: unknown[]): unknown };
+  sql: {
+    (strings: TemplateStringsArray, ...values: unknown[]): { compile(executor: unknown): { sql: string } };
+    id(name: string): unknown;
+  };
+}
+
+let kyselyModule: Promise<KyselyModule> | undefined;
+
+function loadKysely(): Promise<KyselyModule> {
+  // Loaded on first use only: kysely is an optional peer dependency.
+  kyselyModule ??= import("kysely") as Promise<KyselyModule>;
+  return kyselyModule;
+}
+
+/**
+ * The dialect of a Kysely instance, told from how it compiles a parameter and an identifier
+ * (public API only): `$1` + `"x"` is Postgres, `?` + `` `x` `` is MySQL.
+ */
+async function kyselyDialect(db: KyselyExecutorLike, explicit: SqlDialect | undefined): Promise<SqlDialect> {
+  if (explicit) return explicit;
+  const { sql } = await loadKysely();
+  const compiled = sql`select ${sql.id("x")} where ${1}`.compile(db).sql;
+  if (compiled.includes("$1") && compiled.includes('"x"')) return "postgres";
+  if (compiled.includes("?") && compiled.includes("`x`")) return "mysql";
+  throw new BarrierError("BARRIER_UNSUPPORTED_DB", `the barrier supports Kysely on Postgres and MySQL only (compiled SQL: ${compiled}); pass options.dialect if this is one of them`);
+}
+
+async function kyselyRunner(db: KyselyExecutorLike, explicit: SqlDialect | undefined): Promise<SqlRunner> {
+  const [{ CompiledQuery }, dialect] = await Promise.all([loadKysely(), kyselyDialect(db, explicit)]);
+  return {
+    dialect,
+    async exec(sql, params) {
+      const r = await db.executeQuery(CompiledQuery.raw(sql, [...params]));
+      return Number(r.numAffectedRows ?? 0n);
+    },
+    async rows(sql, params) {
+      return (await db.executeQuery(CompiledQuery.raw(sql, [...params]))).rows as Record<string, unknown>[];
+    },
+  };
+}
+
+function customRunner(tx: BarrierSqlTx): SqlRunner {
+  return {
+    dialect: tx.barrierDialect,
+    async exec(sql, params) {
+      return (await tx.execute(sql, params)).affectedRows;
+    },
+    async rows(sql, params) {
+      return (await tx.execute(sql, params)).rows;
+    },
+  };
+}
+
+/**
+ * A runner for a connection that is inside the caller's transaction. Pools and a non-transaction
+ * Kysely are refused: their statements could run on different connections.
+ */
+export async function txRunner(tx: unknown, dialect: SqlDialect | undefined): Promise<SqlRunner> {
+  const kind = sqlKind(tx);
+  switch (kind) {
+    case "custom":
+      return customRunner(tx as BarrierSqlTx);
+    case "kysely":
+      if (!(tx as KyselyExecutorLike).isTransaction) {
+        throw new BarrierError("BARRIER_NOT_IN_TRANSACTION", "call() needs a Kysely Transaction (db.transaction().execute(trx => bb.call(trx, fn))), or use callWithKysely(db, fn)");
+      }
+      return kyselyRunner(tx as KyselyExecutorLike, dialect);
+    case "mysql":
+      return mysqlRunner(tx as MysqlConnectionLike);
+    case "pg":
+      return pgRunner(tx as PgQueryable);
+    case "mysql-pool":
+    case "pg-pool":
+      throw new BarrierError("BARRIER_NOT_IN_TRANSACTION", "call() needs one connection inside a transaction, not a pool: use callWithPg(pool, fn) / callWithMysql(pool, fn), or check out a connection and BEGIN");
+    default:
+      throw new BarrierError("BARRIER_UNSUPPORTED_DB", "call() supports pg clients, mysql2/promise connections, Kysely transactions and BarrierSqlTx adapters");
+  }
+}
+
+/** A runner for autocommit statements (the check-back): pools are fine here. */
+export async function autocommitRunner(db: unknown, dialect: SqlDialect | undefined): Promise<SqlRunner> {
+  const kind = sqlKind(db);
+  switch (kind) {
+    case "custom":
+      return customRunner(db as BarrierSqlTx);
+    case "kysely":
+      return kyselyRunner(db as KyselyExecutorLike, dialect);
+    case "mysql":
+    case "mysql-pool":
+      return mysqlRunner(db as MysqlPoolLike);
+    case "pg":
+    case "pg-pool":
+      return pgRunner(db as PgPoolLike);
+    default:
+      throw new BarrierError("BARRIER_UNSUPPORTED_DB", "queryPrepared() supports pg pools/clients, mysql2/promise pools/connections, Kysely and BarrierSqlTx adapters");
+  }
+}

@@ -1,0 +1,97 @@
+// The Mongo barrier against the Mongo stand-in (test/helpers/mongo.ts), or MONGODB_URI if set.
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { MongoClient } from "mongodb";
+import { BranchBarrier, createMongoBarrierIndex, doAndSubmitDB } from "../src/barrier/index.ts";
+import type { DoAndSubmitMsg } from "../src/barrier/index.ts";
+import { startMongo } from "../../test/helpers/mongo.ts";
+import type { TestMongo } from "../../test/helpers/mongo.ts";
+import { MONGO_DB, RUN, barrierFuzz, barrierScenarios, fuzzReport, info, mongoBusiness, mongoStore, raceReport, uniqueGid } from "./barrier-helpers.ts";
+import type { MongoAccount, MongoEffect, StoreUnderTest } from "./barrier-helpers.ts";
+
+let mongo: TestMongo;
+const clients: MongoClient[] = [];
+let store: StoreUnderTest;
+
+beforeAll(async () => {
+  mongo = await startMongo();
+  clients.push(await mongo.connect(), await mongo.connect());
+  await createMongoBarrierIndex(clients[0]!);
+  store = mongoStore({
+    get: (conn) => clients[conn]!,
+    async renew(conn) {
+      // after a failed commit the stand-in may keep that server session's transaction open
+      const old = clients[conn]!;
+      clients[conn] = await mongo.connect();
+      await old.close();
+    },
+  });
+}, 60_000);
+
+afterAll(async () => {
+  if (fuzzReport.length > 0) process.stdout.write(`barrier fuzz: ${JSON.stringify(fuzzReport)}\n`);
+  if (raceReport.length > 0) process.stdout.write(`barrier races (${mongo?.server}): ${JSON.stringify(raceReport)}\n`);
+  await mongo?.stop();
+});
+
+// The stand-in copies the whole data set for every transaction, so each test starts without
+// this run's earlier rows (every test uses its own gids and accounts).
+beforeEach(async () => {
+  const c = clients[0]!;
+  const mine = { $regex: RUN };
+  await Promise.all([
+    c.db("dtm_barrier").collection("barrier").deleteMany({ gid: mine }),
+    c.db(MONGO_DB).collection<MongoAccount>("accounts").deleteMany({ _id: mine }),
+    c.db(MONGO_DB).collection<MongoEffect>("effects").deleteMany({ gid: mine }),
+  ]);
+});
+
+describe("barrier on Mongo", () => {
+  barrierScenarios(() => store);
+  barrierFuzz(() => store, 300);
+
+  it("createMongoBarrierIndex is idempotent and makes the unique index", async () => {
+    await createMongoBarrierIndex(clients[0]!);
+    const indexes = await clients[0]!.db("dtm_barrier").collection("barrier").indexes();
+    expect(indexes.find((i) => i.name === "uniq_barrier")).toMatchObject({ key: { gid: 1, branch_id: 1, op: 1, barrier_id: 1 }, unique: true });
+  });
+
+  it("aborts the session transaction on an error (the stand-in does not abort on its own)", async () => {
+    const gid = uniqueGid("mongo-abort");
+    const c = clients[0]!;
+    await c.db(MONGO_DB).collection<MongoAccount>("accounts").insertOne({ _id: `${gid}-a`, balance: 10 });
+    const bb = new BranchBarrier(info(gid, "try"));
+    await expect(
+      bb.mongoCall(c, async (session) => {
+        await mongoBusiness(c, session, bb, `${gid}-a`, -3);
+        // a duplicate key inside the transaction
+        await c.db("dtm_barrier").collection("barrier").insertOne({ gid, branch_id: "01", op: "try", barrier_id: "01" }, { session });
+      }),
+    ).rejects.toMatchObject({ code: 11000 });
+    expect(await store.balance(`${gid}-a`)).toBe(10);
+    expect(await store.barrierRows(gid)).toEqual([]);
+  });
+
+  it("doAndSubmitDB with a MongoClient", async () => {
+    const calls: string[] = [];
+    const msg = (gid: string): DoAndSubmitMsg => ({
+      gid,
+      prepare: async () => void calls.push("prepare"),
+      submit: async () => void calls.push("submit"),
+      abort: async () => void calls.push("abort"),
+    });
+    const c = clients[0]!;
+    const gid = uniqueGid("mongo-das");
+    await store.createAccount(`${gid}-a`, 10);
+    await doAndSubmitDB(msg(gid), "qp", c, (session) => mongoBusiness(c, session, info(gid, "msg", "00", "msg"), `${gid}-a`, -4));
+    const g2 = uniqueGid("mongo-das-err");
+    await expect(
+      doAndSubmitDB(msg(g2), "qp", c, async (session) => {
+        await mongoBusiness(c, session, info(g2, "msg", "00", "msg"), `${gid}-a`, -4);
+        throw new Error("boom");
+      }),
+    ).rejects.toThrow("boom");
+    expect(calls).toEqual(["prepare", "submit", "prepare", "abort"]);
+    expect(await store.balance(`${gid}-a`)).toBe(6);
+    expect(await store.barrierRows(g2)).toEqual([{ branch_id: "00", op: "msg", barrier_id: "01", reason: "rollback" }]);
+  });
+});

@@ -1,0 +1,84 @@
+// The SQL barrier on the real MariaDB/MySQL (scripts/services.sh): mysql2/promise, and Kysely on it.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import mysql from "mysql2/promise";
+import { Kysely, MysqlDialect } from "kysely";
+import { BranchBarrier, createBarrierTable, doAndSubmitDB } from "../src/barrier/index.ts";
+import type { DoAndSubmitMsg } from "../src/barrier/index.ts";
+import { testServiceUrls, unreachableMessage } from "../../test/helpers/services.ts";
+import { barrierFuzz, barrierScenarios, fuzzReport, info, kyselyStore, mysqlBusiness, mysqlStore, raceReport, setupMysqlTables, uniqueGid } from "./barrier-helpers.ts";
+import type { KyselyDb, StoreUnderTest } from "./barrier-helpers.ts";
+
+const url = testServiceUrls().mysql;
+let pool: mysql.Pool;
+let conns: [mysql.Connection, mysql.Connection];
+let kysely: Kysely<KyselyDb>;
+let store: StoreUnderTest;
+let kstore: StoreUnderTest;
+
+beforeAll(async () => {
+  pool = mysql.createPool({ uri: url, connectionLimit: 8 });
+  try {
+    await pool.query("select 1");
+  } catch (cause) {
+    throw new Error(unreachableMessage("MariaDB/MySQL", url, cause), { cause });
+  }
+  conns = [await mysql.createConnection({ uri: url }), await mysql.createConnection({ uri: url })];
+  for (const c of conns) c.on("error", () => {});
+  await createBarrierTable("mysql", pool);
+  await setupMysqlTables(pool);
+  kysely = new Kysely<KyselyDb>({ dialect: new MysqlDialect({ pool: mysql.createPool({ uri: url, connectionLimit: 4 }).pool }) });
+  store = mysqlStore(pool, conns);
+  kstore = kyselyStore("kysely-mysql", kysely, store);
+});
+
+afterAll(async () => {
+  if (fuzzReport.length > 0) process.stdout.write(`barrier fuzz: ${JSON.stringify(fuzzReport)}\n`);
+  if (raceReport.length > 0) process.stdout.write(`barrier races: ${JSON.stringify(raceReport)}\n`);
+  await kysely?.destroy();
+  await Promise.allSettled((conns ?? []).map((c) => c.end()));
+  await pool?.end();
+});
+
+describe("barrier on MariaDB/MySQL (mysql2)", () => {
+  barrierScenarios(() => store);
+  barrierFuzz(() => store, 1000);
+
+  it("createBarrierTable is idempotent and safe to run concurrently", async () => {
+    await Promise.all([createBarrierTable("mysql", pool), createBarrierTable("mysql", pool), createBarrierTable("mysql", conns[0])]);
+    const [rows] = await pool.query<mysql.RowDataPacket[]>(
+      "select index_name, group_concat(column_name order by seq_in_index) as cols from information_schema.statistics where table_schema='dtm_barrier' and table_name='barrier' and non_unique=0 group by index_name order by index_name",
+    );
+    expect(rows.map((r) => `${String(r["index_name"])}: ${String(r["cols"])}`).sort()).toEqual(["PRIMARY: id", "gid: gid,branch_id,op,barrier_id"]);
+  });
+
+  it("call() refuses a pool", async () => {
+    const bb = new BranchBarrier(info(uniqueGid("my-pool"), "try"));
+    await expect(bb.call(pool as unknown as mysql.Connection, async () => undefined)).rejects.toMatchObject({ code: "BARRIER_NOT_IN_TRANSACTION" });
+  });
+
+  it("doAndSubmitDB with a mysql2 pool: submit on success, abort after a rolled-back local transaction", async () => {
+    const calls: string[] = [];
+    const msg = (gid: string): DoAndSubmitMsg => ({
+      gid,
+      prepare: async () => void calls.push("prepare"),
+      submit: async () => void calls.push("submit"),
+      abort: async () => void calls.push("abort"),
+    });
+    const gid = uniqueGid("my-das");
+    await store.createAccount(`${gid}-a`, 100);
+    await doAndSubmitDB(msg(gid), "qp", pool, (c) => mysqlBusiness(c, info(gid, "msg", "00", "msg"), `${gid}-a`, -10));
+    const gid2 = uniqueGid("my-das-err");
+    await expect(
+      doAndSubmitDB(msg(gid2), "qp", pool, async (c) => {
+        await mysqlBusiness(c, info(gid2, "msg", "00", "msg"), `${gid}-a`, -10);
+        throw new Error("boom");
+      }),
+    ).rejects.toThrow("boom");
+    expect(calls).toEqual(["prepare", "submit", "prepare", "abort"]);
+    expect(await store.balance(`${gid}-a`)).toBe(90);
+  });
+});
+
+describe("barrier on MariaDB/MySQL (Kysely)", () => {
+  barrierScenarios(() => kstore);
+});

@@ -1,0 +1,222 @@
+// The SQL barrier on the real PostgreSQL (scripts/services.sh): pg, and Kysely on pg.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import pg from "pg";
+import { Kysely, PostgresDialect } from "kysely";
+import { BranchBarrier, createBarrierTable, doAndSubmit, doAndSubmitDB, isBarrierFailure } from "../src/barrier/index.ts";
+import type { DoAndSubmitMsg } from "../src/barrier/index.ts";
+import { testServiceUrls, unreachableMessage } from "../../test/helpers/services.ts";
+import { PG_ACCOUNTS, barrierFuzz, barrierScenarios, fuzzReport, info, kyselyStore, pgBusiness, pgStore, raceReport, setupPgTables, uniqueGid } from "./barrier-helpers.ts";
+import type { KyselyDb, StoreUnderTest } from "./barrier-helpers.ts";
+
+const url = testServiceUrls().pg;
+let pool: pg.Pool;
+let clients: [pg.Client, pg.Client];
+let kysely: Kysely<KyselyDb>;
+let store: StoreUnderTest;
+let kstore: StoreUnderTest;
+
+beforeAll(async () => {
+  pool = new pg.Pool({ connectionString: url, max: 8 });
+  pool.on("error", () => {});
+  try {
+    await pool.query("select 1");
+  } catch (cause) {
+    throw new Error(unreachableMessage("PostgreSQL", url, cause), { cause });
+  }
+  const a = new pg.Client({ connectionString: url });
+  const b = new pg.Client({ connectionString: url });
+  for (const c of [a, b]) c.on("error", () => {});
+  await Promise.all([a.connect(), b.connect()]);
+  clients = [a, b];
+  await createBarrierTable("postgres", pool);
+  await setupPgTables(pool);
+  kysely = new Kysely<KyselyDb>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 4 }) }) });
+  store = pgStore(pool, clients);
+  kstore = kyselyStore("kysely-pg", kysely, store);
+});
+
+afterAll(async () => {
+  if (fuzzReport.length > 0) process.stdout.write(`barrier fuzz: ${JSON.stringify(fuzzReport)}\n`);
+  if (raceReport.length > 0) process.stdout.write(`barrier races: ${JSON.stringify(raceReport)}\n`);
+  await kysely?.destroy();
+  await Promise.allSettled((clients ?? []).map((c) => c.end()));
+  await pool?.end();
+});
+
+describe("barrier on Postgres (pg)", () => {
+  barrierScenarios(() => store);
+  barrierFuzz(() => store, 1000);
+
+  it("createBarrierTable is idempotent and safe to run concurrently", async () => {
+    await Promise.all([createBarrierTable("postgres", pool), createBarrierTable("postgres", pool), createBarrierTable("postgres", clients[0])]);
+    const r = await pool.query<{ conname: string }>("select conname from pg_constraint where conrelid = 'dtm_barrier.barrier'::regclass and contype = 'u'");
+    expect(r.rows.map((x) => x.conname)).toEqual(["uniq_barrier"]);
+  });
+
+  it("uses a configured table name", async () => {
+    const tableName = "dtx_barrier_custom.barrier_custom";
+    await pool.query("drop schema if exists dtx_barrier_custom cascade");
+    await createBarrierTable("postgres", pool, { tableName });
+    const s = pgStore(pool, clients, tableName);
+    const gid = uniqueGid("pg-custom");
+    await s.createAccount(`${gid}-a`, 10);
+    const bb = new BranchBarrier(info(gid, "cancel"), { tableName });
+    expect((await s.adjust(bb, `${gid}-a`, 1)).executed).toBe(false);
+    expect((await s.barrierRows(gid)).map((r) => r.op)).toEqual(["cancel", "try"]);
+    expect((await pool.query("select 1 from dtm_barrier.barrier where gid=$1", [gid])).rowCount).toBe(0);
+  });
+
+  it("values outside [A-Za-z0-9_.:-] go as parameters (no batching), quotes and all", async () => {
+    const gid = `pg-quote-'; drop table ${PG_ACCOUNTS}; -- ${uniqueGid("x")}`;
+    const acct = uniqueGid("pg-quote-acct");
+    await store.createAccount(acct, 10);
+    const tryInfo = { transType: "tcc", gid, branchId: "01", op: "try" };
+    expect((await new BranchBarrier(tryInfo).callWithPg(pool, (c) => pgBusiness(c, tryInfo, acct, -1))).executed).toBe(true);
+    expect((await new BranchBarrier(tryInfo).callWithPg(pool, (c) => pgBusiness(c, tryInfo, acct, -1))).executed).toBe(false);
+    expect(await store.balance(acct)).toBe(9);
+    expect(await store.barrierRows(gid)).toEqual([{ branch_id: "01", op: "try", barrier_id: "01", reason: "try" }]);
+    // and with batching off, safe values take the same path
+    const g2 = uniqueGid("pg-nobatch");
+    const bb = new BranchBarrier(info(g2, "cancel"), { pgBatchBegin: false });
+    expect(await bb.callWithPg(pool, async () => "x")).toEqual({ executed: false, skipped: "null_compensation", barrierId: "01" });
+  });
+
+  it("call() refuses a pool: its statements could run on different connections", async () => {
+    const bb = new BranchBarrier(info(uniqueGid("pg-pool"), "try"));
+    await expect(bb.call(pool, async () => undefined)).rejects.toMatchObject({ code: "BARRIER_NOT_IN_TRANSACTION" });
+  });
+
+  it("call() in a caller-managed transaction: the caller commits or rolls back", async () => {
+    const gid = uniqueGid("pg-managed");
+    const acct = `${gid}-a`;
+    await store.createAccount(acct, 50);
+    const client = await pool.connect();
+    try {
+      await client.query("BEGIN");
+      const r = await new BranchBarrier(info(gid, "try")).call(client, (c) => pgBusiness(c, info(gid, "try"), acct, -20));
+      expect(r.executed).toBe(true);
+      await client.query("ROLLBACK");
+      expect(await store.balance(acct)).toBe(50);
+      expect(await store.barrierRows(gid)).toEqual([]);
+      await client.query("BEGIN");
+      await new BranchBarrier(info(gid, "try")).call(client, (c) => pgBusiness(c, info(gid, "try"), acct, -20));
+      await client.query("COMMIT");
+      expect(await store.balance(acct)).toBe(30);
+    } finally {
+      client.release();
+    }
+  });
+});
+
+describe("barrier on Postgres (Kysely)", () => {
+  barrierScenarios(() => kstore);
+
+  it("call() inside db.transaction() and refuses a non-transaction Kysely", async () => {
+    const gid = uniqueGid("kysely-pg-call");
+    await kstore.createAccount(`${gid}-a`, 5);
+    const r = await kysely.transaction().execute((trx) => new BranchBarrier(info(gid, "cancel")).call(trx, async () => "never"));
+    expect(r).toEqual({ executed: false, skipped: "null_compensation", barrierId: "01" });
+    await expect(new BranchBarrier(info(gid, "try")).call(kysely, async () => undefined)).rejects.toMatchObject({ code: "BARRIER_NOT_IN_TRANSACTION" });
+  });
+});
+
+/** A msg that records what DoAndSubmit asked of it. */
+function fakeMsg(gid: string): DoAndSubmitMsg & { calls: string[] } {
+  const calls: string[] = [];
+  return {
+    gid,
+    calls,
+    prepare: async (qp) => void calls.push(`prepare ${qp}`),
+    submit: async () => void calls.push("submit"),
+    abort: async () => void calls.push("abort"),
+  };
+}
+
+describe("doAndSubmitDB on Postgres", () => {
+  it("success: prepare, local transaction with the msg barrier row, submit", async () => {
+    const gid = uniqueGid("pg-das-ok");
+    const acct = `${gid}-a`;
+    await store.createAccount(acct, 100);
+    const msg = fakeMsg(gid);
+    const value = await doAndSubmitDB(msg, "http://rm/qp", pool, async (c) => {
+      await pgBusiness(c, info(gid, "msg", "00", "msg"), acct, -10);
+      return "done";
+    });
+    expect(value).toBe("done");
+    expect(msg.calls).toEqual(["prepare http://rm/qp", "submit"]);
+    expect(await store.balance(acct)).toBe(90);
+    expect(await store.barrierRows(gid)).toEqual([{ branch_id: "00", op: "msg", barrier_id: "01", reason: "msg" }]);
+    // A second run for the gid is DUPLICATED; as dtm's DoAndSubmit, the check-back then says committed.
+    const again = fakeMsg(gid);
+    await expect(doAndSubmitDB(again, "http://rm/qp", pool, (c) => pgBusiness(c, info(gid, "msg"), acct, -10))).rejects.toMatchObject({ code: "DUPLICATED" });
+    expect(again.calls).toEqual(["prepare http://rm/qp", "submit"]);
+    expect(await store.balance(acct)).toBe(90);
+  });
+
+  it("FAILURE in the business: abort, nothing committed", async () => {
+    const gid = uniqueGid("pg-das-fail");
+    const acct = `${gid}-a`;
+    await store.createAccount(acct, 5);
+    const msg = fakeMsg(gid);
+    const err: unknown = await doAndSubmitDB(msg, "qp", pool, (c) => pgBusiness(c, info(gid, "msg"), acct, -10)).catch((e: unknown) => e);
+    expect(isBarrierFailure(err)).toBe(true);
+    expect(msg.calls).toEqual(["prepare qp", "abort"]);
+    expect(await store.barrierRows(gid)).toEqual([]);
+  });
+
+  it("another error in the business: checks back itself, finds it rolled back, aborts", async () => {
+    const gid = uniqueGid("pg-das-err");
+    const acct = `${gid}-a`;
+    await store.createAccount(acct, 100);
+    const msg = fakeMsg(gid);
+    await expect(
+      doAndSubmitDB(msg, "qp", pool, async (c) => {
+        await pgBusiness(c, info(gid, "msg"), acct, -10);
+        throw new Error("lost the connection");
+      }),
+    ).rejects.toThrow("lost the connection");
+    expect(msg.calls).toEqual(["prepare qp", "abort"]);
+    expect(await store.balance(acct)).toBe(100);
+    // the check-back left the rollback marker: the local transaction can never commit now
+    expect(await store.barrierRows(gid)).toEqual([{ branch_id: "00", op: "msg", barrier_id: "01", reason: "rollback" }]);
+  });
+
+  it("an error after the local commit: checks back, finds it committed, submits", async () => {
+    const gid = uniqueGid("pg-das-aftercommit");
+    const acct = `${gid}-a`;
+    await store.createAccount(acct, 100);
+    const msg = fakeMsg(gid);
+    await expect(
+      doAndSubmit(
+        msg,
+        "qp",
+        async (bb) => {
+          await bb.callWithPg(pool, (c) => pgBusiness(c, bb, acct, -10));
+          throw new Error("the commit's answer was lost");
+        },
+        (bb) => bb.queryPrepared(pool),
+      ),
+    ).rejects.toThrow("the commit's answer was lost");
+    expect(msg.calls).toEqual(["prepare qp", "submit"]);
+    expect(await store.balance(acct)).toBe(90);
+  });
+
+  it("when the check-back itself fails: neither submit nor abort (the coordinator decides later)", async () => {
+    const gid = uniqueGid("pg-das-unknown");
+    const msg = fakeMsg(gid);
+    await expect(
+      doAndSubmit(
+        msg,
+        "qp",
+        async () => {
+          throw new Error("busi down");
+        },
+        async () => {
+          throw new Error("db down");
+        },
+      ),
+    ).rejects.toThrow("busi down");
+    expect(msg.calls).toEqual(["prepare qp"]);
+  });
+});
+
