@@ -1,5 +1,5 @@
-import { Client, connectivityState, credentials, Metadata, status } from "@grpc/grpc-js";
-import type { ChannelOptions, ServiceError } from "@grpc/grpc-js";
+import { Channel, connectivityState, credentials, Metadata, status } from "@grpc/grpc-js";
+import type { ChannelOptions, InterceptingListener, ServiceError, StatusObject } from "@grpc/grpc-js";
 import type { Outcome } from "../core/types.ts";
 import type { BranchCall, BranchInvoker } from "./invoker.ts";
 
@@ -55,7 +55,7 @@ export function classifyGrpcResult(error: Pick<ServiceError, "code" | "details">
   return { kind: "error", message: `grpc ${status[error.code] ?? error.code}: ${error.details}` };
 }
 
-const identity = (b: Buffer): Buffer => b;
+const noop = (): void => {};
 
 /**
  * Calls participants over gRPC as dtm does (PROTOCOL §6.2): one insecure channel per `host:port`,
@@ -64,12 +64,12 @@ const identity = (b: Buffer): Buffer => b;
  * bytes are ignored; only its status counts.
  *
  * Each channel has its own subchannels (no global pool), and a channel that is in
- * TRANSIENT_FAILURE after a failed call is closed and dropped: grpc-js would otherwise wait out its reconnect backoff
- * (up to two minutes) before trying a participant that has come back, failing every retry fast in
- * the meantime. The next call to that target opens a fresh channel, which connects at once.
+ * TRANSIENT_FAILURE after a failed call is closed and dropped: grpc-js would otherwise wait out
+ * its reconnect backoff before trying a participant that has come back, failing every retry fast
+ * in the meantime. The next call to that target opens a fresh channel, which connects at once.
  */
 export class GrpcInvoker implements BranchInvoker {
-  private readonly clients = new Map<string, Client>();
+  private readonly cache = new Map<string, Channel>();
   private readonly channelOptions: ChannelOptions;
   private readonly maxChannels: number;
   private closed = false;
@@ -81,6 +81,11 @@ export class GrpcInvoker implements BranchInvoker {
       "grpc.use_local_subchannel_pool": 1,
       "grpc.initial_reconnect_backoff_ms": 200,
       "grpc.max_reconnect_backoff_ms": 5_000,
+      // The coordinator retries on its own schedule; grpc-js's retry layer would only buffer
+      // every request message in case of a transparent retry (measurable on the hot path).
+      "grpc.enable_retries": 0,
+      // channelz (per-call bookkeeping for grpc's debug service) is not served by dtx.
+      "grpc.enable_channelz": 0,
       // No client keepalive pings: grpc-go servers refuse pings more often than every 5 minutes
       // by default (GOAWAY too_many_pings), and idle connections are closed by grpc-js anyway.
     };
@@ -96,57 +101,61 @@ export class GrpcInvoker implements BranchInvoker {
     } catch (error) {
       return Promise.resolve({ kind: "error", message: `cannot send branch_headers as gRPC metadata: ${(error as Error).message}` });
     }
-    const client = this.client(parsed.target);
+    const channel = this.channel(parsed.target);
     return new Promise<Outcome>((resolve) => {
-      client.makeUnaryRequest(
-        parsed.method,
-        identity,
-        identity,
-        requestMessage(call),
-        metadata,
-        { deadline: Date.now() + call.timeoutMs },
-        (error: ServiceError | null) => {
-          if (error) this.dropIfFailing(parsed.target, client);
-          const outcome = classifyGrpcResult(error);
+      // A unary call straight on the channel (what grpc-js's Client does underneath, minus the
+      // interceptor layers and the caller-stack capture: this is the coordinator's hot path).
+      const stream = channel.createCall(parsed.method, Date.now() + call.timeoutMs, undefined, null, undefined);
+      const listener: InterceptingListener = {
+        onReceiveMetadata: noop,
+        // The answer's bytes are ignored; keep reading so a misbehaving server cannot stall the status.
+        onReceiveMessage: () => stream.startRead(),
+        onReceiveStatus: (result: StatusObject) => {
+          if (result.code !== status.OK) this.dropIfFailing(parsed.target, channel);
+          const outcome = classifyGrpcResult(result);
           resolve(outcome.kind === "error" ? { kind: "error", message: `${call.url}: ${outcome.message}` } : outcome);
         },
-      );
-    });
+      };
+      stream.start(metadata, listener);
+      stream.sendMessageWithContext({}, requestMessage(call));
+      stream.halfClose();
+      stream.startRead();
+    }).catch((error: unknown) => ({ kind: "error", message: `${call.url}: ${(error as Error).message}` }));
   }
 
   /** Number of cached channels (for tests). */
   get channels(): number {
-    return this.clients.size;
+    return this.cache.size;
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const client of this.clients.values()) client.close();
-    this.clients.clear();
+    for (const channel of this.cache.values()) channel.close();
+    this.cache.clear();
   }
 
-  private client(target: string): Client {
-    const cached = this.clients.get(target);
+  private channel(target: string): Channel {
+    const cached = this.cache.get(target);
     if (cached) {
       // Map order doubles as the LRU order.
-      this.clients.delete(target);
-      this.clients.set(target, cached);
+      this.cache.delete(target);
+      this.cache.set(target, cached);
       return cached;
     }
-    const client = new Client(target, credentials.createInsecure(), this.channelOptions);
-    this.clients.set(target, client);
-    if (this.clients.size > this.maxChannels) {
-      const [oldestTarget, oldest] = this.clients.entries().next().value as [string, Client];
-      this.clients.delete(oldestTarget);
+    const channel = new Channel(target, credentials.createInsecure(), this.channelOptions);
+    this.cache.set(target, channel);
+    if (this.cache.size > this.maxChannels) {
+      const [oldestTarget, oldest] = this.cache.entries().next().value as [string, Channel];
+      this.cache.delete(oldestTarget);
       oldest.close();
     }
-    return client;
+    return channel;
   }
 
-  private dropIfFailing(target: string, client: Client): void {
-    if (client.getChannel().getConnectivityState(false) !== connectivityState.TRANSIENT_FAILURE) return;
-    if (this.clients.get(target) === client) this.clients.delete(target);
-    client.close();
+  private dropIfFailing(target: string, channel: Channel): void {
+    if (channel.getConnectivityState(false) !== connectivityState.TRANSIENT_FAILURE) return;
+    if (this.cache.get(target) === channel) this.cache.delete(target);
+    channel.close();
   }
 }
 

@@ -13,15 +13,24 @@ function field(o: Record<string, string>, key: string): string {
   return o[key] ?? "";
 }
 
-/** registerBranch bodies are flat maps of strings (PROTOCOL §3.2). */
-function asStringMap(body: unknown): Record<string, string> {
+/**
+ * registerBranch bodies are flat maps of strings (PROTOCOL §3.2). Only the gRPC adapter may pass
+ * `data` as raw bytes (BusiPayload); JSON can never produce a Uint8Array.
+ */
+function asStringMap(body: unknown): { fields: Record<string, string>; data: Uint8Array } {
   const o = asObject(body);
-  const out: Record<string, string> = {};
+  const fields: Record<string, string> = {};
+  let data: Uint8Array = new Uint8Array(0);
   for (const [k, v] of Object.entries(o)) {
+    if (k === "data" && v instanceof Uint8Array) {
+      data = v;
+      continue;
+    }
     if (typeof v !== "string") throw new CoordinatorError("INVALID_BRANCH", `${k} must be a string`);
-    out[k] = v;
+    if (k === "data") data = Buffer.from(v, "utf8");
+    else fields[k] = v;
   }
-  return out;
+  return { fields, data };
 }
 
 /**
@@ -33,7 +42,7 @@ export class BranchRegistration {
   constructor(private readonly store: Store, private readonly clock: Clock, private readonly limits: RequestLimits) {}
 
   async register(body: unknown): Promise<void> {
-    const o = asStringMap(body);
+    const { fields: o, data } = asStringMap(body);
     const gid = parseGid(o["gid"]);
     const transType = parseTransType(o["trans_type"]);
     if (transType !== "tcc" && transType !== "xa" && transType !== "workflow") {
@@ -41,7 +50,6 @@ export class BranchRegistration {
     }
     const branchId = field(o, "branch_id");
     if (!BRANCH_ID.test(branchId)) throw new CoordinatorError("INVALID_BRANCH", "branch_id must be 1-128 characters from [A-Za-z0-9_.:-]");
-    const data = Buffer.from(field(o, "data"), "utf8");
     if (data.byteLength > this.limits.maxPayloadBytes) {
       throw new CoordinatorError("PAYLOAD_TOO_LARGE", `data is ${data.byteLength} bytes; the limit is ${this.limits.maxPayloadBytes}`);
     }

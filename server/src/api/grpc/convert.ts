@@ -41,26 +41,14 @@ function parseSteps(text: string): unknown {
 }
 
 /**
- * The flat string map registerBranch takes (PROTOCOL §3.2): the `Data` map (tcc confirm/cancel,
- * xa url, workflow op/status/sync) plus gid, trans_type, branch_id, and `BusiPayload` as `data`.
- * `Op` is ignored, as in dtm.
- *
- * registerBranch stores `data` as UTF-8 text, so a BusiPayload that is not valid UTF-8 (many
- * serialized protobufs are not) cannot be stored exactly through it yet; such a request is refused
- * rather than stored corrupted. See the note in the gRPC adapter's report: BranchRegistration
- * needs to accept raw bytes as request.ts does for `bin_payloads`.
+ * The flat map registerBranch takes (PROTOCOL §3.2): the `Data` map (tcc confirm/cancel, xa url,
+ * workflow op/status/sync) plus gid, trans_type, branch_id, and `BusiPayload` as `data` — raw
+ * bytes, stored exactly (serialized protobufs are often not valid UTF-8). `Op` is ignored, as in dtm.
  */
-export function branchBody(req: DtmBranchRequest): Record<string, string> {
-  let data: string;
-  try {
-    data = UTF8.decode(req.BusiPayload);
-  } catch {
-    throw new CoordinatorError("INVALID_BRANCH", "BusiPayload is not valid UTF-8; binary branch payloads cannot be registered over gRPC yet");
-  }
-  return { ...req.Data, gid: req.Gid, trans_type: req.TransType, branch_id: req.BranchID, data };
+export function branchBody(req: DtmBranchRequest): Record<string, string | Uint8Array> {
+  return { ...req.Data, gid: req.Gid, trans_type: req.TransType, branch_id: req.BranchID, data: req.BusiPayload };
 }
 
-const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** PrepareWorkflow's reply: dtm fills Transaction.{Gid,Status,RollbackReason} (not Result) and Progresses[].{Status,BranchID,Op,BinData}. */
 export function progressesReply(p: WorkflowProgress): DtmProgressesReply {

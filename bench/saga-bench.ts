@@ -1,0 +1,769 @@
+/**
+ * Closed-loop load generator for the coordinator: a two-branch saga against a no-op participant,
+ * submitted with wait_result, at several concurrency levels. See bench/README.md.
+ *
+ *   npx tsx bench/saga-bench.ts [--seconds 8] [--warmup 2] [--concurrency 1,20,64]
+ *                               [--synchronous full|normal] [--pin] [--build] [--profile]
+ *                               [--profile-dir DIR] [--out DIR]
+ *
+ * Starts the coordinator (`node --import tsx server/src/main.ts`, cwd = repo root) on a fresh temp
+ * SQLite file and a no-op participant (bench/noop-participant.ts), each in its own child process,
+ * then for each C runs C workers that submit, await the answer, and submit again.
+ */
+import type { ChildProcess } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
+import { Pool, request } from "undici";
+import type { TimeWindow } from "./top-functions.ts";
+import { formatSummary, loadProfile, summarize } from "./top-functions.ts";
+
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const SUBMIT_PATH = "/api/dtmsvr/submit";
+
+/**
+ * Preloaded into the coordinator (`--import data:...`) so its own code stays untouched: the driver
+ * holds the write end of the coordinator's stdin, so if the driver dies, even by SIGKILL, stdin
+ * reaches EOF and the coordinator sends itself SIGTERM and stops gracefully (writing its
+ * --cpu-prof profile) instead of being left behind.
+ */
+const ORPHAN_GUARD = `data:text/javascript,${encodeURIComponent(
+  'const stop=()=>process.kill(process.pid,"SIGTERM");process.stdin.on("end",stop);process.stdin.on("error",stop);process.stdin.resume();',
+)}`;
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+interface Options {
+  seconds: number;
+  warmup: number;
+  concurrency: number[];
+  synchronous: "full" | "normal";
+  pin: boolean;
+  build: boolean;
+  nodeFlags: string[];
+  profile: boolean;
+  profileDir: string;
+  outDir: string;
+}
+
+const USAGE = `usage: npx tsx bench/saga-bench.ts [options]
+  --seconds N           measured seconds per concurrency level (default 8)
+  --warmup N            warm-up seconds before each measured phase (default 2)
+  --concurrency LIST    comma-separated concurrency levels (default 1,20,64)
+  --synchronous MODE    SQLite synchronous mode for the store: full | normal (default full)
+  --pin                 pin with taskset: coordinator on CPU 0, participant + driver on CPU 1
+  --build               compile server/ with tsc into a temp dir and run it with plain node
+                        (production-like: no tsx loader thread) instead of node --import tsx
+  --node-flags "FLAGS"  extra node flags for the coordinator, e.g. "--max-semi-space-size=4"
+  --profile             run the coordinator with --cpu-prof and print its top functions
+  --profile-dir DIR     where --profile writes .cpuprofile files (default /tmp/dtx-profiles)
+  --out DIR             where results are written (default bench/results)`;
+
+function parseArgs(argv: string[]): Options {
+  const opts: Options = {
+    seconds: 8,
+    warmup: 2,
+    concurrency: [1, 20, 64],
+    synchronous: process.env["DTX_STORE_SYNCHRONOUS"] === "normal" ? "normal" : "full",
+    pin: false,
+    build: false,
+    nodeFlags: [],
+    profile: false,
+    profileDir: "/tmp/dtx-profiles",
+    outDir: path.join(REPO_ROOT, "bench", "results"),
+  };
+  const value = (i: number, flag: string): string => {
+    const v = argv[i + 1];
+    if (v === undefined) fail(`${flag} needs a value`);
+    return v;
+  };
+  const positive = (text: string, flag: string): number => {
+    const n = Number(text);
+    if (!Number.isFinite(n) || n <= 0) fail(`${flag} must be a positive number, got ${text}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const raw = argv[i] ?? "";
+    const eq = raw.indexOf("=");
+    const flag = raw.startsWith("--") && eq > 0 ? raw.slice(0, eq) : raw;
+    const inline = raw.startsWith("--") && eq > 0 ? raw.slice(eq + 1) : undefined;
+    const next = (): string => {
+      if (inline !== undefined) return inline;
+      const v = value(i, flag);
+      i++;
+      return v;
+    };
+    switch (flag) {
+      case "--seconds": opts.seconds = positive(next(), flag); break;
+      case "--warmup": {
+        const v = Number(next());
+        if (!Number.isFinite(v) || v < 0) fail("--warmup must be >= 0");
+        opts.warmup = v;
+        break;
+      }
+      case "--concurrency": {
+        const list = next().split(",").map((s) => Number(s.trim()));
+        if (list.length === 0 || list.some((n) => !Number.isInteger(n) || n <= 0)) fail("--concurrency must be a list of positive integers, e.g. 1,20,64");
+        opts.concurrency = list;
+        break;
+      }
+      case "--synchronous": {
+        const v = next();
+        if (v !== "full" && v !== "normal") fail("--synchronous must be full or normal");
+        opts.synchronous = v;
+        break;
+      }
+      case "--pin": opts.pin = true; break;
+      case "--build": opts.build = true; break;
+      case "--node-flags": opts.nodeFlags = next().split(/\s+/).filter(Boolean); break;
+      case "--profile": opts.profile = true; break;
+      case "--profile-dir": opts.profileDir = path.resolve(next()); break;
+      case "--out": opts.outDir = path.resolve(next()); break;
+      case "-h":
+      case "--help":
+        console.log(USAGE);
+        process.exit(0);
+        break;
+      default:
+        fail(`unknown argument ${raw}\n${USAGE}`);
+    }
+  }
+  return opts;
+}
+
+function fail(message: string): never {
+  console.error(`saga-bench: ${message}`);
+  process.exit(2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes: every child is tracked and killed on any exit path.
+
+interface Child {
+  name: string;
+  proc: ChildProcess;
+  pid: number;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stderrTail: () => string;
+  onStdoutLine: (fn: (line: string) => void) => void;
+}
+
+const children = new Set<Child>();
+/** Temp directories removed on every exit path. */
+const tempDirs: string[] = [];
+
+function removeTempDirs(): void {
+  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
+
+function alive(child: Child): boolean {
+  return child.proc.exitCode === null && child.proc.signalCode === null;
+}
+
+function spawnChild(name: string, command: string, args: string[], env: NodeJS.ProcessEnv): Child {
+  // stdin is a pipe we never write to: if this driver dies, the child sees EOF and stops itself.
+  const proc = spawn(command, args, { cwd: REPO_ROOT, env, stdio: ["pipe", "pipe", "pipe"] });
+  if (proc.pid === undefined) throw new Error(`could not start ${name}: ${command} ${args.join(" ")}`);
+  let stderr = "";
+  proc.stderr?.setEncoding("utf8");
+  proc.stderr?.on("data", (d: string) => {
+    stderr = (stderr + d).slice(-8000);
+  });
+  const listeners: ((line: string) => void)[] = [];
+  let partial = "";
+  proc.stdout?.setEncoding("utf8");
+  proc.stdout?.on("data", (d: string) => {
+    partial += d;
+    let nl;
+    while ((nl = partial.indexOf("\n")) >= 0) {
+      const line = partial.slice(0, nl);
+      partial = partial.slice(nl + 1);
+      for (const fn of listeners) fn(line);
+    }
+    if (partial.length > 64_000) partial = partial.slice(-64_000);
+  });
+  proc.stdin?.on("error", () => {});
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    proc.on("exit", (code, signal) => resolve({ code, signal }));
+    proc.on("error", () => resolve({ code: -1, signal: null }));
+  });
+  const child: Child = {
+    name, proc, pid: proc.pid, exited,
+    stderrTail: () => stderr.trim(),
+    onStdoutLine: (fn) => listeners.push(fn),
+  };
+  children.add(child);
+  void exited.then(() => children.delete(child));
+  return child;
+}
+
+/** Asks a child to stop (the coordinator exits 0 on SIGTERM/SIGINT); SIGKILL after the grace period. */
+async function stopChild(child: Child, signal: NodeJS.Signals = "SIGTERM", graceMs = 10_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (alive(child)) child.proc.kill(signal);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), graceMs);
+  });
+  const first = await Promise.race([child.exited, timeout]);
+  clearTimeout(timer);
+  if (first !== "timeout") return first;
+  console.error(`saga-bench: ${child.name} did not stop within ${graceMs} ms; killing it`);
+  if (alive(child)) child.proc.kill("SIGKILL");
+  return child.exited;
+}
+
+async function stopAll(): Promise<void> {
+  await Promise.all([...children].map((c) => stopChild(c, "SIGTERM", 5000)));
+}
+
+function killAllNow(): void {
+  for (const child of children) {
+    if (alive(child)) child.proc.kill("SIGKILL");
+  }
+}
+
+process.on("exit", () => {
+  killAllNow();
+  removeTempDirs();
+});
+let interrupted = false;
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  process.on(sig, () => {
+    if (interrupted) {
+      killAllNow();
+      process.exit(130);
+    }
+    interrupted = true;
+    console.error(`\nsaga-bench: ${sig}, stopping children...`);
+    void stopAll().finally(() => process.exit(130));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// /proc sampling
+
+let clkTck = 100;
+try {
+  clkTck = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+} catch {
+  // keep 100, the Linux default
+}
+
+function readRssMB(pid: number): number | undefined {
+  return readStatusMB(pid).VmRSS;
+}
+
+/** VmRSS, RssAnon, RssFile, ... from /proc/<pid>/status, in MB. */
+function readStatusMB(pid: number): Record<string, number | undefined> {
+  const out: Record<string, number | undefined> = {};
+  try {
+    for (const m of readFileSync(`/proc/${pid}/status`, "utf8").matchAll(/^(\w+):\s+(\d+)\s+kB$/gm)) {
+      if (m[1] && m[2]) out[m[1]] = Number(m[2]) / 1024;
+    }
+  } catch {
+    // process gone or not Linux
+  }
+  return out;
+}
+
+/** utime + stime of a process, in seconds. */
+function readCpuSeconds(pid: number): number | undefined {
+  const t = readCpuTimes(pid);
+  return t ? t.user + t.system : undefined;
+}
+
+/** utime and stime of a process (all its threads), in seconds. */
+function readCpuTimes(pid: number): { user: number; system: number } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after "(comm)": state is field 3, utime 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const utime = Number(fields[11]);
+    const stime = Number(fields[12]);
+    if (!Number.isFinite(utime) || !Number.isFinite(stime)) return undefined;
+    return { user: utime / clkTck, system: stime / clkTck };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Machine-wide busy and total jiffies from /proc/stat. */
+function readMachineCpu(): { busy: number; total: number } | undefined {
+  try {
+    const line = readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "";
+    const nums = line.trim().split(/\s+/).slice(1, 9).map(Number);
+    const total = nums.reduce((a, b) => a + b, 0);
+    const idle = (nums[3] ?? 0) + (nums[4] ?? 0);
+    return { busy: total - idle, total };
+  } catch {
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const address = srv.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+function waitForLine(child: Child, match: (line: string) => boolean, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${child.name} not ready after ${timeoutMs} ms\n${child.stderrTail()}`)), timeoutMs);
+    child.onStdoutLine((line) => {
+      if (match(line)) {
+        clearTimeout(timer);
+        resolve(line);
+      }
+    });
+    void child.exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`${child.name} exited early (code ${code}, signal ${signal})\n${child.stderrTail()}`));
+    });
+  });
+}
+
+async function waitForHttp(child: Child, url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (!alive(child)) throw new Error(`${child.name} exited early (code ${child.proc.exitCode}, signal ${child.proc.signalCode})\n${child.stderrTail()}`);
+    try {
+      const res = await request(url, { headersTimeout: 1000, bodyTimeout: 1000 });
+      await res.body.dump();
+      if (res.statusCode === 200) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`${child.name} did not answer ${url} within ${timeoutMs} ms\n${child.stderrTail()}`);
+    await sleep(100);
+  }
+}
+
+async function participantCalls(port: number): Promise<number | undefined> {
+  try {
+    const res = await request(`http://127.0.0.1:${port}/__stats`);
+    const json = (await res.body.json()) as { calls?: number };
+    return typeof json.calls === "number" ? json.calls : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  const rank = Math.ceil(p * sorted.length) - 1;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank))] ?? NaN;
+}
+
+const round = (n: number | undefined, digits = 2): number | null => (n === undefined || !Number.isFinite(n) ? null : Number(n.toFixed(digits)));
+
+function taskset(cpus: string, command: string, args: string[]): [string, string[]] {
+  return ["taskset", ["-c", cpus, command, ...args]];
+}
+
+function tasksetAvailable(): boolean {
+  try {
+    execFileSync("taskset", ["-p", String(process.pid)], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One concurrency level
+
+interface LevelResult {
+  concurrency: number;
+  measuredSeconds: number;
+  completed: number;
+  throughput: number;
+  latencyMs: { mean: number | null; p50: number | null; p90: number | null; p99: number | null; max: number | null };
+  errors: number;
+  errorsByStatus: Record<string, number>;
+  firstError: string | null;
+  coordinator: { rssStartMB: number | null; rssMaxMB: number | null; rssEndMB: number | null; rssAnonEndMB: number | null; rssFileEndMB: number | null; cpuPct: number | null; userPct: number | null; systemPct: number | null };
+  participant: { rssMaxMB: number | null; cpuPct: number | null; callsPerSaga: number | null };
+  driver: { cpuPct: number | null };
+  /** Whole machine busy %, 100 = all cores busy. */
+  machineCpuPct: number | null;
+  /** CPU used by everything else on the machine (other work, kernel), in % of one core. */
+  otherCpuPct: number | null;
+  /** The measured phase on CLOCK_MONOTONIC in µs (the clock of .cpuprofile timestamps). */
+  monotonicWindowUs: TimeWindow;
+}
+
+interface Procs {
+  coordinator: Child;
+  participant: Child;
+  coordinatorOrigin: string;
+  participantPort: number;
+}
+
+async function runLevel(level: number, c: number, opts: Options, procs: Procs, runId: string): Promise<LevelResult> {
+  const participantBase = `http://127.0.0.1:${procs.participantPort}/api/busi`;
+  const stepsJson = JSON.stringify([
+    { action: `${participantBase}/TransOut`, compensate: `${participantBase}/TransOutRevert` },
+    { action: `${participantBase}/TransIn`, compensate: `${participantBase}/TransInRevert` },
+  ]);
+  const bodyFor = (gid: string): string =>
+    `{"gid":"${gid}","trans_type":"saga","steps":${stepsJson},"payloads":["{}","{}"],"wait_result":true}`;
+
+  const pool = new Pool(procs.coordinatorOrigin, { connections: c, pipelining: 1, keepAliveTimeout: 60_000 });
+  let measureStart = Infinity;
+  let measureEnd = Infinity;
+  let stop = false;
+  const latencies: number[] = [];
+  let errors = 0;
+  const errorsByStatus: Record<string, number> = {};
+  let firstError: string | null = null;
+
+  const record = (t0: number, t1: number, status: number, text: string): void => {
+    if (t1 < measureStart || t1 > measureEnd) return;
+    if (status === 200 && text.includes("SUCCESS")) {
+      latencies.push(t1 - t0);
+      return;
+    }
+    errors++;
+    const key = status < 0 ? "network" : String(status);
+    errorsByStatus[key] = (errorsByStatus[key] ?? 0) + 1;
+    firstError ??= `status ${status}: ${text.slice(0, 2000)}`;
+  };
+
+  const worker = async (w: number): Promise<void> => {
+    let seq = 0;
+    while (!stop) {
+      const gid = `bench-${runId}-l${level}c${c}-w${w}-${seq++}`;
+      const body = bodyFor(gid);
+      const t0 = performance.now();
+      let status = -1;
+      let text = "";
+      try {
+        const res = await pool.request({ path: SUBMIT_PATH, method: "POST", headers: { "content-type": "application/json" }, body, headersTimeout: 30_000, bodyTimeout: 30_000 });
+        status = res.statusCode;
+        text = await res.body.text();
+      } catch (error) {
+        text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+        if (!alive(procs.coordinator)) stop = true;
+        else await sleep(10); // don't spin on a refused connection
+      }
+      record(t0, performance.now(), status, text);
+    }
+  };
+
+  const workers = Array.from({ length: c }, (_, w) => worker(w));
+  await sleep(opts.warmup * 1000);
+
+  // Measured phase.
+  const coordPid = procs.coordinator.pid;
+  const partPid = procs.participant.pid;
+  const rssStart = readRssMB(coordPid);
+  let coordRssMax = rssStart ?? 0;
+  let partRssMax = readRssMB(partPid) ?? 0;
+  const sample = (): void => {
+    coordRssMax = Math.max(coordRssMax, readRssMB(coordPid) ?? 0);
+    partRssMax = Math.max(partRssMax, readRssMB(partPid) ?? 0);
+  };
+  const callsBefore = await participantCalls(procs.participantPort);
+  const coordTimes0 = readCpuTimes(coordPid);
+  const coordCpu0 = coordTimes0 ? coordTimes0.user + coordTimes0.system : undefined;
+  const partCpu0 = readCpuSeconds(partPid);
+  const machine0 = readMachineCpu();
+  const driver0 = process.cpuUsage();
+  const monoStart = Number(process.hrtime.bigint() / 1000n);
+  measureStart = performance.now();
+  const sampler = setInterval(sample, 250);
+  await sleep(opts.seconds * 1000);
+  measureEnd = performance.now();
+  const monoEnd = Number(process.hrtime.bigint() / 1000n);
+  clearInterval(sampler);
+  sample();
+  const driverCpu = process.cpuUsage(driver0);
+  const coordTimes1 = readCpuTimes(coordPid);
+  const coordCpu1 = coordTimes1 ? coordTimes1.user + coordTimes1.system : undefined;
+  const partCpu1 = readCpuSeconds(partPid);
+  const machine1 = readMachineCpu();
+  const statusEnd = readStatusMB(coordPid);
+  const rssEnd = statusEnd["VmRSS"];
+  const callsAfter = await participantCalls(procs.participantPort);
+
+  stop = true;
+  await Promise.all(workers);
+  await pool.close();
+
+  const wall = (measureEnd - measureStart) / 1000;
+  const sorted = Float64Array.from(latencies).sort();
+  const mean = latencies.length ? latencies.reduce((a, b) => a + b, 0) / latencies.length : NaN;
+  const pct = (a: number | undefined, b: number | undefined): number | null => (a === undefined || b === undefined ? null : round((100 * (b - a)) / wall, 1));
+  const completed = latencies.length;
+  const machinePct = machine0 && machine1 && machine1.total > machine0.total ? (100 * (machine1.busy - machine0.busy)) / (machine1.total - machine0.total) : undefined;
+  const coordPct = pct(coordCpu0, coordCpu1);
+  const partPct = pct(partCpu0, partCpu1);
+  const driverPct = (100 * (driverCpu.user + driverCpu.system)) / 1e6 / wall;
+  const otherPct = machinePct !== undefined && coordPct !== null && partPct !== null ? Math.max(0, machinePct * os.cpus().length - coordPct - partPct - driverPct) : undefined;
+  return {
+    concurrency: c,
+    measuredSeconds: round(wall, 3) ?? opts.seconds,
+    completed,
+    throughput: round(completed / wall, 1) ?? 0,
+    latencyMs: { mean: round(mean, 3), p50: round(percentile(sorted, 0.5), 3), p90: round(percentile(sorted, 0.9), 3), p99: round(percentile(sorted, 0.99), 3), max: round(sorted[sorted.length - 1], 3) },
+    errors,
+    errorsByStatus,
+    firstError,
+    coordinator: { rssStartMB: round(rssStart, 1), rssMaxMB: round(coordRssMax || undefined, 1), rssEndMB: round(rssEnd, 1), rssAnonEndMB: round(statusEnd["RssAnon"], 1), rssFileEndMB: round(statusEnd["RssFile"], 1), cpuPct: coordPct,
+      userPct: pct(coordTimes0?.user, coordTimes1?.user), systemPct: pct(coordTimes0?.system, coordTimes1?.system) },
+    participant: {
+      rssMaxMB: round(partRssMax || undefined, 1),
+      cpuPct: partPct,
+      // Approximate: calls counted over the sampling window, sagas by completion time.
+      callsPerSaga: callsBefore !== undefined && callsAfter !== undefined && completed > 0 ? round((callsAfter - callsBefore) / completed, 2) : null,
+    },
+    driver: { cpuPct: round(driverPct, 1) },
+    machineCpuPct: round(machinePct, 1),
+    otherCpuPct: round(otherPct, 0),
+    monotonicWindowUs: { startUs: monoStart, endUs: monoEnd },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+const TARGETS = { throughputC64: 2000, throughputC64Stretch: 4000, p50C1Ms: 3, rssMaxMB: 150 };
+
+function evaluateTargets(results: LevelResult[]): Record<string, unknown> {
+  const c64 = results.find((r) => r.concurrency === 64);
+  const c1 = results.find((r) => r.concurrency === 1);
+  const rssMax = Math.max(...results.map((r) => r.coordinator.rssMaxMB ?? 0));
+  return {
+    throughputC64: c64 ? { target: TARGETS.throughputC64, stretch: TARGETS.throughputC64Stretch, value: c64.throughput, met: c64.throughput >= TARGETS.throughputC64, stretchMet: c64.throughput >= TARGETS.throughputC64Stretch } : null,
+    p50C1: c1 ? { targetMs: TARGETS.p50C1Ms, value: c1.latencyMs.p50, met: c1.latencyMs.p50 !== null && c1.latencyMs.p50 <= TARGETS.p50C1Ms } : null,
+    coordinatorRss: { targetMB: TARGETS.rssMaxMB, value: rssMax, met: rssMax > 0 && rssMax < TARGETS.rssMaxMB },
+    noErrors: results.every((r) => r.errors === 0),
+  };
+}
+
+function fmt(n: number | null | undefined, digits = 1): string {
+  return n === null || n === undefined ? "n/a" : n.toFixed(digits);
+}
+
+function markdownTable(results: LevelResult[]): string {
+  const lines = [
+    "| C | sagas/s | p50 ms | p90 ms | p99 ms | max ms | errors | coord RSS max MB | coord CPU % | participant CPU % | driver CPU % | other CPU % |",
+    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ];
+  for (const r of results) {
+    lines.push(
+      `| ${r.concurrency} | ${fmt(r.throughput, 0)} | ${fmt(r.latencyMs.p50, 2)} | ${fmt(r.latencyMs.p90, 2)} | ${fmt(r.latencyMs.p99, 2)} | ${fmt(r.latencyMs.max, 1)} | ${r.errors} | ${fmt(r.coordinator.rssMaxMB)} | ${fmt(r.coordinator.cpuPct, 0)} | ${fmt(r.participant.cpuPct, 0)} | ${fmt(r.driver.cpuPct, 0)} | ${fmt(r.otherCpuPct, 0)} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+function newestProfile(dir: string): string | undefined {
+  if (!existsSync(dir)) return undefined;
+  const files = readdirSync(dir).filter((f) => f.endsWith(".cpuprofile")).map((f) => path.join(dir, f));
+  // The main thread's profile is the big one (a loader worker, if any, writes a small one).
+  files.sort((a, b) => statSync(b).size - statSync(a).size);
+  return files[0];
+}
+
+/**
+ * Compiles server/src with tsc (tsconfig.build.json) into `<tmp>/build` and returns the node
+ * arguments to run it. The build dir gets a package.json ("type": "module") and symlinks to the
+ * repo's node_modules/ and proto/, so packages and data files resolve as they do in the repo.
+ */
+function buildServer(tmp: string): string[] {
+  const outDir = path.join(tmp, "build");
+  const tsc = path.join(REPO_ROOT, "node_modules", "typescript", "bin", "tsc");
+  console.log(`saga-bench: compiling server/src with tsc into ${outDir} ...`);
+  try {
+    execFileSync(process.execPath, [tsc, "-p", "tsconfig.build.json", "--outDir", outDir], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  } catch (error) {
+    const out = (error as { stdout?: Buffer }).stdout?.toString() ?? "";
+    throw new Error(`tsc failed:\n${out.slice(0, 4000)}`);
+  }
+  writeFileSync(path.join(outDir, "package.json"), '{"type":"module"}\n');
+  // Packages, and the data files the server finds relative to its own location (proto/).
+  for (const dir of ["node_modules", "proto"]) {
+    if (existsSync(path.join(REPO_ROOT, dir))) symlinkSync(path.join(REPO_ROOT, dir), path.join(outDir, dir), "dir");
+  }
+  return [path.join(outDir, "server", "src", "main.js")];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+async function main(): Promise<void> {
+  const opts = parseArgs(process.argv.slice(2));
+  const started = new Date();
+  const stamp = started.toISOString().replace(/[:.]/g, "-");
+  const runId = `${process.pid.toString(36)}${Date.now().toString(36)}`;
+  const tmp = mkdtempSync(path.join(os.tmpdir(), "dtx-bench-"));
+  tempDirs.push(tmp);
+  const dbPath = path.join(tmp, "dtx.db");
+  const profileDir = path.join(opts.profileDir, stamp);
+
+  const canPin = opts.pin && tasksetAvailable();
+  if (opts.pin && !canPin) console.error("saga-bench: --pin requested but taskset is not usable; running unpinned");
+  if (canPin) {
+    // The driver (this process, all threads) shares CPU 1 with the participant.
+    execFileSync("taskset", ["-a", "-cp", "1", String(process.pid)], { stdio: "ignore" });
+  }
+
+  try {
+    // Participant.
+    const participantArgs = ["--import", "tsx", "bench/noop-participant.ts", "0"];
+    const [pCmd, pArgs] = canPin ? taskset("1", process.execPath, participantArgs) : [process.execPath, participantArgs];
+    const participant = spawnChild("participant", pCmd, pArgs, { ...process.env });
+    const pLine = await waitForLine(participant, (l) => l.includes("participant listening"), 30_000);
+    const participantPort = (JSON.parse(pLine) as { port: number }).port;
+
+    // Coordinator.
+    const httpPort = await freePort();
+    const grpcPort = await freePort();
+    const entry = opts.build ? buildServer(tmp) : ["--import", "tsx", "server/src/main.ts"];
+    const nodeArgs = [
+      ...opts.nodeFlags,
+      ...(opts.profile ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []),
+      "--import", ORPHAN_GUARD,
+      ...entry,
+    ];
+    const [cCmd, cArgs] = canPin ? taskset("0", process.execPath, nodeArgs) : [process.execPath, nodeArgs];
+    const coordinatorEnv: NodeJS.ProcessEnv = {
+      ...process.env,
+      DTX_HTTP_PORT: String(httpPort),
+      DTX_GRPC_PORT: String(grpcPort),
+      DTX_HOST: "127.0.0.1",
+      DTX_STORE_PATH: dbPath,
+      DTX_LOG_LEVEL: "warn",
+      DTX_STORE_SYNCHRONOUS: opts.synchronous,
+    };
+    delete coordinatorEnv["DTX_CONFIG"];
+    const coordinator = spawnChild("coordinator", cCmd, cArgs, coordinatorEnv);
+    coordinator.onStdoutLine((line) => {
+      // warn/error log lines from the coordinator are worth seeing while benchmarking.
+      if (/"level":(40|50|60)/.test(line)) console.error(`[coordinator] ${line.slice(0, 500)}`);
+    });
+    const origin = `http://127.0.0.1:${httpPort}`;
+    await waitForHttp(coordinator, `${origin}/api/ping`, 30_000);
+
+    const commandLine = `npx tsx bench/saga-bench.ts ${process.argv.slice(2).join(" ")}`.trim();
+    console.log(`saga-bench: coordinator pid ${coordinator.pid} on ${origin} (sqlite ${dbPath}, synchronous=${opts.synchronous}), participant pid ${participant.pid} on :${participantPort}`);
+    console.log(`saga-bench: warm-up ${opts.warmup}s + measure ${opts.seconds}s for C = ${opts.concurrency.join(", ")}; pinning ${canPin ? "on" : "off"}; coordinator ${opts.build ? "compiled (tsc, plain node)" : "via tsx"}${opts.profile ? `; profiling into ${profileDir}` : ""}`);
+
+    const procs: Procs = { coordinator, participant, coordinatorOrigin: origin, participantPort };
+    const results: LevelResult[] = [];
+    for (const [level, c] of opts.concurrency.entries()) {
+      if (interrupted) break;
+      const r = await runLevel(level, c, opts, procs, runId);
+      results.push(r);
+      console.log(`  C=${c}: ${fmt(r.throughput, 0)} sagas/s, p50 ${fmt(r.latencyMs.p50, 2)} ms, p99 ${fmt(r.latencyMs.p99, 2)} ms, errors ${r.errors}, coord RSS max ${fmt(r.coordinator.rssMaxMB)} MB, coord CPU ${fmt(r.coordinator.cpuPct, 0)}%`);
+      if (r.firstError) console.log(`    first error: ${r.firstError}`);
+      if (!alive(coordinator)) throw new Error(`coordinator died during C=${c}\n${coordinator.stderrTail()}`);
+      await sleep(500);
+    }
+    if (interrupted) return;
+
+    const dbBytes = ["", "-wal"].reduce((s, suffix) => s + (existsSync(dbPath + suffix) ? statSync(dbPath + suffix).size : 0), 0);
+
+    // Stop the coordinator gracefully (this is when --cpu-prof writes its profile).
+    const exit = await stopChild(coordinator, opts.profile ? "SIGINT" : "SIGTERM", 20_000);
+    await stopChild(participant, "SIGTERM", 5000);
+
+    const cpus = os.cpus();
+    const report = {
+      benchmark: "saga-sqlite",
+      timestamp: started.toISOString(),
+      command: commandLine,
+      machine: {
+        cpus: cpus.length,
+        model: cpus[0]?.model ?? "unknown",
+        node: process.version,
+        platform: `${os.platform()} ${os.release()}`,
+        arch: os.arch(),
+        totalMemMB: Math.round(os.totalmem() / 1024 / 1024),
+        loadavgAtStart: os.loadavg().map((n) => round(n, 2)),
+      },
+      config: {
+        store: "sqlite",
+        synchronous: opts.synchronous,
+        pinning: canPin ? { enabled: true, coordinatorCpus: "0", participantCpus: "1", driverCpus: "1" } : { enabled: false },
+        coordinatorNodeFlags: opts.nodeFlags,
+        coordinatorRuntime: opts.build ? "tsc-compiled JS on plain node" : "node --import tsx (TypeScript compiled on load)",
+        warmupSeconds: opts.warmup,
+        measureSeconds: opts.seconds,
+        concurrency: opts.concurrency,
+        profile: opts.profile,
+        workload: "saga with 2 branches (action+compensate each), payloads {} , wait_result: true; no-op node:http participant; closed loop, one undici Pool with connections = C",
+        coordinatorCommand: `${cCmd} ${cArgs.join(" ")}`,
+        sameCoordinatorForAllLevels: true,
+      },
+      results,
+      targets: evaluateTargets(results),
+      coordinatorExit: exit,
+      dbBytesAfterRun: dbBytes,
+    };
+
+    mkdirSync(opts.outDir, { recursive: true });
+    const base = opts.profile ? `saga-sqlite-profile-${stamp}.json` : `saga-sqlite-${stamp}.json`;
+    const outFile = path.join(opts.outDir, base);
+    writeFileSync(outFile, `${JSON.stringify(report, null, 2)}\n`);
+    // A profiled run is slowed down by the profiler, so it does not replace "latest".
+    if (!opts.profile) writeFileSync(path.join(opts.outDir, "saga-sqlite-latest.json"), `${JSON.stringify(report, null, 2)}\n`);
+
+    console.log("");
+    console.log(`${report.machine.cpus} x ${report.machine.model}, node ${report.machine.node}, sqlite synchronous=${opts.synchronous}, pinning ${canPin ? "on" : "off"}, coordinator ${opts.build ? "compiled" : "via tsx"}${opts.profile ? ", PROFILING (numbers are slowed by the profiler)" : ""}`);
+    console.log("");
+    console.log(markdownTable(results));
+    console.log("");
+    const t = report.targets as ReturnType<typeof evaluateTargets>;
+    const mark = (met: unknown): string => (met ? "met" : "NOT met");
+    const tc = t["throughputC64"] as { value: number; met: boolean; stretchMet: boolean } | null;
+    const tp = t["p50C1"] as { value: number | null; met: boolean } | null;
+    const tr = t["coordinatorRss"] as { value: number; met: boolean };
+    console.log(`targets: C=64 >= ${TARGETS.throughputC64}/s: ${tc ? `${mark(tc.met)} (${fmt(tc.value, 0)}; stretch ${TARGETS.throughputC64Stretch}: ${mark(tc.stretchMet)})` : "not run"}; ` +
+      `p50 at C=1 <= ${TARGETS.p50C1Ms} ms: ${tp ? `${mark(tp.met)} (${fmt(tp.value, 2)})` : "not run"}; ` +
+      `coordinator RSS < ${TARGETS.rssMaxMB} MB: ${mark(tr.met)} (${fmt(tr.value)})`);
+    const busiest = Math.max(...results.map((r) => r.otherCpuPct ?? 0));
+    if (busiest > 25) {
+      console.log(`WARNING: other processes used up to ${busiest.toFixed(0)}% of a core during the measured phases (column "other CPU %"); the figures understate what the coordinator can do on an idle machine.`);
+    }
+    console.log(`results: ${path.relative(process.cwd(), outFile)}${opts.profile ? "" : " (and saga-sqlite-latest.json)"}`);
+
+    if (opts.profile) {
+      if (exit.code !== 0) console.error(`saga-bench: coordinator exited with code ${exit.code}, signal ${exit.signal}; the profile may be missing`);
+      const file = newestProfile(profileDir);
+      if (!file) {
+        console.error(`saga-bench: no .cpuprofile found in ${profileDir}`);
+      } else {
+        console.log(`\nCPU profile: ${file}\n(whole process life; open it in Chrome DevTools > Performance, or: npx tsx bench/top-functions.ts ${file} --inclusive --results ${path.relative(process.cwd(), outFile)})`);
+        console.log("Summary of the measured phases only (start-up, warm-up and shutdown excluded):\n");
+        console.log(formatSummary(summarize(loadProfile(file), results.map((r) => r.monotonicWindowUs)), 25));
+      }
+    }
+  } finally {
+    await stopAll();
+    removeTempDirs();
+  }
+}
+
+main().catch(async (error: unknown) => {
+  console.error(`saga-bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  await stopAll();
+  process.exit(1);
+});
