@@ -313,8 +313,8 @@ describe("DtmRequest -> the service's JSON-shaped body (PROTOCOL §5 mapping)", 
     expect(body).not.toHaveProperty("bin_payloads");
   });
 
-  it("registerBranch gets the Data map plus gid, trans_type, branch_id and the payload as data", () => {
-    expect(branchBody({ Gid: "g", TransType: "tcc", BranchID: "01", Op: "ignored", Data: { confirm: "c", cancel: "x", gid: "spoof" }, BusiPayload: Buffer.from("{}") }))
-      .toEqual({ confirm: "c", cancel: "x", gid: "g", trans_type: "tcc", branch_id: "01", data: "{}" });
+  it("registerBranch gets the Data map plus gid, trans_type, branch_id and the payload bytes as data", () => {
+    expect(branchBody({ Gid: "g", TransType: "tcc", BranchID: "01", Op: "ignored", Data: { confirm: "c", cancel: "x", gid: "spoof" }, BusiPayload: Buffer.from([0xff, 0x00]) }))
+      .toEqual({ confirm: "c", cancel: "x", gid: "g", trans_type: "tcc", branch_id: "01", data: Buffer.from([0xff, 0x00]) });
   });
 });

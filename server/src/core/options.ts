@@ -61,7 +61,6 @@ export function decodeOptions(text: string): TransOptions {
 
 function stringRecord(value: unknown): Record<string, string> {
   if (value === null || typeof value !== "object" || Array.isArray(value)) return {};
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(value as Record<string, unknown>)) if (typeof v === "string") out[k] = v;
-  return out;
+  // fromEntries defines own properties, so a header named "__proto__" stays a header.
+  return Object.fromEntries(Object.entries(value as Record<string, unknown>).filter((e): e is [string, string] => typeof e[1] === "string"));
 }

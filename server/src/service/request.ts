@@ -115,7 +115,7 @@ export function parseBranchHeaders(value: unknown): Record<string, string> {
   const entries = Object.entries(value as Record<string, unknown>);
   if (entries.length > MAX_HEADERS) throw new CoordinatorError("INVALID_OPTIONS", `branch_headers may have at most ${MAX_HEADERS} entries`);
   let size = 0;
-  const out: Record<string, string> = {};
+  const out: [string, string][] = [];
   for (const [name, v] of entries) {
     if (typeof v !== "string") throw new CoordinatorError("INVALID_OPTIONS", `branch_headers.${name} must be a string`);
     if (!HEADER_NAME.test(name) || FORBIDDEN_HEADERS.has(name.toLowerCase())) {
@@ -126,10 +126,11 @@ export function parseBranchHeaders(value: unknown): Record<string, string> {
       throw new CoordinatorError("INVALID_OPTIONS", `branch_headers.${name} may only hold visible ASCII, Latin-1, spaces and tabs`);
     }
     size += name.length + v.length;
-    out[name] = v;
+    out.push([name, v]);
   }
   if (size > MAX_HEADER_BYTES) throw new CoordinatorError("INVALID_OPTIONS", `branch_headers may total at most ${MAX_HEADER_BYTES} bytes`);
-  return out;
+  // fromEntries defines own properties, so even a header named "__proto__" stays a plain header.
+  return Object.fromEntries(out);
 }
 
 export function parseOptions(o: Record<string, unknown>): TransOptions {
