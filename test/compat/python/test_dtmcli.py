@@ -5,7 +5,10 @@ mysql://root@127.0.0.1:3306/dtx_test). Each case checks what dtmcli returned or 
 /api/dtmsvr/query, and the participant's calls and database.
 
 dtmcli 1.7.7.0 has saga, msg (with the barrier and DoAndSubmit), TCC and the MySQL barrier; it
-has no XA helpers, so there is no XA case here.
+has no XA helpers. The XA cases do what a Python team using dtm would: the application drives the
+global transaction with dtmcli's HTTP helper (dtmimp.trans_call_dtm: prepare, submit, abort) and
+calls each branch the way dtm's XaGlobalTransaction does; the participant runs MariaDB XA through
+PyMySQL (participant.py, /api/xa/<name>).
 """
 
 import os
@@ -15,9 +18,9 @@ import time
 
 import pytest
 import requests
-from dtmcli import barrier, msg, saga, tcc, utils
+from dtmcli import barrier, dtmimp, msg, saga, tcc, utils
 
-from participant import Busi, mysql_connect
+from participant import Busi, mysql_connect, xa_recovered
 
 DTX = os.environ.get("DTX_HTTP_URL", "").rstrip("/")
 DTM = DTX + "/api/dtmsvr"
@@ -294,3 +297,85 @@ def test_msg_wait_result_ongoing(busi):
     cron(5000)
     wait_status(gid, "succeed")
     assert busi.calls_of(gid) == ["TransIn:action", "TransIn:action"]
+
+
+# ---------------------------------------------------------------- XA (no dtmcli helpers in 1.7.7.0)
+
+class Xa:
+    """The application's side of dtm's XA (PROTOCOL §7.4, §12), as Go's dtmcli.Xa does it."""
+
+    def __init__(self, dtm, gid):
+        self.dtm = dtm
+        self.gid = gid
+        self.id_generator = utils.IdGenerator()
+
+    def call_branch(self, body, url):
+        branch_id = self.id_generator.new_branch_id()
+        r = requests.post(url, json=body, timeout=10, params={
+            "dtm": self.dtm, "gid": self.gid, "trans_type": "xa", "branch_id": branch_id, "op": "action",
+            "phase2_url": url,
+        })
+        utils.check_result(r)  # 409 -> DTMFailureError
+        return r
+
+
+def xa_global_transaction(dtm, gid, xa_cb):
+    """prepare, the branches, then submit; abort (with the error as rollback_reason) and re-raise
+    when a branch fails, like Go's dtmcli.XaGlobalTransaction."""
+    tbody = {"gid": gid, "trans_type": "xa"}
+    dtmimp.trans_call_dtm(dtm, tbody, "prepare", 10)
+    try:
+        xa_cb(Xa(dtm, gid))
+    except Exception as e:
+        dtmimp.trans_call_dtm(dtm, dict(tbody, rollback_reason=str(e)), "abort", 10)
+        raise
+    dtmimp.trans_call_dtm(dtm, tbody, "submit", 10)
+    return gid
+
+
+def xa_transfer(busi, gid, *steps):
+    """One XA branch per (name, user, amount), in order."""
+    def cb(xa):
+        for name, user, amount in steps:
+            xa.call_branch({"user": user, "amount": amount}, busi.url + "/api/xa/" + name)
+
+    return xa_global_transaction(DTM, gid, cb)
+
+
+def test_xa_commit(busi):
+    """Two MariaDB XA branches prepared through PyMySQL; the application submits, dtx commits both."""
+    gid = new_gid("xa-ok")
+    out, inn = gid + "-out", gid + "-in"
+    accounts(**{out: 100, inn: 0})
+    assert xa_transfer(busi, gid, ("TransOut", out, 30), ("TransIn", inn, 30)) == gid
+    wait_status(gid, "succeed")
+    assert branches(gid) == ["01 rollback prepared", "01 commit succeed", "02 rollback prepared", "02 commit succeed"]
+    assert busi.calls_of(gid) == ["TransOut:action", "TransIn:action", "TransOut:commit", "TransIn:commit"]
+    notes = [c["note"] for c in busi.full_calls_of(gid)]
+    assert notes == ["prepared %s-01" % gid, "prepared %s-02" % gid, "commit %s-01" % gid, "commit %s-02" % gid]
+    phase2 = busi.full_calls_of(gid)[2]
+    assert (phase2["method"], phase2["body"]) == ("POST", "")
+    assert (balance(out), balance(inn)) == (70, 30)
+    assert xa_recovered(gid) == []
+    assert barrier_rows(gid) == ["01/action/01/action", "02/action/01/action"]
+
+
+def test_xa_rollback(busi):
+    """The second branch's business check fails (the account would go below zero): its local XA
+    rolls back and it answers 409, the application aborts, dtx rolls back the first branch's
+    prepared XA transaction. No money moves."""
+    gid = new_gid("xa-rb")
+    out, inn = gid + "-out", gid + "-in"
+    accounts(**{out: 10, inn: 0})
+    with pytest.raises(utils.DTMFailureError):
+        xa_transfer(busi, gid, ("TransIn", inn, 30), ("TransOut", out, 30))
+    wait_status(gid, "failed")
+    assert branches(gid) == ["01 rollback succeed", "01 commit prepared"]
+    assert busi.calls_of(gid) == ["TransIn:action", "TransOut:action", "TransIn:rollback"]
+    notes = [c["note"] for c in busi.full_calls_of(gid)]
+    assert notes[0] == "prepared %s-01" % gid and notes[2] == "rollback %s-01" % gid
+    assert notes[1].startswith("failure: balance check failed"), notes[1]
+    assert "FAILURE" in query(gid)["transaction"]["rollback_reason"]
+    assert (balance(out), balance(inn)) == (10, 0)
+    assert xa_recovered(gid) == []
+    assert barrier_rows(gid) == ["01/action/01/rollback"]
