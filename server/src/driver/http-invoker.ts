@@ -30,6 +30,10 @@ export class HttpInvoker implements BranchInvoker {
     target.searchParams.set("op", call.op);
     const hasBody = call.body.byteLength > 0;
     const method = hasBody || call.transType === "xa" ? "POST" : "GET";
+    // One timer per call, cleared when the call ends (AbortSignal.timeout would fire later anyway
+    // and build an exception for every call); the undici timeouts alone do not bound connecting.
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(new Error(`no answer within ${call.timeoutMs} ms`)), call.timeoutMs);
     try {
       const res = await request(target, {
         method,
@@ -38,12 +42,14 @@ export class HttpInvoker implements BranchInvoker {
         body: hasBody ? Buffer.from(call.body.buffer, call.body.byteOffset, call.body.byteLength) : undefined,
         headersTimeout: call.timeoutMs,
         bodyTimeout: call.timeoutMs,
-        signal: AbortSignal.timeout(call.timeoutMs),
+        signal: abort.signal,
       });
       const text = await readCapped(res.body);
       return classifyHttpResult(res.statusCode, text, this.strictResults);
     } catch (error) {
       return { kind: "error", message: `${method} ${call.url}: ${describe(error)}` };
+    } finally {
+      clearTimeout(timer);
     }
   }
 
