@@ -12,6 +12,7 @@ import type { Redis } from "ioredis";
 import type mysql from "mysql2/promise";
 import type pg from "pg";
 import { BarrierError, BranchBarrier, barrierFailure } from "../src/barrier/index.ts";
+import { eventually } from "./helpers.ts";
 import type { BarrierResult, BranchInfo, PgQueryable } from "../src/barrier/index.ts";
 
 /** A prefix that keeps this run's gids and accounts apart from other runs and other files. */
@@ -58,7 +59,9 @@ export interface StoreUnderTest {
    * Runs a msg local transaction whose business waits for `gate` before it finishes, so that a
    * check-back can arrive while it is in flight. Only for stores with a local transaction.
    */
-  msgInFlight?(bb: BranchBarrier, id: string, delta: number, gate: Promise<void>): Promise<BarrierResult<void>>;
+  msgInFlight?(bb: BranchBarrier, id: string, delta: number, gate: Promise<void>, entered: () => void): Promise<BarrierResult<void>>;
+  /** How many statements about `gid` are executing right now, other than the local transaction (to see the check-back wait, without sleeping). */
+  lockWaits?(gid: string): Promise<number>;
   /** True for errors a real coordinator would simply retry (deadlock, write conflict...). */
   isRetryable(err: unknown): boolean;
   /** Called after a retryable error on a connection, before the retry. */
@@ -137,11 +140,17 @@ export function pgStore(pool: pg.Pool, clients?: [pg.Client, pg.Client], tableNa
       const r = await pool.query<BarrierRow>(`select branch_id, op, barrier_id, reason from ${tableName ?? "dtm_barrier.barrier"} where gid=$1`, [gid]);
       return sortRows(r.rows);
     },
-    msgInFlight(bb, id, delta, gate) {
+    msgInFlight(bb, id, delta, gate, entered) {
       return bb.callWithPg(pool, async (c) => {
         await pgBusiness(c, bb, id, delta);
+        entered();
         await gate;
       });
+    },
+    async lockWaits() {
+      // Statements are parameterized, so the gid is not in the query text: count sessions on a lock.
+      const r = await pool.query<{ n: string }>("select count(*) as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()");
+      return Number(r.rows[0]?.n ?? 0);
     },
     isRetryable: (err) => ["40001", "40P01"].includes(String((err as { code?: unknown }).code)),
   };
@@ -191,11 +200,20 @@ export function mysqlStore(pool: mysql.Pool, conns?: [mysql.Connection, mysql.Co
       const [rows] = await pool.query<mysql.RowDataPacket[]>("select branch_id, op, barrier_id, reason from dtm_barrier.barrier where gid=?", [gid]);
       return sortRows(rows as unknown as BarrierRow[]);
     },
-    msgInFlight(bb, id, delta, gate) {
+    msgInFlight(bb, id, delta, gate, entered) {
       return bb.callWithMysql(pool, async (c) => {
         await mysqlBusiness(c, bb, id, delta);
+        entered();
         await gate;
       });
+    },
+    async lockWaits(gid) {
+      // processlist, not innodb_trx: MariaDB refreshes innodb_trx from a cache and missed waits here.
+      const [rows] = await pool.query<mysql.RowDataPacket[]>(
+        "select count(*) as n from information_schema.processlist where command = 'Query' and id <> connection_id() and info like concat('%', ?, '%')",
+        [gid],
+      );
+      return Number((rows[0] as { n?: unknown } | undefined)?.n ?? 0);
     },
     // ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT
     isRetryable: (err) => [1213, 1205].includes(Number((err as { errno?: unknown }).errno)),
@@ -228,13 +246,14 @@ export function kyselyStore(name: string, db: Kysely<KyselyDb>, base: StoreUnder
       });
     },
     queryPrepared: (bb) => bb.queryPrepared(db),
-    msgInFlight(bb, id, delta, gate) {
+    msgInFlight(bb, id, delta, gate, entered) {
       return bb.callWithKysely(db, async (trx) => {
         await trx
           .updateTable("dtx_barrier_test_accounts")
           .set((eb) => ({ balance: eb("balance", "+", delta) }))
           .where("id", "=", id)
           .execute();
+        entered();
         await gate;
       });
     },
@@ -572,18 +591,22 @@ export function barrierScenarios(getStore: () => StoreUnderTest, options: SuiteO
 
   it("queryPrepared while the local transaction is in flight waits for it and then says committed", async () => {
     const s = getStore();
-    if (!s.msgInFlight || !s.checkBackWaitsForLocalTx) return;
+    if (!s.msgInFlight || !s.lockWaits || !s.checkBackWaitsForLocalTx) return;
+    const lockWaits = s.lockWaits.bind(s);
     const gid = uniqueGid(`${s.name}-qp-inflight`);
     const acct = `${gid}-a`;
     await s.createAccount(acct, 100);
     const msgInfo = info(gid, "msg", "00", "msg");
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
-    const local = s.msgInFlight(new BranchBarrier(msgInfo), acct, -10, gate);
-    await new Promise((r) => setTimeout(r, 100));
+    let enteredLocal!: () => void;
+    const entered = new Promise<void>((resolve) => (enteredLocal = resolve));
+    const local = s.msgInFlight(new BranchBarrier(msgInfo), acct, -10, gate, enteredLocal);
+    await entered; // the local transaction holds the msg barrier row now
     let checked = false;
     const check = s.queryPrepared(new BranchBarrier(msgInfo)).then(() => (checked = true));
-    await new Promise((r) => setTimeout(r, 200));
+    // The database itself shows the check-back blocked on the row lock.
+    await eventually(async () => (await lockWaits(gid)) > 0, 10_000, "the check-back to block on the barrier row");
     expect(checked, "the check-back must wait for the local transaction").toBe(false);
     release();
     expect((await local).executed).toBe(true);
