@@ -11,54 +11,18 @@
  * coordinators of a case run with a 30 s retry interval, so nothing becomes due in real time and
  * recovery is driven by `cron(60_000)` only (except where a case says otherwise).
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import type { Busi } from "../busi/index.ts";
-import { startBusi } from "../busi/index.ts";
 import type { DtxClient } from "../helpers/client.ts";
 import type { ChildCoordinator } from "../helpers/coordinator.ts";
-import { spawnCoordinator } from "../helpers/coordinator.ts";
+import { LONG_REQUEST_TIMEOUT, useCrashHarness } from "../helpers/crash-harness.ts";
 
-const ENV = { DTX_RETRY_INTERVAL: "30", DTX_MAX_RETRY_INTERVAL: "30" } as const;
-/** Per-trans request timeout (s) for a participant that hangs: far beyond any test step. */
-const LONG_REQUEST_TIMEOUT = 30;
-
+const harness = useCrashHarness("dtx-crash-msg-tcc");
+const { start, restart } = harness;
 let busi: Busi;
-let dir = "";
-let dbPath = "";
-const children = new Set<ChildCoordinator>();
-
-beforeAll(async () => {
-  busi = await startBusi();
+beforeAll(() => {
+  busi = harness.busi;
 });
-afterAll(async () => {
-  await busi?.close();
-});
-beforeEach(() => {
-  busi.reset();
-  dir = mkdtempSync(join(tmpdir(), "dtx-crash-msg-tcc-"));
-  dbPath = join(dir, "dtx.db");
-});
-afterEach(async () => {
-  await Promise.all([...children].map((c) => c.kill("SIGKILL")));
-  children.clear();
-  busi.releaseHung();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-async function start(): Promise<ChildCoordinator> {
-  const child = await spawnCoordinator(dbPath, ENV);
-  children.add(child);
-  return child;
-}
-
-async function restart(previous: ChildCoordinator): Promise<ChildCoordinator> {
-  expect(await previous.exited).toBe("SIGKILL");
-  children.delete(previous);
-  return start();
-}
 
 /**
  * Drive recovery: move the clock past every retry time, run one cron round, wait for its passes.

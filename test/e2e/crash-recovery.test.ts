@@ -11,57 +11,19 @@
  * driven only by `cron(60_000)` (the clock offset does not survive a restart, so it is advanced
  * after it). That makes the call log deterministic enough to assert order and counts.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import type { Busi, BusiCall } from "../busi/index.ts";
-import { startBusi } from "../busi/index.ts";
 import type { ApiResponse, DtxClient } from "../helpers/client.ts";
 import { sagaBody } from "../helpers/client.ts";
 import type { ChildCoordinator } from "../helpers/coordinator.ts";
-import { spawnCoordinator } from "../helpers/coordinator.ts";
+import { LONG_REQUEST_TIMEOUT, useCrashHarness } from "../helpers/crash-harness.ts";
 
-/** Retries (and leases) 30 s (+ <= 10% jitter) apart, never longer: one `cron(60_000)` always reaches the next one. */
-const ENV = { DTX_RETRY_INTERVAL: "30", DTX_MAX_RETRY_INTERVAL: "30" } as const;
-/** Per-trans request timeout (s) for sagas whose participant hangs: far beyond any test step. */
-const LONG_REQUEST_TIMEOUT = 30;
-
+const harness = useCrashHarness("dtx-crash");
+const { start, restart } = harness;
 let busi: Busi;
-let dir = "";
-let dbPath = "";
-const children = new Set<ChildCoordinator>();
-
-beforeAll(async () => {
-  busi = await startBusi();
+beforeAll(() => {
+  busi = harness.busi;
 });
-afterAll(async () => {
-  await busi?.close();
-});
-beforeEach(() => {
-  busi.reset();
-  dir = mkdtempSync(join(tmpdir(), "dtx-crash-"));
-  dbPath = join(dir, "dtx.db");
-});
-afterEach(async () => {
-  await Promise.all([...children].map((c) => c.kill("SIGKILL")));
-  children.clear();
-  busi.releaseHung();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-async function start(): Promise<ChildCoordinator> {
-  const child = await spawnCoordinator(dbPath, ENV);
-  children.add(child);
-  return child;
-}
-
-/** Restart on the same file: the previous process must be gone (killed by SIGKILL). */
-async function restart(previous: ChildCoordinator): Promise<ChildCoordinator> {
-  expect(await previous.exited).toBe("SIGKILL");
-  children.delete(previous);
-  return start();
-}
 
 /** Drive recovery: move the clock past every retry time, run one cron round, wait for its passes. */
 async function recover(client: DtxClient): Promise<void> {

@@ -1,0 +1,69 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, beforeEach, expect } from "vitest";
+import type { Busi } from "../busi/index.ts";
+import { startBusi } from "../busi/index.ts";
+import type { ChildCoordinator } from "./coordinator.ts";
+import { spawnCoordinator } from "./coordinator.ts";
+
+/** Retries (and leases) 30 s (+ <= 10% jitter) apart, never longer: one `cron(60_000)` always reaches the next one. */
+export const CRASH_ENV = { DTX_RETRY_INTERVAL: "30", DTX_MAX_RETRY_INTERVAL: "30" } as const;
+/** Per-trans request timeout (s) for a participant that hangs: far beyond any test step. */
+export const LONG_REQUEST_TIMEOUT = 30;
+
+export interface CrashHarness {
+  /** The shared participant (reset before each test). */
+  readonly busi: Busi;
+  /** Starts a coordinator child process on this test's SQLite file. */
+  start(): Promise<ChildCoordinator>;
+  /** Restarts on the same file once the previous process is gone; it must have died by SIGKILL. */
+  restart(previous: ChildCoordinator): Promise<ChildCoordinator>;
+}
+
+/**
+ * Registers the hooks of a crash-test file: one busi for the file, a fresh SQLite file per test,
+ * and every child still running SIGKILLed after each test, even when it failed.
+ */
+export function useCrashHarness(prefix: string): CrashHarness {
+  let busi: Busi | undefined;
+  let dir = "";
+  let dbPath = "";
+  const children = new Set<ChildCoordinator>();
+
+  beforeAll(async () => {
+    busi = await startBusi();
+  });
+  afterAll(async () => {
+    await busi?.close();
+  });
+  beforeEach(() => {
+    busi?.reset();
+    dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
+    dbPath = join(dir, "dtx.db");
+  });
+  afterEach(async () => {
+    await Promise.all([...children].map((c) => c.kill("SIGKILL")));
+    children.clear();
+    busi?.releaseHung();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const start = async (): Promise<ChildCoordinator> => {
+    const child = await spawnCoordinator(dbPath, CRASH_ENV);
+    children.add(child);
+    return child;
+  };
+  return {
+    get busi(): Busi {
+      if (!busi) throw new Error("the crash harness's busi is used before beforeAll ran");
+      return busi;
+    },
+    start,
+    async restart(previous) {
+      expect(await previous.exited).toBe("SIGKILL");
+      children.delete(previous);
+      return start();
+    },
+  };
+}
