@@ -29,6 +29,7 @@ import { Channel, credentials, Metadata, Server, ServerCredentials, status } fro
 import type { MethodDefinition } from "@grpc/proto-loader";
 import { Pool } from "undici";
 import { loadDtmProto } from "../server/src/api/grpc/proto.ts";
+import { freePort, percentile, sleep } from "./lib/util.ts";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const METHODS = ["TransOut", "TransOutRevert", "TransIn", "TransInRevert"];
@@ -255,19 +256,7 @@ process.on("exit", () => {
 });
 for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => process.exit(130));
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createNetServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const address = srv.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 function cpuSeconds(pid: number | undefined): number | undefined {
   if (pid === undefined) return undefined;
@@ -314,10 +303,6 @@ interface PhaseResult {
 
 type SubmitOnce = (gid: string) => Promise<string | null>; // null = success, else the error text
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] ?? NaN;
-}
 
 const r2 = (n: number): number => Math.round(n * 100) / 100;
 
