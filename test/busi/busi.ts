@@ -6,6 +6,8 @@
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { AddressInfo } from "node:net";
+import { CallBook } from "./call-book.ts";
+import type { CallMatch } from "./call-book.ts";
 
 /** How the fake participant answers a call. */
 export type Outcome =
@@ -17,13 +19,8 @@ export type Outcome =
   | "LEGACY_FAILURE"
   | "LEGACY_ONGOING";
 
-/** Selects calls; every field left out matches anything. */
-export interface CallMatch {
-  name?: string;
-  gid?: string;
-  branchId?: string;
-  op?: string;
-}
+export type { CallMatch } from "./call-book.ts";
+export { matches } from "./call-book.ts";
 
 /** One recorded call to the fake participant. */
 export interface BusiCall {
@@ -71,30 +68,8 @@ const RESPONSES: Record<Exclude<Outcome, "HANG">, { status: number; body: string
 };
 const RELEASED_HANG = { status: 500, body: '{"message":"busi hung request released"}' };
 
-interface Rule {
-  match: CallMatch;
-  /** Outcomes still to hand out, one per call; `undefined` for a sticky rule. */
-  queue: Outcome[] | undefined;
-  sticky: Outcome | undefined;
-}
 
-interface Waiter {
-  match: CallMatch;
-  count: number;
-  resolve: (calls: BusiCall[]) => void;
-  reject: (err: Error) => void;
-  timer: NodeJS.Timeout;
-}
 
-/** Whether `call` satisfies every field set in `match`. */
-export function matches(call: Pick<BusiCall, "name" | "gid" | "branchId" | "op">, match: CallMatch): boolean {
-  return (
-    (match.name === undefined || match.name === call.name) &&
-    (match.gid === undefined || match.gid === call.gid) &&
-    (match.branchId === undefined || match.branchId === call.branchId) &&
-    (match.op === undefined || match.op === call.op)
-  );
-}
 
 /** One-line summary of a call, for error messages. */
 export function describeCall(c: BusiCall): string {
@@ -113,12 +88,7 @@ export function describeCall(c: BusiCall): string {
 export class Busi {
   readonly #app: FastifyInstance;
   #baseUrl = "";
-  #rules: Rule[] = [];
-  #default: Outcome = "SUCCESS";
-  #calls: BusiCall[] = [];
-  #seq = 0;
-  #waiters = new Set<Waiter>();
-  #listeners = new Set<(call: BusiCall) => void>();
+  readonly #book = new CallBook<Outcome, BusiCall>("SUCCESS", "busi", describeCall);
   #hung = new Set<() => void>();
   #closed = false;
 
@@ -157,30 +127,27 @@ export class Busi {
 
   /** Queue `outcomes` for matching calls, consumed one per call in order. */
   program(match: CallMatch, ...outcomes: Outcome[]): void {
-    this.#rules.push({ match: { ...match }, queue: [...outcomes], sticky: undefined });
+    this.#book.program(match, outcomes);
   }
 
   /** Answer every matching call with `outcome` (until overridden by a later rule or reset). */
   programAlways(match: CallMatch, outcome: Outcome): void {
-    this.#rules.push({ match: { ...match }, queue: undefined, sticky: outcome });
+    this.#book.programAlways(match, outcome);
   }
 
   /** Outcome for calls no rule applies to (initially SUCCESS). */
   setDefault(outcome: Outcome): void {
-    this.#default = outcome;
+    this.#book.setDefault(outcome);
   }
 
   /** Clear all rules and recorded calls, restore the SUCCESS default and restart `seq` at 1. */
   reset(): void {
-    this.#rules = [];
-    this.#calls = [];
-    this.#seq = 0;
-    this.#default = "SUCCESS";
+    this.#book.reset();
   }
 
   /** Recorded calls matching `match` (all when omitted), in arrival order. */
   calls(match: CallMatch = {}): BusiCall[] {
-    return this.#calls.filter((c) => matches(c, match));
+    return this.#book.calls(match);
   }
 
   /**
@@ -188,21 +155,7 @@ export class Busi {
    * `timeoutMs` passes first (or the busi is closed), listing the calls seen so far.
    */
   waitForCalls(match: CallMatch, count: number, timeoutMs = 10_000): Promise<BusiCall[]> {
-    const now = this.calls(match);
-    if (now.length >= count) return Promise.resolve(now);
-    return new Promise<BusiCall[]>((resolve, reject) => {
-      const waiter: Waiter = {
-        match,
-        count,
-        resolve,
-        reject,
-        timer: setTimeout(() => {
-          this.#waiters.delete(waiter);
-          reject(this.#waitError(waiter, `timed out after ${timeoutMs} ms`));
-        }, timeoutMs),
-      };
-      this.#waiters.add(waiter);
-    });
+    return this.#book.waitForCalls(match, count, timeoutMs);
   }
 
   /**
@@ -211,10 +164,7 @@ export class Busi {
    * the test runner reports it. Returns an unsubscribe function.
    */
   onCall(listener: (call: BusiCall) => void): () => void {
-    this.#listeners.add(listener);
-    return () => {
-      this.#listeners.delete(listener);
-    };
+    return this.#book.onCall(listener);
   }
 
   /** Answer every request currently held by a HANG outcome with 500. */
@@ -229,11 +179,7 @@ export class Busi {
     if (this.#closed) return;
     this.#closed = true;
     this.releaseHung();
-    for (const w of [...this.#waiters]) {
-      clearTimeout(w.timer);
-      this.#waiters.delete(w);
-      w.reject(this.#waitError(w, "busi closed"));
-    }
+    this.#book.rejectWaits("busi closed");
     // Let the released responses flush before the server drops idle connections.
     await new Promise<void>((resolve) => setImmediate(resolve));
     await this.#app.close();
@@ -244,7 +190,7 @@ export class Busi {
     reply: FastifyReply,
   ): Promise<FastifyReply> {
     const query = firstValues(new URL(request.url, "http://busi").searchParams);
-    const call = this.#record({
+    const call = this.#book.record({
       name: request.params.name,
       method: request.method,
       gid: query["gid"] ?? "",
@@ -263,53 +209,6 @@ export class Busi {
       reply.raw.on("close", () => this.#hung.delete(resolve));
     });
     return send(reply, RELEASED_HANG);
-  }
-
-  /** Record a call, pick its outcome and notify listeners and waiters. */
-  #record(call: Omit<BusiCall, "seq" | "outcome">): BusiCall {
-    const recorded: BusiCall = { ...call, seq: ++this.#seq, outcome: this.#choose(call) };
-    this.#calls.push(recorded);
-    for (const listener of [...this.#listeners]) {
-      try {
-        listener(recorded);
-      } catch (err) {
-        queueMicrotask(() => {
-          throw err;
-        });
-      }
-    }
-    for (const w of [...this.#waiters]) {
-      const got = this.calls(w.match);
-      if (got.length >= w.count) {
-        clearTimeout(w.timer);
-        this.#waiters.delete(w);
-        w.resolve(got);
-      }
-    }
-    return recorded;
-  }
-
-  #choose(call: Omit<BusiCall, "seq" | "outcome">): Outcome {
-    for (let i = this.#rules.length - 1; i >= 0; i--) {
-      const rule = this.#rules[i];
-      if (rule === undefined || !matches(call, rule.match)) continue;
-      if (rule.sticky !== undefined) return rule.sticky;
-      const next = rule.queue?.shift();
-      if (next !== undefined) {
-        if (rule.queue?.length === 0) this.#rules.splice(i, 1);
-        return next;
-      }
-    }
-    return this.#default;
-  }
-
-  #waitError(w: Waiter, why: string): Error {
-    const seen = this.#calls.map(describeCall);
-    return new Error(
-      `busi.waitForCalls: ${why} waiting for ${w.count} call(s) matching ${JSON.stringify(w.match)}; ` +
-        `${this.calls(w.match).length} matched, ${seen.length} seen:` +
-        (seen.length > 0 ? `\n  ${seen.join("\n  ")}` : " (none)"),
-    );
   }
 }
 

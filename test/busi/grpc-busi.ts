@@ -11,8 +11,8 @@
 import type { CallOptions, Client, sendUnaryData, ServerUnaryCall, ServiceClientConstructor, ServiceDefinition, ServiceError } from "@grpc/grpc-js";
 import { credentials, loadPackageDefinition, Metadata, Server, ServerCredentials, status } from "@grpc/grpc-js";
 import { loadDtmProto } from "../../server/src/api/grpc/proto.ts";
-import type { CallMatch } from "./busi.ts";
-import { matches } from "./busi.ts";
+import { CallBook } from "./call-book.ts";
+import type { CallMatch } from "./call-book.ts";
 
 /**
  * How the participant answers: SUCCESS is OK; FAILURE is ABORTED; ONGOING is FAILED_PRECONDITION;
@@ -64,19 +64,7 @@ const RESPONSES: Record<Exclude<GrpcOutcome, "HANG" | "SUCCESS">, { code: status
   ERROR: { code: status.INTERNAL, details: "busi error" },
 };
 
-interface Rule {
-  match: CallMatch;
-  queue: GrpcOutcome[] | undefined;
-  sticky: GrpcOutcome | undefined;
-}
 
-interface Waiter {
-  match: CallMatch;
-  count: number;
-  resolve: (calls: GrpcBusiCall[]) => void;
-  reject: (err: Error) => void;
-  timer: NodeJS.Timeout;
-}
 
 const identity = (b: Buffer): Buffer => b;
 
@@ -88,11 +76,7 @@ export class GrpcBusi {
   #server: Server | undefined;
   #port: number;
   readonly #methods: string[];
-  #rules: Rule[] = [];
-  #default: GrpcOutcome = "SUCCESS";
-  #calls: GrpcBusiCall[] = [];
-  #seq = 0;
-  #waiters = new Set<Waiter>();
+  readonly #book = new CallBook<GrpcOutcome, GrpcBusiCall>("SUCCESS", "grpcBusi", describeGrpcCall);
   #hung = new Set<() => void>();
   #closed = false;
 
@@ -172,41 +156,27 @@ export class GrpcBusi {
   }
 
   program(match: CallMatch, ...outcomes: GrpcOutcome[]): void {
-    this.#rules.push({ match: { ...match }, queue: [...outcomes], sticky: undefined });
+    this.#book.program(match, outcomes);
   }
 
   programAlways(match: CallMatch, outcome: GrpcOutcome): void {
-    this.#rules.push({ match: { ...match }, queue: undefined, sticky: outcome });
+    this.#book.programAlways(match, outcome);
   }
 
   setDefault(outcome: GrpcOutcome): void {
-    this.#default = outcome;
+    this.#book.setDefault(outcome);
   }
 
   reset(): void {
-    this.#rules = [];
-    this.#calls = [];
-    this.#seq = 0;
-    this.#default = "SUCCESS";
+    this.#book.reset();
   }
 
   calls(match: CallMatch = {}): GrpcBusiCall[] {
-    return this.#calls.filter((c) => matches(c, match));
+    return this.#book.calls(match);
   }
 
   waitForCalls(match: CallMatch, count: number, timeoutMs = 10_000): Promise<GrpcBusiCall[]> {
-    const now = this.calls(match);
-    if (now.length >= count) return Promise.resolve(now);
-    return new Promise<GrpcBusiCall[]>((resolve, reject) => {
-      const waiter: Waiter = {
-        match, count, resolve, reject,
-        timer: setTimeout(() => {
-          this.#waiters.delete(waiter);
-          reject(this.#waitError(waiter, `timed out after ${timeoutMs} ms`));
-        }, timeoutMs),
-      };
-      this.#waiters.add(waiter);
-    });
+    return this.#book.waitForCalls(match, count, timeoutMs);
   }
 
   /** Answers every call held by HANG with UNAVAILABLE ("released"). */
@@ -220,11 +190,7 @@ export class GrpcBusi {
     if (this.#closed) return;
     await this.stop();
     this.#closed = true;
-    for (const w of [...this.#waiters]) {
-      clearTimeout(w.timer);
-      this.#waiters.delete(w);
-      w.reject(this.#waitError(w, "grpc busi closed"));
-    }
+    this.#book.rejectWaits("grpc busi closed");
   }
 
   #onCall(name: string, path: string, call: ServerUnaryCall<Buffer, Buffer>, cb: sendUnaryData<Buffer>): void {
@@ -241,45 +207,13 @@ export class GrpcBusi {
       metadata,
       body: Buffer.from(call.request),
     };
-    const recorded: GrpcBusiCall = { ...partial, seq: ++this.#seq, outcome: this.#choose(partial) };
-    this.#calls.push(recorded);
-    for (const w of [...this.#waiters]) {
-      const got = this.calls(w.match);
-      if (got.length >= w.count) {
-        clearTimeout(w.timer);
-        this.#waiters.delete(w);
-        w.resolve(got);
-      }
-    }
+    const recorded = this.#book.record(partial);
     const outcome = recorded.outcome;
     if (outcome === "SUCCESS") return cb(null, Buffer.alloc(0));
     if (outcome !== "HANG") return cb({ ...RESPONSES[outcome] });
     const release = (): void => cb({ code: status.UNAVAILABLE, details: "busi hung call released" });
     this.#hung.add(release);
     call.on("cancelled", () => this.#hung.delete(release));
-  }
-
-  #choose(call: Pick<GrpcBusiCall, "name" | "gid" | "branchId" | "op">): GrpcOutcome {
-    for (let i = this.#rules.length - 1; i >= 0; i--) {
-      const rule = this.#rules[i];
-      if (rule === undefined || !matches(call, rule.match)) continue;
-      if (rule.sticky !== undefined) return rule.sticky;
-      const next = rule.queue?.shift();
-      if (next !== undefined) {
-        if (rule.queue?.length === 0) this.#rules.splice(i, 1);
-        return next;
-      }
-    }
-    return this.#default;
-  }
-
-  #waitError(w: Waiter, why: string): Error {
-    const seen = this.#calls.map(describeGrpcCall);
-    return new Error(
-      `grpcBusi.waitForCalls: ${why} waiting for ${w.count} call(s) matching ${JSON.stringify(w.match)}; ` +
-        `${this.calls(w.match).length} matched, ${seen.length} seen:` +
-        (seen.length > 0 ? `\n  ${seen.join("\n  ")}` : " (none)"),
-    );
   }
 }
 
