@@ -1,9 +1,10 @@
-import http2 from "node:http2";
-import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, IncomingHttpStatusHeader, OutgoingHttpHeaders } from "node:http2";
-import net from "node:net";
 import { status } from "@grpc/grpc-js";
 import type { ServiceError } from "@grpc/grpc-js";
 import type { Outcome } from "../core/types.ts";
+import { ErrorCode } from "./h2/frames.ts";
+import type { StreamEnd } from "./h2/h2-connection.ts";
+import { H2Connection } from "./h2/h2-connection.ts";
+import type { HeaderField } from "./h2/hpack.ts";
 import type { BranchCall, BranchInvoker } from "./invoker.ts";
 
 /** dtm's default outgoing service config (PROTOCOL §6.2, `GrpcServiceConfig`). */
@@ -59,20 +60,16 @@ export function classifyGrpcResult(error: Pick<ServiceError, "code" | "details">
   return { kind: "error", message: `grpc ${status[error.code] ?? error.code}: ${error.details}` };
 }
 
-const {
-  HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_CONTENT_TYPE, HTTP2_HEADER_TE, HTTP2_HEADER_USER_AGENT,
-  NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_INADEQUATE_SECURITY,
-  NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM,
-} = http2.constants;
-
 const USER_AGENT = "dtx-grpc/1";
 /** setTimeout's largest delay (about 25 days); longer deadlines are only sent as `grpc-timeout`. */
 const MAX_TIMER_MS = 2_147_483_647;
 const TIMEOUT_UNITS = [["m", 1], ["S", 1000], ["M", 60_000], ["H", 3_600_000]] as const;
 const LEGAL_KEY = /^[:0-9a-z_.-]+$/;
 const LEGAL_NON_BINARY_VALUE = /^[ -~]*$/;
-
-const noop = (): void => {};
+/** Headers the call sets itself; a branch header of the same name is not sent. */
+const RESERVED = new Set(["content-type", "te", "user-agent", "grpc-accept-encoding", "accept-encoding", "grpc-timeout", "grpc-encoding"]);
+/** Connection-specific headers, which HTTP/2 forbids (RFC 9113 §8.2.2); a branch header of that name is dropped. */
+const CONNECTION_SPECIFIC = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "host"]);
 
 interface GrpcStatus {
   code: number;
@@ -85,15 +82,16 @@ interface GrpcStatus {
  * `dtm-branch_id`, `dtm-op`, `dtm-dtm` plus the trans's branch_headers, and the call's timeout as
  * the deadline. The answer's bytes are ignored; only its status counts.
  *
- * This is a minimal gRPC unary client on node:http2 (the coordinator's hot path: grpc-js's
- * channel/call machinery cost measurably more CPU per branch call). One session is cached per
- * target; a session that errors, closes or receives GOAWAY is dropped at once, so the next call
- * to that target connects afresh (no reconnect backoff: the coordinator retries on its own
- * schedule). No keepalive pings: grpc-go servers refuse pings more often than every 5 minutes by
- * default (GOAWAY too_many_pings).
+ * This is a minimal gRPC unary client on dtx's own HTTP/2 connection ({@link H2Connection}: the
+ * coordinator's hot path, where grpc-js's channels and node:http2's deferred writes both cost
+ * throughput). One connection is cached per target; a connection that errors, closes or receives
+ * GOAWAY is dropped at once, so the next call to that target connects afresh (no reconnect
+ * backoff: the coordinator retries on its own schedule), and one whose connect never got an
+ * answer is dropped when a call on it times out. No keepalive pings: grpc-go servers refuse pings
+ * more often than every 5 minutes by default (GOAWAY too_many_pings).
  */
 export class GrpcInvoker implements BranchInvoker {
-  private readonly cache = new Map<string, ClientHttp2Session>();
+  private readonly cache = new Map<string, H2Connection>();
   private readonly maxChannels: number;
   private closed = false;
 
@@ -105,35 +103,26 @@ export class GrpcInvoker implements BranchInvoker {
     const parsed = parseGrpcUrl(call.url);
     if (!parsed) return Promise.resolve({ kind: "error", message: `invalid gRPC url ${JSON.stringify(call.url)}: expected host:port/package.Service/Method` });
     if (this.closed) return Promise.resolve({ kind: "error", message: "the gRPC invoker is closed" });
-    let headers: OutgoingHttpHeaders;
+    let fields: HeaderField[];
     try {
-      headers = metadataOf(call);
+      fields = requestHeaders(call, parsed.target, parsed.method);
     } catch (error) {
       return Promise.resolve({ kind: "error", message: `cannot send branch_headers as gRPC metadata: ${(error as Error).message}` });
     }
-    headers[HTTP2_HEADER_METHOD] = "POST";
-    headers[HTTP2_HEADER_PATH] = parsed.method;
-    headers[HTTP2_HEADER_CONTENT_TYPE] = "application/grpc";
-    headers[HTTP2_HEADER_TE] = "trailers";
-    headers[HTTP2_HEADER_USER_AGENT] = USER_AGENT;
-    headers["grpc-accept-encoding"] = "identity";
-    headers["accept-encoding"] = "identity";
-    headers["grpc-timeout"] = grpcTimeout(call.timeoutMs);
-    delete headers["grpc-encoding"]; // the message is uncompressed (grpc-js drops it for identity too)
     const frame = grpcFrame(requestMessage(call));
     return new Promise<Outcome>((resolve) => {
       const done = (result: GrpcStatus): void => {
         const outcome = classifyGrpcResult(result);
         resolve(outcome.kind === "error" ? { kind: "error", message: `${call.url}: ${outcome.message}` } : outcome);
       };
-      let session: ClientHttp2Session;
+      let connection: H2Connection;
       try {
-        session = this.session(parsed.target);
+        connection = this.connection(parsed.target);
       } catch (error) {
         done({ code: status.UNAVAILABLE, details: (error as Error).message });
         return;
       }
-      unaryCall(session, headers, frame, call.timeoutMs, done);
+      unaryCall(connection, fields, frame, call.timeoutMs, done);
     });
   }
 
@@ -144,14 +133,14 @@ export class GrpcInvoker implements BranchInvoker {
 
   async close(): Promise<void> {
     this.closed = true;
-    const sessions = [...this.cache.values()];
+    const connections = [...this.cache.values()];
     this.cache.clear();
-    for (const session of sessions) session.close();
+    for (const connection of connections) connection.close();
   }
 
-  private session(target: string): ClientHttp2Session {
+  private connection(target: string): H2Connection {
     const cached = this.cache.get(target);
-    if (cached && !cached.closed && !cached.destroyed) {
+    if (cached?.acceptsStreams) {
       // Map order doubles as the LRU order.
       this.cache.delete(target);
       this.cache.set(target, cached);
@@ -159,77 +148,68 @@ export class GrpcInvoker implements BranchInvoker {
     }
     if (cached) this.cache.delete(target);
     const { host, port } = hostPort(target);
-    const session = http2.connect(`http://${target}`, {
-      createConnection: () => net.connect({ host, port, noDelay: true }),
-      settings: { enablePush: false },
+    const connection: H2Connection = new H2Connection(host, port, () => {
+      if (this.cache.get(target) === connection) this.cache.delete(target);
     });
-    const drop = (): void => {
-      if (this.cache.get(target) === session) this.cache.delete(target);
-    };
-    session.on("error", drop); // a listener also keeps a connection error from being thrown
-    session.on("goaway", drop);
-    session.on("close", drop);
-    // An idle connection does not hold the process open; a call in flight has its deadline timer.
-    session.unref();
-    this.cache.set(target, session);
+    this.cache.set(target, connection);
     if (this.cache.size > this.maxChannels) {
-      const [oldestTarget, oldest] = this.cache.entries().next().value as [string, ClientHttp2Session];
+      const [oldestTarget, oldest] = this.cache.entries().next().value as [string, H2Connection];
       this.cache.delete(oldestTarget);
       oldest.close();
     }
-    return session;
+    return connection;
   }
 }
 
-/** One unary call on `session`; `done` gets the call's status exactly once. */
-function unaryCall(session: ClientHttp2Session, headers: OutgoingHttpHeaders, frame: Buffer, timeoutMs: number, done: (result: GrpcStatus) => void): void {
-  let stream: ClientHttp2Stream;
-  try {
-    stream = session.request(headers, { endStream: false });
-  } catch (error) {
-    done({ code: status.UNAVAILABLE, details: (error as Error).message });
-    return;
-  }
+/** One unary call on `connection`; `done` gets the call's status exactly once. */
+function unaryCall(connection: H2Connection, fields: HeaderField[], frame: Buffer, timeoutMs: number, done: (result: GrpcStatus) => void): void {
   let finished = false;
   let httpStatus: number | undefined;
-  let internalError: (Error & { code?: string }) | undefined;
+  let sawHeaders = false;
   const finish = (code: number, details: string): void => {
     if (finished) return;
     finished = true;
     clearTimeout(timer);
     done({ code, details });
   };
+  const stream = connection.request(fields, frame, {
+    onHeaders(block, endStream) {
+      const headers = headerMap(block);
+      if (!sawHeaders) {
+        sawHeaders = true;
+        const code = Number(headers.get(":status"));
+        httpStatus = Number.isInteger(code) ? code : undefined;
+        if (!endStream) return; // trailers follow; a block that ends the stream is trailers-only
+      }
+      const result = statusOf(headers, httpStatus);
+      finish(result.code, result.details);
+    },
+    onClose(end) {
+      if (finished) return;
+      const result = closedWithoutStatus(end, httpStatus);
+      finish(result.code, result.details);
+    },
+  });
   const timer = setTimeout(() => {
     finish(status.DEADLINE_EXCEEDED, `Deadline exceeded after ${(timeoutMs / 1000).toFixed(3)}s`);
-    stream.close(NGHTTP2_CANCEL);
+    stream.cancel();
+    // A connect that never got an answer (a black-holed address) must not hold the target's slot.
+    if (!connection.established) connection.destroy("no answer from the server");
   }, Math.min(Math.max(timeoutMs, 0), MAX_TIMER_MS));
-  const onTrailers = (trailers: IncomingHttpHeaders): void => {
-    const result = statusOf(trailers, httpStatus);
-    finish(result.code, result.details);
-  };
-  stream.on("response", (responseHeaders: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number) => {
-    httpStatus = responseHeaders[":status"];
-    if (flags & NGHTTP2_FLAG_END_STREAM) onTrailers(responseHeaders); // a trailers-only response
-  });
-  stream.on("trailers", onTrailers);
-  // The answer's bytes are ignored; keep reading so a misbehaving server cannot stall the status.
-  stream.on("data", noop);
-  stream.on("error", (error: Error & { code?: string }) => {
-    if (error.code !== "ERR_HTTP2_STREAM_ERROR") internalError = error;
-  });
-  stream.on("close", () => {
-    if (finished) return;
-    const result = closedWithoutStatus(stream.rstCode, httpStatus, internalError, session);
-    finish(result.code, result.details);
-  });
-  stream.end(frame);
+}
+
+/** Field name → first value. */
+function headerMap(block: readonly HeaderField[]): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const [name, value] of block) if (!map.has(name)) map.set(name, value);
+  return map;
 }
 
 /** The status of a call from its trailers (grpc-js's rules). */
-function statusOf(trailers: IncomingHttpHeaders, httpStatus: number | undefined): GrpcStatus {
-  const code = first(trailers["grpc-status"]);
+function statusOf(trailers: Map<string, string>, httpStatus: number | undefined): GrpcStatus {
+  const code = trailers.get("grpc-status");
   if (code !== undefined) {
-    const message = first(trailers["grpc-message"]);
+    const message = trailers.get("grpc-message");
     let details = "";
     if (message !== undefined) {
       try {
@@ -244,28 +224,27 @@ function statusOf(trailers: IncomingHttpHeaders, httpStatus: number | undefined)
   return { code: status.UNKNOWN, details: "No status information received" };
 }
 
-/** The status of a stream that closed before its status arrived (grpc-js's rules). */
-function closedWithoutStatus(rstCode: number | undefined, httpStatus: number | undefined, internalError: (Error & { code?: string }) | undefined, session: ClientHttp2Session): GrpcStatus {
-  // The connection failed or went away (a refused connect closes the streams queued on it).
-  if (internalError !== undefined && internalError.code !== "ERR_HTTP2_STREAM_CANCEL" || session.destroyed) {
-    return { code: status.UNAVAILABLE, details: internalError?.message ?? "Connection dropped" };
-  }
-  switch (rstCode) {
-    case NGHTTP2_NO_ERROR:
+/** The status of a stream that ended before its status arrived (grpc-js's rules). */
+function closedWithoutStatus(end: StreamEnd, httpStatus: number | undefined): GrpcStatus {
+  // The connection failed or went away (a refused connect ends the streams waiting on it).
+  if (end.kind === "unavailable") return { code: status.UNAVAILABLE, details: end.message };
+  if (end.kind === "ended") return statusOf(new Map(), httpStatus);
+  switch (end.code) {
+    case ErrorCode.NO_ERROR:
       if (httpStatus !== undefined && httpStatus !== 200) return mapHttpStatus(httpStatus);
-      return { code: status.INTERNAL, details: `Received RST_STREAM with code ${rstCode} (Call ended without gRPC status)` };
-    case NGHTTP2_REFUSED_STREAM:
+      return { code: status.INTERNAL, details: `Received RST_STREAM with code ${end.code} (Call ended without gRPC status)` };
+    case ErrorCode.REFUSED_STREAM:
       return { code: status.UNAVAILABLE, details: "Stream refused by server" };
-    case NGHTTP2_CANCEL:
+    case ErrorCode.CANCEL:
       return { code: status.CANCELLED, details: "Call cancelled" };
-    case NGHTTP2_ENHANCE_YOUR_CALM:
+    case ErrorCode.ENHANCE_YOUR_CALM:
       return { code: status.RESOURCE_EXHAUSTED, details: "Bandwidth exhausted or memory limit exceeded" };
-    case NGHTTP2_INADEQUATE_SECURITY:
+    case ErrorCode.INADEQUATE_SECURITY:
       return { code: status.PERMISSION_DENIED, details: "Protocol not secure enough" };
-    case NGHTTP2_INTERNAL_ERROR:
-      return { code: status.INTERNAL, details: `Received RST_STREAM with code ${rstCode} (Internal server error)` };
+    case ErrorCode.INTERNAL_ERROR:
+      return { code: status.INTERNAL, details: `Received RST_STREAM with code ${end.code} (Internal server error)` };
     default:
-      return { code: status.INTERNAL, details: `Received RST_STREAM with code ${rstCode}` };
+      return { code: status.INTERNAL, details: `Received RST_STREAM with code ${end.code}` };
   }
 }
 
@@ -279,10 +258,6 @@ function mapHttpStatus(httpStatus: number): GrpcStatus {
     case 429: case 502: case 503: case 504: return { code: status.UNAVAILABLE, details };
     default: return { code: status.UNKNOWN, details };
   }
-}
-
-function first(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
 }
 
 /** A length-prefixed gRPC message: uncompressed flag 0, uint32 big-endian length, the bytes. */
@@ -313,24 +288,38 @@ function hostPort(target: string): { host: string; port: number } {
 }
 
 /**
- * The call's metadata as HTTP/2 headers, with grpc-js's `Metadata` rules: keys lower-cased and
- * limited to `[0-9a-z_.-]` (a `:` key is accepted but not sent), `-bin` values are the header's
- * latin1 bytes in base64, other values printable ASCII; a later key replaces an earlier one.
+ * The request's header block: pseudo-headers, the gRPC headers, then the call's metadata with
+ * grpc-js's `Metadata` rules: keys lower-cased and limited to `[0-9a-z_.-]` (a `:` key is
+ * accepted but not sent), `-bin` values are the header's latin1 bytes in base64, other values
+ * printable ASCII; a later key replaces an earlier one.
  */
-function metadataOf(call: BranchCall): OutgoingHttpHeaders {
-  const headers = Object.create(null) as OutgoingHttpHeaders;
-  headers["dtm-gid"] = legalValue(call.gid);
-  headers["dtm-trans_type"] = legalValue(call.transType);
-  headers["dtm-branch_id"] = legalValue(call.branchId);
-  headers["dtm-op"] = legalValue(call.op);
-  headers["dtm-dtm"] = "";
+function requestHeaders(call: BranchCall, authority: string, path: string): HeaderField[] {
+  const metadata = new Map<string, string>([
+    ["dtm-gid", legalValue(call.gid)],
+    ["dtm-trans_type", legalValue(call.transType)],
+    ["dtm-branch_id", legalValue(call.branchId)],
+    ["dtm-op", legalValue(call.op)],
+    ["dtm-dtm", ""],
+  ]);
   for (const [name, value] of Object.entries(call.headers)) {
     const key = name.toLowerCase();
     if (!LEGAL_KEY.test(key)) throw new Error(`Metadata key "${key}" contains illegal characters`);
-    if (key.startsWith(":")) continue;
-    headers[key] = key.endsWith("-bin") ? Buffer.from(value, "latin1").toString("base64") : legalValue(value);
+    if (key.startsWith(":") || RESERVED.has(key) || CONNECTION_SPECIFIC.has(key)) continue;
+    metadata.set(key, key.endsWith("-bin") ? Buffer.from(value, "latin1").toString("base64") : legalValue(value));
   }
-  return headers;
+  return [
+    [":method", "POST"],
+    [":scheme", "http"],
+    [":path", path],
+    [":authority", authority],
+    ["content-type", "application/grpc"],
+    ["te", "trailers"],
+    ["user-agent", USER_AGENT],
+    ["grpc-accept-encoding", "identity"],
+    ["accept-encoding", "identity"],
+    ["grpc-timeout", grpcTimeout(call.timeoutMs)],
+    ...metadata,
+  ];
 }
 
 function legalValue(value: string): string {
