@@ -7,8 +7,9 @@
  *      `onCommit` spends the frozen points (confirm), `onRollback` releases them (cancel).
  *   03 XA: take the item from stock in MySQL inside an XA transaction that the step leaves
  *      PREPARED; `onCommit` runs XA COMMIT, `onRollback` XA ROLLBACK (the SDK's `xaPhase2`).
- *      The SDK's workflows have no XA step of their own (dtm's `DoXa`), so this is that step
- *      written out: `wf.do` runs XA START ... XA PREPARE, and phase 2 is registered on the branch.
+ *      This is the XA step written out, so that its phase 2 shows in the log: `wf.do` runs
+ *      XA START ... XA PREPARE, and phase 2 is registered on the branch. `wf.doXa` (dtm's `DoXa`)
+ *      packs the same into one call.
  *   04 shipping (`wf.callHttp`): answers FAILURE for an unknown destination.
  *
  * Run 1 succeeds: the commits run, last branch first (03 XA COMMIT, then 02 confirm).

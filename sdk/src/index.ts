@@ -33,7 +33,7 @@ export type { MysqlXaLike, PgXaLike, XaConnection, XaDialect, XaOptions } from "
 
 export { Workflow, WorkflowRegistry } from "./workflow/registry.ts";
 export type { WorkflowFunction, WorkflowRegisterOptions, WorkflowRegistryOptions } from "./workflow/registry.ts";
-export type { WorkflowContext, WorkflowHttpInit, WorkflowPhase2 } from "./workflow/context.ts";
+export type { WorkflowContext, WorkflowHttpInit, WorkflowPhase2, XaSessions } from "./workflow/context.ts";
 export { WORKFLOW_EXECUTE_PATH, decodeWorkflowData } from "./workflow/grpc-service.ts";
 export type { GrpcMethodDefinitionLike, WorkflowGrpcService } from "./workflow/grpc-service.ts";
 

@@ -173,15 +173,40 @@ export async function xaLocalTransaction<C, T>(
   }
   if (info.op !== "action") throw invalidArgument(`an XA branch request has op action, commit or rollback; got ${JSON.stringify(info.op)}`);
   if (!info.phase2Url) throw invalidArgument("the XA branch request has no phase2_url");
+  const client = options.client ?? clientForServer(info.dtm);
+  const phase2Url = info.phase2Url;
+  return prepareLocal(conn, info, options, (c) => fn(c, info), () =>
+    client.transport.registerBranch({ gid: info.gid, transType: "xa", branchId: info.branchId, data: new Uint8Array(0), extra: { url: phase2Url } }),
+  );
+}
+
+/**
+ * Runs `fn` in a local XA transaction (xid `gid-branch_id`) on `conn` and prepares it (Go
+ * `XaHandleLocalTrans`): start, the XA barrier row, `fn`, `beforePrepare`, end, prepare, then
+ * the session is ended ({@link XaConnection.endSession}). On any error the local transaction is
+ * rolled back and the error rethrown. Phase 2 is {@link xaPhase2}.
+ *
+ * @param info gid and branch_id of the branch
+ * @param conn one database session
+ * @param options the barrier table
+ * @param fn the business SQL, given the raw connection
+ * @param beforePrepare runs after `fn`, before `XA END`/`PREPARE` (the HTTP branch registers itself there)
+ */
+export async function prepareLocal<C, T>(
+  conn: XaConnection<C>,
+  info: Pick<BranchInfo, "gid" | "branchId">,
+  options: XaOptions,
+  fn: (conn: C) => Promise<T>,
+  beforePrepare?: () => Promise<unknown>,
+): Promise<T> {
   const xid = xaId(info.gid, info.branchId, conn.dialect);
   const table = barrierTable(options);
-  const client = options.client ?? clientForServer(info.dtm);
   await conn.exec(xaSql(conn.dialect, "start", xid));
   let ended = false;
   try {
     if (table) await insertXaBarrier(conn, table, info.gid, info.branchId, "action");
-    const result = await fn(conn.raw, info);
-    await client.transport.registerBranch({ gid: info.gid, transType: "xa", branchId: info.branchId, data: new Uint8Array(0), extra: { url: info.phase2Url } });
+    const result = await fn(conn.raw);
+    await beforePrepare?.();
     const end = xaSql(conn.dialect, "end", xid);
     if (end) await conn.exec(end);
     ended = true;

@@ -7,8 +7,8 @@ import mysql from "mysql2/promise";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testServiceUrls, unreachableMessage } from "../../test/helpers/services.ts";
-import type { XaConnection } from "../src/index.ts";
-import { DtxFailure, branchInfoFromQuery, fastifyHandler, mysqlXa, postgresXa, xaGlobalTransaction, xaLocalTransaction, xaPhase2 } from "../src/index.ts";
+import type { XaConnection, XaSessions } from "../src/index.ts";
+import { DtxFailure, WorkflowRegistry, branchInfoFromQuery, fastifyHandler, mysqlXa, postgresXa, xaGlobalTransaction, xaLocalTransaction, xaPhase2 } from "../src/index.ts";
 import type { App, SdkEnv } from "./helpers.ts";
 import { eventually, gidFor, startApp, startSdkEnv } from "./helpers.ts";
 
@@ -207,5 +207,73 @@ describe("XA on mysql: a prepared transaction still attached to its session", ()
     // The server detaches the prepared transaction shortly after the socket closes.
     await eventually(async () => commit().then(() => true, () => false), 5_000, "the XA commit");
     expect(await balance("mysql", a)).toBe(99);
+  });
+});
+
+describe.each<Dialect>(["mysql", "postgres"])("Workflow doXa on %s", (dialect) => {
+  /** Sessions for doXa: a dedicated connection each time (MySQL hands a prepared XA over when it closes). */
+  const sessions = (): XaSessions<unknown> => (dialect === "mysql"
+    ? {
+      open: async () => mysqlXa(await mysql.createConnection({ uri: testServiceUrls().mysql })) as XaConnection<unknown>,
+      close: async (c) => (c as mysql.Connection).end(),
+    }
+    : {
+      open: async () => postgresXa(await pgPool.connect()) as XaConnection<unknown>,
+      close: async (c) => (c as pg.PoolClient).release(),
+    });
+  const move = async (conn: unknown, account: number, amount: number): Promise<void> => {
+    if (dialect === "mysql") {
+      const c = conn as mysql.Connection;
+      await c.query(`update ${TABLE.mysql.account} set balance = balance + ? where id = ?`, [amount, account]);
+      const [rows] = await c.query(`select balance from ${TABLE.mysql.account} where id = ?`, [account]);
+      if (Number((rows as { balance: number }[])[0]?.balance) < 0) throw new DtxFailure("insufficient balance");
+      return;
+    }
+    const r = await (conn as pg.PoolClient).query(`update ${TABLE.postgres.account} set balance = balance + $1 where id = $2 returning balance`, [amount, account]);
+    if (Number((r.rows as { balance: number }[])[0]?.balance) < 0) throw new DtxFailure("insufficient balance");
+  };
+  let registry: WorkflowRegistry;
+  let callback: App;
+  beforeAll(async () => {
+    callback = await startApp((app) => {
+      app.post("/resume", fastifyHandler(async (req: FastifyRequest) => {
+        await registry.handleResume(req.query as Record<string, string>, req.body);
+      }));
+    });
+    registry = new WorkflowRegistry({ client: env.http, callbackUrl: `${callback.baseUrl}/resume` });
+    registry.register("xa-transfer", async (wf) => {
+      const { from, to, amount } = wf.json<{ from: number; to: number; amount: number }>();
+      const barrierTable = TABLE[dialect].barrier;
+      await wf.doXa(sessions(), (conn) => move(conn, to, amount), { barrierTable });
+      await wf.doXa(sessions(), (conn) => move(conn, from, -amount), { barrierTable });
+    });
+  });
+  afterAll(async () => {
+    await callback?.close();
+  });
+
+  it("prepares each step in its own branch and commits both when the workflow succeeds", async () => {
+    const [from, to] = await accounts(dialect);
+    const gid = gidFor(`wf-xa-ok-${dialect}`);
+    await registry.execute("xa-transfer", gid, { from, to, amount: 30 });
+    expect([await balance(dialect, from), await balance(dialect, to)]).toEqual([70, 130]);
+    expect(await pendingXids(dialect, gid)).toEqual([]);
+    const q = await env.http.query(gid);
+    expect(q.transaction.status).toBe("succeed");
+    expect(q.branches.map((b) => `${b.branch_id}-${b.op}:${b.status}`)).toEqual(["01-action:succeed", "02-action:succeed", "02-commit:succeed", "01-commit:succeed"]);
+    expect(await barrierReasons(dialect, gid)).toEqual(["01:action", "02:action"]);
+  });
+
+  it("a FAILURE in the second step rolls the first back (XA ROLLBACK) and leaves no prepared transaction", async () => {
+    const [from, to] = await accounts(dialect);
+    const gid = gidFor(`wf-xa-fail-${dialect}`);
+    await expect(registry.execute("xa-transfer", gid, { from, to, amount: 130 })).rejects.toMatchObject({ code: "FAILURE", message: "insufficient balance" });
+    expect([await balance(dialect, from), await balance(dialect, to)]).toEqual([100, 100]);
+    expect(await pendingXids(dialect, gid)).toEqual([]);
+    const q = await env.http.query(gid);
+    expect(q.transaction.status).toBe("failed");
+    expect(q.branches.map((b) => `${b.branch_id}-${b.op}:${b.status}`)).toEqual(["01-action:succeed", "02-action:failed", "01-rollback:succeed"]);
+    // 01's action row went with its rolled-back transaction; its rollback row guards against a late prepare.
+    expect(await barrierReasons(dialect, gid)).toEqual(["01:rollback"]);
   });
 });

@@ -5,6 +5,8 @@ import { DtxError, DtxFailure, invalidArgument, isFailure, messageOf } from "../
 import { payloadBytes } from "../payload.ts";
 import type { WorkflowProgress } from "../transport/transport.ts";
 import type { BranchInfo, Payload, TransOptions } from "../types.ts";
+import type { XaConnection, XaOptions } from "../xa-local.ts";
+import { prepareLocal, xaPhase2 } from "../xa-local.ts";
 
 /** A phase-2 callback: a workflow branch's rollback or commit. It must eventually succeed (be idempotent; retried on resume). */
 export type WorkflowPhase2 = (branch: BranchInfo) => Promise<void> | void;
@@ -68,6 +70,28 @@ export interface WorkflowContext {
   callHttp(url: string, init?: WorkflowHttpInit): Promise<BranchResponse>;
   /** A gRPC call (`host:port/package.Service/Method`, raw request bytes) with `dtm-*` metadata; recorded like {@link callHttp}. Resolves with the response bytes. */
   callGrpc(url: string, request: Payload): Promise<Buffer>;
+  /**
+   * A local XA step in a branch of its own (Go `DoXa`): runs `fn` in an XA transaction (xid
+   * `gid-branch_id`) on a session from `sessions.open()` and prepares it; the branch then commits
+   * it when the workflow succeeds and rolls it back when it fails, each on a fresh session.
+   * A {@link DtxFailure} from `fn` rolls the local transaction back and fails the workflow.
+   *
+   * ```ts
+   * await wf.doXa(
+   *   { open: async () => mysqlXa(await mysql.createConnection(url)), close: (c) => c.end() },
+   *   async (conn) => { await conn.query("update stock set qty = qty - 1 where sku = ?", [sku]); },
+   * );
+   * ```
+   */
+  doXa<C>(sessions: XaSessions<C>, fn: (conn: C, branch: BranchInfo) => Promise<Payload | void>, options?: Pick<XaOptions, "barrierTable">): Promise<Buffer>;
+}
+
+/** Where {@link WorkflowContext.doXa} gets its database sessions: one per use, closed after it. */
+export interface XaSessions<C> {
+  /** A new session, wrapped with `mysqlXa` or `postgresXa`. */
+  open(): Promise<XaConnection<C>>;
+  /** Closes a session from {@link open} (for MySQL, a prepared XA transaction is handed over only when its session closes). */
+  close(conn: C): Promise<void>;
 }
 
 interface Phase2Item {
@@ -202,6 +226,28 @@ export class WorkflowRun implements WorkflowContext {
       return res.body;
     });
     return Buffer.from(data);
+  }
+
+  async doXa<C>(sessions: XaSessions<C>, fn: (conn: C, branch: BranchInfo) => Promise<Payload | void>, options: Pick<XaOptions, "barrierTable"> = {}): Promise<Buffer> {
+    if (this.#branchNo === 0 || this.#actionTaken || this.#rollbackAdded || this.#commitAdded) this.newBranch();
+    const phase2 = async (branch: BranchInfo): Promise<void> => {
+      const conn = await sessions.open();
+      try {
+        await xaPhase2(branch, conn, options);
+      } finally {
+        await sessions.close(conn.raw);
+      }
+    };
+    this.onCommit(phase2).onRollback(phase2);
+    return this.do(async (branch) => {
+      const conn = await sessions.open();
+      try {
+        // The session is closed by sessions.close below (which hands a MySQL prepared XA over), not by endSession.
+        return await prepareLocal({ dialect: conn.dialect, raw: conn.raw, exec: (sql, params) => conn.exec(sql, params) }, branch, options, (raw) => fn(raw, branch));
+      } finally {
+        await sessions.close(conn.raw);
+      }
+    });
   }
 
   /** Runs the commits, last branch first. */
