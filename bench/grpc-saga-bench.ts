@@ -9,6 +9,8 @@
  *                                    [--no-http | --no-grpc] [--synchronous full|normal] [--out DIR]
  *                                    [--profile DIR]   (coordinator CPU profile, see bench/top-functions.ts)
  *                                    [--grpc-js-peers] (grpc-js driver and participant; default: plain node:http2)
+ *                                    [--build] [--node-flags "FLAGS"] (run the coordinator as `npm start` does:
+ *                                    tsc-compiled, plain node, e.g. --node-flags "--max-semi-space-size=8 --max-old-space-size=160")
  *
  * Processes: the coordinator (`node --import tsx server/src/main.ts`), the gRPC participant (this
  * file with `participant`), the HTTP participant (bench/noop-participant.ts), and this driver.
@@ -29,6 +31,7 @@ import { Channel, credentials, Metadata, Server, ServerCredentials, status } fro
 import type { MethodDefinition } from "@grpc/proto-loader";
 import { Pool } from "undici";
 import { loadDtmProto } from "../server/src/api/grpc/proto.ts";
+import { buildServer } from "./lib/build-server.ts";
 import { freePort, percentile, sleep } from "./lib/util.ts";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -130,10 +133,13 @@ interface Options {
   profileDir: string | undefined;
   /** Use grpc-js for the driver and the participant instead of plain node:http2. */
   grpcJsPeers: boolean;
+  /** Compile the coordinator with tsc and run it on plain node (as `npm start`), not through tsx. */
+  build: boolean;
+  nodeFlags: string[];
 }
 
 function parseArgs(argv: string[]): Options {
-  const opts: Options = { seconds: 8, warmup: 2, concurrency: 64, rounds: 2, http: true, grpc: true, synchronous: "full", outDir: path.join(REPO_ROOT, "bench", "results"), profileDir: undefined, grpcJsPeers: false };
+  const opts: Options = { seconds: 8, warmup: 2, concurrency: 64, rounds: 2, http: true, grpc: true, synchronous: "full", outDir: path.join(REPO_ROOT, "bench", "results"), profileDir: undefined, grpcJsPeers: false, build: false, nodeFlags: [] };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const next = (): string => {
@@ -162,9 +168,11 @@ function parseArgs(argv: string[]): Options {
       case "--out": opts.outDir = path.resolve(next()); break;
       case "--profile": opts.profileDir = path.resolve(next()); break;
       case "--grpc-js-peers": opts.grpcJsPeers = true; break;
+      case "--build": opts.build = true; break;
+      case "--node-flags": opts.nodeFlags = next().split(/\s+/).filter(Boolean); break;
       case "-h":
       case "--help":
-        console.log("usage: npx tsx bench/grpc-saga-bench.ts [--seconds N] [--warmup N] [--concurrency C] [--rounds N] [--no-http | --no-grpc] [--synchronous full|normal] [--out DIR] [--profile DIR] [--grpc-js-peers]");
+        console.log("usage: npx tsx bench/grpc-saga-bench.ts [--seconds N] [--warmup N] [--concurrency C] [--rounds N] [--no-http | --no-grpc] [--synchronous full|normal] [--out DIR] [--profile DIR] [--grpc-js-peers] [--build] [--node-flags FLAGS]");
         process.exit(0);
         break;
       default:
@@ -403,7 +411,8 @@ async function main(): Promise<void> {
   };
   delete coordinatorEnv["DTX_CONFIG"];
   const profileFlags = opts.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.profileDir}`] : [];
-  const coordinator = spawnChild("coordinator", [...profileFlags, "--import", "tsx", "server/src/main.ts"], coordinatorEnv);
+  const entry = opts.build ? buildServer(tmp, REPO_ROOT) : ["--import", "tsx", "server/src/main.ts"];
+  const coordinator = spawnChild("coordinator", [...profileFlags, ...opts.nodeFlags, ...entry], coordinatorEnv);
   await coordinator.lines((l) => l.includes('"dtx listening"'), 30_000);
 
   // The load generator sends the same Submit bytes as any dtm gRPC client (the proto's serializer),
@@ -518,7 +527,8 @@ async function main(): Promise<void> {
     command: `npx tsx bench/grpc-saga-bench.ts ${process.argv.slice(2).join(" ")}`.trim(),
     machine: { cpus: cpus.length, model: cpus[0]?.model ?? "unknown", node: process.version, platform: `${os.platform()} ${os.release()}` },
     config: {
-      store: "sqlite", synchronous: opts.synchronous, concurrency: opts.concurrency, rounds: opts.rounds, warmupSeconds: opts.warmup, measureSeconds: opts.seconds,
+      store: "sqlite", synchronous: opts.synchronous,
+      coordinatorRuntime: opts.build ? "tsc-compiled JS on plain node" : "node --import tsx", coordinatorNodeFlags: opts.nodeFlags, concurrency: opts.concurrency, rounds: opts.rounds, warmupSeconds: opts.warmup, measureSeconds: opts.seconds,
       workload: `saga with 2 gRPC branches (busi.Busi no-op: ${opts.grpcJsPeers ? "grpc-js server" : "plain node:http2 server"}), BinPayloads ["{}","{}"], submitted with dtmgimp.Dtm/Submit WaitResult=true (proto-loader serializer) over ${opts.grpcJsPeers ? "one grpc-js channel" : "one plain node:http2 session"}; ` +
         "HTTP comparison: same saga over POST /api/dtmsvr/submit (undici Pool, connections = C) with HTTP branches to bench/noop-participant.ts; same coordinator process, alternating rounds",
     },

@@ -12,7 +12,7 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
@@ -20,6 +20,7 @@ import { fileURLToPath } from "node:url";
 import { Pool, request } from "undici";
 import type { TimeWindow } from "./top-functions.ts";
 import { formatSummary, loadProfile, summarize } from "./top-functions.ts";
+import { buildServer } from "./lib/build-server.ts";
 import { freePort, percentile, sleep } from "./lib/util.ts";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -565,29 +566,6 @@ function newestProfile(dir: string): string | undefined {
   return files[0];
 }
 
-/**
- * Compiles server/src with tsc (tsconfig.build.json) into `<tmp>/build` and returns the node
- * arguments to run it. The build dir gets a package.json ("type": "module") and symlinks to the
- * repo's node_modules/ and proto/, so packages and data files resolve as they do in the repo.
- */
-function buildServer(tmp: string): string[] {
-  const outDir = path.join(tmp, "build");
-  const tsc = path.join(REPO_ROOT, "node_modules", "typescript", "bin", "tsc");
-  console.log(`saga-bench: compiling server/src with tsc into ${outDir} ...`);
-  try {
-    execFileSync(process.execPath, [tsc, "-p", "tsconfig.build.json", "--outDir", outDir], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
-  } catch (error) {
-    const out = (error as { stdout?: Buffer }).stdout?.toString() ?? "";
-    throw new Error(`tsc failed:\n${out.slice(0, 4000)}`);
-  }
-  writeFileSync(path.join(outDir, "package.json"), '{"type":"module"}\n');
-  // Packages, and the data files the server finds relative to its own location (proto/).
-  for (const dir of ["node_modules", "proto"]) {
-    if (existsSync(path.join(REPO_ROOT, dir))) symlinkSync(path.join(REPO_ROOT, dir), path.join(outDir, dir), "dir");
-  }
-  return [path.join(outDir, "server", "src", "main.js")];
-}
-
 // ---------------------------------------------------------------------------------------------
 // Main
 
@@ -619,7 +597,7 @@ async function main(): Promise<void> {
     // Coordinator.
     const httpPort = await freePort();
     const grpcPort = await freePort();
-    const entry = opts.build ? buildServer(tmp) : ["--import", "tsx", "server/src/main.ts"];
+    const entry = opts.build ? buildServer(tmp, REPO_ROOT) : ["--import", "tsx", "server/src/main.ts"];
     const nodeArgs = [
       ...opts.nodeFlags,
       ...(opts.profile ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []),
