@@ -10,6 +10,7 @@ import net from "node:net";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import type { H2Stream, StreamEnd } from "../../server/src/driver/h2/h2-connection.ts";
+import { GrpcInvoker } from "../../server/src/driver/grpc-invoker.ts";
 import { H2Connection } from "../../server/src/driver/h2/h2-connection.ts";
 import type { HeaderField } from "../../server/src/driver/h2/hpack.ts";
 
@@ -202,5 +203,29 @@ describe("H2Connection against broken servers", () => {
     const port = await h2Server((stream) => stream.session?.destroy());
     const a = await call(connect(port), Buffer.from("x")).answer;
     expect(a.end.kind).toBe("unavailable");
+  });
+});
+
+describe("GrpcInvoker over H2Connection", () => {
+  it("a connection silent through a whole deadline (a peer that accepts but never speaks) is dropped; the next call connects afresh", async () => {
+    const sockets: net.Socket[] = [];
+    const blackHole = net.createServer((socket) => {
+      sockets.push(socket); // accepted, read, never answered
+      socket.on("error", () => {});
+    });
+    const port = await listen(blackHole);
+    closers.push(() => new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy();
+      blackHole.close(() => resolve());
+    }));
+    const invoker = new GrpcInvoker();
+    closers.push(() => invoker.close());
+    const call = { gid: "g", transType: "saga" as const, protocol: "grpc" as const, branchId: "01", op: "action", url: `127.0.0.1:${port}/busi.Busi/TransOut`, body: Buffer.from("x"), headers: {}, timeoutMs: 150 };
+    for (let i = 1; i <= 2; i++) {
+      const outcome = await invoker.invoke(call);
+      expect(outcome.kind === "error" && outcome.message).toMatch(/DEADLINE_EXCEEDED/);
+      expect(sockets).toHaveLength(i); // each call had to open its own connection
+    }
+    expect(invoker.channels).toBe(0);
   });
 });

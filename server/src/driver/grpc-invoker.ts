@@ -86,8 +86,8 @@ interface GrpcStatus {
  * coordinator's hot path, where grpc-js's channels and node:http2's deferred writes both cost
  * throughput). One connection is cached per target; a connection that errors, closes or receives
  * GOAWAY is dropped at once, so the next call to that target connects afresh (no reconnect
- * backoff: the coordinator retries on its own schedule), and one whose connect never got an
- * answer is dropped when a call on it times out. No keepalive pings: grpc-go servers refuse pings
+ * backoff: the coordinator retries on its own schedule), and one that stayed silent through a
+ * call's whole deadline is dropped when that call times out. No keepalive pings: grpc-go servers refuse pings
  * more often than every 5 minutes by default (GOAWAY too_many_pings).
  */
 export class GrpcInvoker implements BranchInvoker {
@@ -163,6 +163,7 @@ export class GrpcInvoker implements BranchInvoker {
 
 /** One unary call on `connection`; `done` gets the call's status exactly once. */
 function unaryCall(connection: H2Connection, fields: HeaderField[], frame: Buffer, timeoutMs: number, done: (result: GrpcStatus) => void): void {
+  const started = performance.now();
   let finished = false;
   let httpStatus: number | undefined;
   let sawHeaders = false;
@@ -193,8 +194,8 @@ function unaryCall(connection: H2Connection, fields: HeaderField[], frame: Buffe
   const timer = setTimeout(() => {
     finish(status.DEADLINE_EXCEEDED, `Deadline exceeded after ${(timeoutMs / 1000).toFixed(3)}s`);
     stream.cancel();
-    // A connect that never got an answer (a black-holed address) must not hold the target's slot.
-    if (!connection.established) connection.destroy("no answer from the server");
+    // A connection silent for the whole deadline is dropped, so the next call connects afresh.
+    if (!connection.heardSince(started)) connection.destroy(`no answer from the server for ${timeoutMs} ms`);
   }, Math.min(Math.max(timeoutMs, 0), MAX_TIMER_MS));
 }
 

@@ -89,8 +89,8 @@ export class H2Connection {
   private corked = false;
   private state: "open" | "draining" | "closed" = "open";
   private failure: string | undefined;
-  /** True once the peer has sent anything: it is an HTTP/2 server that is up. */
-  private heardFromPeer = false;
+  /** performance.now() of the last bytes from the peer. */
+  private lastHeard = Number.NEGATIVE_INFINITY;
 
   /** @param onGone called once, when the connection stops taking new streams (GOAWAY, close, error) */
   constructor(host: string, port: number, private readonly onGone: () => void) {
@@ -116,9 +116,13 @@ export class H2Connection {
     return this.state === "open" && this.nextStreamId <= MAX_STREAM_ID;
   }
 
-  /** Whether the peer has answered at all (a connection that never did may be a black hole). */
-  get established(): boolean {
-    return this.heardFromPeer;
+  /**
+   * Whether the peer sent anything since `since` (a performance.now() time). A connection that
+   * stayed silent through a whole call deadline is likely dead (a black-holed connect, a peer
+   * gone without FIN), and TCP alone may take many minutes to notice.
+   */
+  heardSince(since: number): boolean {
+    return this.lastHeard >= since;
   }
 
   /** Starts a request: `fields` (pseudo-headers first), then `body` as DATA ending the stream. */
@@ -150,6 +154,7 @@ export class H2Connection {
   destroy(message: string): void {
     this.failure ??= message;
     this.socket.destroy();
+    this.closed(); // now, not on the socket's later 'close': no new call may pick this connection
   }
 
   private open(stream: StreamState): void {
@@ -248,7 +253,7 @@ export class H2Connection {
   // Reading
 
   private receive(chunk: Buffer): void {
-    this.heardFromPeer = true;
+    this.lastHeard = performance.now();
     const inbox = this.inbox.byteLength > 0 ? Buffer.concat([this.inbox, chunk]) : chunk;
     let offset = 0;
     try {
