@@ -146,7 +146,10 @@ export class GrpcInvoker implements BranchInvoker {
       this.cache.set(target, cached);
       return cached;
     }
-    if (cached) this.cache.delete(target);
+    if (cached) {
+      this.cache.delete(target);
+      cached.close(); // out of stream ids: finishes its running calls, then ends (a no-op if already gone)
+    }
     const { host, port } = hostPort(target);
     const connection: H2Connection = new H2Connection(host, port, () => {
       if (this.cache.get(target) === connection) this.cache.delete(target);
