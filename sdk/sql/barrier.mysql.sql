@@ -1,11 +1,15 @@
--- dtx / dtm branch barrier table for MySQL and MariaDB (PROTOCOL.md §11.1).
--- Same as dtm's sqls/dtmcli.barrier.mysql.sql, so dtm's SDKs and @dtx/sdk can share it.
+-- dtx / dtm branch barrier table for MySQL and MariaDB (PROTOCOL.md §11.1). Idempotent.
 -- Create it in the database your participant's business tables live in (the barrier row and the
--- business change must commit in one local transaction). Idempotent.
+-- business change must commit in one local transaction).
+--
+-- dtm's columns, but leaner than dtm's sqls/dtmcli.barrier.mysql.sql: InnoDB clusters the rows on
+-- the key (gid, branch_id, op, barrier_id), so a barrier row is one B-tree entry plus the
+-- create_time index, instead of four (auto-increment id, unique key, create_time, update_time).
+-- dtm's SDKs (`insert ignore`) can share this table, and @dtx/sdk works unchanged on a table
+-- created by dtm's DDL.
 create database if not exists dtm_barrier /*!40100 DEFAULT CHARACTER SET utf8mb4 */;
 
 create table if not exists dtm_barrier.barrier(
-  id bigint(22) PRIMARY KEY AUTO_INCREMENT,
   trans_type varchar(45) default '',
   gid varchar(128) default '',
   branch_id varchar(128) default '',
@@ -14,7 +18,6 @@ create table if not exists dtm_barrier.barrier(
   reason varchar(45) default '' comment 'the branch type who insert this record',
   create_time datetime DEFAULT now(),
   update_time datetime DEFAULT now(),
-  key(create_time),
-  key(update_time),
-  UNIQUE key(gid, branch_id, op, barrier_id)
+  PRIMARY KEY(gid, branch_id, op, barrier_id),
+  key(create_time)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;

@@ -1,13 +1,14 @@
--- dtx / dtm branch barrier table for PostgreSQL (PROTOCOL.md §11.1).
--- Same columns and constraint as dtm's sqls/dtmcli.barrier.postgres.sql (without its
--- `drop table`), so dtm's SDKs and @dtx/sdk can share it. Create it in the database your
--- participant's business tables live in. Idempotent.
+-- dtx / dtm branch barrier table for PostgreSQL (PROTOCOL.md §11.1). Idempotent.
+-- Create it in the database your participant's business tables live in.
+--
+-- dtm's columns, but leaner than dtm's sqls/dtmcli.barrier.postgres.sql: the key
+-- (gid, branch_id, op, barrier_id) is the primary key and there is no serial id (dtm has both:
+-- two index entries and a sequence step per barrier row). The key keeps dtm's constraint name,
+-- so dtm's SDKs (`on conflict ON CONSTRAINT uniq_barrier`) can share this table, and @dtx/sdk
+-- works unchanged on a table created by dtm's DDL.
 create schema if not exists dtm_barrier;
 
-create sequence if not exists dtm_barrier.barrier_seq;
-
 create table if not exists dtm_barrier.barrier(
-  id bigint NOT NULL DEFAULT NEXTVAL ('dtm_barrier.barrier_seq'),
   trans_type varchar(45) default '',
   gid varchar(128) default '',
   branch_id varchar(128) default '',
@@ -16,6 +17,5 @@ create table if not exists dtm_barrier.barrier(
   reason varchar(45) default '',
   create_time timestamp(0) with time zone DEFAULT NULL,
   update_time timestamp(0) with time zone DEFAULT NULL,
-  PRIMARY KEY(id),
-  CONSTRAINT uniq_barrier unique(gid, branch_id, op, barrier_id)
+  CONSTRAINT uniq_barrier PRIMARY KEY(gid, branch_id, op, barrier_id)
 );

@@ -172,7 +172,7 @@ export async function mysqlBusiness(conn: mysql.Connection, bb: BranchInfo, id: 
   await conn.query(`insert into ${MY_EFFECTS}(gid, branch_id, op, store, amount) values(?,?,?,?,?)`, [bb.gid, bb.branchId, bb.op, store, delta]);
 }
 
-export function mysqlStore(pool: mysql.Pool, conns?: [mysql.Connection, mysql.Connection]): StoreUnderTest {
+export function mysqlStore(pool: mysql.Pool, conns?: [mysql.Connection, mysql.Connection], tableName = "dtm_barrier.barrier"): StoreUnderTest {
   return {
     name: "mysql",
     hasLocalTx: true,
@@ -197,7 +197,7 @@ export function mysqlStore(pool: mysql.Pool, conns?: [mysql.Connection, mysql.Co
       return rows.map((x) => String(x["op"]));
     },
     async barrierRows(gid) {
-      const [rows] = await pool.query<mysql.RowDataPacket[]>("select branch_id, op, barrier_id, reason from dtm_barrier.barrier where gid=?", [gid]);
+      const [rows] = await pool.query<mysql.RowDataPacket[]>(`select branch_id, op, barrier_id, reason from ${tableName} where gid=?`, [gid]);
       return sortRows(rows as unknown as BarrierRow[]);
     },
     msgInFlight(bb, id, delta, gate, entered) {

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import mysql from "mysql2/promise";
 import { Kysely, MysqlDialect } from "kysely";
-import { BranchBarrier, createBarrierTable, doAndSubmitDB } from "../src/barrier/index.ts";
+import { BranchBarrier, createBarrierTable, doAndSubmitDB, getBarrierTableName, setBarrierTableName } from "../src/barrier/index.ts";
 import type { DoAndSubmitMsg } from "../src/barrier/index.ts";
 import { testServiceUrls, unreachableMessage } from "../../test/helpers/services.ts";
 import { barrierFuzz, barrierScenarios, fuzzReport, info, kyselyStore, mysqlBusiness, mysqlStore, raceReport, setupMysqlTables, uniqueGid } from "./barrier-helpers.ts";
@@ -48,7 +48,9 @@ describe("barrier on MariaDB/MySQL (mysql2)", () => {
     const [rows] = await pool.query<mysql.RowDataPacket[]>(
       "select index_name, group_concat(column_name order by seq_in_index) as cols from information_schema.statistics where table_schema='dtm_barrier' and table_name='barrier' and non_unique=0 group by index_name order by index_name",
     );
-    expect(rows.map((r) => `${String(r["index_name"])}: ${String(r["cols"])}`).sort()).toEqual(["PRIMARY: id", "gid: gid,branch_id,op,barrier_id"]);
+    // dtm's layout (an auto-increment id beside the unique key) or ours (the key is the primary key)
+    const keys = rows.map((r) => `${String(r["index_name"])}: ${String(r["cols"])}`).sort();
+    expect([["PRIMARY: id", "gid: gid,branch_id,op,barrier_id"], ["PRIMARY: gid,branch_id,op,barrier_id"]]).toContainEqual(keys);
   });
 
   it("call() refuses a pool", async () => {
@@ -77,6 +79,31 @@ describe("barrier on MariaDB/MySQL (mysql2)", () => {
     expect(calls).toEqual(["prepare", "submit", "prepare", "abort"]);
     expect(await store.balance(`${gid}-a`)).toBe(90);
   });
+});
+
+describe("barrier on MariaDB/MySQL, the table createBarrierTable makes (the key as primary key, no id)", () => {
+  const tableName = "dtx_barrier_lean.barrier";
+  let lean: StoreUnderTest;
+  let before: string;
+  beforeAll(async () => {
+    await pool.query("drop database if exists dtx_barrier_lean");
+    await createBarrierTable("mysql", pool, { tableName });
+    before = getBarrierTableName();
+    setBarrierTableName(tableName); // the scenarios build their barriers with the default table
+    lean = { ...mysqlStore(pool, conns, tableName), name: "mysql-lean" };
+  });
+  afterAll(() => setBarrierTableName(before));
+
+  it("has dtm's columns but no id; rows are clustered on (gid, branch_id, op, barrier_id); create_time is indexed", async () => {
+    const [cols] = await pool.query<mysql.RowDataPacket[]>("select column_name as c from information_schema.columns where table_schema = 'dtx_barrier_lean' and table_name = 'barrier' order by ordinal_position");
+    expect(cols.map((r) => String(r["c"]))).toEqual(["trans_type", "gid", "branch_id", "op", "barrier_id", "reason", "create_time", "update_time"]);
+    const [idx] = await pool.query<mysql.RowDataPacket[]>(
+      "select index_name as i, group_concat(column_name order by seq_in_index) as cols from information_schema.statistics where table_schema = 'dtx_barrier_lean' and table_name = 'barrier' group by index_name order by index_name",
+    );
+    expect(idx.map((r) => `${String(r["i"])}: ${String(r["cols"])}`)).toEqual(["create_time: create_time", "PRIMARY: gid,branch_id,op,barrier_id"]);
+  });
+
+  barrierScenarios(() => lean);
 });
 
 describe("barrier on MariaDB/MySQL (Kysely)", () => {

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
 import { Kysely, PostgresDialect } from "kysely";
-import { BranchBarrier, createBarrierTable, doAndSubmit, doAndSubmitDB, isBarrierFailure } from "../src/barrier/index.ts";
+import { BranchBarrier, createBarrierTable, doAndSubmit, doAndSubmitDB, getBarrierTableName, isBarrierFailure, setBarrierTableName } from "../src/barrier/index.ts";
 import type { DoAndSubmitMsg } from "../src/barrier/index.ts";
 import { testServiceUrls, unreachableMessage } from "../../test/helpers/services.ts";
 import { PG_ACCOUNTS, barrierFuzz, barrierScenarios, fuzzReport, info, kyselyStore, pgBusiness, pgStore, raceReport, setupPgTables, uniqueGid } from "./barrier-helpers.ts";
@@ -49,7 +49,8 @@ describe("barrier on Postgres (pg)", () => {
 
   it("createBarrierTable is idempotent and safe to run concurrently", async () => {
     await Promise.all([createBarrierTable("postgres", pool), createBarrierTable("postgres", pool), createBarrierTable("postgres", clients[0])]);
-    const r = await pool.query<{ conname: string }>("select conname from pg_constraint where conrelid = 'dtm_barrier.barrier'::regclass and contype = 'u'");
+    // dtm's key (a unique constraint beside the serial id) or ours (the primary key), by dtm's name
+    const r = await pool.query<{ conname: string }>("select conname from pg_constraint where conrelid = 'dtm_barrier.barrier'::regclass and contype in ('u', 'p') and conname = 'uniq_barrier'");
     expect(r.rows.map((x) => x.conname)).toEqual(["uniq_barrier"]);
   });
 
@@ -119,6 +120,86 @@ describe("barrier on Postgres (Kysely)", () => {
     await expect(new BranchBarrier(info(gid, "try")).call(kysely, async () => undefined)).rejects.toMatchObject({ code: "BARRIER_NOT_IN_TRANSACTION" });
   });
 });
+
+/**
+ * The scenarios against another barrier table: the default table name is switched for the block
+ * (the scenarios build their barriers with the default).
+ */
+function scenariosOnTable(title: string, name: string, tableName: string, create: () => Promise<void>, more: () => void): void {
+  describe(title, () => {
+    let tableStore: StoreUnderTest;
+    let before: string;
+    beforeAll(async () => {
+      await create();
+      before = getBarrierTableName();
+      setBarrierTableName(tableName);
+      // (the name goes into the gids: [A-Za-z0-9_.:-] keeps them on the batched, prepared path)
+      tableStore = { ...pgStore(pool, clients, tableName), name };
+    });
+    afterAll(() => setBarrierTableName(before));
+    barrierScenarios(() => tableStore);
+    more();
+  });
+}
+
+scenariosOnTable(
+  "barrier on Postgres, the table createBarrierTable makes (the key as primary key, no id)",
+  "postgres-lean",
+  "dtx_barrier_lean.barrier",
+  async () => {
+    await pool.query("drop schema if exists dtx_barrier_lean cascade");
+    await createBarrierTable("postgres", pool, { tableName: "dtx_barrier_lean.barrier" });
+  },
+  () => {
+    it("has dtm's columns but no id and no sequence; the primary key is (gid, branch_id, op, barrier_id), named uniq_barrier", async () => {
+      const cols = await pool.query<{ column_name: string }>("select column_name from information_schema.columns where table_schema = 'dtx_barrier_lean' and table_name = 'barrier' order by ordinal_position");
+      expect(cols.rows.map((r) => r.column_name)).toEqual(["trans_type", "gid", "branch_id", "op", "barrier_id", "reason", "create_time", "update_time"]);
+      const keys = await pool.query<{ conname: string; contype: string; cols: string }>(
+        "select conname, contype, (select string_agg(attname, ',' order by array_position(conkey, attnum)) from pg_attribute where attrelid = conrelid and attnum = any(conkey)) as cols from pg_constraint where conrelid = 'dtx_barrier_lean.barrier'::regclass",
+      );
+      expect(keys.rows).toEqual([{ conname: "uniq_barrier", contype: "p", cols: "gid,branch_id,op,barrier_id" }]);
+      const indexes = await pool.query("select indexname from pg_indexes where schemaname = 'dtx_barrier_lean'");
+      expect(indexes.rowCount).toBe(1);
+      const seqs = await pool.query("select 1 from pg_class where relkind = 'S' and relnamespace = 'dtx_barrier_lean'::regnamespace");
+      expect(seqs.rowCount).toBe(0);
+    });
+
+    it("dtm's own statement (on conflict ON CONSTRAINT uniq_barrier) works on it", async () => {
+      const gid = uniqueGid("pg-dtm-stmt");
+      const sql = "insert into dtx_barrier_lean.barrier(trans_type, gid, branch_id, op, barrier_id, reason) values($1,$2,$3,$4,$5,$6) on conflict ON CONSTRAINT uniq_barrier do nothing";
+      expect((await pool.query(sql, ["saga", gid, "01", "action", "01", "action"])).rowCount).toBe(1);
+      expect((await pool.query(sql, ["saga", gid, "01", "action", "01", "action"])).rowCount).toBe(0);
+      // our compensation finds the action's row: not a null compensation, it runs
+      expect((await new BranchBarrier(info(gid, "compensate", "01", "saga")).callWithPg(pool, async () => "ran")).executed).toBe(true);
+    });
+  },
+);
+
+scenariosOnTable(
+  "barrier on Postgres, a table made by dtm's DDL (serial id + unique key)",
+  "postgres-dtm",
+  "dtx_barrier_dtm.barrier",
+  async () => {
+    // dtm's sqls/dtmcli.barrier.postgres.sql, in another schema
+    await pool.query("drop schema if exists dtx_barrier_dtm cascade");
+    await pool.query("create schema dtx_barrier_dtm");
+    await pool.query("create sequence if not exists dtx_barrier_dtm.barrier_seq");
+    await pool.query(`create table if not exists dtx_barrier_dtm.barrier(
+      id bigint NOT NULL DEFAULT NEXTVAL ('dtx_barrier_dtm.barrier_seq'),
+      trans_type varchar(45) default '', gid varchar(128) default '', branch_id varchar(128) default '',
+      op varchar(45) default '', barrier_id varchar(45) default '', reason varchar(45) default '',
+      create_time timestamp(0) with time zone DEFAULT NULL, update_time timestamp(0) with time zone DEFAULT NULL,
+      PRIMARY KEY(id), CONSTRAINT uniq_barrier unique(gid, branch_id, op, barrier_id))`);
+  },
+  () => {
+    it("fills dtm's id from its sequence", async () => {
+      const gid = uniqueGid("pg-dtm-id");
+      await new BranchBarrier(info(gid, "try")).callWithPg(pool, async () => undefined);
+      const r = await pool.query<{ id: string }>("select id from dtx_barrier_dtm.barrier where gid = $1", [gid]);
+      expect(Number(r.rows[0]?.id)).toBeGreaterThan(0);
+    });
+  },
+);
 
 /** A msg that records what DoAndSubmit asked of it. */
 function fakeMsg(gid: string): DoAndSubmitMsg & { calls: string[] } {

@@ -138,8 +138,9 @@ describe("DDL", () => {
   });
 
   it("follows a configured table name", () => {
-    expect(barrierTableDdl("postgres", "s.t").join("\n")).toContain("CONSTRAINT uniq_t unique(gid, branch_id, op, barrier_id)");
-    expect(barrierTableDdl("postgres", "s.t")[1]).toBe("create sequence if not exists s.t_seq");
+    expect(barrierTableDdl("postgres", "s.t").join("\n")).toContain("CONSTRAINT uniq_t PRIMARY KEY(gid, branch_id, op, barrier_id)");
+    expect(barrierTableDdl("postgres", "s.t")[0]).toBe("create schema if not exists s");
+    expect(barrierTableDdl("postgres", "t")).toHaveLength(1);
     expect(barrierTableDdl("mysql", "t")).toHaveLength(1);
   });
 });
