@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
 import { Kysely, PostgresDialect } from "kysely";
 import { BranchBarrier, createBarrierTable, doAndSubmit, doAndSubmitDB, getBarrierTableName, isBarrierFailure, setBarrierTableName } from "../src/barrier/index.ts";
-import type { DoAndSubmitMsg } from "../src/barrier/index.ts";
+import type { DoAndSubmitMsg, PgQueryable } from "../src/barrier/index.ts";
 import { testServiceUrls, unreachableMessage } from "../../test/helpers/services.ts";
 import { PG_ACCOUNTS, barrierFuzz, barrierScenarios, fuzzReport, info, kyselyStore, pgBusiness, pgStore, raceReport, setupPgTables, uniqueGid } from "./barrier-helpers.ts";
 import type { KyselyDb, StoreUnderTest } from "./barrier-helpers.ts";
@@ -200,6 +200,101 @@ scenariosOnTable(
     });
   },
 );
+
+describe("callWithPg: the barrier INSERT as a prepared statement", () => {
+  let conn: pg.Client;
+  /** A client object that records the text of every query it sends. */
+  const recording = (): PgQueryable & { sent: string[] } => {
+    const sent: string[] = [];
+    return { sent, query: (text: string, values?: unknown[]) => (sent.push(text), conn.query(text, values)) as never };
+  };
+  const prepared = async (): Promise<string[]> => (await conn.query<{ name: string }>("select name from pg_prepared_statements order by name")).rows.map((r) => r.name);
+  /** The statement name as S, PREPARE's body and EXECUTE's values left out. */
+  const shapes = (sent: string[]): string[] =>
+    sent.map((t) =>
+      t
+        .replace(/dtx_barrier_[0-9a-f]{20}/g, "S")
+        .replace(/^PREPARE S\(text(,text){5}\) AS insert into [^;]* do nothing;/, "PREPARE S;")
+        .replace(/EXECUTE S\('[^)]*'\)/g, "EXECUTE S(..)"),
+    );
+
+  beforeAll(async () => {
+    conn = new pg.Client({ connectionString: url });
+    conn.on("error", () => {});
+    await conn.connect();
+  });
+  afterAll(async () => {
+    await conn?.end();
+  });
+
+  it("sends PREPARE with the first batch on a client, then BEGIN;EXECUTE; a compensation executes it twice", async () => {
+    const gid = uniqueGid("pg-prep");
+    const acct = `${gid}-a`;
+    await store.createAccount(acct, 10);
+    const c = recording();
+    const t = info(gid, "try");
+    expect((await new BranchBarrier(t).callWithPg(c, (x) => pgBusiness(x, t, acct, -3))).executed).toBe(true);
+    expect(shapes(c.sent)).toEqual(["PREPARE S;BEGIN;EXECUTE S(..)", expect.stringMatching(/^update /), expect.stringMatching(/^insert into /), "COMMIT"]);
+    expect(c.sent[0]).toContain(`EXECUTE ${(await prepared()).find((n) => n.startsWith("dtx_barrier_"))}('tcc','${gid}','01','try','01','try')`);
+    c.sent.length = 0;
+    const k = info(gid, "cancel");
+    expect((await new BranchBarrier(k).callWithPg(c, (x) => pgBusiness(x, k, acct, 3))).executed).toBe(true);
+    expect(shapes(c.sent)[0]).toBe("BEGIN;EXECUTE S(..);EXECUTE S(..)");
+    expect(await store.balance(acct)).toBe(10);
+    expect(await store.barrierRows(gid)).toEqual([
+      { branch_id: "01", op: "cancel", barrier_id: "01", reason: "cancel" },
+      { branch_id: "01", op: "try", barrier_id: "01", reason: "try" },
+    ]);
+    expect((await prepared()).filter((n) => n.startsWith("dtx_barrier_"))).toHaveLength(1);
+    // another table: another statement on the same connection
+    await createBarrierTable("postgres", pool, { tableName: "dtx_barrier_prep.barrier" });
+    await new BranchBarrier(info(gid, "try"), { tableName: "dtx_barrier_prep.barrier" }).callWithPg(c, async () => undefined);
+    expect((await prepared()).filter((n) => n.startsWith("dtx_barrier_"))).toHaveLength(2);
+  });
+
+  it("a new client object on a connection that has the statement: PREPARE fails (42P05) before BEGIN, then BEGIN;EXECUTE", async () => {
+    const gid = uniqueGid("pg-prep-again");
+    const acct = `${gid}-a`;
+    await store.createAccount(acct, 10);
+    await new BranchBarrier(info(uniqueGid("pg-prep-warm"), "try")).callWithPg(recording(), async () => undefined); // the connection has it now
+    const t = info(gid, "try");
+    const c = recording();
+    expect((await new BranchBarrier(t).callWithPg(c, (x) => pgBusiness(x, t, acct, -3))).executed).toBe(true);
+    expect(shapes(c.sent).slice(0, 2)).toEqual(["PREPARE S;BEGIN;EXECUTE S(..)", "BEGIN;EXECUTE S(..)"]);
+    const again = recording();
+    expect(await new BranchBarrier(t).callWithPg(again, (x) => pgBusiness(x, t, acct, -3))).toEqual({ executed: false, skipped: "duplicate_or_hanging", barrierId: "01" });
+    expect(await store.balance(acct)).toBe(7);
+    expect(await store.effects(gid)).toEqual(["try"]);
+  });
+
+  it("a connection that lost the statement (DEALLOCATE ALL): rolls back, plain INSERTs from then on, same outcome", async () => {
+    const gid = uniqueGid("pg-prep-lost");
+    const acct = `${gid}-a`;
+    await store.createAccount(acct, 10);
+    const c = recording();
+    await new BranchBarrier(info(uniqueGid("pg-prep-warm"), "try")).callWithPg(c, async () => undefined);
+    await conn.query("DEALLOCATE ALL");
+    c.sent.length = 0;
+    const t = info(gid, "try");
+    expect((await new BranchBarrier(t).callWithPg(c, (x) => pgBusiness(x, t, acct, -4))).executed).toBe(true);
+    expect(shapes(c.sent)[0]).toBe("BEGIN;EXECUTE S(..)");
+    expect(c.sent[1]).toBe("ROLLBACK");
+    expect(c.sent[2]).toMatch(/^BEGIN;insert into dtm_barrier\.barrier\(/);
+    expect(c.sent.at(-1)).toBe("COMMIT");
+    c.sent.length = 0;
+    expect((await new BranchBarrier(t).callWithPg(c, (x) => pgBusiness(x, t, acct, -4))).executed).toBe(false);
+    expect(c.sent[0]).toMatch(/^BEGIN;insert into/);
+    expect(await store.balance(acct)).toBe(6);
+    expect(await prepared()).toEqual([]);
+    expect((await conn.query<{ now: boolean }>("select now() = statement_timestamp() as now")).rows[0]?.now).toBe(true); // no transaction left open
+  });
+
+  it("{ pgPrepare: false } sends plain INSERTs with BEGIN", async () => {
+    const c = recording();
+    await new BranchBarrier(info(uniqueGid("pg-noprep"), "cancel"), { pgPrepare: false }).callWithPg(c, async () => undefined);
+    expect(c.sent[0]).toMatch(/^BEGIN;insert into dtm_barrier\.barrier\(.*;insert into dtm_barrier\.barrier\(/);
+  });
+});
 
 /** A msg that records what DoAndSubmit asked of it. */
 function fakeMsg(gid: string): DoAndSubmitMsg & { calls: string[] } {

@@ -98,6 +98,7 @@ export class BranchBarrier implements BranchInfo {
   readonly tableName: string;
   readonly dialect: SqlDialect | undefined;
   readonly pgBatchBegin: boolean;
+  readonly pgPrepare: boolean;
   #barrierId = 0;
 
   constructor(info: BranchInfo, options: BarrierOptions = {}) {
@@ -109,6 +110,7 @@ export class BranchBarrier implements BranchInfo {
     this.tableName = checkTableName(options.tableName ?? getBarrierTableName());
     this.dialect = options.dialect;
     this.pgBatchBegin = options.pgBatchBegin ?? true;
+    this.pgPrepare = options.pgPrepare ?? true;
   }
 
   /** From an HTTP branch call's query: trans_type, gid, branch_id and op, all required. */
@@ -173,7 +175,7 @@ export class BranchBarrier implements BranchInfo {
     let broken: Error | undefined;
     try {
       // BEGIN and the barrier INSERTs go in one round trip when the values allow it.
-      const batched = this.pgBatchBegin ? pgBeginWithInserts(client, this.tableName, this) : undefined;
+      const batched = this.pgBatchBegin ? pgBeginWithInserts(client, this.tableName, this, this.pgPrepare) : undefined;
       if (!batched) await client.query("BEGIN");
       try {
         const result = await sqlBarrierCall(this, this.tableName, this.newBarrierId(), pgRunner(client), () => fn(client), batched);

@@ -30,6 +30,15 @@ export interface BarrierOptions {
    * client that does not answer multi-statement queries with one result per statement.
    */
   readonly pgBatchBegin?: boolean;
+  /**
+   * With `pgBatchBegin`, `callWithPg` makes the barrier INSERT a prepared statement on each
+   * connection (`PREPARE dtx_barrier_<hash>`, sent once per pg client with its first batch, then
+   * `BEGIN;EXECUTE ...`), so Postgres does not parse and plan it on every call. A client whose
+   * connection loses the statement (DISCARD ALL, or a pooler such as PgBouncer in transaction
+   * mode that moves sessions between server connections) falls back to plain INSERTs by itself.
+   * Default true; set false to never create session state on the connection.
+   */
+  readonly pgPrepare?: boolean;
 }
 
 export type SqlDialect = "postgres" | "mysql";
