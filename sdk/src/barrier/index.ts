@@ -11,7 +11,7 @@ export { createMongoBarrierIndex } from "./mongo.ts";
 export type { MongoCallOptions } from "./mongo.ts";
 export { doAndSubmit, doAndSubmitDB, msgBarrier, msgBarrierDb } from "./msg.ts";
 export type { DoAndSubmitMsg, MsgBarrierDbAdapter } from "./msg.ts";
-export { CHECK_ADJUST_AMOUNT_LUA, DEFAULT_REDIS_BARRIER_EXPIRE_SECONDS, QUERY_PREPARED_LUA, redisBarrierKey } from "./redis.ts";
+export { CHECK_ADJUST_AMOUNT_LUA, CHECK_ADJUST_AMOUNT_NO_ORIGIN_LUA, DEFAULT_REDIS_BARRIER_EXPIRE_SECONDS, QUERY_PREPARED_LUA, redisBarrierKey } from "./redis.ts";
 export { DEFAULT_BARRIER_TABLE, getBarrierTableName, setBarrierTableName } from "./table-name.ts";
 export type {
   BarrierOptions,

@@ -19,8 +19,8 @@ export const DEFAULT_REDIS_BARRIER_EXPIRE_SECONDS = 7 * 24 * 3600;
 const REDIS_ORIGIN_OP: Readonly<Record<string, string>> = { cancel: "try", compensate: "action" };
 
 /**
- * KEYS[1] amount key, KEYS[2] this op's barrier key, KEYS[3] the origin op's barrier key.
- * ARGV[1] amount, ARGV[2] origin op ('' for none), ARGV[3] expiry in seconds, ARGV[4] op.
+ * For cancel and compensate. KEYS[1] amount key, KEYS[2] this op's barrier key, KEYS[3] the
+ * origin op's barrier key. ARGV[1] amount, ARGV[2] origin op, ARGV[3] expiry in seconds, ARGV[4] op.
  */
 export const CHECK_ADJUST_AMOUNT_LUA = `-- dtx barrier: RedisCheckAdjustAmount (PROTOCOL.md 11.4)
 local v = redis.call('GET', KEYS[1])
@@ -41,6 +41,23 @@ redis.call('INCRBY', KEYS[1], ARGV[1])
 return 'OK'
 `;
 
+/**
+ * The same for every other op (try, confirm, action, msg...), which has no origin key: two keys
+ * and three arguments to send and check instead of three and four.
+ * KEYS[1] amount key, KEYS[2] this op's barrier key. ARGV[1] amount, ARGV[2] expiry, ARGV[3] op.
+ */
+export const CHECK_ADJUST_AMOUNT_NO_ORIGIN_LUA = `-- dtx barrier: RedisCheckAdjustAmount, op without origin (PROTOCOL.md 11.4)
+local v = redis.call('GET', KEYS[1])
+if v == false or tonumber(v) + tonumber(ARGV[1]) < 0 then
+  return 'FAILURE'
+end
+if not redis.call('SET', KEYS[2], ARGV[3], 'NX', 'EX', ARGV[2]) then
+  return 'DUPLICATE'
+end
+redis.call('INCRBY', KEYS[1], ARGV[1])
+return 'OK'
+`;
+
 /** KEYS[1] the msg barrier key; ARGV[1] expiry in seconds. */
 export const QUERY_PREPARED_LUA = `-- dtx barrier: RedisQueryPrepared (PROTOCOL.md 11.4)
 local v = redis.call('GET', KEYS[1])
@@ -55,26 +72,35 @@ return 'OK'
 `;
 
 const CHECK_ADJUST = "dtxBarrierCheckAdjustAmount";
+const CHECK_ADJUST_NO_ORIGIN = "dtxBarrierCheckAdjustAmountNoOrigin";
 const QUERY_PREPARED = "dtxBarrierQueryPrepared";
 
 type LuaCommand = (...args: (string | number)[]) => Promise<unknown>;
 
-const defined = new WeakSet<object>();
+interface LuaCommands {
+  checkAdjust: LuaCommand;
+  checkAdjustNoOrigin: LuaCommand;
+  queryPrepared: LuaCommand;
+}
 
-function commands(redis: RedisLike): { checkAdjust: LuaCommand; queryPrepared: LuaCommand } {
-  if (!defined.has(redis)) {
-    // defineCommand sends EVALSHA and falls back to EVAL (and caches the script) on NOSCRIPT.
-    redis.defineCommand(CHECK_ADJUST, { numberOfKeys: 3, lua: CHECK_ADJUST_AMOUNT_LUA });
-    redis.defineCommand(QUERY_PREPARED, { numberOfKeys: 1, lua: QUERY_PREPARED_LUA });
-    defined.add(redis);
-  }
+const defined = new WeakMap<object, LuaCommands>();
+
+function commands(redis: RedisLike): LuaCommands {
+  let c = defined.get(redis);
+  if (c) return c;
+  // defineCommand sends EVALSHA and falls back to EVAL (and caches the script) on NOSCRIPT.
+  redis.defineCommand(CHECK_ADJUST, { numberOfKeys: 3, lua: CHECK_ADJUST_AMOUNT_LUA });
+  redis.defineCommand(CHECK_ADJUST_NO_ORIGIN, { numberOfKeys: 2, lua: CHECK_ADJUST_AMOUNT_NO_ORIGIN_LUA });
+  redis.defineCommand(QUERY_PREPARED, { numberOfKeys: 1, lua: QUERY_PREPARED_LUA });
   const r = redis as unknown as Record<string, LuaCommand>;
-  const checkAdjust = r[CHECK_ADJUST];
-  const queryPrepared = r[QUERY_PREPARED];
-  if (typeof checkAdjust !== "function" || typeof queryPrepared !== "function") {
+  const fns = [r[CHECK_ADJUST], r[CHECK_ADJUST_NO_ORIGIN], r[QUERY_PREPARED]];
+  if (!fns.every((f) => typeof f === "function")) {
     throw new BarrierError("BARRIER_UNSUPPORTED_DB", "the Redis barrier needs an ioredis client (defineCommand)");
   }
-  return { checkAdjust: checkAdjust.bind(redis), queryPrepared: queryPrepared.bind(redis) };
+  const [checkAdjust, checkAdjustNoOrigin, queryPrepared] = fns.map((f) => (f as LuaCommand).bind(redis)) as [LuaCommand, LuaCommand, LuaCommand];
+  c = { checkAdjust, checkAdjustNoOrigin, queryPrepared };
+  defined.set(redis, c);
+  return c;
 }
 
 export function checkExpire(expireSeconds: number): number {
@@ -97,10 +123,14 @@ export async function redisCheckAdjustAmount(
   expireSeconds: number,
 ): Promise<BarrierResult<void>> {
   if (!Number.isSafeInteger(amount)) throw new BarrierError("BARRIER_INVALID_AMOUNT", `the Redis barrier adjusts integers only, got ${amount}`);
-  const originOp = Object.hasOwn(REDIS_ORIGIN_OP, info.op) ? (REDIS_ORIGIN_OP[info.op] ?? "") : "";
+  const originOp = Object.hasOwn(REDIS_ORIGIN_OP, info.op) ? REDIS_ORIGIN_OP[info.op] : undefined;
   const bkey1 = redisBarrierKey(info.gid, info.branchId, info.op, barrierId);
-  const bkey2 = redisBarrierKey(info.gid, info.branchId, originOp, barrierId);
-  const v = await commands(redis).checkAdjust(key, bkey1, bkey2, amount, originOp, checkExpire(expireSeconds), info.op);
+  const expire = checkExpire(expireSeconds);
+  const lua = commands(redis);
+  const v =
+    originOp === undefined
+      ? await lua.checkAdjustNoOrigin(key, bkey1, amount, expire, info.op)
+      : await lua.checkAdjust(key, bkey1, redisBarrierKey(info.gid, info.branchId, originOp, barrierId), amount, originOp, expire, info.op);
   switch (v) {
     case "OK":
       return { executed: true, value: undefined, barrierId };
