@@ -7,8 +7,8 @@ import type {
   AppendResult, BranchUpdate, KvEntry, NewBranch, NewTrans, ScanPage, ScanQuery, Store, TransPatch,
 } from "../store.ts";
 import { migrateSqlite } from "./migrations.ts";
-import type { BranchRow, TransRow } from "./rows.ts";
-import { branchFromRow, branchToRow, transFromRow, transToRow } from "./rows.ts";
+import type { BranchRow, KvRow, TransRow } from "../rows.ts";
+import { branchFromRow, branchToRow, isSameBranch, kvFromRow, transFromRow, transToRow } from "../rows.ts";
 import { WriteBatcher } from "./write-batcher.ts";
 
 const UNFINISHED = "('prepared', 'submitted', 'aborting')";
@@ -116,9 +116,7 @@ export class SqliteStore implements Store {
       for (const b of branches) {
         const existing = this.stmts.findBranch.get(gid, b.branchId, b.op) as BranchRow | undefined;
         if (!existing) continue;
-        const same = existing.url === b.url && existing.status === b.status
-          && Buffer.compare(existing.bin_data ?? Buffer.alloc(0), Buffer.from(b.binData)) === 0;
-        if (!same) return "conflict";
+        if (!isSameBranch(existing, b)) return "conflict";
       }
       for (const b of branches) this.stmts.insertBranchIgnore.run(branchToRow(b));
       return "saved";
@@ -199,20 +197,6 @@ export class SqliteStore implements Store {
   deleteKV(cat: string, key: string): Promise<boolean> {
     return this.writes.write(() => this.stmts.deleteKv.run(cat, key).changes === 1);
   }
-}
-
-interface KvRow {
-  id: number;
-  cat: string;
-  k: string;
-  v: string | null;
-  version: number;
-  create_time: number | null;
-  update_time: number | null;
-}
-
-function kvFromRow(r: KvRow): KvEntry {
-  return { id: r.id, cat: r.cat, k: r.k, v: r.v ?? "", version: r.version, createTime: r.create_time ?? 0, updateTime: r.update_time ?? 0 };
 }
 
 function prepareStatements(db: Database) {

@@ -1,6 +1,13 @@
-import { decodeOptions, encodeOptions } from "../../core/options.ts";
-import type { Branch, BranchStatus, GlobalStatus, Protocol, TransGlobal, TransType } from "../../core/types.ts";
-import type { NewBranch, NewTrans } from "../store.ts";
+import { decodeOptions, encodeOptions } from "../core/options.ts";
+import type { Branch, BranchStatus, GlobalStatus, Protocol, TransGlobal, TransType } from "../core/types.ts";
+import type { KvEntry, NewBranch, NewTrans } from "./store.ts";
+
+/**
+ * Row shapes of the three tables (PROTOCOL §10.2) as every SQL store reads them back, times as
+ * epoch milliseconds, and the mapping to and from the domain types. SQLite stores them this way;
+ * the network stores convert their timestamp columns at the driver (see sql/time.ts) so they
+ * share this mapping instead of copying it.
+ */
 
 export interface TransRow {
   id: number;
@@ -108,4 +115,27 @@ export function branchToRow(b: NewBranch): Omit<BranchRow, "id"> {
     create_time: b.createTime,
     update_time: b.updateTime,
   };
+}
+
+export interface KvRow {
+  id: number;
+  cat: string;
+  k: string;
+  v: string | null;
+  version: number;
+  create_time: number | null;
+  update_time: number | null;
+}
+
+export function kvFromRow(r: KvRow): KvEntry {
+  return { id: r.id, cat: r.cat, k: r.k, v: r.v ?? "", version: r.version, createTime: r.create_time ?? 0, updateTime: r.update_time ?? 0 };
+}
+
+/**
+ * appendBranches' idempotency rule (D4): a stored (branch_id, op) row matches a new one when url,
+ * status and payload bytes are equal. A stored NULL payload counts as empty.
+ */
+export function isSameBranch(existing: Pick<BranchRow, "url" | "status" | "bin_data">, b: NewBranch): boolean {
+  return existing.url === b.url && existing.status === b.status
+    && Buffer.compare(existing.bin_data ?? Buffer.alloc(0), Buffer.from(b.binData.buffer, b.binData.byteOffset, b.binData.byteLength)) === 0;
 }
