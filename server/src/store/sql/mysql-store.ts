@@ -1,0 +1,189 @@
+import { CompiledQuery, Kysely, MysqlDialect, sql } from "kysely";
+import type { Transaction } from "kysely";
+import { createPool } from "mysql2";
+import type { TypeCast } from "mysql2";
+import type { GlobalStatus, TransGlobal } from "../../core/types.ts";
+import type { TransRow } from "../rows.ts";
+import { isSameBranch, transFromRow } from "../rows.ts";
+import type { AppendResult, BranchUpdate, NewBranch, NewTrans, TransPatch } from "../store.ts";
+import { at, branchInsert, date, patchSet, transInsert } from "./convert.ts";
+import { migrateMysql } from "./mysql-migrate.ts";
+import { SqlStore } from "./sql-store.ts";
+import type { StoreDatabase } from "./tables.ts";
+
+export interface MysqlStoreOptions {
+  /** `mysql://user:password@host:3306/database`; the database must exist. */
+  url: string;
+  /** Connections in the pool (default 10). */
+  poolSize?: number;
+}
+
+/** datetime(3) columns hold UTC (see `timezone: "Z"`); read them back as epoch milliseconds. */
+const typeCast: TypeCast = (field, next) => {
+  if (field.type !== "DATETIME") return next();
+  const text = field.string();
+  return text === null ? null : Date.parse(`${text.replace(" ", "T")}Z`);
+};
+
+/**
+ * The MySQL 8 / MariaDB 10.6+ store: several coordinators can share one database. MySQL has no
+ * UPDATE ... RETURNING and no data-modifying CTEs, so the multi-statement operations are short
+ * transactions (the common single-statement cases skip BEGIN/COMMIT). Sessions run READ
+ * COMMITTED, which avoids InnoDB's gap locks (a known deadlock source in dtm, #478); every read
+ * that decides a write either locks (`FOR UPDATE`) or is the guarded UPDATE itself. claimDue
+ * uses `FOR UPDATE SKIP LOCKED` (MySQL 8.0.1+, MariaDB 10.6+).
+ */
+export class MysqlStore extends SqlStore {
+  constructor(options: MysqlStoreOptions) {
+    const pool = createPool({
+      uri: options.url,
+      connectionLimit: options.poolSize ?? 10,
+      // Binary collation for every string the connection sends, like the tables' utf8mb4_bin:
+      // comparisons are exact and never mix collations.
+      charset: "UTF8MB4_BIN",
+      timezone: "Z",
+      typeCast,
+      connectTimeout: 10_000,
+    });
+    const dialect = new MysqlDialect({
+      pool,
+      onCreateConnection: async (connection) => {
+        await connection.executeQuery(CompiledQuery.raw("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"));
+        await connection.executeQuery(CompiledQuery.raw("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', time_zone = '+00:00'"));
+      },
+    });
+    super(new Kysely<StoreDatabase>({ dialect }), isMysqlConflict);
+  }
+
+  migrate(): Promise<void> {
+    return migrateMysql(this.db, Date.now());
+  }
+
+  saveNewTrans(trans: NewTrans, branches: readonly NewBranch[]): Promise<"created" | "exists"> {
+    const insertTrans = async (db: Kysely<StoreDatabase>): Promise<boolean> => {
+      try {
+        await db.insertInto("trans_global").values(transInsert(trans)).execute();
+        return true;
+      } catch (error) {
+        // Not INSERT IGNORE: that would also turn truncation and CHECK failures into warnings.
+        if (isDuplicateKey(error)) return false;
+        throw error;
+      }
+    };
+    if (branches.length === 0) return this.write(async () => ((await insertTrans(this.db)) ? "created" : "exists"));
+    return this.write(() => this.db.transaction().execute(async (trx) => {
+      if (!(await insertTrans(trx))) return "exists" as const;
+      await trx.insertInto("trans_branch_op").values(branches.map(branchInsert)).execute();
+      return "created" as const;
+    }));
+  }
+
+  appendBranches(gid: string, expectedStatus: GlobalStatus, branches: readonly NewBranch[], _now: number): Promise<AppendResult> {
+    return this.write(() => this.db.transaction().execute(async (trx): Promise<AppendResult> => {
+      // The row lock serialises appends (and updateTrans) per gid; under READ COMMITTED the next
+      // read sees every branch committed before the lock was granted.
+      const row = await trx.selectFrom("trans_global").select("status").where("gid", "=", gid).forUpdate().executeTakeFirst();
+      if (!row) return "not_found";
+      if (row.status !== expectedStatus) return "status_mismatch";
+      if (branches.length === 0) return "saved";
+      const existing = await trx
+        .selectFrom("trans_branch_op")
+        .select(["branch_id", "op", "url", "status", "bin_data"])
+        .where("gid", "=", gid)
+        .where((eb) => eb.or(branches.map((b) => eb.and([eb("branch_id", "=", b.branchId), eb("op", "=", b.op)]))))
+        .execute();
+      const stored = new Map(existing.map((e) => [`${e.branch_id}\n${e.op}`, e]));
+      const fresh: NewBranch[] = [];
+      for (const b of branches) {
+        const e = stored.get(`${b.branchId}\n${b.op}`);
+        if (!e) fresh.push(b);
+        else if (!isSameBranch(e, b)) return "conflict";
+      }
+      if (fresh.length > 0) await trx.insertInto("trans_branch_op").values(fresh.map(branchInsert)).execute();
+      return "saved";
+    }));
+  }
+
+  updateTrans(gid: string, expectedStatus: GlobalStatus, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean> {
+    const cas = async (db: Kysely<StoreDatabase>): Promise<boolean> => {
+      // mysql2 connects with CLIENT_FOUND_ROWS: affected rows count matched rows, so a CAS that
+      // writes values equal to the stored ones still reports its win.
+      const r = await db.updateTable("trans_global").set(patchSet(patch)).where("gid", "=", gid).where("status", "=", expectedStatus).executeTakeFirst();
+      return r.numUpdatedRows === 1n;
+    };
+    if (branches.length === 0) return this.write(() => cas(this.db));
+    return this.write(() => this.db.transaction().execute(async (trx) => {
+      if (!(await cas(trx))) return false;
+      await updateBranches(trx, gid, branches, patch.updateTime);
+      return true;
+    }));
+  }
+
+  claimDue(now: number, leaseUntil: number, limit: number, owner: string): Promise<TransGlobal[]> {
+    return this.write(() => this.db.transaction().execute(async (trx) => {
+      // The `due` index hands rows over in order, so only the rows returned get locked (see the
+      // DDL); FORCE INDEX keeps the optimizer from a table scan + filesort on small tables.
+      const { rows } = await sql<TransRow>`SELECT * FROM trans_global FORCE INDEX (due)
+        WHERE due_time <= ${at(now)} ORDER BY due_time, id LIMIT ${limit}
+        FOR UPDATE SKIP LOCKED`.execute(trx);
+      if (rows.length === 0) return [];
+      await trx
+        .updateTable("trans_global")
+        .set({ next_cron_time: date(leaseUntil), owner, update_time: date(now) })
+        .where("id", "in", rows.map((r) => r.id))
+        .execute();
+      return rows.map((r) => transFromRow({ ...r, next_cron_time: leaseUntil, owner, update_time: now }));
+    }));
+  }
+
+  resetCronTime(after: number, now: number, limit: number): Promise<{ count: number; hasRemaining: boolean }> {
+    return this.write(async () => {
+      // MySQL cannot UPDATE ... WHERE id IN (SELECT ... LIMIT), but a single-table UPDATE takes
+      // ORDER BY and LIMIT itself; whether any remain is asked afterwards.
+      const updated = await sql`UPDATE trans_global SET next_cron_time = ${date(now)}, update_time = ${date(now)}
+        WHERE due_time > ${at(after)} ORDER BY due_time, id LIMIT ${limit}`.execute(this.db);
+      const remaining = await sql`SELECT id FROM trans_global WHERE due_time > ${at(after)} LIMIT 1`.execute(this.db);
+      return { count: Number(updated.numAffectedRows ?? 0n), hasRemaining: remaining.rows.length > 0 };
+    });
+  }
+
+  createKV(cat: string, key: string, value: string, now: number): Promise<"created" | "exists"> {
+    return this.write(async () => {
+      try {
+        await this.db.insertInto("kv").values({ cat, k: key, v: value, version: 1, create_time: date(now), update_time: date(now) }).execute();
+        return "created";
+      } catch (error) {
+        if (isDuplicateKey(error)) return "exists";
+        throw error;
+      }
+    });
+  }
+}
+
+/**
+ * All branch statuses of one updateTrans in one statement: a JOIN against the new values as a
+ * derived table (UNION ALL of one-row SELECTs, which MySQL and MariaDB both accept).
+ */
+async function updateBranches(trx: Transaction<StoreDatabase>, gid: string, branches: readonly BranchUpdate[], updateTime: number): Promise<void> {
+  const values = sql.join(
+    branches.map((u) => sql`SELECT ${u.branchId} AS branch_id, ${u.op} AS op, ${u.status} AS status, ${date(u.finishTime)} AS finish_time`),
+    sql` UNION ALL `,
+  );
+  await sql`UPDATE trans_branch_op AS o JOIN (${values}) AS v ON o.branch_id = v.branch_id AND o.op = v.op
+    SET o.status = v.status, o.finish_time = v.finish_time, o.update_time = ${date(updateTime)}
+    WHERE o.gid = ${gid}`.execute(trx);
+}
+
+function errno(error: unknown): unknown {
+  return (error as { errno?: unknown } | null)?.errno;
+}
+
+/** ER_DUP_ENTRY */
+function isDuplicateKey(error: unknown): boolean {
+  return errno(error) === 1062;
+}
+
+/** ER_LOCK_DEADLOCK: InnoDB rolled the whole transaction back. */
+function isMysqlConflict(error: unknown): boolean {
+  return errno(error) === 1213;
+}

@@ -1,0 +1,231 @@
+import { CompiledQuery, Kysely, PostgresDialect, sql } from "kysely";
+import type { QueryCreator } from "kysely";
+import pg from "pg";
+import type { GlobalStatus, TransGlobal } from "../../core/types.ts";
+import type { TransRow } from "../rows.ts";
+import { transFromRow } from "../rows.ts";
+import type { AppendResult, BranchUpdate, NewBranch, NewTrans, TransPatch } from "../store.ts";
+import { branchInsert, date, patchSet, transInsert, UNFINISHED_SQL } from "./convert.ts";
+import { migratePostgres } from "./postgres-migrate.ts";
+import { SqlStore } from "./sql-store.ts";
+import type { StoreDatabase } from "./tables.ts";
+
+export interface PostgresStoreOptions {
+  /** `postgres://user:password@host:5432/database?sslmode=...` */
+  url: string;
+  /** Connections in the pool (default 10). */
+  poolSize?: number;
+  /** Schema holding dtx's tables (default `public`); created by migrate() if missing. */
+  schema?: string;
+  /** Errors of idle pooled connections (e.g. the server restarted); without a handler they would crash the process. */
+  onPoolError?: (error: Error) => void;
+}
+
+const INT8_OID = 20;
+const TIMESTAMPTZ_OID = 1184;
+const parseTimestamptz = pg.types.getTypeParser(TIMESTAMPTZ_OID, "text") as (text: string) => Date;
+
+/**
+ * This pool's own type parsers (pg's global ones are left alone for other users of pg in the
+ * process): bigint ids, versions and counts as numbers (they stay far below 2^53), timestamps as
+ * epoch milliseconds, so rows come back in the shape ../rows.ts maps.
+ */
+const TYPES: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: "text" | "binary") => {
+    if (oid === INT8_OID) return (text: string) => Number(text);
+    if (oid === TIMESTAMPTZ_OID) return (text: string) => parseTimestamptz(text).getTime();
+    return format === "binary" ? pg.types.getTypeParser(oid, "binary") : pg.types.getTypeParser(oid, "text");
+  }) as pg.CustomTypesConfig["getTypeParser"],
+};
+
+export function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/**
+ * The PostgreSQL store: several coordinators can share one database. Each operation is one
+ * statement where Postgres allows it (data-modifying CTEs: saveNewTrans, updateTrans, claimDue,
+ * resetCronTime), so it costs one round trip and is atomic without BEGIN/COMMIT. claimDue locks
+ * with `FOR UPDATE SKIP LOCKED`, so coordinators polling at once take disjoint rows.
+ */
+export class PostgresStore extends SqlStore {
+  private readonly schema: string;
+
+  constructor(options: PostgresStoreOptions) {
+    const schema = options.schema ?? "public";
+    const pool = new pg.Pool({
+      connectionString: options.url,
+      max: options.poolSize ?? 10,
+      // pg waits for ever by default: a blackholed host would hang the start instead of failing it.
+      connectionTimeoutMillis: 10_000,
+      types: TYPES,
+    });
+    pool.on("error", (error) => options.onPoolError?.(error));
+    const dialect = new PostgresDialect({
+      pool,
+      onCreateConnection: async (connection) => {
+        await connection.executeQuery(CompiledQuery.raw(`SET search_path TO ${quoteIdent(schema)}`));
+      },
+    });
+    super(new Kysely<StoreDatabase>({ dialect }), isPostgresConflict);
+    this.schema = schema;
+  }
+
+  migrate(): Promise<void> {
+    return migratePostgres(this.db, this.schema, Date.now());
+  }
+
+  async saveNewTrans(trans: NewTrans, branches: readonly NewBranch[]): Promise<"created" | "exists"> {
+    const b = branchArrays(branches);
+    // One statement: the branches are inserted only if the trans row was (ON CONFLICT DO NOTHING
+    // returned it); an error in any branch rolls back the trans row too.
+    const row = await this.write(() => this.db
+      .with("t", (db) => db.insertInto("trans_global").values(transInsert(trans)).onConflict((oc) => oc.column("gid").doNothing()).returning("id"))
+      .with("b", (db) => db
+        .insertInto("trans_branch_op")
+        .columns(["gid", "url", "bin_data", "branch_id", "op", "status", "finish_time", "create_time", "update_time"])
+        .expression(sql`SELECT v.gid, v.url, v.bin_data, v.branch_id, v.op, v.status, v.finish_time, v.create_time, v.update_time
+          FROM ${unnestBranches(b)}
+          WHERE EXISTS (SELECT 1 FROM t) ORDER BY v.ord`))
+      .selectFrom("t")
+      .select((eb) => eb.fn.countAll<number>().as("created"))
+      .executeTakeFirstOrThrow());
+    return row.created > 0 ? "created" : "exists";
+  }
+
+  appendBranches(gid: string, expectedStatus: GlobalStatus, branches: readonly NewBranch[], _now: number): Promise<AppendResult> {
+    return this.write(() => this.db.transaction().execute(async (trx): Promise<AppendResult> => {
+      // The row lock serialises appends (and updateTrans) per gid; the next statement then runs on
+      // a fresh snapshot that sees every branch committed before the lock was granted.
+      const row = await trx.selectFrom("trans_global").select("status").where("gid", "=", gid).forUpdate().executeTakeFirst();
+      if (!row) return "not_found";
+      if (row.status !== expectedStatus) return "status_mismatch";
+      if (branches.length === 0) return "saved";
+      const b = branchArrays(branches);
+      const { rows } = await sql<{ conflicts: number }>`
+        WITH v AS (SELECT * FROM ${unnestBranches(b)}),
+        c AS (
+          SELECT count(*) AS n FROM v JOIN trans_branch_op o ON o.gid = ${gid} AND o.branch_id = v.branch_id AND o.op = v.op
+          WHERE o.url <> v.url OR o.status <> v.status OR coalesce(o.bin_data, ''::bytea) <> v.bin_data
+        ),
+        ins AS (
+          INSERT INTO trans_branch_op (gid, url, bin_data, branch_id, op, status, finish_time, create_time, update_time)
+          SELECT gid, url, bin_data, branch_id, op, status, finish_time, create_time, update_time
+          FROM v WHERE (SELECT n FROM c) = 0 ORDER BY ord
+          ON CONFLICT (gid, branch_id, op) DO NOTHING
+        )
+        SELECT n AS conflicts FROM c`.execute(trx);
+      return (rows[0]?.conflicts ?? 0) > 0 ? "conflict" : "saved";
+    }));
+  }
+
+  async updateTrans(gid: string, expectedStatus: GlobalStatus, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean> {
+    const cas = (db: QueryCreator<StoreDatabase>) =>
+      db.updateTable("trans_global").set(patchSet(patch)).where("gid", "=", gid).where("status", "=", expectedStatus);
+    if (branches.length === 0) {
+      const r = await this.write(() => cas(this.db).executeTakeFirst());
+      return r.numUpdatedRows === 1n;
+    }
+    // One statement: the branch UPDATE runs only if the CAS on the trans row matched (EXISTS
+    // reads t, so it waits for t's row lock and sees its outcome).
+    const row = await this.write(() => this.db
+      .with("t", (db) => cas(db).returning("id"))
+      // kysely does not parenthesise a raw CTE body.
+      .with("b", () => sql`(
+        UPDATE trans_branch_op AS o SET status = v.status, finish_time = v.finish_time, update_time = ${date(patch.updateTime)}
+        FROM unnest(${branches.map((u) => u.branchId)}::text[], ${branches.map((u) => u.op)}::text[],
+          ${branches.map((u) => u.status)}::text[], ${branches.map((u) => date(u.finishTime))}::timestamptz[])
+          AS v(branch_id, op, status, finish_time)
+        WHERE o.gid = ${gid} AND o.branch_id = v.branch_id AND o.op = v.op AND EXISTS (SELECT 1 FROM t))`)
+      .selectFrom("t")
+      .select((eb) => eb.fn.countAll<number>().as("won"))
+      .executeTakeFirstOrThrow());
+    return row.won === 1;
+  }
+
+  async claimDue(now: number, leaseUntil: number, limit: number, owner: string): Promise<TransGlobal[]> {
+    // SKIP LOCKED: rows another coordinator is claiming right now are passed over, not waited
+    // for; a row changed since this statement's snapshot is re-checked against the WHERE.
+    const { rows } = await this.write(() => sql<TransRow & { due_time: number }>`
+      UPDATE trans_global AS g SET next_cron_time = ${date(leaseUntil)}, owner = ${owner}, update_time = ${date(now)}
+      FROM (
+        SELECT id, next_cron_time FROM trans_global
+        WHERE status IN ${sql.raw(UNFINISHED_SQL)} AND next_cron_time <= ${date(now)}
+        ORDER BY next_cron_time, id LIMIT ${limit}
+        FOR UPDATE SKIP LOCKED
+      ) AS due
+      WHERE g.id = due.id
+      RETURNING g.*, due.next_cron_time AS due_time`.execute(this.db));
+    // RETURNING has no order: restore the oldest-due-first order of the SELECT.
+    rows.sort((a, b) => a.due_time - b.due_time || a.id - b.id);
+    return rows.map(({ due_time: _due, ...row }) => transFromRow(row));
+  }
+
+  async resetCronTime(after: number, now: number, limit: number): Promise<{ count: number; hasRemaining: boolean }> {
+    const { rows } = await this.write(() => sql<{ count: number; found: number }>`
+      WITH c AS (
+        SELECT id FROM trans_global WHERE status IN ${sql.raw(UNFINISHED_SQL)} AND next_cron_time > ${date(after)}
+        ORDER BY id LIMIT ${limit + 1}
+      ),
+      u AS (
+        UPDATE trans_global SET next_cron_time = ${date(now)}, update_time = ${date(now)}
+        WHERE id IN (SELECT id FROM c ORDER BY id LIMIT ${limit})
+          AND status IN ${sql.raw(UNFINISHED_SQL)} AND next_cron_time > ${date(after)}
+        RETURNING 1
+      )
+      SELECT (SELECT count(*) FROM u) AS count, (SELECT count(*) FROM c) AS found`.execute(this.db));
+    const r = rows[0];
+    return { count: r?.count ?? 0, hasRemaining: (r?.found ?? 0) > limit };
+  }
+
+  async createKV(cat: string, key: string, value: string, now: number): Promise<"created" | "exists"> {
+    const r = await this.write(() => this.db
+      .insertInto("kv")
+      .values({ cat, k: key, v: value, version: 1, create_time: date(now), update_time: date(now) })
+      .onConflict((oc) => oc.columns(["cat", "k"]).doNothing())
+      .executeTakeFirst());
+    return r.numInsertedOrUpdatedRows === 1n ? "created" : "exists";
+  }
+}
+
+interface BranchArrays {
+  gid: string[];
+  url: string[];
+  binData: Buffer[];
+  branchId: string[];
+  op: string[];
+  status: string[];
+  finishTime: (Date | null)[];
+  createTime: Date[];
+  updateTime: Date[];
+}
+
+/** Branches as one array per column: a fixed number of parameters whatever the branch count. */
+function branchArrays(branches: readonly NewBranch[]): BranchArrays {
+  const out: BranchArrays = { gid: [], url: [], binData: [], branchId: [], op: [], status: [], finishTime: [], createTime: [], updateTime: [] };
+  for (const b of branches.map(branchInsert)) {
+    out.gid.push(b.gid);
+    out.url.push(b.url);
+    out.binData.push(b.bin_data ?? Buffer.alloc(0));
+    out.branchId.push(b.branch_id);
+    out.op.push(b.op);
+    out.status.push(b.status);
+    out.finishTime.push(b.finish_time ?? null);
+    out.createTime.push(b.create_time);
+    out.updateTime.push(b.update_time);
+  }
+  return out;
+}
+
+/** `unnest(...) WITH ORDINALITY AS v(...)`: the branches as a relation, `ord` keeping their order. */
+function unnestBranches(b: BranchArrays) {
+  return sql`unnest(${b.gid}::text[], ${b.url}::text[], ${b.binData}::bytea[], ${b.branchId}::text[], ${b.op}::text[],
+      ${b.status}::text[], ${b.finishTime}::timestamptz[], ${b.createTime}::timestamptz[], ${b.updateTime}::timestamptz[])
+    WITH ORDINALITY AS v(gid, url, bin_data, branch_id, op, status, finish_time, create_time, update_time, ord)`;
+}
+
+/** Deadlock (40P01) and serialization failure (40001): the statement was rolled back whole. */
+function isPostgresConflict(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === "40P01" || code === "40001";
+}
