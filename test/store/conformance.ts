@@ -1,0 +1,70 @@
+/**
+ * The store contract (server/src/store/store.ts, PROTOCOL §10.1) as one suite that every store
+ * runs against its real database: test/store/<driver>-store.test.ts each call
+ * {@link describeStoreConformance} with a fixture that owns a private database area (a temp dir,
+ * a Postgres schema, a MySQL database), so parallel test files never see each other's rows.
+ */
+import { afterAll, afterEach, beforeAll, beforeEach, describe } from "vitest";
+import type { Store } from "../../server/src/store/store.ts";
+import { appendSuite } from "./suites/append.ts";
+import { cronSuite } from "./suites/cron.ts";
+import { lifecycleSuite } from "./suites/lifecycle.ts";
+import { transSuite } from "./suites/trans.ts";
+
+export interface StoreFixture {
+  readonly name: string;
+  /** Once per file: creates the private area (and must fail loudly if the server is unreachable). */
+  setup(): Promise<void>;
+  /** Empties the area before each test. */
+  reset(): Promise<void>;
+  /** A new, migrated store on the area; several may be open at once (two coordinators). */
+  open(): Promise<Store>;
+  /** Once per file: drops the area. */
+  teardown(): Promise<void>;
+}
+
+/** What a suite sees: the test's store, and a way to open more on the same database. */
+export interface ConformanceContext {
+  readonly store: Store;
+  open(): Promise<Store>;
+}
+
+export function describeStoreConformance(fixture: StoreFixture): void {
+  let current: Store | undefined;
+  const opened: Store[] = [];
+  const open = async (): Promise<Store> => {
+    const s = await fixture.open();
+    opened.push(s);
+    return s;
+  };
+
+  beforeAll(() => fixture.setup());
+  afterAll(() => fixture.teardown());
+  beforeEach(async () => {
+    await fixture.reset();
+    current = await open();
+  });
+  afterEach(async () => {
+    for (const s of opened.splice(0)) {
+      try {
+        await s.close();
+      } catch {
+        // already closed by the test
+      }
+    }
+  });
+
+  const ctx: ConformanceContext = {
+    get store(): Store {
+      if (!current) throw new Error("the store is used before beforeEach opened it");
+      return current;
+    },
+    open,
+  };
+  describe(`${fixture.name} store`, () => {
+    transSuite(ctx);
+    appendSuite(ctx);
+    cronSuite(ctx);
+    lifecycleSuite(ctx);
+  });
+}
