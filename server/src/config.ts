@@ -18,12 +18,20 @@ export const ConfigSchema = z
     grpcPort: port.default(36790),
     store: z
       .object({
-        driver: z.enum(["sqlite"]).default("sqlite"),
+        driver: z.enum(["sqlite", "postgres", "mysql"]).default("sqlite"),
+        /** SQLite only. */
         path: z.string().min(1).default("./data/dtx.db"),
+        /** SQLite only. */
         synchronous: z.enum(["full", "normal"]).default("full"),
+        /** postgres / mysql: the server to connect to (credentials included; redacted in logs). */
         url: z.string().default(""),
+        /** postgres / mysql: connections in each coordinator's pool. */
+        poolSize: z.number().int().positive().max(1000).default(10),
+        /** postgres only: the schema holding dtx's tables (created if missing). */
+        schema: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, "must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63 characters)").default("public"),
       })
       .strict()
+      .superRefine(checkStoreUrl)
       .prefault({}),
     retryInterval: seconds.positive().default(10),
     maxRetryInterval: seconds.positive().default(60),
@@ -53,6 +61,34 @@ export const ConfigSchema = z
     path: ["testControl"],
   });
 
+const STORE_URL_SCHEMES: Record<string, readonly string[]> = {
+  postgres: ["postgres:", "postgresql:"],
+  mysql: ["mysql:", "mariadb:"],
+};
+
+/**
+ * A network store needs a URL of its own kind. The message never repeats the URL, which may hold
+ * a password.
+ */
+function checkStoreUrl(store: { driver: string; url: string }, ctx: z.RefinementCtx): void {
+  const schemes = STORE_URL_SCHEMES[store.driver];
+  if (!schemes) return;
+  const example = `${schemes[0]}//user:password@host/database`;
+  const fail = (message: string): void => {
+    ctx.addIssue({ code: "custom", path: ["url"], message: `${message} (DTX_STORE_URL), e.g. ${example}` });
+  };
+  if (store.url === "") return fail(`required when store.driver is ${store.driver}`);
+  let url: URL;
+  try {
+    url = new URL(store.url);
+  } catch {
+    return fail(`is not a valid URL`);
+  }
+  if (!schemes.includes(url.protocol)) return fail(`must start with ${schemes.map((s) => `${s}//`).join(" or ")} for store.driver ${store.driver}`);
+  if (!url.hostname) return fail("has no host");
+  if (store.driver === "mysql" && url.pathname.replace(/^\//, "") === "") return fail("names no database");
+}
+
 export type Config = z.infer<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;
 
@@ -68,6 +104,8 @@ const ENV_KEYS: Record<string, [string[], EnvKind]> = {
   DTX_STORE_PATH: [["store", "path"], "string"],
   DTX_STORE_SYNCHRONOUS: [["store", "synchronous"], "string"],
   DTX_STORE_URL: [["store", "url"], "string"],
+  DTX_STORE_POOL_SIZE: [["store", "poolSize"], "number"],
+  DTX_STORE_SCHEMA: [["store", "schema"], "string"],
   DTX_RETRY_INTERVAL: [["retryInterval"], "number"],
   DTX_MAX_RETRY_INTERVAL: [["maxRetryInterval"], "number"],
   DTX_RETRY_JITTER: [["retryJitter"], "number"],
@@ -190,7 +228,8 @@ export function redactConfig(config: Config): Record<string, unknown> {
   return { ...config, alertWebhook: redactUrl(config.alertWebhook), store: { ...config.store, url: redactUrl(config.store.url) } };
 }
 
-function redactUrl(url: string): string {
+/** A URL with its password replaced by `***` (anything unparsable becomes `***`), for logs and errors. */
+export function redactUrl(url: string): string {
   if (!url) return url;
   try {
     const u = new URL(url);

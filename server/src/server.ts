@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import type { Config } from "./config.ts";
-import { redactConfig } from "./config.ts";
+import { redactConfig, redactUrl } from "./config.ts";
 import { createProcessors } from "./core/processors.ts";
 import type { TimingConfig } from "./core/retry.ts";
 import { AdjustableClock } from "./cron/clock.ts";
@@ -17,6 +17,8 @@ import { CrashPoints } from "./service/crash-points.ts";
 import { Executor } from "./service/executor.ts";
 import { TopicService } from "./service/topic-service.ts";
 import { TransService } from "./service/trans-service.ts";
+import { MysqlStore } from "./store/sql/mysql-store.ts";
+import { PostgresStore } from "./store/sql/postgres-store.ts";
 import { SqliteStore } from "./store/sqlite/sqlite-store.ts";
 import type { Store } from "./store/store.ts";
 
@@ -48,16 +50,55 @@ export function timingOf(config: Config): TimingConfig {
   };
 }
 
-function openStore(config: Config): Store {
-  return new SqliteStore({ path: config.store.path, synchronous: config.store.synchronous });
+/** The store the config names. Network stores share one database between coordinators. */
+function openStore(config: Config, logger: Logger): Store {
+  const { store } = config;
+  switch (store.driver) {
+    case "sqlite":
+      return new SqliteStore({ path: store.path, synchronous: store.synchronous });
+    case "postgres":
+      return new PostgresStore({
+        url: store.url, poolSize: store.poolSize, schema: store.schema,
+        onPoolError: (err) => logger.warn({ err }, "postgres: an idle pooled connection failed; it will be replaced"),
+      });
+    case "mysql":
+      return new MysqlStore({ url: store.url, poolSize: store.poolSize });
+  }
+}
+
+/**
+ * Opens the store and brings its schema up to date: the first contact with the database, so a
+ * wrong or unreachable URL fails the start here, with a message naming the key (and never the
+ * password).
+ */
+async function openMigratedStore(config: Config, logger: Logger): Promise<Store> {
+  let store: Store | undefined;
+  try {
+    store = openStore(config, logger);
+    await store.migrate();
+    return store;
+  } catch (error) {
+    await store?.close().catch(() => undefined);
+    const { driver, url, path } = config.store;
+    const where = driver === "sqlite" ? `store.path (DTX_STORE_PATH) ${path}` : `store.url (DTX_STORE_URL) ${redactUrl(url)}`;
+    throw new Error(`cannot open the ${driver} store at ${where}: ${describeError(error)}`, { cause: error });
+  }
+}
+
+/** A one-line reason; Node's AggregateError (e.g. ECONNREFUSED on ::1 and 127.0.0.1) has no message of its own. */
+function describeError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  if (error instanceof AggregateError && error.errors.length > 0) return error.errors.map(describeError).join("; ");
+  const code = (error as { code?: unknown }).code;
+  const text = error.message || error.name;
+  return typeof code === "string" && !text.includes(code) ? `${code}: ${text}` : text;
 }
 
 /** The composition root: wires config, store, engine, cron and API together. */
 export async function createCoordinator(config: Config, logger: Logger): Promise<Coordinator> {
   const timing = timingOf(config);
   const clock = new AdjustableClock();
-  const store = openStore(config);
-  await store.migrate();
+  const store = await openMigratedStore(config, logger);
   const crash = new CrashPoints();
   const invoker = new DispatchInvoker({
     http: new HttpInvoker(config.strictResults),

@@ -38,7 +38,7 @@ const DEFAULTS: Config = {
   host: "0.0.0.0",
   httpPort: 36789,
   grpcPort: 36790,
-  store: { driver: "sqlite", path: "./data/dtx.db", synchronous: "full", url: "" },
+  store: { driver: "sqlite", path: "./data/dtx.db", synchronous: "full", url: "", poolSize: 10, schema: "public" },
   retryInterval: 10,
   maxRetryInterval: 60,
   retryJitter: 0.1,
@@ -122,7 +122,7 @@ describe("loadConfig: file and environment", () => {
     );
     expect(config.httpPort).toBe(2000);
     expect(config.grpcPort).toBe(1001);
-    expect(config.store).toEqual({ driver: "sqlite", path: "/data/x.db", synchronous: "full", url: "" });
+    expect(config.store).toEqual({ ...DEFAULTS.store, path: "/data/x.db" });
     expect(config.strictResults).toBe(false);
     expect(config.logLevel).toBe("warn");
   });
@@ -309,4 +309,39 @@ describe("redactConfig", () => {
     const odd = redactConfig(loadConfig({ DTX_STORE_URL: "not a url :: pw" }, []));
     expect((odd["store"] as { url: string }).url).toBe("***");
   });
+});
+
+describe("loadConfig: the network stores", () => {
+  it("DTX_STORE_DRIVER / DTX_STORE_URL / DTX_STORE_POOL_SIZE / DTX_STORE_SCHEMA select and tune PostgreSQL", () => {
+    const config = loadConfig(
+      { DTX_STORE_DRIVER: "postgres", DTX_STORE_URL: "postgres://dtx:pw@db.local:5432/dtx", DTX_STORE_POOL_SIZE: "25", DTX_STORE_SCHEMA: "dtx_a" },
+      [],
+    );
+    expect(config.store).toMatchObject({ driver: "postgres", url: "postgres://dtx:pw@db.local:5432/dtx", poolSize: 25, schema: "dtx_a" });
+    expect(loadConfig({ DTX_STORE_DRIVER: "postgres", DTX_STORE_URL: "postgresql://db.local/dtx" }, []).store.poolSize).toBe(10);
+  });
+
+  it("MySQL and MariaDB URLs", () => {
+    expect(loadConfig({ DTX_STORE_DRIVER: "mysql", DTX_STORE_URL: "mysql://root@127.0.0.1:3306/dtx" }, []).store.driver).toBe("mysql");
+    expect(loadConfig({ DTX_STORE_DRIVER: "mysql", DTX_STORE_URL: "mariadb://root@db/dtx" }, []).store.url).toBe("mariadb://root@db/dtx");
+  });
+
+  const cases: [string, Record<string, string>, string, RegExp][] = [
+    ["postgres without a URL", { DTX_STORE_DRIVER: "postgres" }, "store.url", /required when store.driver is postgres/],
+    ["mysql without a URL", { DTX_STORE_DRIVER: "mysql" }, "store.url", /required/],
+    ["a URL that does not parse", { DTX_STORE_DRIVER: "postgres", DTX_STORE_URL: "not a url" }, "store.url", /not a valid URL/],
+    ["host:port without a scheme", { DTX_STORE_DRIVER: "postgres", DTX_STORE_URL: "db.local:5432" }, "store.url", /must start with postgres:\/\//],
+    ["a URL of the other kind", { DTX_STORE_DRIVER: "postgres", DTX_STORE_URL: "mysql://u:secret-pw@db/dtx" }, "store.url", /postgres:\/\//],
+    ["a mysql URL without a database", { DTX_STORE_DRIVER: "mysql", DTX_STORE_URL: "mysql://u:secret-pw@db:3306/" }, "store.url", /database/],
+    ["a pool size of 0", { DTX_STORE_POOL_SIZE: "0" }, "store.poolSize", /./],
+    ["a schema that is not an identifier", { DTX_STORE_SCHEMA: "a;drop" }, "store.schema", /identifier/],
+  ];
+  for (const [name, env, key, why] of cases) {
+    it(`${name}: a ConfigError naming ${key}, without the password`, () => {
+      const error = configError(() => loadConfig(env, []));
+      expect(error.message).toContain(`${key}:`);
+      expect(error.message).toMatch(why);
+      expect(error.message).not.toContain("secret-pw");
+    });
+  }
 });
