@@ -43,9 +43,14 @@ export class PgArea {
     await this.drop();
   }
 
-  async query<R extends pg.QueryResultRow>(text: string, params: unknown[] = []): Promise<R[]> {
+  async query<R>(text: string, params: unknown[] = []): Promise<R[]> {
     if (!this.client) throw new Error("PgArea.open() was not called");
-    return (await this.client.query<R>(text, params)).rows;
+    return (await this.client.query(text, params)).rows as R[];
+  }
+
+  /** `schema.table`, for the admin connection's queries. */
+  table(name: string): string {
+    return `${this.schema}.${name}`;
   }
 
   /** Empties dtx's tables in the schema. */
@@ -90,10 +95,15 @@ export class MysqlArea {
     await this.query(`CREATE DATABASE ${this.database} CHARACTER SET utf8mb4`);
   }
 
-  async query<R = unknown>(text: string, params: unknown[] = []): Promise<R[]> {
+  async query<R>(text: string, params: unknown[] = []): Promise<R[]> {
     if (!this.conn) throw new Error("MysqlArea.open() was not called");
     const [rows] = await this.conn.query(text, params);
     return (Array.isArray(rows) ? rows : []) as R[];
+  }
+
+  /** `database.table`, for the admin connection's queries. */
+  table(name: string): string {
+    return `${this.database}.${name}`;
   }
 
   /** Empties dtx's tables (DELETE: TRUNCATE is DDL and much slower on InnoDB). */
