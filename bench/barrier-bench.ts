@@ -3,25 +3,39 @@
  * Redis, at a fixed concurrency (closed loop: C workers each run a handler, await it, run again).
  *
  *   npx tsx bench/barrier-bench.ts [--seconds 5] [--warmup 1] [--rounds 3] [--concurrency 16]
- *                                  [--out bench/results]
+ *                                  [--only pg/plain,pg/action] [--out bench/results]
  *
- * Handlers compared (each worker moves 1 unit on its own account, so workers do not contend):
- *   pg/plain        BEGIN; UPDATE accounts; COMMIT
- *   pg/action       the same through BranchBarrier.callWithPg, op "action" (one barrier INSERT,
- *                   sent with BEGIN in one multi-statement query)
- *   pg/action-sep   the same with { pgBatchBegin: false }: BEGIN and the INSERT as two round trips
- *   pg/plain-2      BEGIN; UPDATE accounts; INSERT ledger; COMMIT
- *   pg/action-2     the same through the barrier
- *   pg/compensate   pg/plain's business as a compensation after its action (origin + own INSERT)
- *   redis/plain     INCRBY
- *   redis/plain-lua a Lua script that checks the amount and INCRBYs (the barrier script minus its keys)
- *   redis/action    BranchBarrier.redisCheckAdjustAmount (one EVALSHA of the barrier script)
- * Round trips are counted at the driver (pg `query` calls, ioredis `sendCommand` calls). Phases
- * are interleaved over `--rounds` so that drift on a shared machine hits every phase alike.
+ * Handlers compared (each worker moves 1 unit on its own account, so workers do not contend; every
+ * handler checks a connection out of a pg.Pool of C and returns it, as an HTTP handler would):
+ *   pg/plain         BEGIN; UPDATE accounts; COMMIT
+ *   pg/action        the same through BranchBarrier.callWithPg(pool), op "action": BEGIN and the
+ *                    barrier INSERT (a prepared statement) in one query, on the table
+ *                    createBarrierTable makes (the key is the primary key)
+ *   pg/action-noprep the same with { pgPrepare: false }: the INSERT as SQL text, parsed every time
+ *   pg/action-dtm    pg/action on a table made by dtm's DDL (serial id + unique key)
+ *   pg/action-sep    pg/action with { pgBatchBegin: false }: BEGIN and the INSERT in two round trips
+ *   pg/plain-2       BEGIN; UPDATE accounts; INSERT ledger; COMMIT (a handler that keeps a ledger)
+ *   pg/action-2      the same through the barrier
+ *   pg/compensate    pg/plain's business as a saga compensation whose action ran before (its
+ *                    row is bulk-inserted before the phase): origin INSERT (conflicts) + own INSERT
+ *   redis/plain      INCRBY
+ *   redis/plain-lua  a handler's own Lua script doing the business: check the amount, INCRBY
+ *   redis/action     BranchBarrier.redisCheckAdjustAmount (one EVALSHA of the barrier script)
+ *   redis/plain-lua+set  not a baseline: plain-lua plus one SET NX EX of a new key, i.e. the one
+ *                    write the barrier adds, to show what that write costs by itself
+ * Round trips: pg `query` calls and ioredis `sendCommand` calls per handler run. CPU per handler
+ * run: this process (`process.cpuUsage`), the database server (utime + stime of every `postgres`
+ * / the `redis-server` process in /proc), and "other": machine busy time minus both, in % of the
+ * window (work by anything else on the machine; a high value means a disturbed run).
+ * Phases are interleaved over `--rounds` (the order flips every round) so that drift on a shared
+ * machine hits every phase alike; "added" figures are given over the pooled samples and as the
+ * median of the per-round figures. Barrier keys of a Redis phase are deleted after it (untimed),
+ * so that the keyspace (and Redis' background saves) do not grow over the run.
  * Services: scripts/services.sh (or DTX_TEST_PG_URL / DTX_TEST_REDIS_URL).
  */
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
@@ -29,8 +43,10 @@ import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { Redis } from "ioredis";
 import { BranchBarrier, createBarrierTable } from "../sdk/src/barrier/index.ts";
-import type { PgQueryable } from "../sdk/src/barrier/index.ts";
+import { newGid } from "../sdk/src/gid.ts";
+import type { BarrierOptions, PgQueryable } from "../sdk/src/barrier/index.ts";
 import { testServiceUrls } from "../test/helpers/services.ts";
+import { percentile } from "./lib/util.ts";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -39,11 +55,12 @@ interface Options {
   warmup: number;
   rounds: number;
   concurrency: number;
+  only: string[] | undefined;
   outDir: string;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { seconds: 5, warmup: 1, rounds: 3, concurrency: 16, outDir: path.join(REPO_ROOT, "bench/results") };
+  const o: Options = { seconds: 5, warmup: 1, rounds: 3, concurrency: 16, only: undefined, outDir: path.join(REPO_ROOT, "bench/results") };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = argv[i + 1];
@@ -57,7 +74,10 @@ function parseArgs(argv: string[]): Options {
     else if (arg === "--warmup") o.warmup = num();
     else if (arg === "--rounds") o.rounds = Math.floor(num());
     else if (arg === "--concurrency") o.concurrency = Math.floor(num());
-    else if (arg === "--out") {
+    else if (arg === "--only") {
+      o.only = (value ?? "").split(",").filter(Boolean);
+      i++;
+    } else if (arg === "--out") {
       o.outDir = path.resolve(value ?? "");
       i++;
     } else throw new Error(`unknown argument ${arg}`);
@@ -66,16 +86,40 @@ function parseArgs(argv: string[]): Options {
 }
 
 const RUN = `${Date.now().toString(36)}${randomBytes(2).toString("hex")}`;
-const ACCOUNTS = "dtx_barrier_bench_accounts";
-const LEDGER = "dtx_barrier_bench_ledger";
-
-/** A handler run by one worker; `n` is unique per phase. Resolves to its driver round trips. */
-type Handler = (worker: number, n: number) => Promise<number>;
+const SCHEMA = "dtx_barrier_bench";
+const BARRIER = `${SCHEMA}.barrier`;
+const BARRIER_DTM = `${SCHEMA}.barrier_dtm`;
+const ACCOUNTS = `${SCHEMA}.accounts`;
+const LEDGER = `${SCHEMA}.ledger`;
+/** Action rows bulk-inserted before each pg/compensate phase, per second of it (more than it can use). */
+const COMPENSATE_ROWS_PER_SECOND = 8_000;
 
 interface Phase {
-  /** Untimed set-up before each operation. */
-  prepare?: (worker: number, n: number) => Promise<unknown>;
-  run: Handler;
+  /** Untimed, before the phase starts (no worker is running). */
+  setup?: (phaseNo: number, seconds: number) => Promise<unknown>;
+  /** Untimed, after the phase ended. */
+  teardown?: (phaseNo: number) => Promise<unknown>;
+  /** The gid of the phase's n-th handler run; default {@link benchGid}. */
+  gid?: (phaseNo: number, n: number) => string;
+  run: (worker: number, gid: string) => Promise<unknown>;
+}
+
+/**
+ * Random like real gids (dtm's shortuuid, the SDK's newGid), so that barrier rows land all over
+ * the key's B-tree as they do in production, then the phase and the run (to find them again).
+ */
+function benchGid(phaseNo: number): string {
+  return `${newGid()}-${phaseNo}-${RUN}`;
+}
+
+interface Run {
+  latencies: number[];
+  elapsed: number;
+  /** driver round trips */
+  trips: number;
+  clientCpuUs: number;
+  serverCpuUs: number;
+  busyUs: number;
 }
 
 interface PhaseResult {
@@ -87,68 +131,162 @@ interface PhaseResult {
   p90Us: number;
   p99Us: number;
   roundTrips: number;
+  clientCpuUsPerOp: number;
+  serverCpuUsPerOp: number;
+  otherCpuPct: number;
+  perRoundMeanUs: number[];
 }
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+// ------------------------------------------------------------------------------------------------
+// CPU accounting from /proc (Linux); zeros elsewhere.
+
+const TICK_US = 1e6 / 100; // USER_HZ
+
+function pidsNamed(name: string): number[] {
+  try {
+    return readdirSync("/proc")
+      .filter((d) => /^\d+$/.test(d))
+      .map(Number)
+      .filter((pid) => {
+        try {
+          return readFileSync(`/proc/${pid}/comm`, "utf8").trim() === name;
+        } catch {
+          return false;
+        }
+      });
+  } catch {
+    return [];
+  }
 }
 
-async function runPhase(name: string, phase: Phase, concurrency: number, seconds: number): Promise<{ latencies: number[]; roundTrips: number; elapsed: number }> {
+function cpuOfPids(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // exited
+    }
+  }
+  return ticks * TICK_US;
+}
+
+/** Busy (non-idle, non-iowait) time of the whole machine, µs summed over cores. */
+function machineBusyUs(): number {
+  try {
+    const f = readFileSync("/proc/stat", "utf8").split("\n")[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
+    const total = f.slice(0, 8).reduce((s, x) => s + x, 0);
+    return (total - (f[3] ?? 0) - (f[4] ?? 0)) * TICK_US;
+  } catch {
+    return 0;
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+
+async function runPhase(phase: Phase, concurrency: number, seconds: number, trips: () => number, serverCpu: () => number, phaseNo: number): Promise<Run> {
+  await phase.setup?.(phaseNo, seconds);
   const latencies: number[] = [];
-  let roundTrips = 0;
+  let seq = 0;
+  const trips0 = trips();
+  const cpu0 = process.cpuUsage();
+  const server0 = serverCpu();
+  const busy0 = machineBusyUs();
   const start = performance.now();
   const end = start + seconds * 1000;
-  let seq = 0;
   await Promise.all(
     Array.from({ length: concurrency }, async (_, worker) => {
       while (performance.now() < end) {
         const n = seq++;
-        await phase.prepare?.(worker, n);
+        const gid = phase.gid ? phase.gid(phaseNo, n) : benchGid(phaseNo);
         const t0 = performance.now();
-        const trips = await phase.run(worker, n);
+        await phase.run(worker, gid);
         latencies.push((performance.now() - t0) * 1000);
-        roundTrips += trips;
       }
     }),
   );
-  if (latencies.length === 0) throw new Error(`${name}: no operation completed`);
-  return { latencies, roundTrips, elapsed: (performance.now() - start) / 1000 };
+  const elapsed = (performance.now() - start) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const run: Run = {
+    latencies,
+    elapsed,
+    trips: trips() - trips0,
+    clientCpuUs: cpu.user + cpu.system,
+    serverCpuUs: serverCpu() - server0,
+    busyUs: machineBusyUs() - busy0,
+  };
+  await phase.teardown?.(phaseNo);
+  if (latencies.length === 0) throw new Error("no operation completed");
+  return run;
 }
 
-function summarise(name: string, runs: { latencies: number[]; roundTrips: number; elapsed: number }[]): PhaseResult {
-  const all = runs.flatMap((r) => r.latencies).sort((a, b) => a - b);
-  const elapsed = runs.reduce((s, r) => s + r.elapsed, 0);
-  const trips = runs.reduce((s, r) => s + r.roundTrips, 0);
+function summarise(name: string, runs: Run[], cores: number): PhaseResult {
+  const all = Float64Array.from(runs.flatMap((r) => r.latencies)).sort();
+  const sum = (f: (r: Run) => number): number => runs.reduce((s, r) => s + f(r), 0);
+  const ops = all.length;
+  const elapsed = sum((r) => r.elapsed);
+  const client = sum((r) => r.clientCpuUs);
+  const server = sum((r) => r.serverCpuUs);
   return {
     name,
-    ops: all.length,
-    opsPerSec: Math.round(all.length / elapsed),
-    meanUs: Math.round(all.reduce((s, x) => s + x, 0) / all.length),
-    p50Us: Math.round(percentile(all, 50)),
-    p90Us: Math.round(percentile(all, 90)),
-    p99Us: Math.round(percentile(all, 99)),
-    roundTrips: Number((trips / all.length).toFixed(2)),
+    ops,
+    opsPerSec: Math.round(ops / elapsed),
+    meanUs: Math.round(all.reduce((s, x) => s + x, 0) / ops),
+    p50Us: Math.round(percentile(all, 0.5)),
+    p90Us: Math.round(percentile(all, 0.9)),
+    p99Us: Math.round(percentile(all, 0.99)),
+    roundTrips: Number((sum((r) => r.trips) / ops).toFixed(2)),
+    clientCpuUsPerOp: Number((client / ops).toFixed(1)),
+    serverCpuUsPerOp: Number((server / ops).toFixed(1)),
+    otherCpuPct: Math.round(((sum((r) => r.busyUs) - client - server) / (elapsed * 1e6 * cores)) * 100),
+    perRoundMeanUs: runs.map((r) => Math.round(r.latencies.reduce((s, x) => s + x, 0) / r.latencies.length)),
   };
 }
 
-/** Counts `query` calls on the clients a pool hands out. */
-function counting(client: pg.PoolClient): { client: PgQueryable; count: () => number } {
-  let n = 0;
-  const wrapped: PgQueryable = {
-    query: (text, values) => {
-      n++;
-      return client.query(text, values) as never;
-    },
-  };
-  return { client: wrapped, count: () => n };
-}
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] ?? NaN) : ((s[m - 1] ?? NaN) + (s[m] ?? NaN)) / 2;
+};
+const pct = (b: number, a: number): number => Number((((b - a) / a) * 100).toFixed(1));
 
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   const urls = testServiceUrls();
+  const cores = os.cpus().length;
+
+  // -- Postgres: a pool of C, every query counted
   const pool = new pg.Pool({ connectionString: urls.pg, max: opts.concurrency });
   pool.on("error", () => {});
+  let pgQueries = 0;
+  const counted = new WeakSet<object>();
+  pool.on("connect", (client) => {
+    if (counted.has(client)) return;
+    counted.add(client);
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+      pgQueries++;
+      return query(...args);
+    };
+  });
+  const postgresCpu = (): number => cpuOfPids(pidsNamed("postgres"));
+
+  await pool.query(`drop schema if exists ${SCHEMA} cascade`);
+  await createBarrierTable("postgres", pool, { tableName: BARRIER });
+  // dtm's sqls/dtmcli.barrier.postgres.sql
+  await pool.query(`create sequence ${BARRIER_DTM}_seq`);
+  await pool.query(
+    `create table ${BARRIER_DTM}(id bigint NOT NULL DEFAULT NEXTVAL ('${BARRIER_DTM}_seq'), trans_type varchar(45) default '', gid varchar(128) default '', ` +
+      "branch_id varchar(128) default '', op varchar(45) default '', barrier_id varchar(45) default '', reason varchar(45) default '', " +
+      "create_time timestamp(0) with time zone DEFAULT NULL, update_time timestamp(0) with time zone DEFAULT NULL, PRIMARY KEY(id), " +
+      "CONSTRAINT uniq_barrier_dtm unique(gid, branch_id, op, barrier_id))",
+  );
+  await pool.query(`create table ${ACCOUNTS}(id varchar(64) primary key, balance bigint not null)`);
+  await pool.query(`create table ${LEDGER}(id bigserial primary key, account varchar(64) not null, ref varchar(128) not null, amount bigint not null, at timestamptz not null default now())`);
+  await pool.query(`insert into ${ACCOUNTS}(id, balance) select 'acct-' || w, 1000000000 from generate_series(0, $1::int - 1) w`, [opts.concurrency]);
+
+  // -- Redis: one client shared by the workers (ioredis pipelines their commands), counted
   const redis = new Redis(urls.redis, { maxRetriesPerRequest: 1 });
   let redisCommands = 0;
   const send = redis.sendCommand.bind(redis);
@@ -156,150 +294,175 @@ async function main(): Promise<void> {
     redisCommands++;
     return send(...args);
   }) as typeof redis.sendCommand;
-
-  await createBarrierTable("postgres", pool);
-  await pool.query(`create table if not exists ${ACCOUNTS}(id varchar(64) primary key, balance bigint not null)`);
-  await pool.query(`create table if not exists ${LEDGER}(id bigserial primary key, account varchar(64) not null, ref varchar(128) not null, amount bigint not null, at timestamptz not null default now())`);
-  for (let w = 0; w < opts.concurrency; w++) {
-    await pool.query(`insert into ${ACCOUNTS}(id, balance) values($1, 1000000000) on conflict (id) do update set balance = excluded.balance`, [`${RUN}-${w}`]);
-    await redis.set(`dtx-barrier-bench:${RUN}:${w}`, "1000000000", "EX", 3600);
-  }
-
-  redis.defineCommand("benchCheckAdjust", {
-    numberOfKeys: 1,
-    lua: "local v = redis.call('GET', KEYS[1]) if v == false or tonumber(v) + tonumber(ARGV[1]) < 0 then return 'FAILURE' end redis.call('INCRBY', KEYS[1], ARGV[1]) return 'OK'",
+  const redisPids = pidsNamed("redis-server");
+  const redisCpu = (): number => cpuOfPids(redisPids);
+  const redisKey = (worker: number): string => `dtx-barrier-bench:${RUN}:${worker}`;
+  for (let w = 0; w < opts.concurrency; w++) await redis.set(redisKey(w), "1000000000", "EX", 3600);
+  const PLAIN_LUA = "local v = redis.call('GET', KEYS[1]) if v == false or tonumber(v) + tonumber(ARGV[1]) < 0 then return 'FAILURE' end";
+  redis.defineCommand("benchCheckAdjust", { numberOfKeys: 1, lua: `${PLAIN_LUA} redis.call('INCRBY', KEYS[1], ARGV[1]) return 'OK'` });
+  redis.defineCommand("benchCheckAdjustSet", {
+    numberOfKeys: 2,
+    lua: `${PLAIN_LUA} if not redis.call('SET', KEYS[2], ARGV[3], 'NX', 'EX', ARGV[2]) then return 'DUPLICATE' end redis.call('INCRBY', KEYS[1], ARGV[1]) return 'OK'`,
   });
-  const business = (c: PgQueryable, worker: number): Promise<unknown> => c.query(`update ${ACCOUNTS} set balance = balance - 1 where id = $1`, [`${RUN}-${worker}`]);
-  // a handler that also writes a ledger row: two statements
+  const lua = redis as unknown as Record<string, (...args: (string | number)[]) => Promise<unknown>>;
+  const deleteKeys = async (pattern: string): Promise<void> => {
+    let cursor = "0";
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", pattern, "COUNT", 10_000);
+      cursor = next;
+      if (keys.length > 0) await redis.unlink(...keys);
+    } while (cursor !== "0");
+  };
+
+  // -- handlers
+  const acct = (worker: number): string => `acct-${worker}`;
+  const business = (c: PgQueryable, worker: number): Promise<unknown> => c.query(`update ${ACCOUNTS} set balance = balance - 1 where id = $1`, [acct(worker)]);
   const business2 = async (c: PgQueryable, worker: number, ref: string): Promise<void> => {
     await business(c, worker);
-    await c.query(`insert into ${LEDGER}(account, ref, amount) values($1, $2, -1)`, [`${RUN}-${worker}`, ref]);
+    await c.query(`insert into ${LEDGER}(account, ref, amount) values($1, $2, -1)`, [acct(worker), ref]);
   };
-  const inTx = async (fn: (c: PgQueryable) => Promise<unknown>): Promise<number> => {
-    const raw = await pool.connect();
-    const { client, count } = counting(raw);
+  const inTx = async (fn: (c: PgQueryable) => Promise<unknown>): Promise<void> => {
+    const client = await pool.connect();
     try {
       await client.query("BEGIN");
       await fn(client);
       await client.query("COMMIT");
     } catch (err) {
-      await raw.query("ROLLBACK");
+      await client.query("ROLLBACK");
       throw err;
     } finally {
-      raw.release();
+      client.release();
     }
-    return count();
   };
-  const viaBarrier = async (bb: BranchBarrier, worker: number, two = false): Promise<number> => {
-    const raw = await pool.connect();
-    const { client, count } = counting(raw);
-    try {
-      // callWithPg on a (counting) client: BEGIN, barrier, business, COMMIT on that connection
-      await bb.callWithPg(client, (c) => (two ? business2(c, worker, bb.gid) : business(c, worker)));
-    } finally {
-      raw.release();
-    }
-    return count();
-  };
-  const gid = (phase: number, worker: number, n: number): string => `bench-${RUN}-${phase}-${worker}-${n}`;
-  const redisKey = (worker: number): string => `dtx-barrier-bench:${RUN}:${worker}`;
-  // One ioredis client is shared by all workers, so its commands are counted per phase (total
-  // commands / operations) rather than per call.
-  const redisCounted = async (fn: () => Promise<unknown>): Promise<number> => {
-    await fn();
-    return 0;
-  };
+  const barrier = (gid: string, op: string, options: BarrierOptions = {}): BranchBarrier =>
+    new BranchBarrier({ transType: "saga", gid, branchId: "01", op }, { tableName: BARRIER, ...options });
+  const action = (options: BarrierOptions = {}): Phase => ({ run: (w, gid) => barrier(gid, "action", options).callWithPg(pool, (c) => business(c, w)) });
 
-  let phaseNo = 0;
+  let compensateGids: string[] = [];
   const handlers: Record<string, Phase> = {
     "pg/plain": { run: (w) => inTx((c) => business(c, w)) },
-    "pg/action": { run: (w, n) => viaBarrier(new BranchBarrier({ transType: "saga", gid: gid(phaseNo, w, n), branchId: "01", op: "action" }), w) },
-    "pg/action-sep": {
-      run: (w, n) => viaBarrier(new BranchBarrier({ transType: "saga", gid: gid(phaseNo, w, n), branchId: "01", op: "action" }, { pgBatchBegin: false }), w),
-    },
-    "pg/plain-2": { run: (w, n) => inTx((c) => business2(c, w, gid(phaseNo, w, n))) },
-    "pg/action-2": { run: (w, n) => viaBarrier(new BranchBarrier({ transType: "saga", gid: gid(phaseNo, w, n), branchId: "01", op: "action" }), w, true) },
+    "pg/action": action(),
+    "pg/action-noprep": action({ pgPrepare: false }),
+    "pg/action-dtm": action({ tableName: BARRIER_DTM }),
+    "pg/action-sep": action({ pgBatchBegin: false }),
+    "pg/plain-2": { run: (w, gid) => inTx((c) => business2(c, w, gid)) },
+    "pg/action-2": { run: (w, gid) => barrier(gid, "action").callWithPg(pool, (c) => business2(c, w, gid)) },
     "pg/compensate": {
-      // the action ran before (untimed), so the compensation does its business: its origin
-      // INSERT finds the action's row, its own INSERT adds one
-      prepare: (w, n) =>
-        pool.query("insert into dtm_barrier.barrier(trans_type, gid, branch_id, op, barrier_id, reason) values('saga', $1, '01', 'action', '01', 'action')", [gid(phaseNo, w, n)]),
-      run: (w, n) => viaBarrier(new BranchBarrier({ transType: "saga", gid: gid(phaseNo, w, n), branchId: "01", op: "compensate" }), w),
+      // the actions ran before: their rows are there, so every compensation does its business
+      setup: async (phaseNo, seconds) => {
+        compensateGids = Array.from({ length: Math.ceil(seconds * COMPENSATE_ROWS_PER_SECOND) }, () => benchGid(phaseNo));
+        await pool.query(
+          `insert into ${BARRIER}(trans_type, gid, branch_id, op, barrier_id, reason, create_time, update_time) ` +
+            "select 'saga', g, '01', 'action', '01', 'action', now(), now() from unnest($1::text[]) g",
+          [compensateGids],
+        );
+      },
+      gid: (phaseNo, n) => compensateGids[n] ?? benchGid(phaseNo),
+      run: (w, gid) => barrier(gid, "compensate").callWithPg(pool, (c) => business(c, w)),
     },
-    "redis/plain": { run: (w) => redisCounted(() => redis.incrby(redisKey(w), -1)) },
-    // the same check-and-adjust as the barrier script, without its barrier keys: what a handler
-    // needs anyway to take an amount only when it is there
-    "redis/plain-lua": { run: (w) => redisCounted(() => (redis as unknown as Record<string, (k: string, a: number) => Promise<unknown>>)["benchCheckAdjust"]!(redisKey(w), -1)) },
+    "redis/plain": { run: (w) => redis.incrby(redisKey(w), -1) },
+    "redis/plain-lua": { run: (w) => lua["benchCheckAdjust"]!(redisKey(w), -1) },
     "redis/action": {
-      run: (w, n) =>
-        redisCounted(() => new BranchBarrier({ transType: "saga", gid: gid(phaseNo, w, n), branchId: "01", op: "action" }).redisCheckAdjustAmount(redis, redisKey(w), -1, 600)),
+      run: (w, gid) => barrier(gid, "action").redisCheckAdjustAmount(redis, redisKey(w), -1, 600),
+      teardown: (phaseNo) => deleteKeys(`*-${phaseNo}-${RUN}-*`),
+    },
+    "redis/plain-lua+set": {
+      run: (w, gid) => lua["benchCheckAdjustSet"]!(redisKey(w), `${gid}-01-action-01`, -1, 600, "action"),
+      teardown: (phaseNo) => deleteKeys(`*-${phaseNo}-${RUN}-*`),
     },
   };
 
-  const names = Object.keys(handlers);
-  const collected: Record<string, { latencies: number[]; roundTrips: number; elapsed: number }[]> = Object.fromEntries(names.map((n) => [n, []]));
+  const names = Object.keys(handlers).filter((n) => !opts.only || opts.only.includes(n));
+  const collected: Record<string, Run[]> = Object.fromEntries(names.map((n) => [n, []]));
+  let phaseNo = 0;
   for (let round = 0; round < opts.rounds; round++) {
     for (const name of round % 2 === 0 ? names : [...names].reverse()) {
       const phase = handlers[name]!;
-      phaseNo++;
-      await runPhase(name, phase, opts.concurrency, opts.warmup);
-      phaseNo++;
-      const before = redisCommands;
-      const r = await runPhase(name, phase, opts.concurrency, opts.seconds);
-      if (name.startsWith("redis/")) r.roundTrips = redisCommands - before;
-      collected[name]!.push(r);
+      const isRedis = name.startsWith("redis/");
+      const trips = isRedis ? () => redisCommands : () => pgQueries;
+      const serverCpu = isRedis ? redisCpu : postgresCpu;
+      await runPhase(phase, opts.concurrency, opts.warmup, trips, serverCpu, ++phaseNo);
+      collected[name]!.push(await runPhase(phase, opts.concurrency, opts.seconds, trips, serverCpu, ++phaseNo));
       process.stderr.write(`round ${round + 1}/${opts.rounds} ${name} done\n`);
     }
   }
-  const results = names.map((n) => summarise(n, collected[n]!));
-  const by = (n: string): PhaseResult => results.find((r) => r.name === n)!;
-  const added = (base: string, withBarrier: string): Record<string, number> => {
-    const plain = by(base);
+  const results = names.map((n) => summarise(n, collected[n]!, cores));
+  const by = (n: string): PhaseResult | undefined => results.find((r) => r.name === n);
+  const added = (base: string, withBarrier: string): Record<string, number | number[]> | undefined => {
+    const a = by(base);
     const b = by(withBarrier);
+    if (!a || !b) return undefined;
+    const perRound = b.perRoundMeanUs.map((x, i) => pct(x, a.perRoundMeanUs[i] ?? NaN));
     return {
-      extraRoundTrips: Number((b.roundTrips - plain.roundTrips).toFixed(2)),
-      addedMeanPct: Number((((b.meanUs - plain.meanUs) / plain.meanUs) * 100).toFixed(1)),
-      addedP50Pct: Number((((b.p50Us - plain.p50Us) / plain.p50Us) * 100).toFixed(1)),
-      addedP99Pct: Number((((b.p99Us - plain.p99Us) / plain.p99Us) * 100).toFixed(1)),
-      throughputPct: Number((((b.opsPerSec - plain.opsPerSec) / plain.opsPerSec) * 100).toFixed(1)),
+      extraRoundTrips: Number((b.roundTrips - a.roundTrips).toFixed(2)),
+      addedMeanPct: pct(b.meanUs, a.meanUs),
+      addedMeanPctPerRound: perRound,
+      addedMeanPctMedianOfRounds: Number(median(perRound).toFixed(1)),
+      addedP50Pct: pct(b.p50Us, a.p50Us),
+      addedP99Pct: pct(b.p99Us, a.p99Us),
+      throughputPct: pct(b.opsPerSec, a.opsPerSec),
+      addedCpuUsPerOp: Number((b.clientCpuUsPerOp + b.serverCpuUsPerOp - a.clientCpuUsPerOp - a.serverCpuUsPerOp).toFixed(1)),
+      addedClientCpuUsPerOp: Number((b.clientCpuUsPerOp - a.clientCpuUsPerOp).toFixed(1)),
+      addedServerCpuUsPerOp: Number((b.serverCpuUsPerOp - a.serverCpuUsPerOp).toFixed(1)),
     };
   };
+  const comparisons: [string, string, string][] = [
+    ["pg/action-2 vs pg/plain-2 (headline: UPDATE + ledger INSERT)", "pg/plain-2", "pg/action-2"],
+    ["pg/action vs pg/plain (one UPDATE)", "pg/plain", "pg/action"],
+    ["pg/action-noprep vs pg/plain", "pg/plain", "pg/action-noprep"],
+    ["pg/action-dtm vs pg/plain", "pg/plain", "pg/action-dtm"],
+    ["pg/action-sep vs pg/plain", "pg/plain", "pg/action-sep"],
+    ["pg/compensate vs pg/plain", "pg/plain", "pg/compensate"],
+    ["redis/action vs redis/plain-lua (headline)", "redis/plain-lua", "redis/action"],
+    ["redis/action vs redis/plain (INCRBY)", "redis/plain", "redis/action"],
+    ["redis/plain-lua+set vs redis/plain-lua (the key write alone)", "redis/plain-lua", "redis/plain-lua+set"],
+    ["redis/action vs redis/plain-lua+set", "redis/plain-lua+set", "redis/action"],
+  ];
+  const barrierCost = Object.fromEntries(comparisons.flatMap(([label, a, b]) => {
+    const v = added(a, b);
+    return v ? [[label, v]] : [];
+  }));
   const report = {
     when: new Date().toISOString(),
-    host: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
+    host: { cpus: cores, model: os.cpus()[0]?.model, node: process.version, postgres: (await pool.query<{ v: string }>("show server_version")).rows[0]?.v, redis: redisVersion() },
+    command: `npx tsx bench/barrier-bench.ts ${process.argv.slice(2).join(" ")}`.trim(),
     options: opts,
     results,
-    barrierCost: {
-      "pg/action vs pg/plain": added("pg/plain", "pg/action"),
-      "pg/action-sep vs pg/plain": added("pg/plain", "pg/action-sep"),
-      "pg/action-2 vs pg/plain-2": added("pg/plain-2", "pg/action-2"),
-      "pg/compensate vs pg/plain": added("pg/plain", "pg/compensate"),
-      "redis/action vs redis/plain (INCRBY)": added("redis/plain", "redis/action"),
-      "redis/action vs redis/plain-lua": added("redis/plain-lua", "redis/action"),
-    },
-    target: "at most one extra round trip and under 20% added latency (issue 7)",
+    barrierCost,
+    target: "at most one extra round trip and under 20% added latency at C = 16 (issue 7)",
   };
 
   console.log(`\nbarrier bench, C = ${opts.concurrency}, ${opts.rounds} x ${opts.seconds} s per handler\n`);
-  console.log("handler          ops/s    mean µs   p50 µs   p90 µs   p99 µs   round trips");
+  console.log("handler               ops/s   mean µs   p50 µs   p99 µs  trips  client µs/op  server µs/op  other CPU %");
   for (const r of results) {
     console.log(
-      `${r.name.padEnd(15)} ${String(r.opsPerSec).padStart(6)} ${String(r.meanUs).padStart(10)} ${String(r.p50Us).padStart(8)} ${String(r.p90Us).padStart(8)} ${String(r.p99Us).padStart(8)} ${String(r.roundTrips).padStart(13)}`,
+      `${r.name.padEnd(20)} ${String(r.opsPerSec).padStart(6)} ${String(r.meanUs).padStart(9)} ${String(r.p50Us).padStart(8)} ${String(r.p99Us).padStart(8)} ${String(r.roundTrips).padStart(6)} ` +
+        `${String(r.clientCpuUsPerOp).padStart(12)} ${String(r.serverCpuUsPerOp).padStart(13)} ${String(r.otherCpuPct).padStart(12)}`,
     );
   }
-  console.log("\nwhat the barrier adds:");
-  for (const [k, v] of Object.entries(report.barrierCost)) console.log(`  ${k.padEnd(14)} ${JSON.stringify(v)}`);
+  console.log("\nwhat the barrier adds (mean latency: pooled, and median of the per-round figures):");
+  for (const [k, v] of Object.entries(barrierCost)) {
+    console.log(`  ${k}\n    +${String(v["extraRoundTrips"])} round trips, mean ${String(v["addedMeanPct"])}% (rounds ${JSON.stringify(v["addedMeanPctPerRound"])}, median ${String(v["addedMeanPctMedianOfRounds"])}%), p50 ${String(v["addedP50Pct"])}%, p99 ${String(v["addedP99Pct"])}%, CPU ${String(v["addedCpuUsPerOp"])} µs/op (client ${String(v["addedClientCpuUsPerOp"])}, server ${String(v["addedServerCpuUsPerOp"])})`);
+  }
 
   mkdirSync(opts.outDir, { recursive: true });
   const stamp = report.when.replace(/[:.]/g, "-");
   writeFileSync(path.join(opts.outDir, `barrier-${stamp}.json`), `${JSON.stringify(report, null, 2)}\n`);
   writeFileSync(path.join(opts.outDir, "barrier-latest.json"), `${JSON.stringify(report, null, 2)}\n`);
 
-  await pool.query("delete from dtm_barrier.barrier where gid like $1", [`bench-${RUN}-%`]);
-  await pool.query(`delete from ${ACCOUNTS} where id like $1`, [`${RUN}-%`]);
-  await pool.query(`delete from ${LEDGER} where account like $1`, [`${RUN}-%`]);
+  await pool.query(`drop schema if exists ${SCHEMA} cascade`);
   await pool.end();
+  await deleteKeys(`*-${RUN}-*`);
+  await redis.del(...Array.from({ length: opts.concurrency }, (_, w) => redisKey(w)));
   redis.disconnect();
+}
+
+function redisVersion(): string | undefined {
+  try {
+    return /v=(\S+)/.exec(execFileSync("redis-server", ["--version"], { encoding: "utf8" }))?.[1];
+  } catch {
+    return undefined;
+  }
 }
 
 main().catch((err: unknown) => {
