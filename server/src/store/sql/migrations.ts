@@ -149,6 +149,20 @@ export const SQL_MIGRATIONS: readonly SqlMigration[] = [
   },
 ];
 
+/**
+ * CREATE TABLE IF NOT EXISTS would silently adopt a `trans_global` that dtm created (seconds-only
+ * times, no dtx columns). Checked before migrating: the precision of an existing create_time
+ * tells them apart (no row: no table yet); the message says what to do instead.
+ */
+export function checkOwnTables(createTimePrecision: readonly { precision: number | null }[], where: string): void {
+  const found = createTimePrecision[0];
+  if (found === undefined || found.precision === 3) return;
+  throw new Error(
+    `${where} already holds a trans_global table that dtx did not create (dtm's?); ` +
+      "give dtx a database or schema of its own (in-flight dtm transactions are drained, not copied: see the README)",
+  );
+}
+
 export function pendingMigrations(applied: Iterable<number>): SqlMigration[] {
   const done = new Set(applied);
   return SQL_MIGRATIONS.filter((m) => !done.has(m.version));

@@ -1,6 +1,6 @@
 import { sql } from "kysely";
 import type { Kysely } from "kysely";
-import { pendingMigrations } from "./migrations.ts";
+import { checkOwnTables, pendingMigrations } from "./migrations.ts";
 import type { StoreDatabase } from "./tables.ts";
 
 /** How long a starting coordinator waits for another one's migration (seconds). */
@@ -19,6 +19,9 @@ export async function migrateMysql(db: Kysely<StoreDatabase>, now: number): Prom
     const locked = await sql<{ got: number | null }>`SELECT GET_LOCK(${lockName}, ${LOCK_WAIT_SECONDS}) AS got`.execute(conn);
     if (locked.rows[0]?.got !== 1) throw new Error(`another coordinator held the migration lock for more than ${LOCK_WAIT_SECONDS} s`);
     try {
+      const column = await sql<{ precision: number | null }>`SELECT datetime_precision AS \`precision\` FROM information_schema.columns
+        WHERE table_schema = DATABASE() AND table_name = 'trans_global' AND column_name = 'create_time'`.execute(conn);
+      checkOwnTables(column.rows, "the database");
       await sql`CREATE TABLE IF NOT EXISTS dtx_migrations (
         version int NOT NULL PRIMARY KEY, name varchar(100) NOT NULL, applied_at datetime(3) NOT NULL
       ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin`.execute(conn);

@@ -1,6 +1,6 @@
 import { sql } from "kysely";
 import type { Kysely } from "kysely";
-import { pendingMigrations } from "./migrations.ts";
+import { checkOwnTables, pendingMigrations } from "./migrations.ts";
 import type { StoreDatabase } from "./tables.ts";
 
 /**
@@ -16,6 +16,9 @@ export async function migratePostgres(db: Kysely<StoreDatabase>, schema: string,
     if (exists.rows.length === 0) await sql`CREATE SCHEMA ${sql.id(schema)}`.execute(trx);
     await sql`CREATE TABLE IF NOT EXISTS dtx_migrations (
       version integer PRIMARY KEY, name text NOT NULL, applied_at timestamp(3) with time zone NOT NULL)`.execute(trx);
+    const column = await sql<{ precision: number | null }>`SELECT datetime_precision AS precision FROM information_schema.columns
+      WHERE table_schema = ${schema} AND table_name = 'trans_global' AND column_name = 'create_time'`.execute(trx);
+    checkOwnTables(column.rows, `schema ${schema}`);
     const applied = await trx.selectFrom("dtx_migrations").select("version").execute();
     for (const m of pendingMigrations(applied.map((r) => r.version))) {
       for (const statement of m.postgres) await sql.raw(statement).execute(trx);
