@@ -259,7 +259,7 @@ describe.each<Dialect>(["mysql", "postgres"])("Workflow doXa on %s", (dialect) =
     expect([await balance(dialect, from), await balance(dialect, to)]).toEqual([70, 130]);
     expect(await pendingXids(dialect, gid)).toEqual([]);
     const q = await env.http.query(gid);
-    expect(q.transaction.status).toBe("succeed");
+    expect(q.transaction?.status).toBe("succeed");
     expect(q.branches.map((b) => `${b.branch_id}-${b.op}:${b.status}`)).toEqual(["01-action:succeed", "02-action:succeed", "02-commit:succeed", "01-commit:succeed"]);
     expect(await barrierReasons(dialect, gid)).toEqual(["01:action", "02:action"]);
   });
@@ -271,7 +271,7 @@ describe.each<Dialect>(["mysql", "postgres"])("Workflow doXa on %s", (dialect) =
     expect([await balance(dialect, from), await balance(dialect, to)]).toEqual([100, 100]);
     expect(await pendingXids(dialect, gid)).toEqual([]);
     const q = await env.http.query(gid);
-    expect(q.transaction.status).toBe("failed");
+    expect(q.transaction?.status).toBe("failed");
     expect(q.branches.map((b) => `${b.branch_id}-${b.op}:${b.status}`)).toEqual(["01-action:succeed", "02-action:failed", "01-rollback:succeed"]);
     // 01's action row went with its rolled-back transaction; its rollback row guards against a late prepare.
     expect(await barrierReasons(dialect, gid)).toEqual(["01:rollback"]);
