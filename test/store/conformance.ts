@@ -38,9 +38,19 @@ export function describeStoreConformance(fixture: StoreFixture): void {
     return s;
   };
 
-  beforeAll(() => fixture.setup());
-  afterAll(() => fixture.teardown());
+  // A database that cannot be reached fails every test with the fixture's message (vitest would
+  // report the tests of a failed beforeAll as skipped).
+  let setupError: unknown;
+  beforeAll(async () => {
+    try {
+      await fixture.setup();
+    } catch (error) {
+      setupError = error;
+    }
+  });
+  afterAll(() => (setupError === undefined ? fixture.teardown() : undefined));
   beforeEach(async () => {
+    if (setupError !== undefined) throw setupError;
     await fixture.reset();
     current = await open();
   });
