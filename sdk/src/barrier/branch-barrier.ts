@@ -6,7 +6,7 @@
 import { BarrierError } from "./errors.ts";
 import { mongoBarrierCall, mongoQueryPrepared, type MongoCallOptions } from "./mongo.ts";
 import { DEFAULT_REDIS_BARRIER_EXPIRE_SECONDS, redisCheckAdjustAmount, redisQueryPrepared } from "./redis.ts";
-import { autocommitRunner, pgBeginWithInserts, pgRunner, sqlBarrierCall, sqlKind, sqlQueryPrepared, txRunner } from "./sql.ts";
+import { autocommitRunner, barrierRows, barrierSkip, insertBarrier, pgBeginWithInserts, pgRunner, sqlBarrierCall, sqlKind, sqlQueryPrepared, txRunner } from "./sql.ts";
 import { checkTableName, getBarrierTableName } from "./table-name.ts";
 import type {
   BarrierOptions,
@@ -174,11 +174,19 @@ export class BranchBarrier implements BranchInfo {
     const client: C = pooled ?? (db as C);
     let broken: Error | undefined;
     try {
+      const barrierId = this.newBarrierId();
+      const rows = barrierRows(this, barrierId);
       // BEGIN and the barrier INSERTs go in one round trip when the values allow it.
-      const batched = this.pgBatchBegin ? pgBeginWithInserts(client, this.tableName, this, this.pgPrepare) : undefined;
-      if (!batched) await client.query("BEGIN");
+      const batch = this.pgBatchBegin ? pgBeginWithInserts(client, this.tableName, rows, this.pgPrepare) : undefined;
+      if (!batch) await client.query("BEGIN");
       try {
-        const result = await sqlBarrierCall(this, this.tableName, this.newBarrierId(), pgRunner(client), () => fn(client), batched);
+        let counts: number[];
+        if (batch) counts = await batch;
+        else {
+          counts = [];
+          for (const row of rows) counts.push(await insertBarrier(pgRunner(client), this.tableName, row));
+        }
+        const result: BarrierResult<T> = barrierSkip(this, barrierId, counts) ?? { executed: true, value: await fn(client), barrierId };
         await client.query("COMMIT");
         return result;
       } catch (err) {

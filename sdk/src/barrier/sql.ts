@@ -73,9 +73,6 @@ export function insertBarrier(runner: SqlRunner, table: string, row: BarrierRowV
   return runner.exec(insertIgnoreSql(runner.dialect, table), [row.transType, row.gid, row.branchId, row.op, row.barrierId, row.reason]);
 }
 
-/** Runs the barrier INSERTs for `rows` (origin first); resolves to the rows each one inserted. */
-export type BarrierInserts = (rows: readonly BarrierRowValues[]) => Promise<number[]>;
-
 /** Values that may be written into SQL as literals: the coordinator's gid alphabet. */
 const LITERAL_SAFE = /^[A-Za-z0-9_.:-]{1,128}$/;
 
@@ -119,90 +116,105 @@ function pgCounts(results: unknown, statements: number, rows: number): number[] 
 }
 
 /**
- * Postgres: `BEGIN` and the barrier INSERTs in one round trip (one simple-protocol query with
- * several statements), when every value is in {@link LITERAL_SAFE}, so that no escaping is
- * needed. Returns undefined when a value is outside it: then the caller sends BEGIN alone and
- * the INSERTs with parameters.
+ * Postgres: sends `BEGIN` and the barrier INSERTs for `rows` (origin first) in one round trip
+ * (one simple-protocol query with several statements) and resolves to the rows each INSERT
+ * inserted; when every value is in {@link LITERAL_SAFE}, so that no escaping is needed. Returns
+ * undefined, having sent nothing, when a value is outside it: then the caller sends BEGIN alone
+ * and the INSERTs with parameters.
  *
  * With `prepare`, the INSERT is a prepared statement on the connection (`PREPARE` sent with the
  * first batch on each client, then `BEGIN;EXECUTE name(...)`): the server then skips parsing and
- * planning it, which is a third of what the barrier costs Postgres. A client whose connection
- * lost the statement falls back to plain INSERTs for good (one extra ROLLBACK, once).
+ * planning it, about a third of what the INSERT costs Postgres. A client whose connection lost
+ * the statement falls back to plain INSERTs for good (one extra ROLLBACK, once).
  */
-export function pgBeginWithInserts(client: PgQueryable, table: string, info: BranchInfo, prepare = true): BarrierInserts | undefined {
-  if (![info.transType, info.gid, info.branchId, info.op].every((v) => LITERAL_SAFE.test(v))) return undefined;
-  return async (rows) => {
-    const values: string[] = [];
-    for (const r of rows) {
-      if (![r.transType, r.gid, r.branchId, r.op, r.barrierId, r.reason].every((v) => LITERAL_SAFE.test(v))) throw new Error("barrier value outside the literal-safe alphabet");
-      values.push(`'${r.transType}','${r.gid}','${r.branchId}','${r.op}','${r.barrierId}','${r.reason}'`);
+export function pgBeginWithInserts(client: PgQueryable, table: string, rows: readonly BarrierRowValues[], prepare = true): Promise<number[]> | undefined {
+  const values: string[] = [];
+  for (const r of rows) {
+    if (!LITERAL_SAFE.test(r.transType) || !LITERAL_SAFE.test(r.gid) || !LITERAL_SAFE.test(r.branchId) || !LITERAL_SAFE.test(r.op) || !LITERAL_SAFE.test(r.barrierId) || !LITERAL_SAFE.test(r.reason)) {
+      return undefined;
     }
-    // No values argument: node-postgres then uses the simple query protocol, which allows
-    // several statements and answers with one result per statement.
-    let known = pgPreparedOn.get(client);
-    if (prepare && known !== false) {
-      const p = pgPreparedInsert(table);
-      const executes = values.map((v) => `EXECUTE ${p.name}(${v})`).join(";");
-      if (!known?.has(p.name)) {
-        try {
-          const counts = pgCounts(await client.query(`${p.prepare};BEGIN;${executes}`), rows.length + 2, rows.length);
-          if (!known) pgPreparedOn.set(client, (known = new Set()));
-          known.add(p.name);
-          return counts;
-        } catch (err) {
-          // 42P05: the connection has it already (a new client object on an old connection).
-          // PREPARE was the first statement, so nothing else ran and no transaction is open.
-          if (pgErrorCode(err) !== "42P05") throw err;
-          if (!known) pgPreparedOn.set(client, (known = new Set()));
-          known.add(p.name);
-        }
-      }
-      try {
-        return pgCounts(await client.query(`BEGIN;${executes}`), rows.length + 1, rows.length);
-      } catch (err) {
-        // 26000: the connection does not have it (any more). BEGIN ran: roll back, go plain.
-        if (pgErrorCode(err) !== "26000") throw err;
-        pgPreparedOn.set(client, false);
-        await client.query("ROLLBACK");
-      }
-    }
-    const inserts = values.map((v) => `insert into ${table}(${PG_INSERT_COLUMNS}) values(${v},now(),now()) ${PG_ON_CONFLICT}`);
-    return pgCounts(await client.query(`BEGIN;${inserts.join(";")}`), rows.length + 1, rows.length);
-  };
+    values.push(`'${r.transType}','${r.gid}','${r.branchId}','${r.op}','${r.barrierId}','${r.reason}'`);
+  }
+  const n = rows.length;
+  // No values argument: node-postgres then uses the simple query protocol, which allows
+  // several statements and answers with one result per statement.
+  const known = prepare ? pgPreparedOn.get(client) : false;
+  if (known === false) return pgPlainBatch(client, table, values);
+  const p = pgPreparedInsert(table);
+  const executes = values.map((v) => `EXECUTE ${p.name}(${v})`).join(";");
+  if (known?.has(p.name)) {
+    return client.query(`BEGIN;${executes}`).then(
+      (results) => pgCounts(results, n + 1, n),
+      (err: unknown) => pgLostStatement(client, table, values, err),
+    );
+  }
+  return client.query(`${p.prepare};BEGIN;${executes}`).then(
+    (results) => {
+      pgMarkPrepared(client, p.name);
+      return pgCounts(results, n + 2, n);
+    },
+    async (err: unknown) => {
+      // 42P05: the connection has it already (a new client object on an old connection).
+      // PREPARE was the first statement, so nothing else ran and no transaction is open.
+      if (pgErrorCode(err) !== "42P05") throw err;
+      pgMarkPrepared(client, p.name);
+      return pgCounts(await client.query(`BEGIN;${executes}`).catch((e: unknown) => pgLostStatement(client, table, values, e)), n + 1, n);
+    },
+  );
+}
+
+function pgMarkPrepared(client: PgQueryable, name: string): void {
+  let known = pgPreparedOn.get(client);
+  if (!known) pgPreparedOn.set(client, (known = new Set()));
+  known.add(name);
+}
+
+/** 26000: the connection does not have the statement (any more). BEGIN ran: roll back, go plain. */
+async function pgLostStatement(client: PgQueryable, table: string, values: string[], err: unknown): Promise<number[]> {
+  if (pgErrorCode(err) !== "26000") throw err;
+  pgPreparedOn.set(client, false);
+  await client.query("ROLLBACK");
+  return pgPlainBatch(client, table, values);
+}
+
+async function pgPlainBatch(client: PgQueryable, table: string, values: string[]): Promise<number[]> {
+  const inserts = values.map((v) => `insert into ${table}(${PG_INSERT_COLUMNS}) values(${v},now(),now()) ${PG_ON_CONFLICT}`);
+  return pgCounts(await client.query(`BEGIN;${inserts.join(";")}`), values.length + 1, values.length);
 }
 
 // ---------------------------------------------------------------------------------------------
 // The algorithm
 
-/**
- * PROTOCOL.md §11.2, inside the caller's transaction. The caller commits when this resolves and
- * rolls back when it rejects.
- */
-export async function sqlBarrierCall<T>(
-  info: BranchInfo,
-  table: string,
-  barrierId: string,
-  runner: SqlRunner,
-  busi: () => Promise<T>,
-  inserts?: BarrierInserts,
-): Promise<BarrierResult<T>> {
+/** The barrier rows a call inserts, the origin op's first (PROTOCOL.md §11.2). */
+export function barrierRows(info: BranchInfo, barrierId: string): BarrierRowValues[] {
   const originOp = sqlOriginOp(info.op);
-  const base = { transType: info.transType, gid: info.gid, branchId: info.branchId, barrierId, reason: info.op };
-  const rows = originOp === undefined ? [{ ...base, op: info.op }] : [{ ...base, op: originOp }, { ...base, op: info.op }];
-  let counts: number[];
-  if (inserts) counts = await inserts(rows);
-  else {
-    counts = [];
-    for (const row of rows) counts.push(await insertBarrier(runner, table, row));
-  }
-  const originAffected = originOp === undefined ? 0 : (counts[0] ?? 0);
+  const row = (op: string): BarrierRowValues => ({ transType: info.transType, gid: info.gid, branchId: info.branchId, op, barrierId, reason: info.op });
+  return originOp === undefined ? [row(info.op)] : [row(originOp), row(info.op)];
+}
+
+/**
+ * What the INSERTs' counts (one per row of {@link barrierRows}) mean: a skip, or undefined when
+ * the business is to run. Throws DUPLICATED for a msg whose row was there.
+ */
+export function barrierSkip(info: BranchInfo, barrierId: string, counts: readonly number[]): BarrierResult<never> | undefined {
+  const originAffected = counts.length === 2 ? (counts[0] ?? 0) : 0;
   const currentAffected = counts[counts.length - 1] ?? 0;
   if (info.op === MSG_OP && currentAffected === 0) {
     throw barrierDuplicated(`msg barrier for gid ${info.gid} already exists: the local transaction ran before or the check-back rolled it back`);
   }
-  if (originOp !== undefined && originAffected > 0) return { executed: false, skipped: "null_compensation", barrierId };
+  if (originAffected > 0) return { executed: false, skipped: "null_compensation", barrierId };
   if (currentAffected === 0) return { executed: false, skipped: "duplicate_or_hanging", barrierId };
-  return { executed: true, value: await busi(), barrierId };
+  return undefined;
+}
+
+/**
+ * PROTOCOL.md §11.2, inside the caller's transaction. The caller commits when this resolves and
+ * rolls back when it rejects.
+ */
+export async function sqlBarrierCall<T>(info: BranchInfo, table: string, barrierId: string, runner: SqlRunner, busi: () => Promise<T>): Promise<BarrierResult<T>> {
+  const counts: number[] = [];
+  for (const row of barrierRows(info, barrierId)) counts.push(await insertBarrier(runner, table, row));
+  return barrierSkip(info, barrierId, counts) ?? { executed: true, value: await busi(), barrierId };
 }
 
 /**
