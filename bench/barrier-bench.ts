@@ -24,9 +24,10 @@
  *   redis/plain-lua+set  not a baseline: plain-lua plus one SET NX EX of a new key, i.e. the one
  *                    write the barrier adds, to show what that write costs by itself
  * Round trips: pg `query` calls and ioredis `sendCommand` calls per handler run. CPU per handler
- * run: this process (`process.cpuUsage`), the database server (utime + stime of every `postgres`
- * / the `redis-server` process in /proc), and "other": machine busy time minus both, in % of the
- * window (work by anything else on the machine; a high value means a disturbed run).
+ * run: this process (`process.cpuUsage`), the database server (utime + stime in /proc of the
+ * Postgres backends of this run's connections, or of `redis-server`), and "other": machine busy
+ * time minus both, in % of the window (Postgres' WAL writer and checkpointer, the kernel, and
+ * anything else running on the machine; a high value means a disturbed run).
  * Phases are interleaved over `--rounds` (the order flips every round) so that drift on a shared
  * machine hits every phase alike; "added" figures are given over the pooled samples and as the
  * median of the per-round figures. Barrier keys of a Redis phase are deleted after it (untimed),
@@ -43,7 +44,6 @@ import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { Redis } from "ioredis";
 import { BranchBarrier, createBarrierTable } from "../sdk/src/barrier/index.ts";
-import { newGid } from "../sdk/src/gid.ts";
 import type { BarrierOptions, PgQueryable } from "../sdk/src/barrier/index.ts";
 import { testServiceUrls } from "../test/helpers/services.ts";
 import { percentile } from "./lib/util.ts";
@@ -104,12 +104,18 @@ interface Phase {
   run: (worker: number, gid: string) => Promise<unknown>;
 }
 
+/** shortuuid's alphabet, as in dtm's and the SDK's gids. */
+const GID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+
 /**
- * Random like real gids (dtm's shortuuid, the SDK's newGid), so that barrier rows land all over
- * the key's B-tree as they do in production, then the phase and the run (to find them again).
+ * Random like real gids (22 characters of shortuuid's alphabet), so that barrier rows land all
+ * over the key's B-tree as they do in production, then the phase and the run (to find them
+ * again). Math.random, not crypto: the driver's own CPU would otherwise dilute what it measures.
  */
 function benchGid(phaseNo: number): string {
-  return `${newGid()}-${phaseNo}-${RUN}`;
+  let g = "";
+  for (let i = 0; i < 22; i++) g += GID_ALPHABET[Math.floor(Math.random() * GID_ALPHABET.length)];
+  return `${g}-${phaseNo}-${RUN}`;
 }
 
 interface Run {
@@ -257,20 +263,25 @@ async function main(): Promise<void> {
   const cores = os.cpus().length;
 
   // -- Postgres: a pool of C, every query counted
-  const pool = new pg.Pool({ connectionString: urls.pg, max: opts.concurrency });
+  // idle connections are kept (with their prepared statement) for the whole run
+  const pool = new pg.Pool({ connectionString: urls.pg, max: opts.concurrency, idleTimeoutMillis: 0 });
   pool.on("error", () => {});
   let pgQueries = 0;
   const counted = new WeakSet<object>();
+  /** The server processes of this run's connections: other sessions on the server are not counted. */
+  const backends = new Set<number>();
   pool.on("connect", (client) => {
     if (counted.has(client)) return;
     counted.add(client);
+    const pid = (client as unknown as { processID?: unknown }).processID;
+    if (typeof pid === "number") backends.add(pid);
     const query = client.query.bind(client) as (...args: unknown[]) => unknown;
     (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
       pgQueries++;
       return query(...args);
     };
   });
-  const postgresCpu = (): number => cpuOfPids(pidsNamed("postgres"));
+  const postgresCpu = (): number => cpuOfPids([...backends]);
 
   await pool.query(`drop schema if exists ${SCHEMA} cascade`);
   await createBarrierTable("postgres", pool, { tableName: BARRIER });
