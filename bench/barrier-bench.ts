@@ -14,6 +14,8 @@
  *   pg/action-noprep the same with { pgPrepare: false }: the INSERT as SQL text, parsed every time
  *   pg/action-dtm    pg/action on a table made by dtm's DDL (serial id + unique key)
  *   pg/action-sep    pg/action with { pgBatchBegin: false }: BEGIN and the INSERT in two round trips
+ *   pg/plain+stmt    not a baseline: pg/plain with `BEGIN;select 1` for BEGIN, i.e. a second statement
+ *                    in the first query and nothing else, to show what that costs by itself
  *   pg/plain-2       BEGIN; UPDATE accounts; INSERT ledger; COMMIT (a handler that keeps a ledger)
  *   pg/action-2      the same through the barrier
  *   pg/compensate    pg/plain's business as a saga compensation whose action ran before (its
@@ -332,10 +334,10 @@ async function main(): Promise<void> {
     await business(c, worker);
     await c.query(`insert into ${LEDGER}(account, ref, amount) values($1, $2, -1)`, [acct(worker), ref]);
   };
-  const inTx = async (fn: (c: PgQueryable) => Promise<unknown>): Promise<void> => {
+  const inTx = async (fn: (c: PgQueryable) => Promise<unknown>, begin = "BEGIN"): Promise<void> => {
     const client = await pool.connect();
     try {
-      await client.query("BEGIN");
+      await client.query(begin);
       await fn(client);
       await client.query("COMMIT");
     } catch (err) {
@@ -352,6 +354,7 @@ async function main(): Promise<void> {
   let compensateGids: string[] = [];
   const handlers: Record<string, Phase> = {
     "pg/plain": { run: (w) => inTx((c) => business(c, w)) },
+    "pg/plain+stmt": { run: (w) => inTx((c) => business(c, w), "BEGIN;select 1") },
     "pg/action": action(),
     "pg/action-noprep": action({ pgPrepare: false }),
     "pg/action-dtm": action({ tableName: BARRIER_DTM }),
@@ -424,6 +427,7 @@ async function main(): Promise<void> {
     ["pg/action-dtm vs pg/plain", "pg/plain", "pg/action-dtm"],
     ["pg/action-sep vs pg/plain", "pg/plain", "pg/action-sep"],
     ["pg/compensate vs pg/plain", "pg/plain", "pg/compensate"],
+    ["pg/plain+stmt vs pg/plain (a second statement alone)", "pg/plain", "pg/plain+stmt"],
     ["redis/action vs redis/plain-lua (headline)", "redis/plain-lua", "redis/action"],
     ["redis/action vs redis/plain (INCRBY)", "redis/plain", "redis/action"],
     ["redis/plain-lua+set vs redis/plain-lua (the key write alone)", "redis/plain-lua", "redis/plain-lua+set"],
