@@ -82,10 +82,8 @@ export class MysqlStore extends SqlStore {
     return this.write(() => this.db.transaction().execute(async (trx): Promise<AppendResult> => {
       // The row lock serialises appends (and updateTrans) per gid; under READ COMMITTED the next
       // read sees every branch committed before the lock was granted.
-      const row = await trx.selectFrom("trans_global").select("status").where("gid", "=", gid).forUpdate().executeTakeFirst();
-      if (!row) return "not_found";
-      if (row.status !== expectedStatus) return "status_mismatch";
-      if (branches.length === 0) return "saved";
+      const early = await this.lockForAppend(trx, gid, expectedStatus, branches.length);
+      if (early) return early;
       const existing = await trx
         .selectFrom("trans_branch_op")
         .select(["branch_id", "op", "url", "status", "bin_data"])

@@ -97,10 +97,8 @@ export class PostgresStore extends SqlStore {
     return this.write(() => this.db.transaction().execute(async (trx): Promise<AppendResult> => {
       // The row lock serialises appends (and updateTrans) per gid; the next statement then runs on
       // a fresh snapshot that sees every branch committed before the lock was granted.
-      const row = await trx.selectFrom("trans_global").select("status").where("gid", "=", gid).forUpdate().executeTakeFirst();
-      if (!row) return "not_found";
-      if (row.status !== expectedStatus) return "status_mismatch";
-      if (branches.length === 0) return "saved";
+      const early = await this.lockForAppend(trx, gid, expectedStatus, branches.length);
+      if (early) return early;
       const b = branchArrays(branches);
       const { rows } = await sql<{ conflicts: number }>`
         WITH v AS (SELECT * FROM ${unnestBranches(b)}),

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { sql } from "kysely";
-import type { Kysely } from "kysely";
+import type { Kysely, Transaction } from "kysely";
 import type { Branch, GlobalStatus, TransGlobal } from "../../core/types.ts";
 import { branchFromRow, kvFromRow, transFromRow } from "../rows.ts";
 import type {
@@ -122,6 +122,18 @@ export abstract class SqlStore implements Store {
    * close() waits for the operations running through here, so a write already accepted is not
    * cut off by closing the pool under it.
    */
+  /**
+   * The start of appendBranches on both SQL stores: locks the trans row (which serialises appends
+   * and updateTrans per gid) and checks its status. Undefined means: go on and append.
+   */
+  protected async lockForAppend(trx: Transaction<StoreDatabase>, gid: string, expectedStatus: GlobalStatus, branchCount: number): Promise<AppendResult | undefined> {
+    const row = await trx.selectFrom("trans_global").select("status").where("gid", "=", gid).forUpdate().executeTakeFirst();
+    if (!row) return "not_found";
+    if (row.status !== expectedStatus) return "status_mismatch";
+    if (branchCount === 0) return "saved";
+    return undefined;
+  }
+
   protected write<T>(run: () => Promise<T>): Promise<T> {
     const op = this.withConflictRetry(run);
     this.inFlight.add(op);
