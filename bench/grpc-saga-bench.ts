@@ -32,7 +32,7 @@ import type { MethodDefinition } from "@grpc/proto-loader";
 import { Pool } from "undici";
 import { loadDtmProto } from "../server/src/api/grpc/proto.ts";
 import { buildServer } from "./lib/build-server.ts";
-import { freePort, percentile, sleep } from "./lib/util.ts";
+import { forEachLine, freePort, percentile, sleep } from "./lib/util.ts";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const METHODS = ["TransOut", "TransOutRevert", "TransIn", "TransInRevert"];
@@ -211,18 +211,10 @@ function spawnChild(name: string, args: string[], env: NodeJS.ProcessEnv): Child
   });
   const seen: string[] = [];
   const listeners = new Set<(line: string) => void>();
-  let partial = "";
-  proc.stdout?.setEncoding("utf8");
-  proc.stdout?.on("data", (d: string) => {
-    partial += d;
-    let nl;
-    while ((nl = partial.indexOf("\n")) >= 0) {
-      const line = partial.slice(0, nl);
-      partial = partial.slice(nl + 1);
-      if (seen.length < 200) seen.push(line);
-      if (/"level":(40|50|60)/.test(line)) console.error(`[${name}] ${line.slice(0, 400)}`);
-      for (const fn of listeners) fn(line);
-    }
+  forEachLine(proc.stdout, (line) => {
+    if (seen.length < 200) seen.push(line);
+    if (/"level":(40|50|60)/.test(line)) console.error(`[${name}] ${line.slice(0, 400)}`);
+    for (const fn of listeners) fn(line);
   });
   proc.stdin?.on("error", () => {});
   const exited = new Promise<void>((resolve) => proc.on("exit", () => resolve()));

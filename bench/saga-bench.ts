@@ -21,7 +21,7 @@ import { Pool, request } from "undici";
 import type { TimeWindow } from "./top-functions.ts";
 import { formatSummary, loadProfile, summarize } from "./top-functions.ts";
 import { buildServer } from "./lib/build-server.ts";
-import { freePort, percentile, sleep } from "./lib/util.ts";
+import { forEachLine, freePort, percentile, sleep } from "./lib/util.ts";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const SUBMIT_PATH = "/api/dtmsvr/submit";
@@ -176,17 +176,8 @@ function spawnChild(name: string, command: string, args: string[], env: NodeJS.P
     stderr = (stderr + d).slice(-8000);
   });
   const listeners: ((line: string) => void)[] = [];
-  let partial = "";
-  proc.stdout?.setEncoding("utf8");
-  proc.stdout?.on("data", (d: string) => {
-    partial += d;
-    let nl;
-    while ((nl = partial.indexOf("\n")) >= 0) {
-      const line = partial.slice(0, nl);
-      partial = partial.slice(nl + 1);
-      for (const fn of listeners) fn(line);
-    }
-    if (partial.length > 64_000) partial = partial.slice(-64_000);
+  forEachLine(proc.stdout, (line) => {
+    for (const fn of listeners) fn(line);
   });
   proc.stdin?.on("error", () => {});
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {

@@ -28,7 +28,7 @@ import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { Pool, request } from "undici";
 import { DtxClient, Saga } from "../sdk/src/index.ts";
-import { freePort, percentile, sleep } from "./lib/util.ts";
+import { forEachLine, freePort, percentile, sleep } from "./lib/util.ts";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -124,17 +124,8 @@ function spawnChild(name: string, args: string[], env: NodeJS.ProcessEnv): Child
     stderr = (stderr + d).slice(-8000);
   });
   const listeners: ((line: string) => void)[] = [];
-  let partial = "";
-  proc.stdout?.setEncoding("utf8");
-  proc.stdout?.on("data", (d: string) => {
-    partial += d;
-    let nl;
-    while ((nl = partial.indexOf("\n")) >= 0) {
-      const line = partial.slice(0, nl);
-      partial = partial.slice(nl + 1);
-      for (const fn of listeners) fn(line);
-    }
-    if (partial.length > 64_000) partial = partial.slice(-64_000);
+  forEachLine(proc.stdout, (line) => {
+    for (const fn of listeners) fn(line);
   });
   proc.stdin?.on("error", () => {});
   const exited = new Promise<void>((resolve) => {

@@ -1,4 +1,5 @@
 import { createServer } from "node:net";
+import type { Readable } from "node:stream";
 
 /** A TCP port on 127.0.0.1 that was free a moment ago (children are started on it). */
 export function freePort(): Promise<number> {
@@ -20,4 +21,20 @@ export const sleep = (ms: number): Promise<void> => new Promise((resolve) => set
 export function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] ?? NaN;
+}
+
+/** Calls `onLine` with each complete line a child process writes to `stream` (a partial line is capped at 64 kB). */
+export function forEachLine(stream: Readable | null | undefined, onLine: (line: string) => void): void {
+  let partial = "";
+  stream?.setEncoding("utf8");
+  stream?.on("data", (d: string) => {
+    partial += d;
+    let nl;
+    while ((nl = partial.indexOf("\n")) >= 0) {
+      const line = partial.slice(0, nl);
+      partial = partial.slice(nl + 1);
+      onLine(line);
+    }
+    if (partial.length > 64_000) partial = partial.slice(-64_000);
+  });
 }

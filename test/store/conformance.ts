@@ -78,3 +78,36 @@ export function describeStoreConformance(fixture: StoreFixture): void {
     lifecycleSuite(ctx);
   });
 }
+
+/** A database area on a server (a Postgres schema, a MySQL database) that one test file owns. */
+export interface SqlArea {
+  open(): Promise<void>;
+  truncate(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A new store from `make`, migrated; a failed migration closes it again. */
+export async function openMigrated<S extends Store>(make: () => S): Promise<S> {
+  const store = make();
+  try {
+    await store.migrate();
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  return store;
+}
+
+/** The conformance suite on a SQL area: migrated once in setup, emptied before each test. */
+export function describeSqlStoreConformance(name: string, area: SqlArea, open: () => Promise<Store>): void {
+  describeStoreConformance({
+    name,
+    async setup() {
+      await area.open();
+      await (await open()).close();
+    },
+    reset: () => area.truncate(),
+    open,
+    teardown: () => area.close(),
+  });
+}

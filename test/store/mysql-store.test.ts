@@ -5,32 +5,14 @@
 import { describe, expect, it } from "vitest";
 import { MysqlStore } from "../../server/src/store/sql/mysql-store.ts";
 import { MysqlArea } from "../helpers/store-areas.ts";
-import { describeStoreConformance } from "./conformance.ts";
+import { describeSqlStoreConformance, openMigrated } from "./conformance.ts";
 import { sagaBranches, trans } from "./suites/data.ts";
 
 const area = new MysqlArea("store_my");
 
-async function openStore(): Promise<MysqlStore> {
-  const store = new MysqlStore({ url: area.url, poolSize: 10 });
-  try {
-    await store.migrate();
-  } catch (error) {
-    await store.close();
-    throw error;
-  }
-  return store;
-}
+const openStore = (): Promise<MysqlStore> => openMigrated(() => new MysqlStore({ url: area.url, poolSize: 10 }));
 
-describeStoreConformance({
-  name: "mysql",
-  async setup() {
-    await area.open();
-    await (await openStore()).close();
-  },
-  reset: () => area.truncate(),
-  open: openStore,
-  teardown: () => area.close(),
-});
+describeSqlStoreConformance("mysql", area, openStore);
 
 describe("mysql store: migrations and columns", () => {
   it("coordinators starting at once on an empty database migrate it exactly once", async () => {

@@ -5,32 +5,14 @@
 import { describe, expect, it } from "vitest";
 import { PostgresStore } from "../../server/src/store/sql/postgres-store.ts";
 import { PgArea } from "../helpers/store-areas.ts";
-import { describeStoreConformance } from "./conformance.ts";
+import { describeSqlStoreConformance, openMigrated } from "./conformance.ts";
 import { sagaBranches, trans } from "./suites/data.ts";
 
 const area = new PgArea("store_pg");
 
-async function openStore(): Promise<PostgresStore> {
-  const store = new PostgresStore({ url: area.url, schema: area.schema, poolSize: 10 });
-  try {
-    await store.migrate();
-  } catch (error) {
-    await store.close();
-    throw error;
-  }
-  return store;
-}
+const openStore = (): Promise<PostgresStore> => openMigrated(() => new PostgresStore({ url: area.url, schema: area.schema, poolSize: 10 }));
 
-describeStoreConformance({
-  name: "postgres",
-  async setup() {
-    await area.open();
-    await (await openStore()).close();
-  },
-  reset: () => area.truncate(),
-  open: openStore,
-  teardown: () => area.close(),
-});
+describeSqlStoreConformance("postgres", area, openStore);
 
 describe("postgres store: schema and migrations", () => {
   it("coordinators starting at once on an empty schema migrate it exactly once", async () => {
