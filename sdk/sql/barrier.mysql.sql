@@ -6,7 +6,8 @@
 -- the key (gid, branch_id, op, barrier_id), so a barrier row is one B-tree entry plus the
 -- create_time index, instead of four (auto-increment id, unique key, create_time, update_time).
 -- dtm's SDKs (`insert ignore`) can share this table, and @dtx/sdk works unchanged on a table
--- created by dtm's DDL.
+-- created by dtm's DDL. utf8mb4_bin: gids and branch ids are case-sensitive (dtm's table uses
+-- utf8mb4's default collation, which is not, so "Ab" and "aB" would share barrier rows there).
 create database if not exists dtm_barrier /*!40100 DEFAULT CHARACTER SET utf8mb4 */;
 
 create table if not exists dtm_barrier.barrier(
@@ -20,4 +21,4 @@ create table if not exists dtm_barrier.barrier(
   update_time datetime DEFAULT now(),
   PRIMARY KEY(gid, branch_id, op, barrier_id),
   key(create_time)
-) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;

@@ -5,15 +5,17 @@
 -- (gid, branch_id, op, barrier_id) is the primary key and there is no serial id (dtm has both:
 -- two index entries and a sequence step per barrier row). The key keeps dtm's constraint name,
 -- so dtm's SDKs (`on conflict ON CONSTRAINT uniq_barrier`) can share this table, and @dtx/sdk
--- works unchanged on a table created by dtm's DDL.
+-- works unchanged on a table created by dtm's DDL. The key's columns are `collate "C"`: compared
+-- byte for byte (case-sensitive, and cheaper than a locale's comparison) whatever the database's
+-- default collation.
 create schema if not exists dtm_barrier;
 
 create table if not exists dtm_barrier.barrier(
   trans_type varchar(45) default '',
-  gid varchar(128) default '',
-  branch_id varchar(128) default '',
-  op varchar(45) default '',
-  barrier_id varchar(45) default '',
+  gid varchar(128) collate "C" default '',
+  branch_id varchar(128) collate "C" default '',
+  op varchar(45) collate "C" default '',
+  barrier_id varchar(45) collate "C" default '',
   reason varchar(45) default '',
   create_time timestamp(0) with time zone DEFAULT NULL,
   update_time timestamp(0) with time zone DEFAULT NULL,

@@ -103,6 +103,19 @@ describe("barrier on MariaDB/MySQL, the table createBarrierTable makes (the key 
     expect(idx.map((r) => `${String(r["i"])}: ${String(r["cols"])}`)).toEqual(["create_time: create_time", "PRIMARY: gid,branch_id,op,barrier_id"]);
   });
 
+  it("compares the key byte for byte (utf8mb4_bin): gids differing only in case are two transactions", async () => {
+    const [coll] = await pool.query<mysql.RowDataPacket[]>(
+      "select column_name as c, collation_name as k from information_schema.columns where table_schema = 'dtx_barrier_lean' and table_name = 'barrier' and column_name in ('gid', 'branch_id', 'op', 'barrier_id') order by ordinal_position",
+    );
+    expect(coll.map((r) => `${String(r["c"])}: ${String(r["k"])}`)).toEqual(["gid", "branch_id", "op", "barrier_id"].map((c) => `${c}: utf8mb4_bin`));
+    const gid = uniqueGid("my-Case");
+    for (const g of [gid, gid.toLowerCase()]) {
+      expect((await new BranchBarrier(info(g, "action", "01", "saga"), { tableName }).callWithMysql(pool, async () => g)).executed).toBe(true);
+    }
+    const [rows] = await pool.query<mysql.RowDataPacket[]>("select gid from dtx_barrier_lean.barrier where lower(gid) = lower(?)", [gid]);
+    expect(rows.map((r) => String(r["gid"])).sort()).toEqual([gid, gid.toLowerCase()].sort());
+  });
+
   barrierScenarios(() => lean);
 });
 

@@ -164,6 +164,19 @@ scenariosOnTable(
       expect(seqs.rowCount).toBe(0);
     });
 
+    it("compares the key byte for byte: its columns are collate \"C\", and gids differing only in case are two transactions", async () => {
+      const coll = await pool.query<{ attname: string; collname: string }>(
+        "select a.attname, c.collname from pg_attribute a join pg_collation c on c.oid = a.attcollation where a.attrelid = 'dtx_barrier_lean.barrier'::regclass and a.attname in ('gid', 'branch_id', 'op', 'barrier_id') order by a.attnum",
+      );
+      expect(coll.rows).toEqual(["gid", "branch_id", "op", "barrier_id"].map((attname) => ({ attname, collname: "C" })));
+      const gid = uniqueGid("pg-Case");
+      for (const g of [gid, gid.toLowerCase()]) {
+        expect((await new BranchBarrier(info(g, "action", "01", "saga")).callWithPg(pool, async () => g)).executed).toBe(true);
+      }
+      const rows = await pool.query("select gid from dtx_barrier_lean.barrier where lower(gid) = lower($1)", [gid]);
+      expect(rows.rows.map((r: { gid: string }) => r.gid).sort()).toEqual([gid, gid.toLowerCase()].sort());
+    });
+
     it("dtm's own statement (on conflict ON CONSTRAINT uniq_barrier) works on it", async () => {
       const gid = uniqueGid("pg-dtm-stmt");
       const sql = "insert into dtx_barrier_lean.barrier(trans_type, gid, branch_id, op, barrier_id, reason) values($1,$2,$3,$4,$5,$6) on conflict ON CONSTRAINT uniq_barrier do nothing";

@@ -7,13 +7,23 @@ import { sqlKind } from "./sql.ts";
 import { checkTableName, getBarrierTableName, splitTableName } from "./table-name.ts";
 import type { MysqlConnectionLike, MysqlPoolLike, PgPoolLike, PgQueryable, SqlDialect } from "./types.ts";
 
-const COLUMNS = [
-  "trans_type varchar(45) default ''",
-  "gid varchar(128) default ''",
-  "branch_id varchar(128) default ''",
-  "op varchar(45) default ''",
-  "barrier_id varchar(45) default ''",
-];
+/**
+ * dtm's columns. The key's columns compare byte for byte: gids and branch ids are case-sensitive
+ * identifiers ("Ab" and "aB" are two transactions, as the coordinator treats them), and a byte
+ * comparison is the cheapest a B-tree can make. On Postgres that is `collate "C"` on the key
+ * columns (a database created with, say, en_US.UTF-8 would otherwise compare them through the
+ * locale); on MySQL the table's `utf8mb4_bin` (utf8mb4's default collation is case-insensitive).
+ */
+function columns(kind: SqlDialect): string[] {
+  const key = kind === "postgres" ? ' collate "C"' : "";
+  return [
+    "trans_type varchar(45) default ''",
+    `gid varchar(128)${key} default ''`,
+    `branch_id varchar(128)${key} default ''`,
+    `op varchar(45)${key} default ''`,
+    `barrier_id varchar(45)${key} default ''`,
+  ];
+}
 
 /**
  * The statements that create the barrier table (and its database/schema) if missing.
@@ -33,7 +43,7 @@ export function barrierTableDdl(kind: SqlDialect, tableName: string = getBarrier
       ...(schema === undefined ? [] : [`create database if not exists ${schema} /*!40100 DEFAULT CHARACTER SET utf8mb4 */`]),
       `create table if not exists ${table}(\n` +
         [
-          ...COLUMNS,
+          ...columns(kind),
           "reason varchar(45) default '' comment 'the branch type who insert this record'",
           "create_time datetime DEFAULT now()",
           "update_time datetime DEFAULT now()",
@@ -44,7 +54,7 @@ export function barrierTableDdl(kind: SqlDialect, tableName: string = getBarrier
         ]
           .map((l) => `  ${l}`)
           .join(",\n") +
-        "\n) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4",
+        "\n) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
     ];
   }
   // Index names are per schema in Postgres, so only the default table keeps dtm's name.
@@ -53,7 +63,7 @@ export function barrierTableDdl(kind: SqlDialect, tableName: string = getBarrier
     ...(schema === undefined ? [] : [`create schema if not exists ${schema}`]),
     `create table if not exists ${table}(\n` +
       [
-        ...COLUMNS,
+        ...columns(kind),
         "reason varchar(45) default ''",
         "create_time timestamp(0) with time zone DEFAULT NULL",
         "update_time timestamp(0) with time zone DEFAULT NULL",
