@@ -25,6 +25,10 @@
  *   redis/action     BranchBarrier.redisCheckAdjustAmount (one EVALSHA of the barrier script)
  *   redis/plain-lua+set  not a baseline: plain-lua plus one SET NX EX of a new key, i.e. the one
  *                    write the barrier adds, to show what that write costs by itself
+ *   pgbench/plain    not the SDK: Postgres' own pgbench (C, no Node), pg/plain's transaction
+ *   pgbench/barrier  the same plus the barrier's INSERT, sent with BEGIN in one round trip as the SDK
+ *                    does (as SQL text: pgbench cannot prepare it once per connection). What the
+ *                    database itself charges for the barrier row. Skipped when pgbench is missing.
  * Round trips: pg `query` calls and ioredis `sendCommand` calls per handler run. CPU per handler
  * run: this process (`process.cpuUsage`), the database server (utime + stime in /proc of the
  * Postgres backends of this run's connections, or of `redis-server`), and "other": machine busy
@@ -48,6 +52,8 @@ import { Redis } from "ioredis";
 import { BranchBarrier, createBarrierTable } from "../sdk/src/barrier/index.ts";
 import type { BarrierOptions, PgQueryable } from "../sdk/src/barrier/index.ts";
 import { testServiceUrls } from "../test/helpers/services.ts";
+import { findPgbench, runPgbench } from "./lib/pgbench.ts";
+import type { PgbenchRun } from "./lib/pgbench.ts";
 import { percentile } from "./lib/util.ts";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -400,6 +406,7 @@ async function main(): Promise<void> {
       process.stderr.write(`round ${round + 1}/${opts.rounds} ${name} done\n`);
     }
   }
+  const pgbench = await pgbenchReference(opts, urls.pg);
   const results = names.map((n) => summarise(n, collected[n]!, cores));
   const by = (n: string): PhaseResult | undefined => results.find((r) => r.name === n);
   const added = (base: string, withBarrier: string): Record<string, number | number[]> | undefined => {
@@ -444,6 +451,7 @@ async function main(): Promise<void> {
     options: opts,
     results,
     barrierCost,
+    pgbench,
     target: "at most one extra round trip and under 20% added latency at C = 16 (issue 7)",
   };
 
@@ -460,6 +468,12 @@ async function main(): Promise<void> {
     console.log(`  ${k}\n    +${String(v["extraRoundTrips"])} round trips, mean ${String(v["addedMeanPct"])}% (rounds ${JSON.stringify(v["addedMeanPctPerRound"])}, median ${String(v["addedMeanPctMedianOfRounds"])}%), p50 ${String(v["addedP50Pct"])}%, p99 ${String(v["addedP99Pct"])}%, CPU ${String(v["addedCpuUsPerOp"])} µs/op (client ${String(v["addedClientCpuUsPerOp"])}, server ${String(v["addedServerCpuUsPerOp"])})`);
   }
 
+  if (pgbench) {
+    const [plain, withBarrier] = [pgbench.runs["pgbench/plain"], pgbench.runs["pgbench/barrier"]];
+    console.log(`\npgbench (C client, no Node), mean latency per round: plain ${JSON.stringify(plain?.map((r) => r.latencyUs))} µs, with the barrier's INSERT ${JSON.stringify(withBarrier?.map((r) => r.latencyUs))} µs`);
+    console.log(`  added: rounds ${JSON.stringify(pgbench.addedMeanPctPerRound)}, median ${String(pgbench.addedMeanPctMedianOfRounds)}%`);
+  }
+
   mkdirSync(opts.outDir, { recursive: true });
   const stamp = report.when.replace(/[:.]/g, "-");
   writeFileSync(path.join(opts.outDir, `barrier-${stamp}.json`), `${JSON.stringify(report, null, 2)}\n`);
@@ -470,6 +484,37 @@ async function main(): Promise<void> {
   await deleteKeys(`*-${RUN}-*`);
   await redis.del(...Array.from({ length: opts.concurrency }, (_, w) => redisKey(w)));
   redis.disconnect();
+}
+
+const PGBENCH_SCRIPTS: Readonly<Record<string, string>> = {
+  "pgbench/plain": `BEGIN;\nupdate ${ACCOUNTS} set balance = balance - 1 where id = 'acct-' || :client_id;\nCOMMIT;\n`,
+  "pgbench/barrier":
+    "\\set r random(1, 9223372036854775806)\nBEGIN \\;\n" +
+    `insert into ${BARRIER}(trans_type, gid, branch_id, op, barrier_id, reason, create_time, update_time) values('saga', 'pgbench-:r-${RUN}', '01', 'action', '01', 'action', now(), now()) on conflict (gid, branch_id, op, barrier_id) do nothing;\n` +
+    `update ${ACCOUNTS} set balance = balance - 1 where id = 'acct-' || :client_id;\nCOMMIT;\n`,
+};
+
+/** pg/plain's transaction with and without the barrier's SQL, run by pgbench in interleaved rounds. */
+async function pgbenchReference(opts: Options, url: string): Promise<{ runs: Record<string, PgbenchRun[]>; addedMeanPctPerRound: number[]; addedMeanPctMedianOfRounds: number } | undefined> {
+  const names = Object.keys(PGBENCH_SCRIPTS).filter((n) => !opts.only || opts.only.includes(n));
+  if (names.length === 0) return undefined;
+  const bin = findPgbench();
+  if (!bin) {
+    process.stderr.write("pgbench not found: skipping the pgbench reference\n");
+    return undefined;
+  }
+  const runs: Record<string, PgbenchRun[]> = Object.fromEntries(names.map((n) => [n, []]));
+  for (let round = 0; round < opts.rounds; round++) {
+    for (const name of round % 2 === 0 ? names : [...names].reverse()) {
+      await runPgbench(bin, url, PGBENCH_SCRIPTS[name]!, opts.concurrency, opts.warmup);
+      runs[name]!.push(await runPgbench(bin, url, PGBENCH_SCRIPTS[name]!, opts.concurrency, opts.seconds));
+      process.stderr.write(`round ${round + 1}/${opts.rounds} ${name} done\n`);
+    }
+  }
+  const plain = runs["pgbench/plain"] ?? [];
+  const withBarrier = runs["pgbench/barrier"] ?? [];
+  const perRound = withBarrier.map((r, i) => pct(r.latencyUs, plain[i]?.latencyUs ?? NaN));
+  return { runs, addedMeanPctPerRound: perRound, addedMeanPctMedianOfRounds: Number(median(perRound).toFixed(1)) };
 }
 
 function redisVersion(): string | undefined {
