@@ -21,6 +21,8 @@ export interface ExecutorDeps {
   random: () => number;
   /** Told when a trans backs off again after errors (drives the alert webhook). */
   onBackoff?: (event: BackoffEvent) => void;
+  /** Told when a pass ends (drives the metrics); a pass that threw is not reported. */
+  onPassEnd?: (trans: TransGlobal, result: PassResult) => void;
 }
 
 export interface BackoffEvent {
@@ -60,7 +62,15 @@ export class Executor {
   process(trans: TransGlobal, branches?: Branch[]): Promise<PassResult> {
     const existing = this.running.get(trans.gid);
     if (existing) return existing;
-    const pass = this.runPass(trans, branches).finally(() => this.running.delete(trans.gid));
+    const { onPassEnd } = this.deps;
+    const run = this.runPass(trans, branches);
+    const reported = onPassEnd
+      ? run.then((result) => {
+          onPassEnd(trans, result);
+          return result;
+        })
+      : run;
+    const pass = reported.finally(() => this.running.delete(trans.gid));
     this.running.set(trans.gid, pass);
     return pass;
   }

@@ -6,6 +6,8 @@ import type { MethodDefinition, PackageDefinition } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "../../logger.ts";
+import { apiLabel } from "../../metrics.ts";
+import type { CoordinatorMetrics } from "../../metrics.ts";
 import type { TopicService } from "../../service/topic-service.ts";
 import type { TransService } from "../../service/trans-service.ts";
 import { branchBody, progressesReply, transBody } from "./convert.ts";
@@ -22,6 +24,7 @@ export interface GrpcApiDeps {
   topics: TopicService;
   logger: Logger;
   maxReceiveMessageBytes?: number;
+  metrics?: CoordinatorMetrics;
 }
 
 type Handler = (request: never) => Promise<unknown>;
@@ -74,8 +77,16 @@ export class GrpcApi {
   }
 
   private unary(method: MethodDefinition<unknown, unknown>, handler: Handler) {
-    const { logger } = this.deps;
-    return (call: ServerUnaryCall<Buffer, unknown>, callback: sendUnaryData<unknown>): void => {
+    const { logger, metrics } = this.deps;
+    const api = apiLabel(method.path);
+    return (call: ServerUnaryCall<Buffer, unknown>, raw: sendUnaryData<unknown>): void => {
+      const started = metrics ? performance.now() : 0;
+      const callback: sendUnaryData<unknown> = metrics
+        ? (error, reply) => {
+            metrics.requestDone("grpc", api, !error, (performance.now() - started) / 1000);
+            raw(error, reply);
+          }
+        : raw;
       let request: unknown;
       try {
         request = method.requestDeserialize(call.request);

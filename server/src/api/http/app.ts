@@ -1,6 +1,8 @@
 import Fastify, { LogController } from "fastify";
 import type { FastifyBaseLogger, FastifyInstance } from "fastify";
 import type { Logger } from "../../logger.ts";
+import { apiLabel } from "../../metrics.ts";
+import type { CoordinatorMetrics } from "../../metrics.ts";
 import type { TopicService } from "../../service/topic-service.ts";
 import type { TransService } from "../../service/trans-service.ts";
 import { jsonRpcRoute } from "./route-json-rpc.ts";
@@ -17,6 +19,8 @@ export interface HttpAppDeps {
   logger: Logger;
   maxBodyBytes: number;
   version: string;
+  /** Serves `GET /api/metrics` and counts every request when present. */
+  metrics?: CoordinatorMetrics;
   /** Present only when the test-control API is enabled. */
   testControl?: TestControlDeps;
 }
@@ -43,6 +47,17 @@ export function buildHttpApp(deps: HttpAppDeps): FastifyInstance {
   app.setNotFoundHandler((req, reply) => {
     void reply.status(404).send({ message: `no route ${req.method} ${req.url.split("?")[0]}`, code: "ROUTE_NOT_FOUND" });
   });
+
+  const { metrics } = deps;
+  if (metrics) {
+    app.addHook("onResponse", (req, reply, done) => {
+      // The route's pattern, not the raw URL: scanners probing random paths (404s, label "")
+      // must not create a series each.
+      metrics.requestDone("http", apiLabel(req.routeOptions.url ?? ""), reply.statusCode < 400, reply.elapsedTime / 1000);
+      done();
+    });
+    app.get("/api/metrics", async (_req, reply) => reply.type(metrics.contentType).send(await metrics.text()));
+  }
 
   app.all("/api/ping", async () => ({ msg: "pong" }));
   app.get("/api/dtx/health", async () => {

@@ -1,0 +1,113 @@
+// GET /api/metrics (PROTOCOL §14): dtm's metric names and labels, counted from real HTTP and gRPC
+// requests, real branch calls and real processing passes.
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { DtxClient as SdkClient } from "../../sdk/src/index.ts";
+import type { Busi } from "../busi/index.ts";
+import { startBusi } from "../busi/index.ts";
+import { sagaBody } from "../helpers/client.ts";
+import type { TestCoordinator } from "../helpers/coordinator.ts";
+import { startCoordinator } from "../helpers/coordinator.ts";
+
+let dtx: TestCoordinator;
+let busi: Busi;
+
+beforeAll(async () => {
+  busi = await startBusi();
+  dtx = await startCoordinator();
+});
+afterAll(async () => {
+  await dtx?.stop();
+  await busi?.close();
+});
+beforeEach(() => busi.reset());
+
+/** `name{labels} value` lines of the exposition text, as "name{labels}" -> value. */
+async function scrape(): Promise<{ contentType: string; series: Map<string, number>; text: string }> {
+  const res = await fetch(`${dtx.url}/api/metrics`);
+  expect(res.status).toBe(200);
+  const text = await res.text();
+  const series = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (line === "" || line.startsWith("#")) continue;
+    const at = line.lastIndexOf(" ");
+    series.set(line.slice(0, at), Number(line.slice(at + 1)));
+  }
+  return { contentType: res.headers.get("content-type") ?? "", series, text };
+}
+
+const value = (series: Map<string, number>, key: string): number => series.get(key) ?? 0;
+
+describe("GET /api/metrics", () => {
+  it("serves Prometheus text with the server info and the process's metrics", async () => {
+    const { contentType, series, text } = await scrape();
+    expect(contentType).toMatch(/^text\/plain; version=0\.0\.4/);
+    expect([...series.keys()].find((k) => k.startsWith("dtm_server_info{"))).toMatch(/^dtm_server_info\{version="v1\.19\.0-dtx\.[^"]+"\}$/);
+    expect(text).toContain("# TYPE dtm_server_process_total counter");
+    expect(text).toContain("# TYPE dtm_transaction_handled_duration histogram");
+    expect(series.has("process_cpu_user_seconds_total")).toBe(true);
+    expect(series.has("nodejs_eventloop_lag_seconds")).toBe(true);
+  });
+
+  it("counts requests by API and ok/fail, branch calls by branch and op, and passes by trans type", async () => {
+    const before = (await scrape()).series;
+    const ok = await dtx.client.submit(sagaBody("metrics-ok", (n) => busi.url(n), { wait_result: true }));
+    expect(ok.status).toBe(200);
+    busi.program({ gid: "metrics-fail", name: "TransIn" }, "FAILURE");
+    const failed = await dtx.client.submit(sagaBody("metrics-fail", (n) => busi.url(n), { wait_result: true }));
+    expect(failed.status).toBe(409);
+    const bad = await fetch(`${dtx.url}/api/dtmsvr/submit`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    expect(bad.status).toBe(400);
+    const after = (await scrape()).series;
+    const added = (key: string): number => value(after, key) - value(before, key);
+
+    // submit: two answered (200, and 409 for the failed saga: >= 400 is fail, as in dtm), one refused
+    expect(added('dtm_server_process_total{type="http",api="submit",status="ok"}')).toBe(1);
+    expect(added('dtm_server_process_total{type="http",api="submit",status="fail"}')).toBe(2);
+    expect(added('dtm_server_response_duration_count{type="http",api="submit"}')).toBe(3);
+    // branch calls: what the participant received, counted once each
+    expect(busi.calls({ gid: "metrics-ok" })).toHaveLength(2);
+    expect(busi.calls({ gid: "metrics-fail" })).toHaveLength(4);
+    expect(added('dtm_branch_process_total{model="saga",branchid="01",branchtype="action",status="ok"}')).toBe(2);
+    expect(added('dtm_branch_process_total{model="saga",branchid="02",branchtype="action",status="ok"}')).toBe(1);
+    expect(added('dtm_branch_process_total{model="saga",branchid="02",branchtype="action",status="fail"}')).toBe(1);
+    expect(added('dtm_branch_process_total{model="saga",branchid="02",branchtype="compensate",status="ok"}')).toBe(1);
+    expect(added('dtm_branch_process_total{model="saga",branchid="01",branchtype="compensate",status="ok"}')).toBe(1);
+    // one pass per saga; the one that ended failed is "fail", as dtm's Process returns ErrFailure
+    expect(added('dtm_transaction_process_total{model="saga",status="ok"}')).toBe(1);
+    expect(added('dtm_transaction_process_total{model="saga",status="fail"}')).toBe(1);
+    expect(added('dtm_transaction_handled_duration_count{model="saga"}')).toBe(2);
+  });
+
+  it("counts a pass whose branch errored as fail", async () => {
+    const gid = "metrics-error";
+    busi.program({ gid, name: "TransIn" }, "ERROR");
+    const before = (await scrape()).series;
+    await dtx.client.submit(sagaBody(gid, (n) => busi.url(n)));
+    await dtx.client.settle();
+    expect(await dtx.client.status(gid)).toBe("submitted");
+    const after = (await scrape()).series;
+    expect(value(after, 'dtm_transaction_process_total{model="saga",status="fail"}') - value(before, 'dtm_transaction_process_total{model="saga",status="fail"}')).toBe(1);
+    expect(value(after, 'dtm_branch_process_total{model="saga",branchid="02",branchtype="action",status="fail"}') - value(before, 'dtm_branch_process_total{model="saga",branchid="02",branchtype="action",status="fail"}')).toBe(1);
+  });
+
+  it("counts gRPC calls by method", async () => {
+    const client = new SdkClient({ grpcServer: `127.0.0.1:${dtx.grpcPort}`, server: dtx.url });
+    try {
+      const before = (await scrape()).series;
+      await client.newGid();
+      await client.newGid();
+      const after = (await scrape()).series;
+      expect(value(after, 'dtm_server_process_total{type="grpc",api="newgid",status="ok"}') - value(before, 'dtm_server_process_total{type="grpc",api="newgid",status="ok"}')).toBe(2);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("labels unknown paths by route, not by the path a client sent", async () => {
+    const res = await fetch(`${dtx.url}/no/such/path-${Date.now()}`);
+    expect(res.status).toBe(404);
+    const { series, text } = await scrape();
+    expect(text).not.toContain("path-");
+    expect(value(series, 'dtm_server_process_total{type="http",api="",status="fail"}')).toBeGreaterThanOrEqual(1);
+  });
+});
