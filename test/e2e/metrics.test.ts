@@ -37,6 +37,15 @@ async function scrape(): Promise<{ contentType: string; series: Map<string, numb
 
 const value = (series: Map<string, number>, key: string): number => series.get(key) ?? 0;
 
+describe("health", () => {
+  it("/api/ping is dtm's pong; /api/dtx/health pings the store", async () => {
+    expect(await (await fetch(`${dtx.url}/api/ping`)).json()).toEqual({ msg: "pong" });
+    const health = await fetch(`${dtx.url}/api/dtx/health`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ status: "ok" });
+  });
+});
+
 describe("GET /api/metrics", () => {
   it("serves Prometheus text with the server info and the process's metrics", async () => {
     const { contentType, series, text } = await scrape();
