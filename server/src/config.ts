@@ -18,17 +18,21 @@ export const ConfigSchema = z
     grpcPort: port.default(36790),
     store: z
       .object({
-        driver: z.enum(["sqlite", "postgres", "mysql"]).default("sqlite"),
+        driver: z.enum(["sqlite", "postgres", "mysql", "redis"]).default("sqlite"),
         /** SQLite only. */
         path: z.string().min(1).default("./data/dtx.db"),
         /** SQLite only. */
         synchronous: z.enum(["full", "normal"]).default("full"),
-        /** postgres / mysql: the server to connect to (credentials included; redacted in logs). */
+        /** postgres / mysql / redis: the server to connect to (credentials included; redacted in logs). */
         url: z.string().default(""),
         /** postgres / mysql: connections in each coordinator's pool. */
         poolSize: z.number().int().positive().max(1000).default(10),
         /** postgres only: the schema holding dtx's tables (created if missing). */
         schema: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, "must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63 characters)").default("public"),
+        /** redis only: the start of every key; keep a {hash tag} so a cluster puts them in one slot. */
+        prefix: z.string().min(1).default("{dtx}"),
+        /** redis only: seconds a finished trans is kept (0 = for ever); unfinished ones never expire. */
+        finishedExpire: z.number().int().nonnegative().default(7 * 24 * 3600),
       })
       .strict()
       .superRefine(checkStoreUrl)
@@ -64,6 +68,11 @@ export const ConfigSchema = z
 const STORE_URL_SCHEMES: Record<string, readonly string[]> = {
   postgres: ["postgres:", "postgresql:"],
   mysql: ["mysql:", "mariadb:"],
+  redis: ["redis:", "rediss:"],
+};
+
+const STORE_URL_EXAMPLES: Record<string, string> = {
+  redis: "redis://:password@host:6379",
 };
 
 /**
@@ -73,7 +82,7 @@ const STORE_URL_SCHEMES: Record<string, readonly string[]> = {
 function checkStoreUrl(store: { driver: string; url: string }, ctx: z.RefinementCtx): void {
   const schemes = STORE_URL_SCHEMES[store.driver];
   if (!schemes) return;
-  const example = `${schemes[0]}//user:password@host/database`;
+  const example = STORE_URL_EXAMPLES[store.driver] ?? `${schemes[0]}//user:password@host/database`;
   const fail = (message: string): void => {
     ctx.addIssue({ code: "custom", path: ["url"], message: `${message} (DTX_STORE_URL), e.g. ${example}` });
   };
@@ -106,6 +115,8 @@ const ENV_KEYS: Record<string, [string[], EnvKind]> = {
   DTX_STORE_URL: [["store", "url"], "string"],
   DTX_STORE_POOL_SIZE: [["store", "poolSize"], "number"],
   DTX_STORE_SCHEMA: [["store", "schema"], "string"],
+  DTX_STORE_PREFIX: [["store", "prefix"], "string"],
+  DTX_STORE_FINISHED_EXPIRE: [["store", "finishedExpire"], "number"],
   DTX_RETRY_INTERVAL: [["retryInterval"], "number"],
   DTX_MAX_RETRY_INTERVAL: [["maxRetryInterval"], "number"],
   DTX_RETRY_JITTER: [["retryJitter"], "number"],

@@ -19,6 +19,7 @@ import { TopicService } from "./service/topic-service.ts";
 import { TransService } from "./service/trans-service.ts";
 import { MysqlStore } from "./store/sql/mysql-store.ts";
 import { PostgresStore } from "./store/sql/postgres-store.ts";
+import { RedisStore } from "./store/redis/redis-store.ts";
 import { SqliteStore } from "./store/sqlite/sqlite-store.ts";
 import type { Store } from "./store/store.ts";
 
@@ -63,6 +64,11 @@ function openStore(config: Config, logger: Logger): Store {
       });
     case "mysql":
       return new MysqlStore({ url: store.url, poolSize: store.poolSize });
+    case "redis":
+      return new RedisStore({
+        url: store.url, prefix: store.prefix, finishedExpireSeconds: store.finishedExpire,
+        onError: (err) => logger.warn({ err }, "redis: the connection failed; reconnecting"),
+      });
   }
 }
 

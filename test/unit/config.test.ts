@@ -38,7 +38,9 @@ const DEFAULTS: Config = {
   host: "0.0.0.0",
   httpPort: 36789,
   grpcPort: 36790,
-  store: { driver: "sqlite", path: "./data/dtx.db", synchronous: "full", url: "", poolSize: 10, schema: "public" },
+  store: {
+    driver: "sqlite", path: "./data/dtx.db", synchronous: "full", url: "", poolSize: 10, schema: "public", prefix: "{dtx}", finishedExpire: 604_800,
+  },
   retryInterval: 10,
   maxRetryInterval: 60,
   retryJitter: 0.1,
@@ -326,7 +328,19 @@ describe("loadConfig: the network stores", () => {
     expect(loadConfig({ DTX_STORE_DRIVER: "mysql", DTX_STORE_URL: "mariadb://root@db/dtx" }, []).store.url).toBe("mariadb://root@db/dtx");
   });
 
+  it("DTX_STORE_DRIVER=redis with redis:// or rediss://, DTX_STORE_PREFIX and DTX_STORE_FINISHED_EXPIRE", () => {
+    const config = loadConfig(
+      { DTX_STORE_DRIVER: "redis", DTX_STORE_URL: "redis://:pw@cache.local:6379/2", DTX_STORE_PREFIX: "{dtx-a}", DTX_STORE_FINISHED_EXPIRE: "0" },
+      [],
+    );
+    expect(config.store).toMatchObject({ driver: "redis", url: "redis://:pw@cache.local:6379/2", prefix: "{dtx-a}", finishedExpire: 0 });
+    expect(loadConfig({ DTX_STORE_DRIVER: "redis", DTX_STORE_URL: "rediss://cache.local" }, []).store).toMatchObject({ prefix: "{dtx}", finishedExpire: 604_800 });
+  });
+
   const cases: [string, Record<string, string>, string, RegExp][] = [
+    ["redis without a URL", { DTX_STORE_DRIVER: "redis" }, "store.url", /required when store.driver is redis.*redis:\/\//],
+    ["a redis driver with a postgres URL", { DTX_STORE_DRIVER: "redis", DTX_STORE_URL: "postgres://u:secret-pw@db/dtx" }, "store.url", /must start with redis:\/\/ or rediss:\/\//],
+    ["a negative finishedExpire", { DTX_STORE_FINISHED_EXPIRE: "-1" }, "store.finishedExpire", /./],
     ["postgres without a URL", { DTX_STORE_DRIVER: "postgres" }, "store.url", /required when store.driver is postgres/],
     ["mysql without a URL", { DTX_STORE_DRIVER: "mysql" }, "store.url", /required/],
     ["a URL that does not parse", { DTX_STORE_DRIVER: "postgres", DTX_STORE_URL: "not a url" }, "store.url", /not a valid URL/],
