@@ -7,6 +7,7 @@ import { isFinal } from "../core/types.ts";
 import type { Clock } from "../cron/clock.ts";
 import type { BranchInvoker } from "../driver/invoker.ts";
 import type { Logger } from "../logger.ts";
+import { urlForLog } from "../logger.ts";
 import type { BranchUpdate, Store, TransPatch } from "../store/store.ts";
 import type { CrashPoints } from "./crash-points.ts";
 
@@ -195,10 +196,13 @@ export class Executor {
   }
 
   private reportBackoff(trans: TransGlobal, branchUrl: string, error: string): void {
-    if (!this.deps.onBackoff) return;
     const base = baseInterval(trans, this.deps.timing);
     const retryCount = Math.floor(Math.log2(trans.nextCronInterval / base));
-    this.deps.onBackoff({ gid: trans.gid, status: trans.status, retryCount, branchUrl, error });
+    this.deps.logger.warn(
+      { gid: trans.gid, transType: trans.transType, status: trans.status, retryCount, nextRetryMs: trans.nextCronInterval, branch: urlForLog(branchUrl), error },
+      "branch call failed; retrying later",
+    );
+    this.deps.onBackoff?.({ gid: trans.gid, status: trans.status, retryCount, branchUrl, error });
   }
 
   private apply(pass: Pass, processor: Processor, index: number, outcome: Outcome): void {
