@@ -13,6 +13,7 @@ import { buildHttpApp } from "./api/http/app.ts";
 import { GrpcApi } from "./api/grpc/grpc-server.ts";
 import { GrpcInvoker } from "./driver/grpc-invoker.ts";
 import type { Logger } from "./logger.ts";
+import { CoordinatorMetrics } from "./metrics.ts";
 import { CrashPoints } from "./service/crash-points.ts";
 import { Executor } from "./service/executor.ts";
 import { TopicService } from "./service/topic-service.ts";
@@ -106,14 +107,17 @@ export async function createCoordinator(config: Config, logger: Logger): Promise
   const clock = new AdjustableClock();
   const store = await openMigratedStore(config, logger);
   const crash = new CrashPoints();
-  const invoker = new DispatchInvoker({
+  const metrics = new CoordinatorMetrics(VERSION);
+  const invoker = metrics.meter(new DispatchInvoker({
     http: new HttpInvoker(config.strictResults),
     "json-rpc": new JsonRpcInvoker(config.strictResults),
     grpc: new GrpcInvoker(),
-  });
+  }));
   const executor = new Executor({
     store, invoker, clock, timing, processors: createProcessors(timing), logger, crash, random: Math.random,
     onBackoff: alertWebhook(config.alertWebhook, config.alertRetryLimit, timing.requestTimeout, logger),
+    // ok unless a branch answered an error or FAILURE, or another writer won (dtm: Process returned no error)
+    onPassEnd: (trans, result) => metrics.passDone(trans.transType, result.lastError === undefined && !result.lostRace, (clock.now() - trans.createTime) / 1000),
   });
   const topics = new TopicService(store, clock);
   const service = new TransService({
@@ -126,9 +130,9 @@ export async function createCoordinator(config: Config, logger: Logger): Promise
     batchSize: config.cronBatchSize,
     concurrency: config.cronConcurrency,
   }, logger);
-  const grpc = new GrpcApi({ service, topics, logger });
+  const grpc = new GrpcApi({ service, topics, logger, metrics });
   const http = buildHttpApp({
-    service, topics, store, logger, maxBodyBytes: config.maxBodyBytes, version: VERSION,
+    service, topics, store, logger, maxBodyBytes: config.maxBodyBytes, version: VERSION, metrics,
     ...(config.testControl ? { testControl: { clock, cron, crash, settle: () => executor.drain() } } : {}),
   });
 
