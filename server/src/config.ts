@@ -27,6 +27,8 @@ export const ConfigSchema = z
         url: z.string().default(""),
         /** postgres / mysql: connections in each coordinator's pool. */
         poolSize: z.number().int().positive().max(1000).default(10),
+        /** postgres only: run the store's statements as named prepared statements (off behind a pooler that loses them). */
+        prepareStatements: z.boolean().default(true),
         /** postgres only: the schema holding dtx's tables (created if missing). */
         schema: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, "must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63 characters)").default("public"),
         /** redis only: the start of every key; keep a {hash tag} so a cluster puts them in one slot. */
@@ -115,6 +117,7 @@ const ENV_KEYS: Record<string, [string[], EnvKind]> = {
   DTX_STORE_URL: [["store", "url"], "string"],
   DTX_STORE_POOL_SIZE: [["store", "poolSize"], "number"],
   DTX_STORE_SCHEMA: [["store", "schema"], "string"],
+  DTX_STORE_PREPARE_STATEMENTS: [["store", "prepareStatements"], "boolean"],
   DTX_STORE_PREFIX: [["store", "prefix"], "string"],
   DTX_STORE_FINISHED_EXPIRE: [["store", "finishedExpire"], "number"],
   DTX_RETRY_INTERVAL: [["retryInterval"], "number"],

@@ -60,7 +60,7 @@ function openStore(config: Config, logger: Logger): Store {
       return new SqliteStore({ path: store.path, synchronous: store.synchronous });
     case "postgres":
       return new PostgresStore({
-        url: store.url, poolSize: store.poolSize, schema: store.schema,
+        url: store.url, poolSize: store.poolSize, schema: store.schema, prepareStatements: store.prepareStatements,
         onPoolError: (err) => logger.warn({ err }, "postgres: an idle pooled connection failed; it will be replaced"),
       });
     case "mysql":

@@ -2,11 +2,18 @@
  * The store conformance suite against PostgreSQL (scripts/services.sh), in a schema of this
  * file's own, plus what only Postgres has: the schema option and concurrent first migrations.
  */
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
+import { sql } from "kysely";
+import type { Kysely } from "kysely";
+import { StatementNames } from "../../server/src/store/sql/pg-prepared.ts";
 import { PostgresStore } from "../../server/src/store/sql/postgres-store.ts";
+import type { StoreDatabase } from "../../server/src/store/sql/tables.ts";
 import { PgArea } from "../helpers/store-areas.ts";
 import { describeSqlStoreConformance, openMigrated } from "./conformance.ts";
-import { sagaBranches, trans } from "./suites/data.ts";
+import { T0, sagaBranches, trans } from "./suites/data.ts";
+
+/** The store's own Kysely (protected): a query on it runs on the store's pooled session. */
+const storeDb = (store: PostgresStore): Kysely<StoreDatabase> => (store as unknown as { db: Kysely<StoreDatabase> }).db;
 
 const area = new PgArea("store_pg");
 
@@ -59,5 +66,58 @@ describe("postgres store: schema and migrations", () => {
     } finally {
       await store.close();
     }
+  });
+});
+
+describe("postgres store: prepared statements", () => {
+  // the tests above leave the schema dropped or dtm-shaped
+  beforeAll(async () => {
+    await area.drop();
+    await (await openStore()).close();
+  });
+
+  /** The statements the server holds for the store's one pooled session. */
+  const prepared = (store: PostgresStore): Promise<string[]> =>
+    sql<{ name: string }>`SELECT name FROM pg_prepared_statements ORDER BY name`.execute(storeDb(store)).then((r) => r.rows.map((x) => x.name));
+
+  it("runs the store's parameterised statements as named prepared statements, parsed once per connection", async () => {
+    const store = await openMigrated(() => new PostgresStore({ url: area.url, schema: area.schema, poolSize: 1 }));
+    try {
+      const round = async (i: number): Promise<void> => {
+        expect(await store.saveNewTrans(trans(`p${i}`), sagaBranches(`p${i}`, 1))).toBe("created");
+        expect(await store.updateTrans(`p${i}`, "submitted", { updateTime: T0 + 1, status: "succeed", finishTime: T0 + 1 }, [{ branchId: "01", op: "action", status: "succeed", finishTime: T0 + 1 }])).toBe(true);
+      };
+      const before = await prepared(store);
+      await round(0);
+      const afterOne = await prepared(store);
+      // saveNewTrans and updateTrans added one named statement each...
+      expect(afterOne.filter((n) => !before.includes(n))).toHaveLength(2);
+      expect(afterOne.every((n) => n.startsWith("dtx_"))).toBe(true);
+      // ...and more calls reuse them
+      await round(1);
+      await round(2);
+      expect(await prepared(store)).toEqual(afterOne);
+      expect((await store.findBranches("p2")).map((b) => b.status)).toEqual(["prepared", "succeed"]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("prepareStatements: false prepares nothing", async () => {
+    const store = await openMigrated(() => new PostgresStore({ url: area.url, schema: area.schema, poolSize: 1, prepareStatements: false }));
+    try {
+      expect(await store.saveNewTrans(trans("np"), sagaBranches("np", 1))).toBe("created");
+      expect(await prepared(store)).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("names at most 500 distinct statement texts; later ones run unnamed", () => {
+    const names = new StatementNames();
+    for (let i = 0; i < 500; i++) expect(names.of(`select ${i}`)).toBe(`dtx_${i}`);
+    expect(names.of("select 500")).toBeUndefined();
+    expect(names.of("select 7")).toBe("dtx_7");
+    expect(names.size).toBe(500);
   });
 });

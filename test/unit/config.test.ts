@@ -39,7 +39,7 @@ const DEFAULTS: Config = {
   httpPort: 36789,
   grpcPort: 36790,
   store: {
-    driver: "sqlite", path: "./data/dtx.db", synchronous: "full", url: "", poolSize: 10, schema: "public", prefix: "{dtx}", finishedExpire: 604_800,
+    driver: "sqlite", path: "./data/dtx.db", synchronous: "full", url: "", poolSize: 10, prepareStatements: true, schema: "public", prefix: "{dtx}", finishedExpire: 604_800,
   },
   retryInterval: 10,
   maxRetryInterval: 60,
@@ -321,6 +321,12 @@ describe("loadConfig: the network stores", () => {
     );
     expect(config.store).toMatchObject({ driver: "postgres", url: "postgres://dtx:pw@db.local:5432/dtx", poolSize: 25, schema: "dtx_a" });
     expect(loadConfig({ DTX_STORE_DRIVER: "postgres", DTX_STORE_URL: "postgresql://db.local/dtx" }, []).store.poolSize).toBe(10);
+  });
+
+  it("DTX_STORE_PREPARE_STATEMENTS=false turns Postgres' prepared statements off", () => {
+    const env = { DTX_STORE_DRIVER: "postgres", DTX_STORE_URL: "postgres://u@db/dtx" };
+    expect(loadConfig(env, []).store.prepareStatements).toBe(true);
+    expect(loadConfig({ ...env, DTX_STORE_PREPARE_STATEMENTS: "false" }, []).store.prepareStatements).toBe(false);
   });
 
   it("MySQL and MariaDB URLs", () => {
