@@ -3,11 +3,13 @@
  * submitted with wait_result, at several concurrency levels. See bench/README.md.
  *
  *   npx tsx bench/saga-bench.ts [--seconds 8] [--warmup 2] [--concurrency 1,20,64]
+ *                               [--store sqlite|postgres|mysql|redis] [--store-url URL]
  *                               [--synchronous full|normal] [--pin] [--build] [--profile]
  *                               [--profile-dir DIR] [--out DIR]
  *
- * Starts the coordinator (`node --import tsx server/src/main.ts`, cwd = repo root) on a fresh temp
- * SQLite file and a no-op participant (bench/noop-participant.ts), each in its own child process,
+ * Starts the coordinator (`node --import tsx server/src/main.ts`, cwd = repo root) on a fresh store
+ * (a temp SQLite file; or a new Postgres schema, MySQL database or Redis key prefix on the test
+ * services, dropped afterwards) and a no-op participant (bench/noop-participant.ts), each in its own child process,
  * then for each C runs C workers that submit, await the answer, and submit again.
  */
 import type { ChildProcess } from "node:child_process";
@@ -21,6 +23,7 @@ import { Pool, request } from "undici";
 import type { TimeWindow } from "./top-functions.ts";
 import { formatSummary, loadProfile, summarize } from "./top-functions.ts";
 import { buildServer } from "./lib/build-server.ts";
+import { openBenchStore } from "./lib/bench-store.ts";
 import { forEachLine, freePort, percentile, sleep } from "./lib/util.ts";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -39,7 +42,13 @@ const ORPHAN_GUARD = `data:text/javascript,${encodeURIComponent(
 // ---------------------------------------------------------------------------------------------
 // Options
 
+type StoreDriver = "sqlite" | "postgres" | "mysql" | "redis";
+const STORE_DRIVERS: readonly StoreDriver[] = ["sqlite", "postgres", "mysql", "redis"];
+
 interface Options {
+  store: StoreDriver;
+  /** Server URL for a network store; default: the test services' (test/helpers/services.ts). */
+  storeUrl: string | undefined;
   seconds: number;
   warmup: number;
   concurrency: number[];
@@ -56,6 +65,8 @@ const USAGE = `usage: npx tsx bench/saga-bench.ts [options]
   --seconds N           measured seconds per concurrency level (default 8)
   --warmup N            warm-up seconds before each measured phase (default 2)
   --concurrency LIST    comma-separated concurrency levels (default 1,20,64)
+  --store DRIVER        sqlite (default), postgres, mysql or redis
+  --store-url URL       server of a network store (default: the test services of scripts/services.sh)
   --synchronous MODE    SQLite synchronous mode for the store: full | normal (default full)
   --pin                 pin with taskset: coordinator on CPU 0, participant + driver on CPU 1
   --build               compile server/ with tsc into a temp dir and run it with plain node
@@ -67,6 +78,8 @@ const USAGE = `usage: npx tsx bench/saga-bench.ts [options]
 
 function parseArgs(argv: string[]): Options {
   const opts: Options = {
+    store: "sqlite",
+    storeUrl: undefined,
     seconds: 8,
     warmup: 2,
     concurrency: [1, 20, 64],
@@ -113,6 +126,13 @@ function parseArgs(argv: string[]): Options {
         opts.concurrency = list;
         break;
       }
+      case "--store": {
+        const v = next();
+        if (!(STORE_DRIVERS as readonly string[]).includes(v)) fail(`--store must be one of ${STORE_DRIVERS.join(", ")}`);
+        opts.store = v as StoreDriver;
+        break;
+      }
+      case "--store-url": opts.storeUrl = next(); break;
       case "--synchronous": {
         const v = next();
         if (v !== "full" && v !== "normal") fail("--synchronous must be full or normal");
@@ -518,7 +538,10 @@ async function runLevel(level: number, c: number, opts: Options, procs: Procs, r
 // ---------------------------------------------------------------------------------------------
 // Report
 
-const TARGETS = { throughputC64: 2000, throughputC64Stretch: 4000, p50C1Ms: 3, rssMaxMB: 150 };
+const BASE_TARGETS = { throughputC64: 2000, throughputC64Stretch: 4000, p50C1Ms: 3, rssMaxMB: 150 };
+/** C = 64 throughput per store (RELIABILITY.md G12); the SQLite figures are the foundation issue's. */
+const THROUGHPUT_C64: Record<StoreDriver, number> = { sqlite: 2000, postgres: 2000, mysql: 1500, redis: 5000 };
+let TARGETS = BASE_TARGETS;
 
 function evaluateTargets(results: LevelResult[]): Record<string, unknown> {
   const c64 = results.find((r) => r.concurrency === 64);
@@ -568,6 +591,8 @@ async function main(): Promise<void> {
   const tmp = mkdtempSync(path.join(os.tmpdir(), "dtx-bench-"));
   tempDirs.push(tmp);
   const dbPath = path.join(tmp, "dtx.db");
+  TARGETS = { ...BASE_TARGETS, throughputC64: THROUGHPUT_C64[opts.store] };
+  const area = await openBenchStore(opts.store, opts.storeUrl, runId);
   const profileDir = path.join(opts.profileDir, stamp);
 
   const canPin = opts.pin && tasksetAvailable();
@@ -604,6 +629,7 @@ async function main(): Promise<void> {
       DTX_STORE_PATH: dbPath,
       DTX_LOG_LEVEL: "warn",
       DTX_STORE_SYNCHRONOUS: opts.synchronous,
+      ...area.env,
     };
     delete coordinatorEnv["DTX_CONFIG"];
     const coordinator = spawnChild("coordinator", cCmd, cArgs, coordinatorEnv);
@@ -615,7 +641,7 @@ async function main(): Promise<void> {
     await waitForHttp(coordinator, `${origin}/api/ping`, 30_000);
 
     const commandLine = `npx tsx bench/saga-bench.ts ${process.argv.slice(2).join(" ")}`.trim();
-    console.log(`saga-bench: coordinator pid ${coordinator.pid} on ${origin} (sqlite ${dbPath}, synchronous=${opts.synchronous}), participant pid ${participant.pid} on :${participantPort}`);
+    console.log(`saga-bench: coordinator pid ${coordinator.pid} on ${origin} (${opts.store === "sqlite" ? `sqlite ${dbPath}, synchronous=${opts.synchronous}` : area.describe}), participant pid ${participant.pid} on :${participantPort}`);
     console.log(`saga-bench: warm-up ${opts.warmup}s + measure ${opts.seconds}s for C = ${opts.concurrency.join(", ")}; pinning ${canPin ? "on" : "off"}; coordinator ${opts.build ? "compiled (tsc, plain node)" : "via tsx"}${opts.profile ? `; profiling into ${profileDir}` : ""}`);
 
     const procs: Procs = { coordinator, participant, coordinatorOrigin: origin, participantPort };
@@ -639,7 +665,7 @@ async function main(): Promise<void> {
 
     const cpus = os.cpus();
     const report = {
-      benchmark: "saga-sqlite",
+      benchmark: `saga-${opts.store}`,
       timestamp: started.toISOString(),
       command: commandLine,
       machine: {
@@ -652,8 +678,8 @@ async function main(): Promise<void> {
         loadavgAtStart: os.loadavg().map((n) => round(n, 2)),
       },
       config: {
-        store: "sqlite",
-        synchronous: opts.synchronous,
+        store: opts.store,
+        ...(opts.store === "sqlite" ? { synchronous: opts.synchronous } : { storeServer: area.describe }),
         pinning: canPin ? { enabled: true, coordinatorCpus: "0", participantCpus: "1", driverCpus: "1" } : { enabled: false },
         coordinatorNodeFlags: opts.nodeFlags,
         coordinatorRuntime: opts.build ? "tsc-compiled JS on plain node" : "node --import tsx (TypeScript compiled on load)",
@@ -672,14 +698,14 @@ async function main(): Promise<void> {
     };
 
     mkdirSync(opts.outDir, { recursive: true });
-    const base = opts.profile ? `saga-sqlite-profile-${stamp}.json` : `saga-sqlite-${stamp}.json`;
+    const base = opts.profile ? `saga-${opts.store}-profile-${stamp}.json` : `saga-${opts.store}-${stamp}.json`;
     const outFile = path.join(opts.outDir, base);
     writeFileSync(outFile, `${JSON.stringify(report, null, 2)}\n`);
     // A profiled run is slowed down by the profiler, so it does not replace "latest".
-    if (!opts.profile) writeFileSync(path.join(opts.outDir, "saga-sqlite-latest.json"), `${JSON.stringify(report, null, 2)}\n`);
+    if (!opts.profile) writeFileSync(path.join(opts.outDir, `saga-${opts.store}-latest.json`), `${JSON.stringify(report, null, 2)}\n`);
 
     console.log("");
-    console.log(`${report.machine.cpus} x ${report.machine.model}, node ${report.machine.node}, sqlite synchronous=${opts.synchronous}, pinning ${canPin ? "on" : "off"}, coordinator ${opts.build ? "compiled" : "via tsx"}${opts.profile ? ", PROFILING (numbers are slowed by the profiler)" : ""}`);
+    console.log(`${report.machine.cpus} x ${report.machine.model}, node ${report.machine.node}, ${opts.store === "sqlite" ? `sqlite synchronous=${opts.synchronous}` : `store ${opts.store}`}, pinning ${canPin ? "on" : "off"}, coordinator ${opts.build ? "compiled" : "via tsx"}${opts.profile ? ", PROFILING (numbers are slowed by the profiler)" : ""}`);
     console.log("");
     console.log(markdownTable(results));
     console.log("");
@@ -695,7 +721,7 @@ async function main(): Promise<void> {
     if (busiest > 25) {
       console.log(`WARNING: other processes used up to ${busiest.toFixed(0)}% of a core during the measured phases (column "other CPU %"); the figures understate what the coordinator can do on an idle machine.`);
     }
-    console.log(`results: ${path.relative(process.cwd(), outFile)}${opts.profile ? "" : " (and saga-sqlite-latest.json)"}`);
+    console.log(`results: ${path.relative(process.cwd(), outFile)}${opts.profile ? "" : ` (and saga-${opts.store}-latest.json)`}`);
 
     if (opts.profile) {
       if (exit.code !== 0) console.error(`saga-bench: coordinator exited with code ${exit.code}, signal ${exit.signal}; the profile may be missing`);
@@ -711,6 +737,7 @@ async function main(): Promise<void> {
   } finally {
     await stopAll();
     removeTempDirs();
+    await area.drop();
   }
 }
 

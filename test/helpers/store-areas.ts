@@ -29,9 +29,9 @@ export class PgArea {
   readonly url: string;
   private client: pg.Client | undefined;
 
-  constructor(label: string) {
+  constructor(label: string, url: string = testServiceUrls().pg) {
     this.schema = uniqueName(label);
-    this.url = testServiceUrls().pg;
+    this.url = url;
   }
 
   /** Connects the admin client and makes sure the schema does not exist yet (the store creates it). */
@@ -78,9 +78,9 @@ export class MysqlArea {
   private readonly adminUrl: string;
   private conn: mysql.Connection | undefined;
 
-  constructor(label: string) {
+  constructor(label: string, adminUrl: string = testServiceUrls().mysql) {
     this.database = uniqueName(label);
-    this.adminUrl = testServiceUrls().mysql;
+    this.adminUrl = adminUrl;
     const u = new URL(this.adminUrl);
     u.pathname = `/${this.database}`;
     this.url = u.toString();
