@@ -1,5 +1,4 @@
 import { CompiledQuery, Kysely, MysqlDialect, sql } from "kysely";
-import type { Transaction } from "kysely";
 import { createPool } from "mysql2";
 import type { TypeCast } from "mysql2";
 import type { GlobalStatus, TransGlobal } from "../../core/types.ts";
@@ -110,11 +109,11 @@ export class MysqlStore extends SqlStore {
       return r.numUpdatedRows === 1n;
     };
     if (branches.length === 0) return this.write(() => cas(this.db));
-    return this.write(() => this.db.transaction().execute(async (trx) => {
-      if (!(await cas(trx))) return false;
-      await updateBranches(trx, gid, branches, patch.updateTime);
-      return true;
-    }));
+    return this.write(async () => {
+      const r = await casWithBranches(gid, expectedStatus, patch, branches).execute(this.db);
+      // matched rows of both tables: the trans row is among them exactly when the CAS matched
+      return (r.numAffectedRows ?? 0n) > 0n;
+    });
   }
 
   claimDue(now: number, leaseUntil: number, limit: number, owner: string): Promise<TransGlobal[]> {
@@ -159,17 +158,22 @@ export class MysqlStore extends SqlStore {
 }
 
 /**
- * All branch statuses of one updateTrans in one statement: a JOIN against the new values as a
- * derived table (UNION ALL of one-row SELECTs, which MySQL and MariaDB both accept).
+ * updateTrans with branch statuses as ONE multi-table UPDATE (one round trip and one commit
+ * instead of BEGIN, two UPDATEs and COMMIT): the trans row is the driving table and its branches
+ * are LEFT JOINed, so nothing is written unless the CAS on the trans row matches, and the trans
+ * row is written even if no branch row does. The new branch values are a derived table
+ * (UNION ALL of one-row SELECTs, which MySQL and MariaDB both accept).
  */
-async function updateBranches(trx: Transaction<StoreDatabase>, gid: string, branches: readonly BranchUpdate[], updateTime: number): Promise<void> {
+function casWithBranches(gid: string, expectedStatus: GlobalStatus, patch: TransPatch, branches: readonly BranchUpdate[]) {
   const values = sql.join(
     branches.map((u) => sql`SELECT ${u.branchId} AS branch_id, ${u.op} AS op, ${u.status} AS status, ${date(u.finishTime)} AS finish_time`),
     sql` UNION ALL `,
   );
-  await sql`UPDATE trans_branch_op AS o JOIN (${values}) AS v ON o.branch_id = v.branch_id AND o.op = v.op
-    SET o.status = v.status, o.finish_time = v.finish_time, o.update_time = ${date(updateTime)}
-    WHERE o.gid = ${gid}`.execute(trx);
+  const assignments = sql.join(Object.entries(patchSet(patch)).map(([column, value]) => sql`${sql.ref(`g.${column}`)} = ${value}`));
+  return sql`UPDATE trans_global AS g
+    LEFT JOIN (trans_branch_op AS o JOIN (${values}) AS v ON o.branch_id = v.branch_id AND o.op = v.op) ON o.gid = g.gid
+    SET ${assignments}, o.status = v.status, o.finish_time = v.finish_time, o.update_time = ${date(patch.updateTime)}
+    WHERE g.gid = ${gid} AND g.status = ${expectedStatus}`;
 }
 
 function errno(error: unknown): unknown {
