@@ -2,7 +2,7 @@
  * The store conformance suite against MySQL/MariaDB (scripts/services.sh), in a database of this
  * file's own, plus concurrent first migrations and what an operator sees in the datetime columns.
  */
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { MysqlStore } from "../../server/src/store/sql/mysql-store.ts";
 import { MysqlArea } from "../helpers/store-areas.ts";
 import { describeSqlStoreConformance, openMigrated } from "./conformance.ts";
@@ -57,6 +57,33 @@ describe("mysql store: migrations and columns", () => {
     const store = new MysqlStore({ url: area.url });
     try {
       await expect(store.migrate()).rejects.toThrow(/trans_global table that dtx did not create/);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe("mysql store: saveNewTrans in one round trip", () => {
+  // the tests above leave the database dtm-shaped
+  beforeAll(async () => {
+    await area.query(`DROP DATABASE IF EXISTS ${area.database}`);
+    await area.query(`CREATE DATABASE ${area.database} CHARACTER SET utf8mb4`);
+    await (await openStore()).close();
+  });
+
+  it("after a duplicate gid or a failed branch INSERT the connection is not left inside a transaction", async () => {
+    // one connection: every call below runs on the session the failed ones used
+    const store = await openMigrated(() => new MysqlStore({ url: area.url, poolSize: 1 }));
+    try {
+      expect(await store.saveNewTrans(trans("one"), sagaBranches("one", 1))).toBe("created");
+      expect(await store.saveNewTrans(trans("one"), sagaBranches("one", 2))).toBe("exists");
+      await expect(store.saveNewTrans(trans("twice"), [...sagaBranches("twice", 1), ...sagaBranches("twice", 1)])).rejects.toThrow(/duplicate/i);
+      // an autocommit write now: if the session were still in a transaction, nobody else would see it
+      expect(await store.updateTrans("one", "submitted", { status: "aborting", updateTime: 1 }, [])).toBe(true);
+      const seen = await area.query<{ status: string }>(`SELECT status FROM ${area.table("trans_global")} ORDER BY gid`);
+      expect(seen.map((r) => r.status)).toEqual(["aborting"]);
+      expect(await area.query(`SELECT gid FROM ${area.table("trans_branch_op")} WHERE gid = 'twice'`)).toEqual([]);
+      expect((await store.findBranches("one")).map((b) => `${b.branchId}:${b.op}`)).toEqual(["01:compensate", "01:action"]);
     } finally {
       await store.close();
     }

@@ -43,6 +43,9 @@ export class MysqlStore extends SqlStore {
       timezone: "Z",
       typeCast,
       connectTimeout: 10_000,
+      // saveNewTrans sends START TRANSACTION, two INSERTs and COMMIT as one query. Every value
+      // still goes through mysql2's escaping (no SQL is built from input).
+      multipleStatements: true,
     });
     const dialect = new MysqlDialect({
       pool,
@@ -70,10 +73,22 @@ export class MysqlStore extends SqlStore {
       }
     };
     if (branches.length === 0) return this.write(async () => ((await insertTrans(this.db)) ? "created" : "exists"));
-    return this.write(() => this.db.transaction().execute(async (trx) => {
-      if (!(await insertTrans(trx))) return "exists" as const;
-      await trx.insertInto("trans_branch_op").values(branches.map(branchInsert)).execute();
-      return "created" as const;
+    // BEGIN, both INSERTs and COMMIT in one round trip (a multi-statement query): the server
+    // stops at the first error, so a duplicate gid leaves the transaction open with nothing
+    // written, and it is rolled back here on the same connection.
+    return this.write(() => this.db.connection().execute(async (conn) => {
+      const transInsertQuery = conn.insertInto("trans_global").values(transInsert(trans)).compile();
+      const branchInsertQuery = conn.insertInto("trans_branch_op").values(branches.map(branchInsert)).compile();
+      try {
+        await conn.executeQuery(CompiledQuery.raw(`START TRANSACTION; ${transInsertQuery.sql}; ${branchInsertQuery.sql}; COMMIT`, [...transInsertQuery.parameters, ...branchInsertQuery.parameters]));
+        return "created" as const;
+      } catch (error) {
+        // A connection that cannot roll back is broken, and mysql2 drops it from the pool.
+        await conn.executeQuery(CompiledQuery.raw("ROLLBACK")).catch(() => undefined);
+        // A duplicate gid, or two equal branches in this one call (an error, not "exists").
+        if (isDuplicateKey(error) && (await conn.selectFrom("trans_global").select("id").where("gid", "=", trans.gid).executeTakeFirst())) return "exists" as const;
+        throw error;
+      }
     }));
   }
 
