@@ -1,0 +1,155 @@
+/**
+ * Group commit for the PostgreSQL store's hot writes (PERFORMANCE §5): calls that arrive while
+ * earlier statements are in flight are sent together as one multi-row statement. Each statement
+ * costs a round trip, a writev and a plan execution on both sides, so under load one statement
+ * for N operations is much cheaper than N; at low load nothing waits (there are no timers: a
+ * call that finds a free slot goes out at once, alone).
+ */
+
+/** What a {@link Batcher} needs to know about one kind of operation. */
+export interface BatcherOptions<Op, R> {
+  /** Batch statements running at once; further calls queue and form the next batch. */
+  maxInFlight: number;
+  /** Operations per batch statement at most. */
+  maxBatch: number;
+  /** Operations with the same key are never in one batch nor in flight at once; they run in call order. */
+  key: (op: Op) => string;
+  /** Runs several operations (distinct keys) as one statement; results in the order of `ops`. */
+  runBatch: (ops: readonly Op[]) => Promise<R[]>;
+  /** Runs one operation on its own: a lone call, and each operation of a batch that failed. */
+  runOne: (op: Op) => Promise<R>;
+  /**
+   * True when a failed batch certainly wrote nothing, so its operations can be run again one by
+   * one (a bad value in one of them then fails only its own caller). False for an error that
+   * leaves the outcome unknown (the connection broke): every caller of the batch gets it.
+   */
+  retrySingly: (error: unknown) => boolean;
+}
+
+/** Counters for tests and diagnostics: what the batcher really sent. */
+export interface BatcherStats {
+  /** Multi-operation statements sent (retries by the caller's runBatch not counted). */
+  batches: number;
+  /** Operations that went out in those statements. */
+  batchedOps: number;
+  /** Operations sent on their own (lone calls and re-runs after a failed batch). */
+  singles: number;
+  /** Batches that failed and were re-run one by one. */
+  splitBatches: number;
+  largestBatch: number;
+}
+
+interface Pending<Op, R> {
+  op: Op;
+  key: string;
+  resolve: (result: R) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Queues calls of one kind and sends them in batches, at most `maxInFlight` statements at a time.
+ * Every caller's promise settles with its own operation's result or error.
+ */
+export class Batcher<Op, R> {
+  readonly stats: BatcherStats = { batches: 0, batchedOps: 0, singles: 0, splitBatches: 0, largestBatch: 0 };
+  private queue: Pending<Op, R>[] = [];
+  private running = 0;
+  /** Keys of the operations in flight: a later call with one of them waits for the next batch. */
+  private readonly busy = new Set<string>();
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly options: BatcherOptions<Op, R>) {
+    if (options.maxInFlight < 1 || options.maxBatch < 1) throw new RangeError("maxInFlight and maxBatch must be at least 1");
+  }
+
+  /** Queues `op`; it goes out at once if a slot is free. */
+  submit(op: Op): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.queue.push({ op, key: this.options.key(op), resolve, reject });
+      this.pump();
+    });
+  }
+
+  /** Resolves once nothing is queued or in flight (close() waits for accepted writes). */
+  drain(): Promise<void> {
+    if (this.isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private isIdle(): boolean {
+    return this.queue.length === 0 && this.running === 0;
+  }
+
+  private pump(): void {
+    while (this.running < this.options.maxInFlight && this.queue.length > 0) {
+      const batch = this.take();
+      // Everything queued waits for a key already in flight.
+      if (batch.length === 0) return;
+      this.running++;
+      for (const p of batch) this.busy.add(p.key);
+      void this.send(batch).finally(() => this.finish(batch));
+    }
+  }
+
+  /**
+   * Takes the next batch from the queue in call order, skipping an operation whose key is in
+   * flight or already in this batch: it, and every later call with its key, stays queued, so
+   * the operations of one key keep their order.
+   */
+  private take(): Pending<Op, R>[] {
+    const batch: Pending<Op, R>[] = [];
+    const keys = new Set<string>();
+    const rest: Pending<Op, R>[] = [];
+    for (const p of this.queue) {
+      if (batch.length < this.options.maxBatch && !this.busy.has(p.key) && !keys.has(p.key)) {
+        batch.push(p);
+        keys.add(p.key);
+      } else {
+        rest.push(p);
+      }
+    }
+    this.queue = rest;
+    return batch;
+  }
+
+  private finish(batch: readonly Pending<Op, R>[]): void {
+    for (const p of batch) this.busy.delete(p.key);
+    this.running--;
+    this.pump();
+    if (this.isIdle()) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  private async send(batch: readonly Pending<Op, R>[]): Promise<void> {
+    const [first] = batch;
+    if (batch.length === 1 && first) return this.sendOne(first);
+    this.stats.batches++;
+    this.stats.batchedOps += batch.length;
+    this.stats.largestBatch = Math.max(this.stats.largestBatch, batch.length);
+    let results: R[];
+    try {
+      results = await this.options.runBatch(batch.map((p) => p.op));
+    } catch (error) {
+      if (!this.options.retrySingly(error)) {
+        for (const p of batch) p.reject(error);
+        return;
+      }
+      this.stats.splitBatches++;
+      await Promise.all(batch.map((p) => this.sendOne(p)));
+      return;
+    }
+    batch.forEach((p, i) => p.resolve(results[i] as R));
+  }
+
+  private async sendOne(p: Pending<Op, R>): Promise<void> {
+    this.stats.singles++;
+    try {
+      p.resolve(await this.options.runOne(p.op));
+    } catch (error) {
+      p.reject(error);
+    }
+  }
+}
