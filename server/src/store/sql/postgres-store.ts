@@ -6,6 +6,8 @@ import type { TransRow } from "../rows.ts";
 import { transFromRow } from "../rows.ts";
 import type { AppendResult, BranchUpdate, NewBranch, NewTrans, TransPatch } from "../store.ts";
 import { branchInsert, date, patchSet, transInsert, UNFINISHED_SQL } from "./convert.ts";
+import { Batcher } from "./pg-batch.ts";
+import type { BatcherStats } from "./pg-batch.ts";
 import { preparingPool, StatementNames } from "./pg-prepared.ts";
 import { migratePostgres } from "./postgres-migrate.ts";
 import { SqlStore } from "./sql-store.ts";
@@ -26,7 +28,18 @@ export interface PostgresStoreOptions {
    * connections without tracking prepared statements (PgBouncer in transaction mode before 1.21).
    */
   prepareStatements?: boolean;
+  /**
+   * Group commit (default true): saveNewTrans and updateTrans calls that arrive while earlier
+   * ones are in flight go out together as one multi-row statement (./pg-batch.ts). False runs
+   * one statement per call.
+   */
+  batchWrites?: boolean;
 }
+
+/** Batch statements of one kind at once, at most; the rest of the pool is left for reads and other writes. */
+const MAX_BATCHES_IN_FLIGHT = 4;
+/** Operations per batch statement, at most. */
+const MAX_BATCH = 64;
 
 const INT8_OID = 20;
 const TIMESTAMPTZ_OID = 1184;
@@ -54,9 +67,15 @@ export function quoteIdent(name: string): string {
  * statement where Postgres allows it (data-modifying CTEs: saveNewTrans, updateTrans, claimDue,
  * resetCronTime), so it costs one round trip and is atomic without BEGIN/COMMIT. claimDue locks
  * with `FOR UPDATE SKIP LOCKED`, so coordinators polling at once take disjoint rows.
+ *
+ * The hot writes, saveNewTrans and updateTrans, are group-committed (batchWrites): calls that
+ * queue while earlier statements run go out as one multi-row statement with the same per-call
+ * outcome, which saves most of the per-statement CPU on both sides under load.
  */
 export class PostgresStore extends SqlStore {
   private readonly schema: string;
+  private readonly saves: Batcher<SaveOp, "created" | "exists"> | undefined;
+  private readonly updates: Batcher<UpdateOp, boolean> | undefined;
 
   constructor(options: PostgresStoreOptions) {
     const schema = options.schema ?? "public";
@@ -76,13 +95,41 @@ export class PostgresStore extends SqlStore {
     });
     super(new Kysely<StoreDatabase>({ dialect }), isPostgresConflict);
     this.schema = schema;
+    if (options.batchWrites !== false) {
+      const maxInFlight = Math.max(1, Math.min(MAX_BATCHES_IN_FLIGHT, (options.poolSize ?? 10) - 1));
+      this.saves = new Batcher<SaveOp, "created" | "exists">({
+        maxInFlight, maxBatch: MAX_BATCH, key: (op) => op.trans.gid, retrySingly: wroteNothing,
+        runBatch: (ops) => this.saveNewTransBatch(ops),
+        runOne: (op) => this.saveNewTransOne(op.trans, op.branches),
+      });
+      this.updates = new Batcher<UpdateOp, boolean>({
+        maxInFlight, maxBatch: MAX_BATCH, key: (op) => op.gid, retrySingly: wroteNothing,
+        runBatch: (ops) => this.updateTransBatch(ops),
+        runOne: (op) => this.updateTransOne(op.gid, op.expectedStatus, op.patch, op.branches),
+      });
+    }
+  }
+
+  /** What the group commit sent so far (undefined with batchWrites: false). */
+  batchStats(): { saves: BatcherStats; updates: BatcherStats } | undefined {
+    return this.saves && this.updates ? { saves: { ...this.saves.stats }, updates: { ...this.updates.stats } } : undefined;
+  }
+
+  /** Waits for the queued and in-flight batches too: their callers were told the write is under way. */
+  override async close(): Promise<void> {
+    await Promise.all([this.saves?.drain(), this.updates?.drain()]);
+    await super.close();
   }
 
   migrate(): Promise<void> {
     return migratePostgres(this.db, this.schema, Date.now());
   }
 
-  async saveNewTrans(trans: NewTrans, branches: readonly NewBranch[]): Promise<"created" | "exists"> {
+  saveNewTrans(trans: NewTrans, branches: readonly NewBranch[]): Promise<"created" | "exists"> {
+    return this.saves ? this.saves.submit({ trans, branches }) : this.saveNewTransOne(trans, branches);
+  }
+
+  private async saveNewTransOne(trans: NewTrans, branches: readonly NewBranch[]): Promise<"created" | "exists"> {
     const b = branchArrays(branches);
     // One statement: the branches are inserted only if the trans row was (ON CONFLICT DO NOTHING
     // returned it); an error in any branch rolls back the trans row too.
@@ -124,7 +171,13 @@ export class PostgresStore extends SqlStore {
     }));
   }
 
-  async updateTrans(gid: string, expectedStatus: GlobalStatus, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean> {
+  updateTrans(gid: string, expectedStatus: GlobalStatus, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean> {
+    return this.updates
+      ? this.updates.submit({ gid, expectedStatus, patch, branches })
+      : this.updateTransOne(gid, expectedStatus, patch, branches);
+  }
+
+  private async updateTransOne(gid: string, expectedStatus: GlobalStatus, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean> {
     const cas = (db: QueryCreator<StoreDatabase>) =>
       db.updateTable("trans_global").set(patchSet(patch)).where("gid", "=", gid).where("status", "=", expectedStatus);
     if (branches.length === 0) {
@@ -146,6 +199,97 @@ export class PostgresStore extends SqlStore {
       .select((eb) => eb.fn.countAll<number>().as("won"))
       .executeTakeFirstOrThrow());
     return row.won === 1;
+  }
+
+  /**
+   * Many saveNewTrans in one statement: trans rows in gid order (concurrent batches then wait for
+   * each other's new gids in one order instead of deadlocking), and the branches of exactly the
+   * trans rows that were inserted, in the callers' order so their ids ascend as inserted.
+   */
+  private async saveNewTransBatch(ops: readonly SaveOp[]): Promise<("created" | "exists")[]> {
+    const t = transArrays(ops.map((op) => op.trans));
+    const owner: string[] = [];
+    const all: NewBranch[] = [];
+    for (const op of ops) {
+      for (const branch of op.branches) {
+        owner.push(op.trans.gid);
+        all.push(branch);
+      }
+    }
+    const b = branchArrays(all);
+    const { rows } = await this.write(() => sql<{ gid: string }>`
+      WITH t AS (
+        INSERT INTO trans_global (gid, trans_type, status, query_prepared, protocol, create_time, update_time, finish_time,
+          rollback_time, options, custom_data, next_cron_interval, next_cron_time, owner, ext_data, result, rollback_reason)
+        SELECT v.gid, v.trans_type, v.status, v.query_prepared, v.protocol, v.create_time, v.update_time, v.finish_time,
+          v.rollback_time, v.options, v.custom_data, v.next_cron_interval, v.next_cron_time, v.owner, v.ext_data, v.result, v.rollback_reason
+        FROM unnest(${t.gid}::text[], ${t.transType}::text[], ${t.status}::text[], ${t.queryPrepared}::text[], ${t.protocol}::text[],
+          ${t.createTime}::timestamptz[], ${t.updateTime}::timestamptz[], ${t.finishTime}::timestamptz[], ${t.rollbackTime}::timestamptz[],
+          ${t.options}::text[], ${t.customData}::text[], ${t.nextCronInterval}::bigint[], ${t.nextCronTime}::timestamptz[],
+          ${t.owner}::text[], ${t.extData}::text[], ${t.result}::text[], ${t.rollbackReason}::text[])
+          AS v(gid, trans_type, status, query_prepared, protocol, create_time, update_time, finish_time, rollback_time, options,
+            custom_data, next_cron_interval, next_cron_time, owner, ext_data, result, rollback_reason)
+        ORDER BY v.gid
+        ON CONFLICT (gid) DO NOTHING
+        RETURNING gid
+      ),
+      b AS (
+        INSERT INTO trans_branch_op (gid, url, bin_data, branch_id, op, status, finish_time, create_time, update_time)
+        SELECT v.gid, v.url, v.bin_data, v.branch_id, v.op, v.status, v.finish_time, v.create_time, v.update_time
+        FROM unnest(${owner}::text[], ${b.gid}::text[], ${b.url}::text[], ${b.binData}::bytea[], ${b.branchId}::text[], ${b.op}::text[],
+          ${b.status}::text[], ${b.finishTime}::timestamptz[], ${b.createTime}::timestamptz[], ${b.updateTime}::timestamptz[])
+          WITH ORDINALITY AS v(owner, gid, url, bin_data, branch_id, op, status, finish_time, create_time, update_time, ord)
+        WHERE v.owner IN (SELECT gid FROM t)
+        ORDER BY v.ord
+      )
+      SELECT gid FROM t`.execute(this.db));
+    const created = new Set(rows.map((r) => r.gid));
+    return ops.map((op) => (created.has(op.trans.gid) ? "created" : "exists"));
+  }
+
+  /**
+   * Many updateTrans in one statement, each with its own expected status and patch. The trans
+   * rows are locked in gid order first (concurrent batches cannot deadlock on them); the CAS is
+   * then the UPDATE's WHERE, re-checked on the newest row version as in the single statement,
+   * and only the branches of the trans rows it updated are written.
+   */
+  private async updateTransBatch(ops: readonly UpdateOp[]): Promise<boolean[]> {
+    const p = patchArrays(ops);
+    const u = branchUpdateArrays(ops);
+    const { rows } = await this.write(() => sql<{ gid: string }>`
+      WITH v AS MATERIALIZED (
+        SELECT * FROM unnest(${p.gid}::text[], ${p.expected}::text[], ${p.mask}::int[], ${p.status}::text[], ${p.updateTime}::timestamptz[],
+          ${p.finishTime}::timestamptz[], ${p.rollbackTime}::timestamptz[], ${p.rollbackReason}::text[], ${p.result}::text[],
+          ${p.nextCronTime}::timestamptz[], ${p.nextCronInterval}::bigint[])
+          AS v(gid, expected, mask, status, update_time, finish_time, rollback_time, rollback_reason, result, next_cron_time, next_cron_interval)
+      ),
+      l AS MATERIALIZED (
+        SELECT g.id, v.* FROM trans_global AS g JOIN v ON g.gid = v.gid ORDER BY g.gid FOR UPDATE OF g
+      ),
+      t AS (
+        UPDATE trans_global AS g SET
+          status = CASE WHEN (l.mask & ${sql.lit(SET_STATUS)}) <> 0 THEN l.status ELSE g.status END,
+          update_time = l.update_time,
+          finish_time = CASE WHEN (l.mask & ${sql.lit(SET_FINISH_TIME)}) <> 0 THEN l.finish_time ELSE g.finish_time END,
+          rollback_time = CASE WHEN (l.mask & ${sql.lit(SET_ROLLBACK_TIME)}) <> 0 THEN l.rollback_time ELSE g.rollback_time END,
+          rollback_reason = CASE WHEN (l.mask & ${sql.lit(SET_ROLLBACK_REASON)}) <> 0 THEN l.rollback_reason ELSE g.rollback_reason END,
+          result = CASE WHEN (l.mask & ${sql.lit(SET_RESULT)}) <> 0 THEN l.result ELSE g.result END,
+          next_cron_time = CASE WHEN (l.mask & ${sql.lit(SET_NEXT_CRON_TIME)}) <> 0 THEN l.next_cron_time ELSE g.next_cron_time END,
+          next_cron_interval = CASE WHEN (l.mask & ${sql.lit(SET_NEXT_CRON_INTERVAL)}) <> 0 THEN l.next_cron_interval ELSE g.next_cron_interval END
+        FROM l
+        WHERE g.id = l.id AND g.status = l.expected
+        RETURNING g.gid, l.update_time
+      ),
+      b AS (
+        UPDATE trans_branch_op AS o SET status = w.status, finish_time = w.finish_time, update_time = t.update_time
+        FROM unnest(${u.gid}::text[], ${u.branchId}::text[], ${u.op}::text[], ${u.status}::text[], ${u.finishTime}::timestamptz[])
+          AS w(gid, branch_id, op, status, finish_time)
+          JOIN t ON t.gid = w.gid
+        WHERE o.gid = w.gid AND o.branch_id = w.branch_id AND o.op = w.op
+      )
+      SELECT gid FROM t`.execute(this.db));
+    const won = new Set(rows.map((r) => r.gid));
+    return ops.map((op) => won.has(op.gid));
   }
 
   async claimDue(now: number, leaseUntil: number, limit: number, owner: string): Promise<TransGlobal[]> {
@@ -233,4 +377,156 @@ function unnestBranches(b: BranchArrays) {
 function isPostgresConflict(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return code === "40P01" || code === "40001";
+}
+
+/** One queued saveNewTrans. */
+interface SaveOp {
+  trans: NewTrans;
+  branches: readonly NewBranch[];
+}
+
+/** One queued updateTrans. */
+interface UpdateOp {
+  gid: string;
+  expectedStatus: GlobalStatus;
+  patch: TransPatch;
+  branches: readonly BranchUpdate[];
+}
+
+/**
+ * Bits of an updateTrans batch's `mask` column: which fields each patch sets. A value array alone
+ * could not tell "not set" from a value, so a field is written only where its bit is on.
+ */
+const SET_STATUS = 1;
+const SET_FINISH_TIME = 2;
+const SET_ROLLBACK_TIME = 4;
+const SET_ROLLBACK_REASON = 8;
+const SET_RESULT = 16;
+const SET_NEXT_CRON_TIME = 32;
+const SET_NEXT_CRON_INTERVAL = 64;
+
+interface TransArrays {
+  gid: string[];
+  transType: string[];
+  status: string[];
+  queryPrepared: string[];
+  protocol: string[];
+  createTime: Date[];
+  updateTime: Date[];
+  finishTime: (Date | null)[];
+  rollbackTime: (Date | null)[];
+  options: string[];
+  customData: string[];
+  nextCronInterval: number[];
+  nextCronTime: Date[];
+  owner: string[];
+  extData: string[];
+  result: string[];
+  rollbackReason: string[];
+}
+
+/** New trans rows as one array per column, converted exactly as the single insert converts them (transInsert). */
+function transArrays(trans: readonly NewTrans[]): TransArrays {
+  const out: TransArrays = {
+    gid: [], transType: [], status: [], queryPrepared: [], protocol: [], createTime: [], updateTime: [], finishTime: [], rollbackTime: [],
+    options: [], customData: [], nextCronInterval: [], nextCronTime: [], owner: [], extData: [], result: [], rollbackReason: [],
+  };
+  for (const r of trans.map(transInsert)) {
+    out.gid.push(r.gid);
+    out.transType.push(r.trans_type);
+    out.status.push(r.status);
+    out.queryPrepared.push(r.query_prepared ?? "");
+    out.protocol.push(r.protocol);
+    out.createTime.push(r.create_time);
+    out.updateTime.push(r.update_time);
+    out.finishTime.push(r.finish_time ?? null);
+    out.rollbackTime.push(r.rollback_time ?? null);
+    out.options.push(r.options ?? "");
+    out.customData.push(r.custom_data ?? "");
+    out.nextCronInterval.push(r.next_cron_interval);
+    out.nextCronTime.push(r.next_cron_time);
+    out.owner.push(r.owner ?? "");
+    out.extData.push(r.ext_data ?? "");
+    out.result.push(r.result ?? "");
+    out.rollbackReason.push(r.rollback_reason ?? "");
+  }
+  return out;
+}
+
+interface PatchArrays {
+  gid: string[];
+  expected: string[];
+  mask: number[];
+  status: (string | null)[];
+  updateTime: (Date | null)[];
+  finishTime: (Date | null)[];
+  rollbackTime: (Date | null)[];
+  rollbackReason: (string | null)[];
+  result: (string | null)[];
+  nextCronTime: (Date | null)[];
+  nextCronInterval: (number | null)[];
+}
+
+/**
+ * The CAS and patch of each updateTrans as one array per column plus the mask of set fields.
+ * Built from patchSet, the single statement's SET list, so both paths write the same values.
+ */
+function patchArrays(ops: readonly UpdateOp[]): PatchArrays {
+  const out: PatchArrays = {
+    gid: [], expected: [], mask: [], status: [], updateTime: [], finishTime: [], rollbackTime: [], rollbackReason: [], result: [],
+    nextCronTime: [], nextCronInterval: [],
+  };
+  for (const op of ops) {
+    const set = patchSet(op.patch);
+    let mask = 0;
+    const field = <T>(value: T | undefined, bit: number): T | null => {
+      if (value === undefined) return null;
+      mask |= bit;
+      return value;
+    };
+    out.gid.push(op.gid);
+    out.expected.push(op.expectedStatus);
+    out.status.push(field(set.status, SET_STATUS));
+    out.updateTime.push(set.update_time ?? null);
+    out.finishTime.push(field(set.finish_time, SET_FINISH_TIME));
+    out.rollbackTime.push(field(set.rollback_time, SET_ROLLBACK_TIME));
+    out.rollbackReason.push(field(set.rollback_reason, SET_ROLLBACK_REASON));
+    out.result.push(field(set.result, SET_RESULT));
+    out.nextCronTime.push(field(set.next_cron_time, SET_NEXT_CRON_TIME));
+    out.nextCronInterval.push(field(set.next_cron_interval, SET_NEXT_CRON_INTERVAL));
+    out.mask.push(mask);
+  }
+  return out;
+}
+
+interface BranchUpdateArrays {
+  gid: string[];
+  branchId: string[];
+  op: string[];
+  status: string[];
+  finishTime: Date[];
+}
+
+/** The branch updates of all ops, each tagged with its op's gid. */
+function branchUpdateArrays(ops: readonly UpdateOp[]): BranchUpdateArrays {
+  const out: BranchUpdateArrays = { gid: [], branchId: [], op: [], status: [], finishTime: [] };
+  for (const op of ops) {
+    for (const u of op.branches) {
+      out.gid.push(op.gid);
+      out.branchId.push(u.branchId);
+      out.op.push(u.op);
+      out.status.push(u.status);
+      out.finishTime.push(date(u.finishTime));
+    }
+  }
+  return out;
+}
+
+/**
+ * An error Postgres answered a statement with: it was rolled back (one statement, autocommit),
+ * so its operations can run again one by one. A broken connection is not: the batch may have
+ * committed before the answer was lost, and re-running it would report a lost CAS for a won one.
+ */
+function wroteNothing(error: unknown): boolean {
+  return error instanceof pg.DatabaseError;
 }
