@@ -49,6 +49,8 @@ interface Options {
   store: StoreDriver;
   /** Server URL for a network store; default: the test services' (test/helpers/services.ts). */
   storeUrl: string | undefined;
+  /** Branch URLs "" (dtm's benchEmptyUrl): the coordinator records the steps but calls nothing. */
+  emptyUrls: boolean;
   seconds: number;
   warmup: number;
   concurrency: number[];
@@ -67,6 +69,7 @@ const USAGE = `usage: npx tsx bench/saga-bench.ts [options]
   --concurrency LIST    comma-separated concurrency levels (default 1,20,64)
   --store DRIVER        sqlite (default), postgres, mysql or redis
   --store-url URL       server of a network store (default: the test services of scripts/services.sh)
+  --empty-urls          branch URLs "" (dtm's Redis benchmark, benchEmptyUrl): no branch calls
   --synchronous MODE    SQLite synchronous mode for the store: full | normal (default full)
   --pin                 pin with taskset: coordinator on CPU 0, participant + driver on CPU 1
   --build               compile server/ with tsc into a temp dir and run it with plain node
@@ -80,6 +83,7 @@ function parseArgs(argv: string[]): Options {
   const opts: Options = {
     store: "sqlite",
     storeUrl: undefined,
+    emptyUrls: false,
     seconds: 8,
     warmup: 2,
     concurrency: [1, 20, 64],
@@ -133,6 +137,7 @@ function parseArgs(argv: string[]): Options {
         break;
       }
       case "--store-url": opts.storeUrl = next(); break;
+      case "--empty-urls": opts.emptyUrls = true; break;
       case "--synchronous": {
         const v = next();
         if (v !== "full" && v !== "normal") fail("--synchronous must be full or normal");
@@ -412,10 +417,12 @@ interface Procs {
 
 async function runLevel(level: number, c: number, opts: Options, procs: Procs, runId: string): Promise<LevelResult> {
   const participantBase = `http://127.0.0.1:${procs.participantPort}/api/busi`;
-  const stepsJson = JSON.stringify([
-    { action: `${participantBase}/TransOut`, compensate: `${participantBase}/TransOutRevert` },
-    { action: `${participantBase}/TransIn`, compensate: `${participantBase}/TransInRevert` },
-  ]);
+  const stepsJson = JSON.stringify(opts.emptyUrls
+    ? [{ action: "", compensate: "" }, { action: "", compensate: "" }]
+    : [
+        { action: `${participantBase}/TransOut`, compensate: `${participantBase}/TransOutRevert` },
+        { action: `${participantBase}/TransIn`, compensate: `${participantBase}/TransInRevert` },
+      ]);
   const bodyFor = (gid: string): string =>
     `{"gid":"${gid}","trans_type":"saga","steps":${stepsJson},"payloads":["{}","{}"],"wait_result":true}`;
 
@@ -687,7 +694,7 @@ async function main(): Promise<void> {
         measureSeconds: opts.seconds,
         concurrency: opts.concurrency,
         profile: opts.profile,
-        workload: "saga with 2 branches (action+compensate each), payloads {} , wait_result: true; no-op node:http participant; closed loop, one undici Pool with connections = C",
+        workload: `saga with 2 branches (action+compensate each), payloads {} , wait_result: true; ${opts.emptyUrls ? "empty branch URLs (no branch calls, as dtm's benchEmptyUrl)" : "no-op node:http participant"}; closed loop, one undici Pool with connections = C`,
         coordinatorCommand: `${cCmd} ${cArgs.join(" ")}`,
         sameCoordinatorForAllLevels: true,
       },
