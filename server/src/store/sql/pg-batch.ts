@@ -8,7 +8,13 @@
 
 /** What a {@link Batcher} needs to know about one kind of operation. */
 export interface BatcherOptions<Op, R> {
-  /** Batch statements running at once; further calls queue and form the next batch. */
+  /**
+   * Batch statements running at once, at most. A second one starts only when a full batch
+   * (`maxBatch`) is waiting: until then calls queue behind the running one and go out together
+   * when it ends. On the project's 2-core bench one statement at a time was about 1.3x faster than
+   * four (fewer, fuller statements: less CPU on both sides), while the extra slots keep the
+   * throughput growing once one statement at a time cannot keep up.
+   */
   maxInFlight: number;
   /** Operations per batch statement at most. */
   maxBatch: number;
@@ -47,8 +53,9 @@ interface Pending<Op, R> {
 }
 
 /**
- * Queues calls of one kind and sends them in batches, at most `maxInFlight` statements at a time.
- * Every caller's promise settles with its own operation's result or error.
+ * Queues calls of one kind and sends them in batches: one statement at a time, more (up to
+ * `maxInFlight`) while full batches are waiting. Every caller's promise settles with its own
+ * operation's result or error.
  */
 export class Batcher<Op, R> {
   readonly stats: BatcherStats = { batches: 0, batchedOps: 0, singles: 0, splitBatches: 0, largestBatch: 0 };
@@ -82,6 +89,9 @@ export class Batcher<Op, R> {
 
   private pump(): void {
     while (this.running < this.options.maxInFlight && this.queue.length > 0) {
+      // Another statement in flight only for a full batch (see maxInFlight); a lone call on an
+      // idle batcher still goes out at once.
+      if (this.running > 0 && this.queue.length < this.options.maxBatch) return;
       const batch = this.take();
       // Everything queued waits for a key already in flight.
       if (batch.length === 0) return;

@@ -36,7 +36,7 @@ export interface PostgresStoreOptions {
   batchWrites?: boolean;
 }
 
-/** Batch statements of one kind at once, at most; the rest of the pool is left for reads and other writes. */
+/** Batch statements of one kind at once, at most (a second one only for a full batch); the rest of the pool is left for reads and other writes. */
 const MAX_BATCHES_IN_FLIGHT = 4;
 /** Operations per batch statement, at most. */
 const MAX_BATCH = 64;
