@@ -671,8 +671,10 @@ async function main(): Promise<void> {
     await stopChild(participant, "SIGTERM", 5000);
 
     const cpus = os.cpus();
+    /** Results file stem: saga-<store>, and -empty for --empty-urls. */
+    const name = `saga-${opts.store}${opts.emptyUrls ? "-empty" : ""}`;
     const report = {
-      benchmark: `saga-${opts.store}`,
+      benchmark: name,
       timestamp: started.toISOString(),
       command: commandLine,
       machine: {
@@ -705,11 +707,11 @@ async function main(): Promise<void> {
     };
 
     mkdirSync(opts.outDir, { recursive: true });
-    const base = opts.profile ? `saga-${opts.store}-profile-${stamp}.json` : `saga-${opts.store}-${stamp}.json`;
+    const base = opts.profile ? `${name}-profile-${stamp}.json` : `${name}-${stamp}.json`;
     const outFile = path.join(opts.outDir, base);
     writeFileSync(outFile, `${JSON.stringify(report, null, 2)}\n`);
     // A profiled run is slowed down by the profiler, so it does not replace "latest".
-    if (!opts.profile) writeFileSync(path.join(opts.outDir, `saga-${opts.store}-latest.json`), `${JSON.stringify(report, null, 2)}\n`);
+    if (!opts.profile) writeFileSync(path.join(opts.outDir, `${name}-latest.json`), `${JSON.stringify(report, null, 2)}\n`);
 
     console.log("");
     console.log(`${report.machine.cpus} x ${report.machine.model}, node ${report.machine.node}, ${opts.store === "sqlite" ? `sqlite synchronous=${opts.synchronous}` : `store ${opts.store}`}, pinning ${canPin ? "on" : "off"}, coordinator ${opts.build ? "compiled" : "via tsx"}${opts.profile ? ", PROFILING (numbers are slowed by the profiler)" : ""}`);
@@ -728,7 +730,7 @@ async function main(): Promise<void> {
     if (busiest > 25) {
       console.log(`WARNING: other processes used up to ${busiest.toFixed(0)}% of a core during the measured phases (column "other CPU %"); the figures understate what the coordinator can do on an idle machine.`);
     }
-    console.log(`results: ${path.relative(process.cwd(), outFile)}${opts.profile ? "" : ` (and saga-${opts.store}-latest.json)`}`);
+    console.log(`results: ${path.relative(process.cwd(), outFile)}${opts.profile ? "" : ` (and ${name}-latest.json)`}`);
 
     if (opts.profile) {
       if (exit.code !== 0) console.error(`saga-bench: coordinator exited with code ${exit.code}, signal ${exit.signal}; the profile may be missing`);
