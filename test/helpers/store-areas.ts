@@ -4,6 +4,7 @@
  * unreachable server fails the test with a message saying how to start it (never a skip).
  */
 import { randomBytes } from "node:crypto";
+import { Redis } from "ioredis";
 import mysql from "mysql2/promise";
 import pg from "pg";
 import { testServiceUrls, unreachableMessage } from "./services.ts";
@@ -58,6 +59,12 @@ export class PgArea {
     await this.query(`TRUNCATE ${this.schema}.trans_global, ${this.schema}.trans_branch_op, ${this.schema}.kv`);
   }
 
+  /** The coordinator that last claimed each trans (claimDue's `owner`), by gid. */
+  async owners(): Promise<Map<string, string>> {
+    const rows = await this.query<{ gid: string; owner: string }>(`SELECT gid, owner FROM ${this.table("trans_global")}`);
+    return new Map(rows.map((r) => [r.gid, r.owner]));
+  }
+
   async drop(): Promise<void> {
     await this.query(`DROP SCHEMA IF EXISTS ${this.schema} CASCADE`);
   }
@@ -106,6 +113,12 @@ export class MysqlArea {
     return `${this.database}.${name}`;
   }
 
+  /** The coordinator that last claimed each trans (claimDue's `owner`), by gid. */
+  async owners(): Promise<Map<string, string>> {
+    const rows = await this.query<{ gid: string; owner: string }>(`SELECT gid, owner FROM ${this.table("trans_global")}`);
+    return new Map(rows.map((r) => [r.gid, r.owner]));
+  }
+
   /** Empties dtx's tables (DELETE: TRUNCATE is DDL and much slower on InnoDB). */
   async truncate(): Promise<void> {
     for (const table of ["trans_branch_op", "trans_global", "kv"]) await this.query(`DELETE FROM ${this.database}.${table}`);
@@ -116,5 +129,67 @@ export class MysqlArea {
     await this.query(`DROP DATABASE IF EXISTS ${this.database}`);
     await this.conn.end();
     this.conn = undefined;
+  }
+}
+
+/** A key prefix of its own on the test Redis (the Redis store's `prefix`). */
+export class RedisArea {
+  /** `{dtx_<label>_<random>}`: a hash tag, as the store wants. */
+  readonly prefix: string;
+  readonly url: string;
+  private client: Redis | undefined;
+
+  constructor(label: string, url: string = testServiceUrls().redis) {
+    this.prefix = `{${uniqueName(label)}}`;
+    this.url = url;
+  }
+
+  async open(): Promise<void> {
+    const client = new Redis(this.url, { maxRetriesPerRequest: 1, connectTimeout: CONNECT_TIMEOUT_MS, lazyConnect: true });
+    client.on("error", () => {});
+    await reach("Redis", this.url, async () => {
+      await client.connect();
+      await client.ping();
+    });
+    this.client = client;
+    await this.drop();
+  }
+
+  /** The coordinator that last claimed each trans (the `owner` field of its hash), by gid. */
+  async owners(): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    const head = `${this.prefix}:g:`;
+    for (const key of await this.keys(`${head}*`)) out.set(key.slice(head.length), (await this.redis().hget(key, "owner")) ?? "");
+    return out;
+  }
+
+  async drop(): Promise<void> {
+    const keys = await this.keys(`${this.prefix}*`);
+    if (keys.length > 0) await this.redis().unlink(...keys);
+  }
+
+  async close(): Promise<void> {
+    if (!this.client) return;
+    await this.drop();
+    this.client.disconnect();
+    this.client = undefined;
+  }
+
+  private redis(): Redis {
+    if (!this.client) throw new Error("RedisArea.open() was not called");
+    return this.client;
+  }
+
+  /** SCAN, not KEYS: the server is shared with other test files. Glob characters in the prefix are escaped. */
+  private async keys(pattern: string): Promise<string[]> {
+    const escaped = pattern.replace(/[[\]?]/g, (c) => `\\${c}`);
+    const out: string[] = [];
+    let cursor = "0";
+    do {
+      const [next, batch] = await this.redis().scan(cursor, "MATCH", escaped, "COUNT", 1000);
+      cursor = next;
+      out.push(...batch);
+    } while (cursor !== "0");
+    return out;
   }
 }
