@@ -1,6 +1,6 @@
 /**
- * Crash recovery on PostgreSQL: real coordinator processes share one schema and one is SIGKILLed
- * mid-saga. What it acknowledged or started must be finished by the other coordinator on the
+ * Crash recovery on the network stores (PostgreSQL, Redis): real coordinator processes share one
+ * database and one is SIGKILLed mid-saga. What it acknowledged or started must be finished by the other coordinator on the
  * same database (for the store, no different from a restarted one), without repeating a step
  * whose success was recorded (PROTOCOL §7.1).
  *
@@ -18,21 +18,18 @@ import { sagaBody } from "../helpers/client.ts";
 import type { ChildCoordinator } from "../helpers/coordinator.ts";
 import { spawnCoordinator } from "../helpers/coordinator.ts";
 import { CRASH_ENV, LONG_REQUEST_TIMEOUT } from "../helpers/crash-harness.ts";
-import { PgArea } from "../helpers/store-areas.ts";
+import { PgArea, RedisArea } from "../helpers/store-areas.ts";
 
-const area = new PgArea("e2e_crash");
 let busi: Busi;
 let dir = "";
 const children = new Set<ChildCoordinator>();
 
 beforeAll(async () => {
   busi = await startBusi();
-  await area.open();
-  dir = mkdtempSync(join(tmpdir(), "dtx-crash-pg-"));
+  dir = mkdtempSync(join(tmpdir(), "dtx-crash-shared-"));
 });
 afterAll(async () => {
   await busi?.close();
-  await area.close();
   rmSync(dir, { recursive: true, force: true });
 });
 beforeEach(() => busi.reset());
@@ -42,17 +39,12 @@ afterEach(async () => {
   busi.releaseHung();
 });
 
-/** A coordinator process on the test schema (the SQLite path is unused, but must not be shared). */
-async function start(): Promise<ChildCoordinator> {
-  const child = await spawnCoordinator(join(dir, "unused.db"), {
-    ...CRASH_ENV,
-    DTX_STORE_DRIVER: "postgres",
-    DTX_STORE_URL: area.url,
-    DTX_STORE_SCHEMA: area.schema,
-  });
-  children.add(child);
-  return child;
-}
+const pgArea = new PgArea("e2e_crash");
+const redisArea = new RedisArea("e2e_crash");
+const stores: { name: string; tag: string; area: PgArea | RedisArea; env: Record<string, string> }[] = [
+  { name: "PostgreSQL", tag: "pg", area: pgArea, env: { DTX_STORE_DRIVER: "postgres", DTX_STORE_URL: pgArea.url, DTX_STORE_SCHEMA: pgArea.schema } },
+  { name: "Redis", tag: "redis", area: redisArea, env: { DTX_STORE_DRIVER: "redis", DTX_STORE_URL: redisArea.url, DTX_STORE_PREFIX: redisArea.prefix } },
+];
 
 async function recover(client: DtxClient): Promise<void> {
   await client.cron(60_000);
@@ -61,12 +53,22 @@ async function recover(client: DtxClient): Promise<void> {
 
 const count = (gid: string, name: string): number => busi.calls({ gid, name }).length;
 
-describe("saga crash recovery on PostgreSQL (a coordinator SIGKILLed, the database survives)", () => {
+describe.each(stores)("saga crash recovery on $name (a coordinator SIGKILLed, the database survives)", (store) => {
+  beforeAll(() => store.area.open());
+  afterAll(() => store.area.close());
+
+  /** A coordinator process on the test area (the SQLite path is unused, but must not be shared). */
+  async function start(): Promise<ChildCoordinator> {
+    const child = await spawnCoordinator(join(dir, "unused.db"), { ...CRASH_ENV, ...store.env });
+    children.add(child);
+    return child;
+  }
+
   // One case with two coordinator processes (each spawn costs seconds): everything the victim
   // had acknowledged or started is finished by the survivor, which shares its database.
   it("sagas in flight on a killed coordinator are finished by the other one, calling no recorded step again", async () => {
-    const hung = Array.from({ length: 10 }, (_, i) => `pg-crash-hung-${i}`);
-    const crashed = "pg-crash-after-call";
+    const hung = Array.from({ length: 10 }, (_, i) => `${store.tag}-crash-hung-${i}`);
+    const crashed = `${store.tag}-crash-after-call`;
     for (const gid of hung) busi.program({ gid, name: "TransIn" }, "HANG");
     const [victim, survivor] = await Promise.all([start(), start()]);
 
