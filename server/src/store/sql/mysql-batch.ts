@@ -1,0 +1,163 @@
+/**
+ * The SQL of the MySQL/MariaDB store's group commit (./pg-batch.ts queues the calls): many
+ * saveNewTrans or updateTrans calls as one short transaction sent as one multi-statement query.
+ * MySQL has no RETURNING and no data-modifying CTEs, so each caller's outcome is read from a
+ * result set of the same round trip (a locking SELECT) or found out after a duplicate key.
+ */
+import { CompiledQuery, sql } from "kysely";
+import type { Kysely, QueryResult, RawBuilder } from "kysely";
+import type { GlobalStatus } from "../../core/types.ts";
+import type { BranchUpdate, NewBranch, NewTrans, TransPatch } from "../store.ts";
+import { branchInsert, date, patchSet, transInsert } from "./convert.ts";
+import type { StoreDatabase } from "./tables.ts";
+
+/** One queued saveNewTrans. */
+export interface SaveOp {
+  trans: NewTrans;
+  branches: readonly NewBranch[];
+}
+
+/** One queued updateTrans. */
+export interface UpdateOp {
+  gid: string;
+  expectedStatus: GlobalStatus;
+  patch: TransPatch;
+  branches: readonly BranchUpdate[];
+}
+
+/** The same order in every batch: concurrent batches then wait for each other's rows in one order instead of deadlocking. */
+function byGid(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * `START TRANSACTION; INSERT trans rows; INSERT branch rows; COMMIT` for saveNewTrans calls whose
+ * gids are all believed new. Trans rows go in gid order (see byGid); branch rows in the callers'
+ * order, so each caller's branch ids ascend as it listed them. A duplicate gid, or any bad value,
+ * stops the query with the transaction open: the caller rolls back on the same connection.
+ */
+export function saveBatchQuery(db: Kysely<StoreDatabase>, ops: readonly SaveOp[]): CompiledQuery {
+  const trans = ops.map((op) => op.trans).sort((a, b) => byGid(a.gid, b.gid));
+  const parts = [db.insertInto("trans_global").values(trans.map(transInsert)).compile()];
+  const branches = ops.flatMap((op) => op.branches);
+  if (branches.length > 0) parts.push(db.insertInto("trans_branch_op").values(branches.map(branchInsert)).compile());
+  return CompiledQuery.raw(
+    `START TRANSACTION; ${parts.map((p) => p.sql).join("; ")}; COMMIT`,
+    parts.flatMap((p) => [...p.parameters]),
+  );
+}
+
+/**
+ * After a failed saveBatchQuery: `ROLLBACK` and, in the same round trip, which of `gids` exist
+ * now (a duplicate key error comes only once the other insert committed, so its gid is visible).
+ * Rows are never deleted, so a gid seen here certainly exists.
+ */
+export function rollbackAndFindQuery(db: Kysely<StoreDatabase>, gids: readonly string[]): CompiledQuery {
+  return sql`ROLLBACK; SELECT gid FROM trans_global WHERE gid IN (${sql.join(gids)})`.compile(db);
+}
+
+/** The gids the second statement of rollbackAndFindQuery found. */
+export function foundGids(result: QueryResult<unknown>): Set<string> {
+  return new Set(resultSet(result, 1).map((row) => String(row["gid"])));
+}
+
+/**
+ * Bits of an updateTrans batch's `mask` column: which fields each patch sets. A value column
+ * alone could not tell "not set" from a value, so a field is written only where its bit is on.
+ */
+const SET_STATUS = 1;
+const SET_FINISH_TIME = 2;
+const SET_ROLLBACK_TIME = 4;
+const SET_ROLLBACK_REASON = 8;
+const SET_RESULT = 16;
+const SET_NEXT_CRON_TIME = 32;
+const SET_NEXT_CRON_INTERVAL = 64;
+
+/** The patched columns of trans_global and their mask bits, in the order of the derived table's columns. */
+const PATCH_COLUMNS = [
+  ["status", SET_STATUS],
+  ["finish_time", SET_FINISH_TIME],
+  ["rollback_time", SET_ROLLBACK_TIME],
+  ["rollback_reason", SET_ROLLBACK_REASON],
+  ["result", SET_RESULT],
+  ["next_cron_time", SET_NEXT_CRON_TIME],
+  ["next_cron_interval", SET_NEXT_CRON_INTERVAL],
+] as const;
+
+type PatchValue = string | number | Date | null;
+
+/**
+ * One row of the per-op derived table: gid, expected status, mask, update_time, then the
+ * PATCH_COLUMNS (NULL where not set). Built from patchSet, the single statement's SET list, so
+ * both paths write the same values.
+ */
+function patchRow(op: UpdateOp): PatchValue[] {
+  const set = patchSet(op.patch);
+  let mask = 0;
+  const values = PATCH_COLUMNS.map(([column, bit]): PatchValue => {
+    const value = set[column];
+    if (value === undefined) return null;
+    mask |= bit;
+    return value;
+  });
+  return [op.gid, op.expectedStatus, mask, date(op.patch.updateTime), ...values];
+}
+
+/**
+ * A derived table of literal rows: UNION ALL of one-row SELECTs (MySQL 8 and MariaDB spell VALUES
+ * constructors differently). Column names come from the first SELECT; MySQL types each column
+ * from all the rows.
+ */
+function literalRows(columns: readonly string[], rows: readonly (readonly unknown[])[]): RawBuilder<unknown> {
+  return sql.join(
+    rows.map((row, i) => sql`SELECT ${sql.join(row.map((value, c) => (i === 0 ? sql`${value} AS ${sql.ref(columns[c] ?? "")}` : sql`${value}`)))}`),
+    sql` UNION ALL `,
+  );
+}
+
+/**
+ * updateTrans calls (distinct gids) as one transaction in one round trip:
+ *
+ * 1. `SELECT gid, status ... ORDER BY gid FOR UPDATE` locks the trans rows in gid order (batches
+ *    of several coordinators cannot deadlock on them; FORCE INDEX keeps the optimizer from a
+ *    table scan, which on a small table would lock in id order) and tells each caller's outcome: its CAS
+ *    wins exactly when the stored status is its expected one. The rows stay locked until COMMIT,
+ *    so the UPDATE below decides the same.
+ * 2. One multi-table UPDATE, as the single call does: each trans row joined with its op's values
+ *    (fields outside the op's mask keep their value), its branches LEFT JOINed, and nothing
+ *    written unless `g.status = v.expected`.
+ * 3. COMMIT.
+ */
+export function updateBatchQuery(db: Kysely<StoreDatabase>, ops: readonly UpdateOp[]): CompiledQuery {
+  const gids = ops.map((op) => op.gid).sort(byGid);
+  const values = literalRows(
+    ["gid", "expected", "mask", "update_time", ...PATCH_COLUMNS.map(([column]) => column)],
+    ops.map(patchRow),
+  );
+  const assignments = PATCH_COLUMNS.map(([column, bit]) =>
+    sql`${sql.ref(`g.${column}`)} = IF((v.mask & ${sql.lit(bit)}) <> 0, ${sql.ref(`v.${column}`)}, ${sql.ref(`g.${column}`)})`);
+  const branchRows = ops.flatMap((op) => op.branches.map((u) => [op.gid, u.branchId, u.op, u.status, date(u.finishTime)]));
+  const branchJoin = branchRows.length === 0 ? sql`` : sql`
+    LEFT JOIN (trans_branch_op AS o JOIN (${literalRows(["gid", "branch_id", "op", "status", "finish_time"], branchRows)}) AS w
+      ON o.gid = w.gid AND o.branch_id = w.branch_id AND o.op = w.op) ON o.gid = g.gid`;
+  const branchSet = branchRows.length === 0 ? sql`` : sql`, o.status = w.status, o.finish_time = w.finish_time, o.update_time = v.update_time`;
+  return sql`START TRANSACTION;
+    SELECT gid, status FROM trans_global FORCE INDEX (gid) WHERE gid IN (${sql.join(gids)}) ORDER BY gid FOR UPDATE;
+    UPDATE trans_global AS g JOIN (${values}) AS v ON g.gid = v.gid ${branchJoin}
+    SET g.update_time = v.update_time, ${sql.join(assignments)} ${branchSet}
+    WHERE g.status = v.expected;
+    COMMIT`.compile(db);
+}
+
+/** Each op's CAS outcome, from the locking SELECT (the second statement) of updateBatchQuery. */
+export function updateBatchWins(result: QueryResult<unknown>, ops: readonly UpdateOp[]): boolean[] {
+  const stored = new Map(resultSet(result, 1).map((row) => [String(row["gid"]), String(row["status"])]));
+  return ops.map((op) => stored.get(op.gid) === op.expectedStatus);
+}
+
+/** The rows of the `index`-th statement of a multi-statement query (mysql2 answers with one result per statement). */
+function resultSet(result: QueryResult<unknown>, index: number): Record<string, unknown>[] {
+  const rows: unknown = result.rows[index];
+  if (!Array.isArray(rows)) throw new Error(`statement ${index + 1} of the batch returned no result set`);
+  return rows as Record<string, unknown>[];
+}
