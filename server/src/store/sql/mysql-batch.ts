@@ -6,24 +6,10 @@
  */
 import { CompiledQuery, sql } from "kysely";
 import type { Kysely, QueryResult, RawBuilder } from "kysely";
-import type { GlobalStatus } from "../../core/types.ts";
-import type { BranchUpdate, NewBranch, NewTrans, TransPatch } from "../store.ts";
-import { branchInsert, date, patchSet, transInsert } from "./convert.ts";
+import { branchInsert, date, transInsert } from "./convert.ts";
+import { PATCH_COLUMNS, patchFields } from "./group-commit.ts";
+import type { SaveOp, UpdateOp } from "./group-commit.ts";
 import type { StoreDatabase } from "./tables.ts";
-
-/** One queued saveNewTrans. */
-export interface SaveOp {
-  trans: NewTrans;
-  branches: readonly NewBranch[];
-}
-
-/** One queued updateTrans. */
-export interface UpdateOp {
-  gid: string;
-  expectedStatus: GlobalStatus;
-  patch: TransPatch;
-  branches: readonly BranchUpdate[];
-}
 
 /** The same order in every batch: concurrent batches then wait for each other's rows in one order instead of deadlocking. */
 function byGid(a: string, b: string): number {
@@ -61,46 +47,15 @@ export function foundGids(result: QueryResult<unknown>): Set<string> {
   return new Set(resultSet(result, 1).map((row) => String(row["gid"])));
 }
 
-/**
- * Bits of an updateTrans batch's `mask` column: which fields each patch sets. A value column
- * alone could not tell "not set" from a value, so a field is written only where its bit is on.
- */
-const SET_STATUS = 1;
-const SET_FINISH_TIME = 2;
-const SET_ROLLBACK_TIME = 4;
-const SET_ROLLBACK_REASON = 8;
-const SET_RESULT = 16;
-const SET_NEXT_CRON_TIME = 32;
-const SET_NEXT_CRON_INTERVAL = 64;
-
-/** The patched columns of trans_global and their mask bits, in the order of the derived table's columns. */
-const PATCH_COLUMNS = [
-  ["status", SET_STATUS],
-  ["finish_time", SET_FINISH_TIME],
-  ["rollback_time", SET_ROLLBACK_TIME],
-  ["rollback_reason", SET_ROLLBACK_REASON],
-  ["result", SET_RESULT],
-  ["next_cron_time", SET_NEXT_CRON_TIME],
-  ["next_cron_interval", SET_NEXT_CRON_INTERVAL],
-] as const;
-
 type PatchValue = string | number | Date | null;
 
 /**
  * One row of the per-op derived table: gid, expected status, mask, update_time, then the
- * PATCH_COLUMNS (NULL where not set). Built from patchSet, the single statement's SET list, so
- * both paths write the same values.
+ * PATCH_COLUMNS (NULL where not set), as patchFields gives them.
  */
 function patchRow(op: UpdateOp): PatchValue[] {
-  const set = patchSet(op.patch);
-  let mask = 0;
-  const values = PATCH_COLUMNS.map(([column, bit]): PatchValue => {
-    const value = set[column];
-    if (value === undefined) return null;
-    mask |= bit;
-    return value;
-  });
-  return [op.gid, op.expectedStatus, mask, date(op.patch.updateTime), ...values];
+  const { mask, values } = patchFields(op.patch);
+  return [op.gid, op.expectedStatus, mask, date(op.patch.updateTime), ...PATCH_COLUMNS.map(([column]) => values[column])];
 }
 
 /**

@@ -7,10 +7,9 @@ import { isSameBranch, transFromRow } from "../rows.ts";
 import type { AppendResult, BranchUpdate, NewBranch, NewTrans, TransPatch } from "../store.ts";
 import { at, branchInsert, date, patchSet, transInsert } from "./convert.ts";
 import { foundGids, rollbackAndFindQuery, saveBatchQuery, updateBatchQuery, updateBatchWins } from "./mysql-batch.ts";
-import type { SaveOp, UpdateOp } from "./mysql-batch.ts";
 import { migrateMysql } from "./mysql-migrate.ts";
-import { Batcher } from "./pg-batch.ts";
-import type { BatcherStats } from "./pg-batch.ts";
+import { GroupCommit } from "./group-commit.ts";
+import type { GroupCommitStats, SaveOp, UpdateOp } from "./group-commit.ts";
 import { SqlStore } from "./sql-store.ts";
 import type { StoreDatabase } from "./tables.ts";
 
@@ -26,11 +25,6 @@ export interface MysqlStoreOptions {
    */
   batchWrites?: boolean;
 }
-
-/** Batch queries of one kind at once, at most (a second one only for a full batch); the rest of the pool is left for reads and other writes. */
-const MAX_BATCHES_IN_FLIGHT = 4;
-/** Operations per batch query, at most. */
-const MAX_BATCH = 64;
 
 /** datetime(3) columns hold UTC (see `timezone: "Z"`); read them back as epoch milliseconds. */
 const typeCast: TypeCast = (field, next) => {
@@ -52,8 +46,7 @@ const typeCast: TypeCast = (field, next) => {
  * per-call outcome, which saves most of the per-query and per-commit cost under load.
  */
 export class MysqlStore extends SqlStore {
-  private readonly saves: Batcher<SaveOp, "created" | "exists"> | undefined;
-  private readonly updates: Batcher<UpdateOp, boolean> | undefined;
+  private readonly batches: GroupCommit | undefined;
 
   constructor(options: MysqlStoreOptions) {
     const pool = createPool({
@@ -79,28 +72,24 @@ export class MysqlStore extends SqlStore {
     });
     super(new Kysely<StoreDatabase>({ dialect }), isMysqlConflict);
     if (options.batchWrites !== false) {
-      const maxInFlight = Math.max(1, Math.min(MAX_BATCHES_IN_FLIGHT, (options.poolSize ?? 10) - 1));
-      this.saves = new Batcher<SaveOp, "created" | "exists">({
-        maxInFlight, maxBatch: MAX_BATCH, key: (op) => op.trans.gid, retrySingly: wroteNothing,
-        runBatch: (ops) => this.saveNewTransBatch(ops),
-        runOne: (op) => this.saveNewTransOne(op.trans, op.branches),
-      });
-      this.updates = new Batcher<UpdateOp, boolean>({
-        maxInFlight, maxBatch: MAX_BATCH, key: (op) => op.gid, retrySingly: wroteNothing,
-        runBatch: (ops) => this.updateTransBatch(ops),
-        runOne: (op) => this.updateTransOne(op.gid, op.expectedStatus, op.patch, op.branches),
+      this.batches = new GroupCommit(options.poolSize ?? 10, {
+        saveBatch: (ops) => this.saveNewTransBatch(ops),
+        saveOne: (op) => this.saveNewTransOne(op.trans, op.branches),
+        updateBatch: (ops) => this.updateTransBatch(ops),
+        updateOne: (op) => this.updateTransOne(op.gid, op.expectedStatus, op.patch, op.branches),
+        wroteNothing,
       });
     }
   }
 
   /** What the group commit sent so far (undefined with batchWrites: false). */
-  batchStats(): { saves: BatcherStats; updates: BatcherStats } | undefined {
-    return this.saves && this.updates ? { saves: { ...this.saves.stats }, updates: { ...this.updates.stats } } : undefined;
+  batchStats(): GroupCommitStats | undefined {
+    return this.batches?.stats();
   }
 
   /** Waits for the queued and in-flight batches too: their callers were told the write is under way. */
   override async close(): Promise<void> {
-    await Promise.all([this.saves?.drain(), this.updates?.drain()]);
+    await this.batches?.drain();
     await super.close();
   }
 
@@ -109,7 +98,7 @@ export class MysqlStore extends SqlStore {
   }
 
   saveNewTrans(trans: NewTrans, branches: readonly NewBranch[]): Promise<"created" | "exists"> {
-    return this.saves ? this.saves.submit({ trans, branches }) : this.saveNewTransOne(trans, branches);
+    return this.batches ? this.batches.save({ trans, branches }) : this.saveNewTransOne(trans, branches);
   }
 
   private saveNewTransOne(trans: NewTrans, branches: readonly NewBranch[]): Promise<"created" | "exists"> {
@@ -168,8 +157,8 @@ export class MysqlStore extends SqlStore {
   }
 
   updateTrans(gid: string, expectedStatus: GlobalStatus, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean> {
-    return this.updates
-      ? this.updates.submit({ gid, expectedStatus, patch, branches })
+    return this.batches
+      ? this.batches.update({ gid, expectedStatus, patch, branches })
       : this.updateTransOne(gid, expectedStatus, patch, branches);
   }
 

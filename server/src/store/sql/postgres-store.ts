@@ -6,8 +6,10 @@ import type { TransRow } from "../rows.ts";
 import { transFromRow } from "../rows.ts";
 import type { AppendResult, BranchUpdate, NewBranch, NewTrans, TransPatch } from "../store.ts";
 import { branchInsert, date, patchSet, transInsert, UNFINISHED_SQL } from "./convert.ts";
-import { Batcher } from "./pg-batch.ts";
-import type { BatcherStats } from "./pg-batch.ts";
+import {
+  GroupCommit, patchFields, SET_FINISH_TIME, SET_NEXT_CRON_INTERVAL, SET_NEXT_CRON_TIME, SET_RESULT, SET_ROLLBACK_REASON, SET_ROLLBACK_TIME, SET_STATUS,
+} from "./group-commit.ts";
+import type { GroupCommitStats, SaveOp, UpdateOp } from "./group-commit.ts";
 import { preparingPool, StatementNames } from "./pg-prepared.ts";
 import { migratePostgres } from "./postgres-migrate.ts";
 import { SqlStore } from "./sql-store.ts";
@@ -35,11 +37,6 @@ export interface PostgresStoreOptions {
    */
   batchWrites?: boolean;
 }
-
-/** Batch statements of one kind at once, at most (a second one only for a full batch); the rest of the pool is left for reads and other writes. */
-const MAX_BATCHES_IN_FLIGHT = 4;
-/** Operations per batch statement, at most. */
-const MAX_BATCH = 64;
 
 const INT8_OID = 20;
 const TIMESTAMPTZ_OID = 1184;
@@ -74,8 +71,7 @@ export function quoteIdent(name: string): string {
  */
 export class PostgresStore extends SqlStore {
   private readonly schema: string;
-  private readonly saves: Batcher<SaveOp, "created" | "exists"> | undefined;
-  private readonly updates: Batcher<UpdateOp, boolean> | undefined;
+  private readonly batches: GroupCommit | undefined;
 
   constructor(options: PostgresStoreOptions) {
     const schema = options.schema ?? "public";
@@ -96,28 +92,24 @@ export class PostgresStore extends SqlStore {
     super(new Kysely<StoreDatabase>({ dialect }), isPostgresConflict);
     this.schema = schema;
     if (options.batchWrites !== false) {
-      const maxInFlight = Math.max(1, Math.min(MAX_BATCHES_IN_FLIGHT, (options.poolSize ?? 10) - 1));
-      this.saves = new Batcher<SaveOp, "created" | "exists">({
-        maxInFlight, maxBatch: MAX_BATCH, key: (op) => op.trans.gid, retrySingly: wroteNothing,
-        runBatch: (ops) => this.saveNewTransBatch(ops),
-        runOne: (op) => this.saveNewTransOne(op.trans, op.branches),
-      });
-      this.updates = new Batcher<UpdateOp, boolean>({
-        maxInFlight, maxBatch: MAX_BATCH, key: (op) => op.gid, retrySingly: wroteNothing,
-        runBatch: (ops) => this.updateTransBatch(ops),
-        runOne: (op) => this.updateTransOne(op.gid, op.expectedStatus, op.patch, op.branches),
+      this.batches = new GroupCommit(options.poolSize ?? 10, {
+        saveBatch: (ops) => this.saveNewTransBatch(ops),
+        saveOne: (op) => this.saveNewTransOne(op.trans, op.branches),
+        updateBatch: (ops) => this.updateTransBatch(ops),
+        updateOne: (op) => this.updateTransOne(op.gid, op.expectedStatus, op.patch, op.branches),
+        wroteNothing,
       });
     }
   }
 
   /** What the group commit sent so far (undefined with batchWrites: false). */
-  batchStats(): { saves: BatcherStats; updates: BatcherStats } | undefined {
-    return this.saves && this.updates ? { saves: { ...this.saves.stats }, updates: { ...this.updates.stats } } : undefined;
+  batchStats(): GroupCommitStats | undefined {
+    return this.batches?.stats();
   }
 
   /** Waits for the queued and in-flight batches too: their callers were told the write is under way. */
   override async close(): Promise<void> {
-    await Promise.all([this.saves?.drain(), this.updates?.drain()]);
+    await this.batches?.drain();
     await super.close();
   }
 
@@ -126,7 +118,7 @@ export class PostgresStore extends SqlStore {
   }
 
   saveNewTrans(trans: NewTrans, branches: readonly NewBranch[]): Promise<"created" | "exists"> {
-    return this.saves ? this.saves.submit({ trans, branches }) : this.saveNewTransOne(trans, branches);
+    return this.batches ? this.batches.save({ trans, branches }) : this.saveNewTransOne(trans, branches);
   }
 
   private async saveNewTransOne(trans: NewTrans, branches: readonly NewBranch[]): Promise<"created" | "exists"> {
@@ -172,8 +164,8 @@ export class PostgresStore extends SqlStore {
   }
 
   updateTrans(gid: string, expectedStatus: GlobalStatus, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean> {
-    return this.updates
-      ? this.updates.submit({ gid, expectedStatus, patch, branches })
+    return this.batches
+      ? this.batches.update({ gid, expectedStatus, patch, branches })
       : this.updateTransOne(gid, expectedStatus, patch, branches);
   }
 
@@ -379,32 +371,6 @@ function isPostgresConflict(error: unknown): boolean {
   return code === "40P01" || code === "40001";
 }
 
-/** One queued saveNewTrans. */
-interface SaveOp {
-  trans: NewTrans;
-  branches: readonly NewBranch[];
-}
-
-/** One queued updateTrans. */
-interface UpdateOp {
-  gid: string;
-  expectedStatus: GlobalStatus;
-  patch: TransPatch;
-  branches: readonly BranchUpdate[];
-}
-
-/**
- * Bits of an updateTrans batch's `mask` column: which fields each patch sets. A value array alone
- * could not tell "not set" from a value, so a field is written only where its bit is on.
- */
-const SET_STATUS = 1;
-const SET_FINISH_TIME = 2;
-const SET_ROLLBACK_TIME = 4;
-const SET_ROLLBACK_REASON = 8;
-const SET_RESULT = 16;
-const SET_NEXT_CRON_TIME = 32;
-const SET_NEXT_CRON_INTERVAL = 64;
-
 interface TransArrays {
   gid: string[];
   transType: string[];
@@ -467,33 +433,24 @@ interface PatchArrays {
   nextCronInterval: (number | null)[];
 }
 
-/**
- * The CAS and patch of each updateTrans as one array per column plus the mask of set fields.
- * Built from patchSet, the single statement's SET list, so both paths write the same values.
- */
+/** The CAS and patch of each updateTrans as one array per column plus the mask of set fields (patchFields). */
 function patchArrays(ops: readonly UpdateOp[]): PatchArrays {
   const out: PatchArrays = {
     gid: [], expected: [], mask: [], status: [], updateTime: [], finishTime: [], rollbackTime: [], rollbackReason: [], result: [],
     nextCronTime: [], nextCronInterval: [],
   };
   for (const op of ops) {
-    const set = patchSet(op.patch);
-    let mask = 0;
-    const field = <T>(value: T | undefined, bit: number): T | null => {
-      if (value === undefined) return null;
-      mask |= bit;
-      return value;
-    };
+    const { mask, values } = patchFields(op.patch);
     out.gid.push(op.gid);
     out.expected.push(op.expectedStatus);
-    out.status.push(field(set.status, SET_STATUS));
-    out.updateTime.push(set.update_time ?? null);
-    out.finishTime.push(field(set.finish_time, SET_FINISH_TIME));
-    out.rollbackTime.push(field(set.rollback_time, SET_ROLLBACK_TIME));
-    out.rollbackReason.push(field(set.rollback_reason, SET_ROLLBACK_REASON));
-    out.result.push(field(set.result, SET_RESULT));
-    out.nextCronTime.push(field(set.next_cron_time, SET_NEXT_CRON_TIME));
-    out.nextCronInterval.push(field(set.next_cron_interval, SET_NEXT_CRON_INTERVAL));
+    out.status.push(values.status);
+    out.updateTime.push(date(op.patch.updateTime));
+    out.finishTime.push(values.finish_time);
+    out.rollbackTime.push(values.rollback_time);
+    out.rollbackReason.push(values.rollback_reason);
+    out.result.push(values.result);
+    out.nextCronTime.push(values.next_cron_time);
+    out.nextCronInterval.push(values.next_cron_interval);
     out.mask.push(mask);
   }
   return out;
