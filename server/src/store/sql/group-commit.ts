@@ -1,14 +1,18 @@
 /**
- * What the two SQL stores' group commit shares: the queued operations, the limits, the pair of
- * batchers (./pg-batch.ts) each store builds from its own four run functions, and the mask that
- * says which fields an updateTrans patch sets. Only the SQL differs between the stores (Postgres
- * in ./postgres-store.ts, MySQL/MariaDB in ./mysql-batch.ts), so it stays with each store.
+ * What the two SQL stores' group commit shares: the queued operations, the limits, a base class
+ * that queues saveNewTrans and updateTrans in batchers (./pg-batch.ts) and runs them with the
+ * store's own SQL, and the mask that says which fields an updateTrans patch sets. Only the SQL
+ * differs between the stores (Postgres in ./postgres-store.ts, MySQL/MariaDB in
+ * ./mysql-batch.ts), so it stays with each store.
  */
+import type { Kysely } from "kysely";
 import type { GlobalStatus } from "../../core/types.ts";
 import type { BranchUpdate, NewBranch, NewTrans, TransPatch } from "../store.ts";
 import { patchSet } from "./convert.ts";
 import { Batcher } from "./pg-batch.ts";
 import type { BatcherStats } from "./pg-batch.ts";
+import { SqlStore } from "./sql-store.ts";
+import type { StoreDatabase } from "./tables.ts";
 
 /** One queued saveNewTrans. */
 export interface SaveOp {
@@ -29,62 +33,76 @@ export const MAX_BATCHES_IN_FLIGHT = 4;
 /** Operations per batch query, at most. */
 export const MAX_BATCH = 64;
 
-/** How a store runs each kind of write, batched and alone. */
-export interface GroupCommitRunners {
-  /** Several saveNewTrans calls (distinct gids) as one batch; results in the order of `ops`. */
-  saveBatch: (ops: readonly SaveOp[]) => Promise<("created" | "exists")[]>;
-  /** One saveNewTrans on its own. */
-  saveOne: (op: SaveOp) => Promise<"created" | "exists">;
-  /** Several updateTrans calls (distinct gids) as one batch; each CAS outcome in the order of `ops`. */
-  updateBatch: (ops: readonly UpdateOp[]) => Promise<boolean[]>;
-  /** One updateTrans on its own. */
-  updateOne: (op: UpdateOp) => Promise<boolean>;
-  /** True when a failed batch certainly wrote nothing, so its calls may run again one by one (see BatcherOptions.retrySingly). */
-  wroteNothing: (error: unknown) => boolean;
-}
-
 /** What the group commit sent so far, per kind of write. */
 export interface GroupCommitStats {
   saves: BatcherStats;
   updates: BatcherStats;
 }
 
-/** The saveNewTrans and updateTrans batchers of one store, configured alike. */
-export class GroupCommit {
-  private readonly saves: Batcher<SaveOp, "created" | "exists">;
-  private readonly updates: Batcher<UpdateOp, boolean>;
+/** How a store's group commit is set up (see {@link GroupCommitSqlStore}). */
+export interface GroupCommitOptions {
+  /** The store's connections; one is always left free of batches. */
+  poolSize: number;
+  /** True when a failed batch certainly wrote nothing, so its calls may run again one by one (see BatcherOptions.retrySingly). */
+  wroteNothing: (error: unknown) => boolean;
+}
 
-  /** `poolSize`: the store's connections; one is always left free of batches. */
-  constructor(poolSize: number, run: GroupCommitRunners) {
-    const maxInFlight = Math.max(1, Math.min(MAX_BATCHES_IN_FLIGHT, poolSize - 1));
-    this.saves = new Batcher<SaveOp, "created" | "exists">({
-      maxInFlight, maxBatch: MAX_BATCH, key: (op) => op.trans.gid, retrySingly: run.wroteNothing,
-      runBatch: run.saveBatch, runOne: run.saveOne,
-    });
-    this.updates = new Batcher<UpdateOp, boolean>({
-      maxInFlight, maxBatch: MAX_BATCH, key: (op) => op.gid, retrySingly: run.wroteNothing,
-      runBatch: run.updateBatch, runOne: run.updateOne,
-    });
+/**
+ * A SQL store whose saveNewTrans and updateTrans are group-committed: calls that queue while
+ * earlier batches run go out together (./pg-batch.ts). The subclass writes the SQL, batched and
+ * for one call; the queueing, the stats and waiting for the batches at close are the same on
+ * every database, so they live here.
+ */
+export abstract class GroupCommitSqlStore extends SqlStore {
+  private readonly saves: Batcher<SaveOp, "created" | "exists"> | undefined;
+  private readonly updates: Batcher<UpdateOp, boolean> | undefined;
+
+  /** `groupCommit` undefined: one query per call (the store's `batchWrites: false`). */
+  protected constructor(db: Kysely<StoreDatabase>, isConflict: (error: unknown) => boolean, groupCommit: GroupCommitOptions | undefined) {
+    super(db, isConflict);
+    if (groupCommit) {
+      const maxInFlight = Math.max(1, Math.min(MAX_BATCHES_IN_FLIGHT, groupCommit.poolSize - 1));
+      this.saves = new Batcher<SaveOp, "created" | "exists">({
+        maxInFlight, maxBatch: MAX_BATCH, key: (op) => op.trans.gid, retrySingly: groupCommit.wroteNothing,
+        runBatch: (ops) => this.saveNewTransBatch(ops),
+        runOne: (op) => this.saveNewTransOne(op.trans, op.branches),
+      });
+      this.updates = new Batcher<UpdateOp, boolean>({
+        maxInFlight, maxBatch: MAX_BATCH, key: (op) => op.gid, retrySingly: groupCommit.wroteNothing,
+        runBatch: (ops) => this.updateTransBatch(ops),
+        runOne: (op) => this.updateTransOne(op.gid, op.expectedStatus, op.patch, op.branches),
+      });
+    }
   }
 
-  /** Queues a saveNewTrans. */
-  save(op: SaveOp): Promise<"created" | "exists"> {
-    return this.saves.submit(op);
+  /** One saveNewTrans on its own: a lone call, a re-run from a failed batch, or every call with group commit off. */
+  protected abstract saveNewTransOne(trans: NewTrans, branches: readonly NewBranch[]): Promise<"created" | "exists">;
+  /** Several saveNewTrans calls (distinct gids) as one batch; results in the order of `ops`. */
+  protected abstract saveNewTransBatch(ops: readonly SaveOp[]): Promise<("created" | "exists")[]>;
+  /** One updateTrans on its own (see saveNewTransOne). */
+  protected abstract updateTransOne(gid: string, expectedStatus: GlobalStatus, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean>;
+  /** Several updateTrans calls (distinct gids) as one batch; each CAS outcome in the order of `ops`. */
+  protected abstract updateTransBatch(ops: readonly UpdateOp[]): Promise<boolean[]>;
+
+  saveNewTrans(trans: NewTrans, branches: readonly NewBranch[]): Promise<"created" | "exists"> {
+    return this.saves ? this.saves.submit({ trans, branches }) : this.saveNewTransOne(trans, branches);
   }
 
-  /** Queues an updateTrans. */
-  update(op: UpdateOp): Promise<boolean> {
-    return this.updates.submit(op);
+  updateTrans(gid: string, expectedStatus: GlobalStatus, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean> {
+    return this.updates
+      ? this.updates.submit({ gid, expectedStatus, patch, branches })
+      : this.updateTransOne(gid, expectedStatus, patch, branches);
   }
 
-  /** Copies of the counters, so a caller's snapshot does not change under it. */
-  stats(): GroupCommitStats {
-    return { saves: { ...this.saves.stats }, updates: { ...this.updates.stats } };
+  /** What the group commit sent so far (undefined with batchWrites: false). */
+  batchStats(): GroupCommitStats | undefined {
+    return this.saves && this.updates ? { saves: { ...this.saves.stats }, updates: { ...this.updates.stats } } : undefined;
   }
 
-  /** Resolves once the queued and in-flight batches of both kinds have settled. */
-  async drain(): Promise<void> {
-    await Promise.all([this.saves.drain(), this.updates.drain()]);
+  /** Waits for the queued and in-flight batches too: their callers were told the write is under way. */
+  override async close(): Promise<void> {
+    await Promise.all([this.saves?.drain(), this.updates?.drain()]);
+    await super.close();
   }
 }
 

@@ -8,9 +8,8 @@ import type { AppendResult, BranchUpdate, NewBranch, NewTrans, TransPatch } from
 import { at, branchInsert, date, patchSet, transInsert } from "./convert.ts";
 import { foundGids, rollbackAndFindQuery, saveBatchQuery, updateBatchQuery, updateBatchWins } from "./mysql-batch.ts";
 import { migrateMysql } from "./mysql-migrate.ts";
-import { GroupCommit } from "./group-commit.ts";
-import type { GroupCommitStats, SaveOp, UpdateOp } from "./group-commit.ts";
-import { SqlStore } from "./sql-store.ts";
+import { GroupCommitSqlStore } from "./group-commit.ts";
+import type { SaveOp, UpdateOp } from "./group-commit.ts";
 import type { StoreDatabase } from "./tables.ts";
 
 export interface MysqlStoreOptions {
@@ -45,9 +44,7 @@ const typeCast: TypeCast = (field, next) => {
  * queue while earlier ones run go out as one transaction in one round trip, with the same
  * per-call outcome, which saves most of the per-query and per-commit cost under load.
  */
-export class MysqlStore extends SqlStore {
-  private readonly batches: GroupCommit | undefined;
-
+export class MysqlStore extends GroupCommitSqlStore {
   constructor(options: MysqlStoreOptions) {
     const pool = createPool({
       uri: options.url,
@@ -70,38 +67,15 @@ export class MysqlStore extends SqlStore {
         await connection.executeQuery(CompiledQuery.raw("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', time_zone = '+00:00'"));
       },
     });
-    super(new Kysely<StoreDatabase>({ dialect }), isMysqlConflict);
-    if (options.batchWrites !== false) {
-      this.batches = new GroupCommit(options.poolSize ?? 10, {
-        saveBatch: (ops) => this.saveNewTransBatch(ops),
-        saveOne: (op) => this.saveNewTransOne(op.trans, op.branches),
-        updateBatch: (ops) => this.updateTransBatch(ops),
-        updateOne: (op) => this.updateTransOne(op.gid, op.expectedStatus, op.patch, op.branches),
-        wroteNothing,
-      });
-    }
-  }
-
-  /** What the group commit sent so far (undefined with batchWrites: false). */
-  batchStats(): GroupCommitStats | undefined {
-    return this.batches?.stats();
-  }
-
-  /** Waits for the queued and in-flight batches too: their callers were told the write is under way. */
-  override async close(): Promise<void> {
-    await this.batches?.drain();
-    await super.close();
+    super(new Kysely<StoreDatabase>({ dialect }), isMysqlConflict,
+      options.batchWrites === false ? undefined : { poolSize: options.poolSize ?? 10, wroteNothing });
   }
 
   migrate(): Promise<void> {
     return migrateMysql(this.db, Date.now());
   }
 
-  saveNewTrans(trans: NewTrans, branches: readonly NewBranch[]): Promise<"created" | "exists"> {
-    return this.batches ? this.batches.save({ trans, branches }) : this.saveNewTransOne(trans, branches);
-  }
-
-  private saveNewTransOne(trans: NewTrans, branches: readonly NewBranch[]): Promise<"created" | "exists"> {
+  protected saveNewTransOne(trans: NewTrans, branches: readonly NewBranch[]): Promise<"created" | "exists"> {
     const insertTrans = async (db: Kysely<StoreDatabase>): Promise<boolean> => {
       try {
         await db.insertInto("trans_global").values(transInsert(trans)).execute();
@@ -156,13 +130,7 @@ export class MysqlStore extends SqlStore {
     }));
   }
 
-  updateTrans(gid: string, expectedStatus: GlobalStatus, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean> {
-    return this.batches
-      ? this.batches.update({ gid, expectedStatus, patch, branches })
-      : this.updateTransOne(gid, expectedStatus, patch, branches);
-  }
-
-  private updateTransOne(gid: string, expectedStatus: GlobalStatus, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean> {
+  protected updateTransOne(gid: string, expectedStatus: GlobalStatus, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean> {
     const cas = async (db: Kysely<StoreDatabase>): Promise<boolean> => {
       // mysql2 connects with CLIENT_FOUND_ROWS: affected rows count matched rows, so a CAS that
       // writes values equal to the stored ones still reports its win.
@@ -184,7 +152,7 @@ export class MysqlStore extends SqlStore {
    * again. A failure that names no existing gid (a bad value, two equal branches in one call) is
    * thrown, and the batcher re-runs the calls one by one, so it fails only its own caller.
    */
-  private saveNewTransBatch(ops: readonly SaveOp[]): Promise<("created" | "exists")[]> {
+  protected saveNewTransBatch(ops: readonly SaveOp[]): Promise<("created" | "exists")[]> {
     return this.write(() => this.db.connection().execute(async (conn) => {
       const exists = new Set<string>();
       for (;;) {
@@ -207,7 +175,7 @@ export class MysqlStore extends SqlStore {
   }
 
   /** Many updateTrans (distinct gids) in one transaction and one round trip (./mysql-batch.ts updateBatchQuery). */
-  private updateTransBatch(ops: readonly UpdateOp[]): Promise<boolean[]> {
+  protected updateTransBatch(ops: readonly UpdateOp[]): Promise<boolean[]> {
     return this.write(() => this.db.connection().execute(async (conn) => {
       try {
         return updateBatchWins(await conn.executeQuery(updateBatchQuery(conn, ops)), ops);

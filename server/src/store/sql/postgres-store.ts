@@ -7,12 +7,11 @@ import { transFromRow } from "../rows.ts";
 import type { AppendResult, BranchUpdate, NewBranch, NewTrans, TransPatch } from "../store.ts";
 import { branchInsert, date, patchSet, transInsert, UNFINISHED_SQL } from "./convert.ts";
 import {
-  GroupCommit, patchFields, SET_FINISH_TIME, SET_NEXT_CRON_INTERVAL, SET_NEXT_CRON_TIME, SET_RESULT, SET_ROLLBACK_REASON, SET_ROLLBACK_TIME, SET_STATUS,
+  GroupCommitSqlStore, patchFields, SET_FINISH_TIME, SET_NEXT_CRON_INTERVAL, SET_NEXT_CRON_TIME, SET_RESULT, SET_ROLLBACK_REASON, SET_ROLLBACK_TIME, SET_STATUS,
 } from "./group-commit.ts";
-import type { GroupCommitStats, SaveOp, UpdateOp } from "./group-commit.ts";
+import type { SaveOp, UpdateOp } from "./group-commit.ts";
 import { preparingPool, StatementNames } from "./pg-prepared.ts";
 import { migratePostgres } from "./postgres-migrate.ts";
-import { SqlStore } from "./sql-store.ts";
 import type { StoreDatabase } from "./tables.ts";
 
 export interface PostgresStoreOptions {
@@ -69,9 +68,8 @@ export function quoteIdent(name: string): string {
  * queue while earlier statements run go out as one multi-row statement with the same per-call
  * outcome, which saves most of the per-statement CPU on both sides under load.
  */
-export class PostgresStore extends SqlStore {
+export class PostgresStore extends GroupCommitSqlStore {
   private readonly schema: string;
-  private readonly batches: GroupCommit | undefined;
 
   constructor(options: PostgresStoreOptions) {
     const schema = options.schema ?? "public";
@@ -89,39 +87,16 @@ export class PostgresStore extends SqlStore {
         await connection.executeQuery(CompiledQuery.raw(`SET search_path TO ${quoteIdent(schema)}`));
       },
     });
-    super(new Kysely<StoreDatabase>({ dialect }), isPostgresConflict);
+    super(new Kysely<StoreDatabase>({ dialect }), isPostgresConflict,
+      options.batchWrites === false ? undefined : { poolSize: options.poolSize ?? 10, wroteNothing });
     this.schema = schema;
-    if (options.batchWrites !== false) {
-      this.batches = new GroupCommit(options.poolSize ?? 10, {
-        saveBatch: (ops) => this.saveNewTransBatch(ops),
-        saveOne: (op) => this.saveNewTransOne(op.trans, op.branches),
-        updateBatch: (ops) => this.updateTransBatch(ops),
-        updateOne: (op) => this.updateTransOne(op.gid, op.expectedStatus, op.patch, op.branches),
-        wroteNothing,
-      });
-    }
-  }
-
-  /** What the group commit sent so far (undefined with batchWrites: false). */
-  batchStats(): GroupCommitStats | undefined {
-    return this.batches?.stats();
-  }
-
-  /** Waits for the queued and in-flight batches too: their callers were told the write is under way. */
-  override async close(): Promise<void> {
-    await this.batches?.drain();
-    await super.close();
   }
 
   migrate(): Promise<void> {
     return migratePostgres(this.db, this.schema, Date.now());
   }
 
-  saveNewTrans(trans: NewTrans, branches: readonly NewBranch[]): Promise<"created" | "exists"> {
-    return this.batches ? this.batches.save({ trans, branches }) : this.saveNewTransOne(trans, branches);
-  }
-
-  private async saveNewTransOne(trans: NewTrans, branches: readonly NewBranch[]): Promise<"created" | "exists"> {
+  protected async saveNewTransOne(trans: NewTrans, branches: readonly NewBranch[]): Promise<"created" | "exists"> {
     const b = branchArrays(branches);
     // One statement: the branches are inserted only if the trans row was (ON CONFLICT DO NOTHING
     // returned it); an error in any branch rolls back the trans row too.
@@ -163,13 +138,7 @@ export class PostgresStore extends SqlStore {
     }));
   }
 
-  updateTrans(gid: string, expectedStatus: GlobalStatus, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean> {
-    return this.batches
-      ? this.batches.update({ gid, expectedStatus, patch, branches })
-      : this.updateTransOne(gid, expectedStatus, patch, branches);
-  }
-
-  private async updateTransOne(gid: string, expectedStatus: GlobalStatus, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean> {
+  protected async updateTransOne(gid: string, expectedStatus: GlobalStatus, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean> {
     const cas = (db: QueryCreator<StoreDatabase>) =>
       db.updateTable("trans_global").set(patchSet(patch)).where("gid", "=", gid).where("status", "=", expectedStatus);
     if (branches.length === 0) {
@@ -198,7 +167,7 @@ export class PostgresStore extends SqlStore {
    * each other's new gids in one order instead of deadlocking), and the branches of exactly the
    * trans rows that were inserted, in the callers' order so their ids ascend as inserted.
    */
-  private async saveNewTransBatch(ops: readonly SaveOp[]): Promise<("created" | "exists")[]> {
+  protected async saveNewTransBatch(ops: readonly SaveOp[]): Promise<("created" | "exists")[]> {
     const t = transArrays(ops.map((op) => op.trans));
     const owner: string[] = [];
     const all: NewBranch[] = [];
@@ -245,7 +214,7 @@ export class PostgresStore extends SqlStore {
    * then the UPDATE's WHERE, re-checked on the newest row version as in the single statement,
    * and only the branches of the trans rows it updated are written.
    */
-  private async updateTransBatch(ops: readonly UpdateOp[]): Promise<boolean[]> {
+  protected async updateTransBatch(ops: readonly UpdateOp[]): Promise<boolean[]> {
     const p = patchArrays(ops);
     const u = branchUpdateArrays(ops);
     const { rows } = await this.write(() => sql<{ gid: string }>`
