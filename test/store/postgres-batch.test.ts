@@ -1,9 +1,9 @@
 /**
  * The PostgreSQL store's group commit: the shared suite (./batch-suite.ts) on a schema of its own,
- * and the Batcher (server/src/store/sql/pg-batch.ts) that queues the calls of both SQL stores.
+ * and the Batcher (server/src/store/sql/batcher.ts) that queues the calls of both SQL stores.
  */
 import { describe, expect, it } from "vitest";
-import { Batcher } from "../../server/src/store/sql/pg-batch.ts";
+import { Batcher } from "../../server/src/store/sql/batcher.ts";
 import { PostgresStore } from "../../server/src/store/sql/postgres-store.ts";
 import { PgArea } from "../helpers/store-areas.ts";
 import { describeGroupCommitSuite } from "./batch-suite.ts";

@@ -1,6 +1,6 @@
 /**
  * What the two SQL stores' group commit shares: the queued operations, the limits, a base class
- * that queues saveNewTrans and updateTrans in batchers (./pg-batch.ts) and runs them with the
+ * that queues saveNewTrans and updateTrans in batchers (./batcher.ts) and runs them with the
  * store's own SQL, and the mask that says which fields an updateTrans patch sets. Only the SQL
  * differs between the stores (Postgres in ./postgres-store.ts, MySQL/MariaDB in
  * ./mysql-batch.ts), so it stays with each store.
@@ -9,8 +9,8 @@ import type { Kysely } from "kysely";
 import type { GlobalStatus } from "../../core/types.ts";
 import type { BranchUpdate, NewBranch, NewTrans, TransPatch } from "../store.ts";
 import { patchSet } from "./convert.ts";
-import { Batcher } from "./pg-batch.ts";
-import type { BatcherStats } from "./pg-batch.ts";
+import { Batcher } from "./batcher.ts";
+import type { BatcherStats } from "./batcher.ts";
 import { SqlStore } from "./sql-store.ts";
 import type { StoreDatabase } from "./tables.ts";
 
@@ -49,7 +49,7 @@ export interface GroupCommitOptions {
 
 /**
  * A SQL store whose saveNewTrans and updateTrans are group-committed: calls that queue while
- * earlier batches run go out together (./pg-batch.ts). The subclass writes the SQL, batched and
+ * earlier batches run go out together (./batcher.ts). The subclass writes the SQL, batched and
  * for one call; the queueing, the stats and waiting for the batches at close are the same on
  * every database, so they live here.
  */

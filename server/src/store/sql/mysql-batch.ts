@@ -1,5 +1,5 @@
 /**
- * The SQL of the MySQL/MariaDB store's group commit (./pg-batch.ts queues the calls): many
+ * The SQL of the MySQL/MariaDB store's group commit (./batcher.ts queues the calls): many
  * saveNewTrans or updateTrans calls as one short transaction sent as one multi-statement query.
  * MySQL has no RETURNING and no data-modifying CTEs, so each caller's outcome is read from a
  * result set of the same round trip (a locking SELECT) or found out after a duplicate key.

@@ -31,7 +31,7 @@ export interface PostgresStoreOptions {
   prepareStatements?: boolean;
   /**
    * Group commit (default true): saveNewTrans and updateTrans calls that arrive while earlier
-   * ones are in flight go out together as one multi-row statement (./pg-batch.ts). False runs
+   * ones are in flight go out together as one multi-row statement (./batcher.ts). False runs
    * one statement per call.
    */
   batchWrites?: boolean;
