@@ -8,6 +8,7 @@ import type { TransService } from "../../service/trans-service.ts";
 import { jsonRpcRoute } from "./route-json-rpc.ts";
 import type { Store } from "../../store/store.ts";
 import { errorHandler } from "./error-map.ts";
+import { adminRoutes } from "./routes-admin.ts";
 import { dtmsvrRoutes } from "./routes-dtmsvr.ts";
 import type { TestControlDeps } from "./routes-test-control.ts";
 import { testControlRoutes } from "./routes-test-control.ts";
@@ -66,6 +67,7 @@ export function buildHttpApp(deps: HttpAppDeps): FastifyInstance {
   });
   void app.register(dtmsvrRoutes(deps.service, deps.topics, deps.version), { prefix: "/api/dtmsvr" });
   void app.register(jsonRpcRoute(deps.service, deps.logger));
+  void app.register(adminRoutes());
   if (deps.testControl) void app.register(testControlRoutes(deps.testControl), { prefix: "/api/dtx/test" });
   return app;
 }
