@@ -15,6 +15,12 @@ import type { QueryReply, Transport } from "./transport/transport.ts";
  *
  * With `grpcServer`, a `server` given as well is used only by {@link DtxClient.query} (dtm has
  * no gRPC query).
+ *
+ * For a coordinator with authentication on, pass a `token` with the `client` role:
+ *
+ * ```ts
+ * new DtxClient({ server: "http://127.0.0.1:36789", token: process.env.DTX_TOKEN });
+ * ```
  */
 export interface DtxClientOptions {
   /** The coordinator's HTTP API, e.g. `http://127.0.0.1:36789/api/dtmsvr` (a bare origin gets `/api/dtmsvr` appended). */
@@ -27,6 +33,12 @@ export interface DtxClientOptions {
   readonly branchTimeoutMs?: number;
   /** A custom transport; overrides `server` / `grpcServer`. */
   readonly transport?: Transport;
+  /**
+   * A bearer token for a coordinator with authentication on, sent on every call to it (HTTP
+   * `Authorization: Bearer <token>`, gRPC `authorization` metadata); it needs the `client` role.
+   * Not sent to participants. Ignored with a custom `transport`.
+   */
+  readonly token?: string;
 }
 
 /**
@@ -48,7 +60,7 @@ export class DtxClient {
   constructor(options: DtxClientOptions | string) {
     const o: DtxClientOptions = typeof options === "string" ? (isHttpUrl(options) ? { server: options } : { grpcServer: options }) : options;
     this.branchTimeoutMs = o.branchTimeoutMs ?? 30_000;
-    const timeouts = o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs };
+    const timeouts = { ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }), ...(o.token === undefined ? {} : { token: o.token }) };
     if (o.transport) {
       this.transport = o.transport;
       this.#queryTransport = o.transport.query ? o.transport : undefined;

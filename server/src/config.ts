@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { ROLES } from "./api/auth.ts";
 
 const seconds = z.number().finite().nonnegative();
 const port = z.number().int().min(0).max(65535);
@@ -56,6 +57,24 @@ export const ConfigSchema = z
     alertWebhook: z.string().default(""),
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     testControl: z.boolean().default(false),
+    /** Bearer-token authentication; no token (the default) = off, as in dtm. See the README. */
+    auth: z
+      .object({
+        tokens: z
+          .array(
+            z
+              .object({
+                name: z.string().min(1),
+                sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, "must be the SHA-256 hex digest of the token (64 hex digits), never the token itself (DTX_AUTH_TOKENS)"),
+                roles: z.array(z.enum(ROLES)).min(1, "needs at least one of client, admin, metrics"),
+              })
+              .strict(),
+          )
+          .default([])
+          .superRefine(checkTokens),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
   .refine((c) => c.maxRetryInterval >= c.retryInterval, {
@@ -66,6 +85,18 @@ export const ConfigSchema = z
     message: "the test-control API cannot be enabled in production",
     path: ["testControl"],
   });
+
+/** Token names and digests must be unique; messages never repeat a digest. */
+function checkTokens(tokens: readonly { name: string; sha256: string }[], ctx: z.RefinementCtx): void {
+  const names = new Set<string>();
+  const digests = new Set<string>();
+  tokens.forEach((t, i) => {
+    if (names.has(t.name)) ctx.addIssue({ code: "custom", path: [i, "name"], message: `duplicate token name ${JSON.stringify(t.name)} (DTX_AUTH_TOKENS)` });
+    if (digests.has(t.sha256.toLowerCase())) ctx.addIssue({ code: "custom", path: [i, "sha256"], message: "the same digest is given twice (DTX_AUTH_TOKENS)" });
+    names.add(t.name);
+    digests.add(t.sha256.toLowerCase());
+  });
+}
 
 const STORE_URL_SCHEMES: Record<string, readonly string[]> = {
   postgres: ["postgres:", "postgresql:"],
@@ -103,7 +134,7 @@ function checkStoreUrl(store: { driver: string; url: string }, ctx: z.Refinement
 export type Config = z.infer<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;
 
-type EnvKind = "string" | "number" | "boolean";
+type EnvKind = "string" | "number" | "boolean" | "json";
 
 /** Environment variable -> [config path, how to read its text]. */
 const ENV_KEYS: Record<string, [string[], EnvKind]> = {
@@ -136,6 +167,7 @@ const ENV_KEYS: Record<string, [string[], EnvKind]> = {
   DTX_ALERT_WEBHOOK: [["alertWebhook"], "string"],
   DTX_LOG_LEVEL: [["logLevel"], "string"],
   DTX_TEST_CONTROL: [["testControl"], "boolean"],
+  DTX_AUTH_TOKENS: [["auth", "tokens"], "json"],
 };
 
 export const CONFIG_ENV_VARS = Object.keys(ENV_KEYS);
@@ -195,9 +227,18 @@ function fromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
   for (const [name, [path, kind]] of Object.entries(ENV_KEYS)) {
     const raw = env[name];
     if (raw === undefined || raw.trim() === "") continue;
-    setPath(out, path, coerce(raw.trim(), kind));
+    setPath(out, path, kind === "json" ? parseJsonEnv(name, raw) : coerce(raw.trim(), kind));
   }
   return out;
+}
+
+/** The message never repeats the text, which may hold a secret. */
+function parseJsonEnv(name: string, raw: string): unknown {
+  try {
+    return JSON.parse(raw) as unknown;
+  } catch (error) {
+    throw new ConfigError(`invalid configuration:\n  ${name}: is not valid JSON (${(error as Error).message.replace(/".*"/s, "...")})`);
+  }
 }
 
 /** Leaves text the schema will reject as it is, so the error message shows what was given. */
@@ -237,9 +278,14 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === "object" && !Array.isArray(v);
 }
 
-/** Redacts credentials in the config for logging. */
+/** Redacts credentials in the config for logging (token digests included). */
 export function redactConfig(config: Config): Record<string, unknown> {
-  return { ...config, alertWebhook: redactUrl(config.alertWebhook), store: { ...config.store, url: redactUrl(config.store.url) } };
+  return {
+    ...config,
+    alertWebhook: redactUrl(config.alertWebhook),
+    store: { ...config.store, url: redactUrl(config.store.url) },
+    auth: { tokens: config.auth.tokens.map((t) => ({ name: t.name, sha256: "***", roles: t.roles })) },
+  };
 }
 
 /** A URL with its password replaced by `***` (anything unparsable becomes `***`), for logs and errors. */

@@ -11,6 +11,7 @@ import { HttpInvoker } from "./driver/http-invoker.ts";
 import { JsonRpcInvoker } from "./driver/jsonrpc-invoker.ts";
 import { buildHttpApp } from "./api/http/app.ts";
 import { GrpcApi } from "./api/grpc/grpc-server.ts";
+import { Authenticator } from "./api/auth.ts";
 import { GrpcInvoker } from "./driver/grpc-invoker.ts";
 import type { Logger } from "./logger.ts";
 import { CoordinatorMetrics } from "./metrics.ts";
@@ -130,9 +131,10 @@ export async function createCoordinator(config: Config, logger: Logger): Promise
     batchSize: config.cronBatchSize,
     concurrency: config.cronConcurrency,
   }, logger);
-  const grpc = new GrpcApi({ service, topics, logger, metrics });
+  const auth = new Authenticator(config.auth.tokens);
+  const grpc = new GrpcApi({ service, topics, logger, metrics, auth });
   const http = buildHttpApp({
-    service, topics, store, logger, maxBodyBytes: config.maxBodyBytes, version: VERSION, metrics,
+    service, topics, store, logger, maxBodyBytes: config.maxBodyBytes, version: VERSION, metrics, auth,
     ...(config.testControl ? { testControl: { clock, cron, crash, settle: () => executor.drain() } } : {}),
   });
 
@@ -145,7 +147,7 @@ export async function createCoordinator(config: Config, logger: Logger): Promise
       cron.start();
       const address = http.server.address();
       const httpPort = typeof address === "object" && address ? address.port : config.httpPort;
-      logger.info({ httpPort, grpcPort, store: config.store.driver, testControl: config.testControl }, "dtx listening");
+      logger.info({ httpPort, grpcPort, store: config.store.driver, testControl: config.testControl, auth: auth.enabled }, "dtx listening");
       return { httpPort, grpcPort };
     },
     async stop() {

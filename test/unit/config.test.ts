@@ -57,6 +57,7 @@ const DEFAULTS: Config = {
   alertWebhook: "",
   logLevel: "info",
   testControl: false,
+  auth: { tokens: [] },
 };
 
 describe("loadConfig: defaults", () => {
@@ -364,4 +365,52 @@ describe("loadConfig: the network stores", () => {
       expect(error.message).not.toContain("secret-pw");
     });
   }
+});
+
+describe("auth.tokens", () => {
+  const DIGEST = "a".repeat(64);
+  const DIGEST2 = "0123456789ABCDEF".repeat(4);
+
+  it("is empty (auth off) by default", () => {
+    expect(loadConfig({}, []).auth).toEqual({ tokens: [] });
+  });
+
+  it("reads DTX_AUTH_TOKENS as JSON, and a file's auth.tokens", () => {
+    const tokens = [{ name: "app", sha256: DIGEST, roles: ["client"] }, { name: "ops", sha256: DIGEST2, roles: ["admin", "metrics"] }];
+    expect(CONFIG_ENV_VARS).toContain("DTX_AUTH_TOKENS");
+    expect(loadConfig({ DTX_AUTH_TOKENS: JSON.stringify(tokens) }, []).auth.tokens).toEqual(tokens);
+    const path = file("auth.yml", `auth:\n  tokens:\n    - name: app\n      sha256: ${DIGEST}\n      roles: [client]\n`);
+    expect(loadConfig({}, ["--config", path]).auth.tokens).toEqual([tokens[0]]);
+  });
+
+  it.each([
+    ["a token in clear instead of its digest", [{ name: "app", sha256: "my-secret-token", roles: ["client"] }], "auth.tokens.0.sha256", "SHA-256 hex digest"],
+    ["a digest one digit short", [{ name: "app", sha256: DIGEST.slice(1), roles: ["client"] }], "auth.tokens.0.sha256", "64 hex digits"],
+    ["an unknown role", [{ name: "app", sha256: DIGEST, roles: ["root"] }], "auth.tokens.0.roles.0", ""],
+    ["no role", [{ name: "app", sha256: DIGEST, roles: [] }], "auth.tokens.0.roles", "at least one"],
+    ["no name", [{ name: "", sha256: DIGEST, roles: ["client"] }], "auth.tokens.0.name", ""],
+    ["an unknown key", [{ name: "app", sha256: DIGEST, roles: ["client"], token: "x" }], "auth.tokens.0", ""],
+    ["a duplicate name", [{ name: "app", sha256: DIGEST, roles: ["client"] }, { name: "app", sha256: DIGEST2, roles: ["client"] }], "auth.tokens.1.name", "duplicate"],
+    ["a duplicate digest", [{ name: "a", sha256: DIGEST, roles: ["client"] }, { name: "b", sha256: DIGEST.toUpperCase(), roles: ["admin"] }], "auth.tokens.1.sha256", "twice"],
+    ["not a list", { name: "app" }, "auth.tokens", ""],
+  ])("refuses %s, naming the key", (_what, tokens, key, text) => {
+    const err = configError(() => loadConfig({ DTX_AUTH_TOKENS: JSON.stringify(tokens) }, []));
+    expect(err.message).toContain(`${key}:`);
+    expect(err.message).toContain(text);
+  });
+
+  it("refuses DTX_AUTH_TOKENS that is not JSON, without repeating its text", () => {
+    const err = configError(() => loadConfig({ DTX_AUTH_TOKENS: "[{name: secret-ish-text}]" }, []));
+    expect(err.message).toContain("DTX_AUTH_TOKENS");
+    expect(err.message).toContain("not valid JSON");
+    expect(err.message).not.toContain("secret-ish-text");
+  });
+
+  it("redactConfig keeps names and roles but never a digest", () => {
+    const config = loadConfig({ DTX_AUTH_TOKENS: JSON.stringify([{ name: "app", sha256: DIGEST2, roles: ["client"] }]) }, []);
+    const redacted = redactConfig(config);
+    expect(JSON.stringify(redacted)).not.toContain(DIGEST2);
+    expect(redacted["auth"]).toEqual({ tokens: [{ name: "app", sha256: "***", roles: ["client"] }] });
+    expect(config.auth.tokens[0]?.sha256).toBe(DIGEST2);
+  });
 });

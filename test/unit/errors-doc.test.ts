@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import type { ErrorSpec } from "../../server/src/core/errors.ts";
 import { ERROR_CATALOGUE, WIRE_RESULT_CODES } from "../../server/src/core/errors.ts";
+import { AUTH_ERROR_CODES } from "../../server/src/api/auth.ts";
 
 /**
  * Drift gate between the error catalogue and docs/errors.md (as fastify does for its error docs):
@@ -19,7 +20,7 @@ const GRPC_NAMES: Record<number, string> = {
   15: "DATA_LOSS", 16: "UNAUTHENTICATED",
 };
 
-const documented: Record<string, ErrorSpec> = { ...ERROR_CATALOGUE, ...WIRE_RESULT_CODES };
+const documented: Record<string, ErrorSpec> = { ...ERROR_CATALOGUE, ...WIRE_RESULT_CODES, ...AUTH_ERROR_CODES };
 
 interface Section {
   heading: string;

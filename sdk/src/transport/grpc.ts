@@ -3,6 +3,7 @@ import { fileURLToPath } from "node:url";
 import { DtxError, invalidArgument } from "../errors.ts";
 import type { TransOptions } from "../types.ts";
 import { GrpcChannels } from "./grpc-runtime.ts";
+import { authorizationHeader } from "./http.ts";
 import type { BranchRegistration, GlobalRequest, Transport, WorkflowPrepareReply } from "./transport.ts";
 
 /** Options of {@link GrpcTransport}. */
@@ -11,6 +12,8 @@ export interface GrpcTransportOptions {
   readonly timeoutMs?: number;
   /** Channels to share (a {@link DtxClient} passes its own); a private set otherwise. */
   readonly channels?: GrpcChannels;
+  /** A bearer token, sent as `authorization: Bearer <token>` metadata on every call (for a coordinator with auth on). */
+  readonly token?: string;
 }
 
 interface Codec {
@@ -98,16 +101,18 @@ export class GrpcTransport implements Transport {
   readonly #timeoutMs: number;
   readonly #channels: GrpcChannels;
   readonly #ownsChannels: boolean;
+  readonly #metadata: Record<string, string>;
 
   /**
    * @param server the coordinator's gRPC address `host:port`, e.g. `127.0.0.1:36790`
-   * @param options deadline and shared channels
+   * @param options deadline, shared channels and the bearer token
    */
   constructor(readonly server: string, options: GrpcTransportOptions = {}) {
     if (server.includes("/") || !/:\d+$/.test(server)) throw invalidArgument(`grpcServer must be host:port, e.g. 127.0.0.1:36790; got ${JSON.stringify(server)}`);
     this.#timeoutMs = options.timeoutMs ?? 30_000;
     this.#channels = options.channels ?? new GrpcChannels();
     this.#ownsChannels = options.channels === undefined;
+    this.#metadata = authorizationHeader(options.token);
   }
 
   /** `NewGid`. */
@@ -175,7 +180,7 @@ export class GrpcTransport implements Transport {
       target: this.server,
       path: `/dtmgimp.Dtm/${method}`,
       request: codec.serialize(message),
-      metadata: {},
+      metadata: this.#metadata,
       timeoutMs: this.#timeoutMs,
     });
     return codec.deserialize(reply);

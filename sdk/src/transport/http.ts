@@ -10,6 +10,8 @@ export const DTM_API_PREFIX = "/api/dtmsvr";
 export interface HttpTransportOptions {
   /** Timeout of each call to the coordinator, in ms (default 30 000). */
   readonly timeoutMs?: number;
+  /** A bearer token, sent as `Authorization: Bearer <token>` on every call (for a coordinator with auth on). */
+  readonly token?: string;
 }
 
 /**
@@ -54,6 +56,13 @@ export function transBody(req: GlobalRequest): Record<string, unknown> {
   return body;
 }
 
+/** `{ authorization: "Bearer <token>" }`, or nothing without a token; a token that cannot be a header value is refused. */
+export function authorizationHeader(token: string | undefined): Record<string, string> {
+  if (token === undefined || token === "") return {};
+  if (!/^[\x21-\x7e]+$/.test(token)) throw invalidArgument("token must be printable ASCII without spaces");
+  return { authorization: `Bearer ${token}` };
+}
+
 /** Talks to the coordinator's HTTP API (`/api/dtmsvr/*`, PROTOCOL §3) with the global `fetch`. */
 export class HttpTransport implements Transport {
   /** Always `http`. */
@@ -61,14 +70,16 @@ export class HttpTransport implements Transport {
   /** The API prefix URL, e.g. `http://127.0.0.1:36789/api/dtmsvr`. */
   readonly server: string;
   readonly #timeoutMs: number;
+  readonly #authHeaders: Record<string, string>;
 
   /**
    * @param server the coordinator's HTTP API, e.g. `http://127.0.0.1:36789/api/dtmsvr` (a bare origin gets `/api/dtmsvr` appended)
-   * @param options timeouts
+   * @param options timeouts and the bearer token
    */
   constructor(server: string, options: HttpTransportOptions = {}) {
     this.server = normalizeServerUrl(server);
     this.#timeoutMs = options.timeoutMs ?? 30_000;
+    this.#authHeaders = authorizationHeader(options.token);
   }
 
   /** `GET newGid`. */
@@ -140,7 +151,8 @@ export class HttpTransport implements Transport {
       method,
       url,
       timeoutMs: this.#timeoutMs,
-      ...(body !== undefined ? { headers: { "content-type": "application/json" }, body: JSON.stringify(body) } : {}),
+      headers: body !== undefined ? { ...this.#authHeaders, "content-type": "application/json" } : this.#authHeaders,
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     });
     const text = answer.body.toString("utf8");
     throwForCoordinatorAnswer(`${method} ${path.split("?")[0] ?? path}`, answer.status, text, legacyFailureWord);

@@ -2,6 +2,8 @@ import { Metadata, status } from "@grpc/grpc-js";
 import type { ServiceError } from "@grpc/grpc-js";
 import { CoordinatorError, WireResult } from "../../core/errors.ts";
 import type { Logger } from "../../logger.ts";
+import type { AuthErrorCode } from "../auth.ts";
+import { AUTH_ERROR_CODES } from "../auth.ts";
 
 /** Trailing metadata key carrying dtx's stable error code (`INVALID_GID`, `FAILURE`, ...). */
 export const ERROR_CODE_KEY = "dtx-code";
@@ -36,4 +38,9 @@ export function toGrpcError(error: unknown, logger: Logger, method: string): Par
 export function undecodable(path: string, error: unknown): Partial<ServiceError> {
   const why = error instanceof Error ? error.message : String(error);
   return serviceError(status.INVALID_ARGUMENT, `cannot decode the request of ${path}: ${why}`, "INVALID_REQUEST");
+}
+
+/** A call refused by authentication: UNAUTHENTICATED or PERMISSION_DENIED, with the stable code in `dtx-code`. */
+export function authRefused(code: AuthErrorCode, message: string): Partial<ServiceError> {
+  return serviceError(AUTH_ERROR_CODES[code].grpcCode as status, message, code);
 }

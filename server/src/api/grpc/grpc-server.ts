@@ -6,12 +6,14 @@ import type { MethodDefinition, PackageDefinition } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "../../logger.ts";
+import type { Authenticator, Role } from "../auth.ts";
+import { GRPC_METHOD_ROLES } from "../auth.ts";
 import { apiLabel } from "../../metrics.ts";
 import type { CoordinatorMetrics } from "../../metrics.ts";
 import type { TopicService } from "../../service/topic-service.ts";
 import type { TransService } from "../../service/trans-service.ts";
 import { branchBody, progressesReply, transBody } from "./convert.ts";
-import { toGrpcError, undecodable } from "./error-map.ts";
+import { authRefused, toGrpcError, undecodable } from "./error-map.ts";
 import type { DtmBranchRequest, DtmRequest, DtmTopicRequest } from "./proto.ts";
 import { loadDtmProto } from "./proto.ts";
 
@@ -25,6 +27,8 @@ export interface GrpcApiDeps {
   logger: Logger;
   maxReceiveMessageBytes?: number;
   metrics?: CoordinatorMetrics;
+  /** Bearer-token checks on dtmgimp.Dtm (off when it holds no token, or is absent). */
+  auth?: Authenticator;
 }
 
 type Handler = (request: never) => Promise<unknown>;
@@ -67,17 +71,20 @@ export class GrpcApi {
     const implementation: UntypedServiceImplementation = {};
     for (const [name, method] of Object.entries(methods)) {
       const handler = handlers[name];
+      const role = GRPC_METHOD_ROLES[name];
       if (!handler) throw new Error(`no handler for ${DTM_SERVICE}/${name}`);
+      if (!role) throw new Error(`no access rule for ${DTM_SERVICE}/${name} in GRPC_METHOD_ROLES`);
       definition[name] = { ...method, requestDeserialize: (bytes: Buffer) => bytes };
-      implementation[name] = this.unary(method, handler);
+      implementation[name] = this.unary(method, handler, role);
     }
     this.server.addService(definition as ServiceDefinition, implementation);
     this.health.addToServer(this.server);
     new ReflectionService(this.definition).addToServer(this.server);
   }
 
-  private unary(method: MethodDefinition<unknown, unknown>, handler: Handler) {
+  private unary(method: MethodDefinition<unknown, unknown>, handler: Handler, role: Role) {
     const { logger, metrics } = this.deps;
+    const auth = this.deps.auth?.enabled ? this.deps.auth : undefined;
     const api = apiLabel(method.path);
     return (call: ServerUnaryCall<Buffer, unknown>, raw: sendUnaryData<unknown>): void => {
       const started = metrics ? performance.now() : 0;
@@ -87,6 +94,14 @@ export class GrpcApi {
             raw(error, reply);
           }
         : raw;
+      if (auth) {
+        const header = call.metadata.get("authorization")[0];
+        const result = auth.check(typeof header === "string" ? header : undefined, role);
+        if (!result.ok) {
+          callback(authRefused(result.code, result.message));
+          return;
+        }
+      }
       let request: unknown;
       try {
         request = method.requestDeserialize(call.request);

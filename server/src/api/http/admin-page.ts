@@ -34,6 +34,7 @@ export const ADMIN_HTML = `<!doctype html>
 <strong>dtx admin</strong>
 <nav><a href="#/">All Transactions</a> <a href="#/topics">Topics</a></nav>
 <span id="version"></span>
+<label>token <input id="token" type="password" size="20" autocomplete="off" placeholder="admin token, if auth is on"></label>
 </header>
 <main id="main"><p>Loading…</p></main>
 </body>
@@ -44,6 +45,7 @@ export const ADMIN_CSS = `body { font: 14px/1.4 system-ui, sans-serif; margin: 0
 header { display: flex; gap: 1.5em; align-items: center; padding: .6em 1em; background: #1f2d3d; color: #fff; }
 header a { color: #cfe3ff; margin-right: 1em; }
 #version { margin-left: auto; opacity: .7; }
+#token { padding: .2em; }
 main { padding: 1em; }
 .filters { display: flex; flex-wrap: wrap; gap: .5em; margin-bottom: .8em; }
 .filters input, .filters select { padding: .25em; }
@@ -81,9 +83,30 @@ export const ADMIN_JS = String.raw`"use strict";
     if (body && body.message) return "HTTP " + status + ": " + body.message + (body.code ? " (" + body.code + ")" : "");
     return "HTTP " + status;
   }
+  // The bearer token (auth on): kept in this tab's sessionStorage only, sent on every API call.
+  var TOKEN_KEY = "dtx-admin-token";
+  function storedToken() {
+    try { return sessionStorage.getItem(TOKEN_KEY) || ""; } catch (e) { return ""; }
+  }
+  function storeToken(value) {
+    try {
+      if (value) sessionStorage.setItem(TOKEN_KEY, value);
+      else sessionStorage.removeItem(TOKEN_KEY);
+    } catch (e) { /* storage off: the token lasts until the page is left */ }
+  }
+  var tokenInput = document.getElementById("token");
+  var token = storedToken();
+  tokenInput.value = token;
+  tokenInput.addEventListener("change", function () {
+    token = tokenInput.value.trim();
+    storeToken(token);
+    loadVersion();
+    route();
+  });
   function call(method, path, params, body) {
     var url = path + (params ? "?" + new URLSearchParams(params).toString() : "");
     var init = { method: method, headers: {} };
+    if (token) init.headers["authorization"] = "Bearer " + token;
     if (body !== undefined) {
       init.headers["content-type"] = "application/json";
       init.body = JSON.stringify(body);
@@ -231,10 +254,13 @@ export const ADMIN_JS = String.raw`"use strict";
     if (h === "#/topics") return topicsPage();
     return listPage();
   }
+  function loadVersion() {
+    call("GET", API.version).then(function (r) {
+      document.getElementById("version").textContent = "version " + text(r.version);
+    }).catch(function () {});
+  }
   window.addEventListener("hashchange", route);
-  call("GET", API.version).then(function (r) {
-    document.getElementById("version").textContent = "version " + text(r.version);
-  }).catch(function () {});
+  loadVersion();
   route();
 })();
 `;

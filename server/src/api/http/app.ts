@@ -7,7 +7,9 @@ import type { TopicService } from "../../service/topic-service.ts";
 import type { TransService } from "../../service/trans-service.ts";
 import { jsonRpcRoute } from "./route-json-rpc.ts";
 import type { Store } from "../../store/store.ts";
-import { errorHandler } from "./error-map.ts";
+import type { Authenticator } from "../auth.ts";
+import { HTTP_ROUTE_ROLES } from "../auth.ts";
+import { authRefusal, errorHandler } from "./error-map.ts";
 import { adminRoutes } from "./routes-admin.ts";
 import { dtmsvrRoutes } from "./routes-dtmsvr.ts";
 import type { TestControlDeps } from "./routes-test-control.ts";
@@ -24,6 +26,8 @@ export interface HttpAppDeps {
   metrics?: CoordinatorMetrics;
   /** Present only when the test-control API is enabled. */
   testControl?: TestControlDeps;
+  /** Bearer-token checks (off when it holds no token, or is absent). */
+  auth?: Authenticator;
 }
 
 /** Builds the HTTP app without listening, so tests can also drive it with inject(). */
@@ -48,6 +52,23 @@ export function buildHttpApp(deps: HttpAppDeps): FastifyInstance {
   app.setNotFoundHandler((req, reply) => {
     void reply.status(404).send({ message: `no route ${req.method} ${req.url.split("?")[0]}`, code: "ROUTE_NOT_FOUND" });
   });
+
+  // Who may call each route is decided in one table (auth.ts); a route missing there is a bug.
+  app.addHook("onRoute", (route) => {
+    if (!Object.hasOwn(HTTP_ROUTE_ROLES, route.url)) throw new Error(`no access rule for HTTP route ${route.url} in HTTP_ROUTE_ROLES`);
+  });
+  const { auth } = deps;
+  if (auth?.enabled) {
+    // onRequest runs before the body is read or any handler runs: a refused request writes nothing.
+    app.addHook("onRequest", (req, reply, done) => {
+      const url = req.routeOptions.url;
+      if (url === undefined) return done(); // no route: the 404 handler answers
+      const result = auth.check(req.headers.authorization, HTTP_ROUTE_ROLES[url] ?? "admin");
+      if (result.ok) return done();
+      const { status, headers, body } = authRefusal(result.code, result.message);
+      void reply.status(status).headers(headers).send(body);
+    });
+  }
 
   const { metrics } = deps;
   if (metrics) {

@@ -2,6 +2,8 @@ import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import type { ErrorCode } from "../../core/errors.ts";
 import { CoordinatorError, ERROR_CATALOGUE, WireResult } from "../../core/errors.ts";
 import type { Logger } from "../../logger.ts";
+import type { AuthErrorCode } from "../auth.ts";
+import { AUTH_ERROR_CODES } from "../auth.ts";
 
 /** Fastify's own client-error codes, mapped to ours. */
 const FASTIFY_CODES: Record<string, ErrorCode> = {
@@ -52,4 +54,10 @@ export function errorHandler(logger: Logger) {
     const { status, body } = toErrorReply(error, logger);
     void reply.status(status).send(body);
   };
+}
+
+/** The answer to a request refused by authentication: 401 with a `WWW-Authenticate` challenge, or 403. */
+export function authRefusal(code: AuthErrorCode, message: string): { status: number; headers: Record<string, string>; body: ErrorBody } {
+  const headers: Record<string, string> = code === "UNAUTHENTICATED" ? { "www-authenticate": 'Bearer realm="dtx"' } : {};
+  return { status: AUTH_ERROR_CODES[code].httpStatus, headers, body: { message, code } };
 }
