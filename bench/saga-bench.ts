@@ -6,6 +6,11 @@
  *                               [--store sqlite|postgres|mysql|redis] [--store-url URL]
  *                               [--synchronous full|normal] [--pin] [--build] [--profile]
  *                               [--profile-dir DIR] [--out DIR]
+ *                               [--target URL [--target-pid PID] [--target-name NAME]]
+ *
+ * With --target, no coordinator is started: the same driver and participant measure an external,
+ * already-running dtm-compatible coordinator (e.g. dtm itself, see bench/dtm-compare.sh), and the
+ * coordinator's CPU/RSS are read from /proc only if --target-pid names its process.
  *
  * Starts the coordinator (`node --import tsx server/src/main.ts`, cwd = repo root) on a fresh store
  * (a temp SQLite file; or a new Postgres schema, MySQL database or Redis key prefix on the test
@@ -61,6 +66,12 @@ interface Options {
   profile: boolean;
   profileDir: string;
   outDir: string;
+  /** Base URL of an external coordinator's API (…/api/dtmsvr); undefined = spawn dtx. */
+  target: string | undefined;
+  /** pid of the external coordinator, for /proc CPU and RSS figures. */
+  targetPid: number | undefined;
+  /** Name of the external coordinator in the results file name, e.g. "dtm". */
+  targetName: string;
 }
 
 const USAGE = `usage: npx tsx bench/saga-bench.ts [options]
@@ -77,7 +88,12 @@ const USAGE = `usage: npx tsx bench/saga-bench.ts [options]
   --node-flags "FLAGS"  extra node flags for the coordinator, e.g. "--max-semi-space-size=4"
   --profile             run the coordinator with --cpu-prof and print its top functions
   --profile-dir DIR     where --profile writes .cpuprofile files (default /tmp/dtx-profiles)
-  --out DIR             where results are written (default bench/results)`;
+  --out DIR             where results are written (default bench/results)
+  --target URL          drive an already-running coordinator at URL (its API base, e.g.
+                        http://127.0.0.1:36789/api/dtmsvr) instead of spawning dtx; --store then
+                        only names the store it uses (for the results file), nothing is created
+  --target-pid PID      pid of the --target coordinator, for its CPU % and RSS (from /proc)
+  --target-name NAME    name of the --target coordinator in the results file (default "dtm")`;
 
 function parseArgs(argv: string[]): Options {
   const opts: Options = {
@@ -94,6 +110,9 @@ function parseArgs(argv: string[]): Options {
     profile: false,
     profileDir: "/tmp/dtx-profiles",
     outDir: path.join(REPO_ROOT, "bench", "results"),
+    target: undefined,
+    targetPid: undefined,
+    targetName: "dtm",
   };
   const value = (i: number, flag: string): string => {
     const v = argv[i + 1];
@@ -150,6 +169,19 @@ function parseArgs(argv: string[]): Options {
       case "--profile": opts.profile = true; break;
       case "--profile-dir": opts.profileDir = path.resolve(next()); break;
       case "--out": opts.outDir = path.resolve(next()); break;
+      case "--target": opts.target = next().replace(/\/+$/, ""); break;
+      case "--target-pid": {
+        const v = Number(next());
+        if (!Number.isInteger(v) || v <= 0) fail("--target-pid must be a process id");
+        opts.targetPid = v;
+        break;
+      }
+      case "--target-name": {
+        const v = next();
+        if (!/^[\w.-]+$/.test(v)) fail("--target-name may hold only letters, digits, _ . -");
+        opts.targetName = v;
+        break;
+      }
       case "-h":
       case "--help":
         console.log(USAGE);
@@ -158,6 +190,11 @@ function parseArgs(argv: string[]): Options {
       default:
         fail(`unknown argument ${raw}\n${USAGE}`);
     }
+  }
+  if (opts.target !== undefined) {
+    if (!/^https?:\/\/[^/]+\/./.test(opts.target)) fail("--target must be a URL with the API path, e.g. http://127.0.0.1:36789/api/dtmsvr");
+    if (opts.profile) fail("--profile profiles the spawned dtx; it cannot be used with --target");
+    if (opts.build || opts.nodeFlags.length > 0) fail("--build and --node-flags apply to the spawned dtx; not with --target");
   }
   return opts;
 }
@@ -409,10 +446,27 @@ interface LevelResult {
 }
 
 interface Procs {
-  coordinator: Child;
+  /** The spawned dtx; undefined with --target. */
+  coordinator: Child | undefined;
+  /** pid read for CPU/RSS: the spawned dtx's, or --target-pid, or undefined. */
+  coordinatorPid: number | undefined;
   participant: Child;
   coordinatorOrigin: string;
+  /** Path of the submit endpoint on coordinatorOrigin. */
+  submitPath: string;
   participantPort: number;
+}
+
+/** Whether the coordinator is still there: the spawned child, or the --target-pid process if given. */
+function coordinatorAlive(procs: Procs): boolean {
+  if (procs.coordinator) return alive(procs.coordinator);
+  if (procs.coordinatorPid === undefined) return true;
+  try {
+    process.kill(procs.coordinatorPid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function runLevel(level: number, c: number, opts: Options, procs: Procs, runId: string): Promise<LevelResult> {
@@ -456,12 +510,12 @@ async function runLevel(level: number, c: number, opts: Options, procs: Procs, r
       let status = -1;
       let text = "";
       try {
-        const res = await pool.request({ path: SUBMIT_PATH, method: "POST", headers: { "content-type": "application/json" }, body, headersTimeout: 30_000, bodyTimeout: 30_000 });
+        const res = await pool.request({ path: procs.submitPath, method: "POST", headers: { "content-type": "application/json" }, body, headersTimeout: 30_000, bodyTimeout: 30_000 });
         status = res.statusCode;
         text = await res.body.text();
       } catch (error) {
         text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-        if (!alive(procs.coordinator)) stop = true;
+        if (!coordinatorAlive(procs)) stop = true;
         else await sleep(10); // don't spin on a refused connection
       }
       record(t0, performance.now(), status, text);
@@ -472,7 +526,8 @@ async function runLevel(level: number, c: number, opts: Options, procs: Procs, r
   await sleep(opts.warmup * 1000);
 
   // Measured phase.
-  const coordPid = procs.coordinator.pid;
+  // With --target and no --target-pid, -1 reads nothing: the coordinator's figures stay null.
+  const coordPid = procs.coordinatorPid ?? -1;
   const partPid = procs.participant.pid;
   const rssStart = readRssMB(coordPid);
   let coordRssMax = rssStart ?? 0;
@@ -590,6 +645,55 @@ function newestProfile(dir: string): string | undefined {
 // ---------------------------------------------------------------------------------------------
 // Main
 
+/** Starts dtx (the coordinator under test when there is no --target) and waits until it answers. */
+async function startDtx(opts: Options, tmp: string, dbPath: string, storeEnv: NodeJS.ProcessEnv, canPin: boolean, profileDir: string): Promise<{ child: Child; origin: string; command: string }> {
+  const httpPort = await freePort();
+  const grpcPort = await freePort();
+  const entry = opts.build ? buildServer(tmp, REPO_ROOT) : ["--import", "tsx", "server/src/main.ts"];
+  const nodeArgs = [
+    ...opts.nodeFlags,
+    ...(opts.profile ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []),
+    "--import", ORPHAN_GUARD,
+    ...entry,
+  ];
+  const [cCmd, cArgs] = canPin ? taskset("0", process.execPath, nodeArgs) : [process.execPath, nodeArgs];
+  const coordinatorEnv: NodeJS.ProcessEnv = {
+    ...process.env,
+    DTX_HTTP_PORT: String(httpPort),
+    DTX_GRPC_PORT: String(grpcPort),
+    DTX_HOST: "127.0.0.1",
+    DTX_STORE_PATH: dbPath,
+    DTX_LOG_LEVEL: "warn",
+    DTX_STORE_SYNCHRONOUS: opts.synchronous,
+    ...storeEnv,
+  };
+  delete coordinatorEnv["DTX_CONFIG"];
+  const child = spawnChild("coordinator", cCmd, cArgs, coordinatorEnv);
+  child.onStdoutLine((line) => {
+    // warn/error log lines from the coordinator are worth seeing while benchmarking.
+    if (/"level":(40|50|60)/.test(line)) console.error(`[coordinator] ${line.slice(0, 500)}`);
+  });
+  const origin = `http://127.0.0.1:${httpPort}`;
+  await waitForHttp(child, `${origin}/api/ping`, 30_000);
+  return { child, origin, command: `${cCmd} ${cArgs.join(" ")}` };
+}
+
+/** Waits until an external coordinator answers GET url (dtm and dtx both serve …/newGid). */
+async function waitForTarget(url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const res = await request(url, { headersTimeout: 1000, bodyTimeout: 1000 });
+      await res.body.dump();
+      if (res.statusCode === 200) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`--target did not answer GET ${url} with 200 within ${timeoutMs} ms`);
+    await sleep(200);
+  }
+}
+
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   const started = new Date();
@@ -599,7 +703,10 @@ async function main(): Promise<void> {
   tempDirs.push(tmp);
   const dbPath = path.join(tmp, "dtx.db");
   TARGETS = { ...BASE_TARGETS, throughputC64: THROUGHPUT_C64[opts.store] };
-  const area = await openBenchStore(opts.store, opts.storeUrl, runId);
+  // With --target the external coordinator has its own store: nothing to create or drop here.
+  const area = opts.target === undefined
+    ? await openBenchStore(opts.store, opts.storeUrl, runId)
+    : { env: {}, describe: `${opts.store} (managed by the external coordinator)`, drop: async () => undefined };
   const profileDir = path.join(opts.profileDir, stamp);
 
   const canPin = opts.pin && tasksetAvailable();
@@ -617,41 +724,21 @@ async function main(): Promise<void> {
     const pLine = await waitForLine(participant, (l) => l.includes("participant listening"), 30_000);
     const participantPort = (JSON.parse(pLine) as { port: number }).port;
 
-    // Coordinator.
-    const httpPort = await freePort();
-    const grpcPort = await freePort();
-    const entry = opts.build ? buildServer(tmp, REPO_ROOT) : ["--import", "tsx", "server/src/main.ts"];
-    const nodeArgs = [
-      ...opts.nodeFlags,
-      ...(opts.profile ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []),
-      "--import", ORPHAN_GUARD,
-      ...entry,
-    ];
-    const [cCmd, cArgs] = canPin ? taskset("0", process.execPath, nodeArgs) : [process.execPath, nodeArgs];
-    const coordinatorEnv: NodeJS.ProcessEnv = {
-      ...process.env,
-      DTX_HTTP_PORT: String(httpPort),
-      DTX_GRPC_PORT: String(grpcPort),
-      DTX_HOST: "127.0.0.1",
-      DTX_STORE_PATH: dbPath,
-      DTX_LOG_LEVEL: "warn",
-      DTX_STORE_SYNCHRONOUS: opts.synchronous,
-      ...area.env,
-    };
-    delete coordinatorEnv["DTX_CONFIG"];
-    const coordinator = spawnChild("coordinator", cCmd, cArgs, coordinatorEnv);
-    coordinator.onStdoutLine((line) => {
-      // warn/error log lines from the coordinator are worth seeing while benchmarking.
-      if (/"level":(40|50|60)/.test(line)) console.error(`[coordinator] ${line.slice(0, 500)}`);
-    });
-    const origin = `http://127.0.0.1:${httpPort}`;
-    await waitForHttp(coordinator, `${origin}/api/ping`, 30_000);
+    // Coordinator: spawn dtx, or use the --target one.
+    const external = opts.target === undefined ? undefined : new URL(opts.target);
+    const dtx = external ? undefined : await startDtx(opts, tmp, dbPath, area.env, canPin, profileDir);
+    const coordinator = dtx?.child;
+    const origin = external ? external.origin : (dtx?.origin ?? "");
+    const submitPath = external ? `${external.pathname}/submit` : SUBMIT_PATH;
+    if (external) await waitForTarget(`${opts.target}/newGid`, 10_000);
 
     const commandLine = `npx tsx bench/saga-bench.ts ${process.argv.slice(2).join(" ")}`.trim();
-    console.log(`saga-bench: coordinator pid ${coordinator.pid} on ${origin} (${opts.store === "sqlite" ? `sqlite ${dbPath}, synchronous=${opts.synchronous}` : area.describe}), participant pid ${participant.pid} on :${participantPort}`);
-    console.log(`saga-bench: warm-up ${opts.warmup}s + measure ${opts.seconds}s for C = ${opts.concurrency.join(", ")}; pinning ${canPin ? "on" : "off"}; coordinator ${opts.build ? "compiled (tsc, plain node)" : "via tsx"}${opts.profile ? `; profiling into ${profileDir}` : ""}`);
+    const coordinatorPid = coordinator?.pid ?? opts.targetPid;
+    const who = external ? `external coordinator ${opts.targetName}${opts.targetPid ? ` pid ${opts.targetPid}` : " (pid unknown: no CPU/RSS figures)"} at ${opts.target}` : `coordinator pid ${coordinatorPid} on ${origin}`;
+    console.log(`saga-bench: ${who} (${opts.store === "sqlite" && !external ? `sqlite ${dbPath}, synchronous=${opts.synchronous}` : area.describe}), participant pid ${participant.pid} on :${participantPort}`);
+    console.log(`saga-bench: warm-up ${opts.warmup}s + measure ${opts.seconds}s for C = ${opts.concurrency.join(", ")}; pinning ${canPin ? "on" : "off"}; coordinator ${external ? "external" : opts.build ? "compiled (tsc, plain node)" : "via tsx"}${opts.profile ? `; profiling into ${profileDir}` : ""}`);
 
-    const procs: Procs = { coordinator, participant, coordinatorOrigin: origin, participantPort };
+    const procs: Procs = { coordinator, coordinatorPid, participant, coordinatorOrigin: origin, submitPath, participantPort };
     const results: LevelResult[] = [];
     for (const [level, c] of opts.concurrency.entries()) {
       if (interrupted) break;
@@ -659,20 +746,21 @@ async function main(): Promise<void> {
       results.push(r);
       console.log(`  C=${c}: ${fmt(r.throughput, 0)} sagas/s, p50 ${fmt(r.latencyMs.p50, 2)} ms, p99 ${fmt(r.latencyMs.p99, 2)} ms, errors ${r.errors}, coord RSS max ${fmt(r.coordinator.rssMaxMB)} MB, coord CPU ${fmt(r.coordinator.cpuPct, 0)}%`);
       if (r.firstError) console.log(`    first error: ${r.firstError}`);
-      if (!alive(coordinator)) throw new Error(`coordinator died during C=${c}\n${coordinator.stderrTail()}`);
+      if (!coordinatorAlive(procs)) throw new Error(`coordinator died during C=${c}${coordinator ? `\n${coordinator.stderrTail()}` : ""}`);
       await sleep(500);
     }
     if (interrupted) return;
 
-    const dbBytes = ["", "-wal"].reduce((s, suffix) => s + (existsSync(dbPath + suffix) ? statSync(dbPath + suffix).size : 0), 0);
+    const dbBytes = external ? 0 : ["", "-wal"].reduce((s, suffix) => s + (existsSync(dbPath + suffix) ? statSync(dbPath + suffix).size : 0), 0);
 
     // Stop the coordinator gracefully (this is when --cpu-prof writes its profile).
-    const exit = await stopChild(coordinator, opts.profile ? "SIGINT" : "SIGTERM", 20_000);
+    const exit = coordinator ? await stopChild(coordinator, opts.profile ? "SIGINT" : "SIGTERM", 20_000) : null;
     await stopChild(participant, "SIGTERM", 5000);
 
     const cpus = os.cpus();
-    /** Results file stem: saga-<store>, and -empty for --empty-urls. */
-    const name = `saga-${opts.store}${opts.emptyUrls ? "-empty" : ""}`;
+    /** Results file stem: saga-<store>, or saga-<target-name>-<store> with --target; -empty for --empty-urls. */
+    const name = `saga-${external ? `${opts.targetName}-` : ""}${opts.store}${opts.emptyUrls ? "-empty" : ""}`;
+    const coordinatorCommand = dtx ? dtx.command : `external: ${opts.target}`;
     const report = {
       benchmark: name,
       timestamp: started.toISOString(),
@@ -691,13 +779,14 @@ async function main(): Promise<void> {
         ...(opts.store === "sqlite" ? { synchronous: opts.synchronous } : { storeServer: area.describe }),
         pinning: canPin ? { enabled: true, coordinatorCpus: "0", participantCpus: "1", driverCpus: "1" } : { enabled: false },
         coordinatorNodeFlags: opts.nodeFlags,
-        coordinatorRuntime: opts.build ? "tsc-compiled JS on plain node" : "node --import tsx (TypeScript compiled on load)",
+        coordinatorRuntime: opts.target !== undefined ? `external ${opts.targetName}` : opts.build ? "tsc-compiled JS on plain node" : "node --import tsx (TypeScript compiled on load)",
+        ...(opts.target !== undefined ? { target: opts.target, targetName: opts.targetName, targetPid: opts.targetPid ?? null } : {}),
         warmupSeconds: opts.warmup,
         measureSeconds: opts.seconds,
         concurrency: opts.concurrency,
         profile: opts.profile,
         workload: `saga with 2 branches (action+compensate each), payloads {} , wait_result: true; ${opts.emptyUrls ? "empty branch URLs (no branch calls, as dtm's benchEmptyUrl)" : "no-op node:http participant"}; closed loop, one undici Pool with connections = C`,
-        coordinatorCommand: `${cCmd} ${cArgs.join(" ")}`,
+        coordinatorCommand,
         sameCoordinatorForAllLevels: true,
       },
       results,
@@ -714,7 +803,7 @@ async function main(): Promise<void> {
     if (!opts.profile) writeFileSync(path.join(opts.outDir, `${name}-latest.json`), `${JSON.stringify(report, null, 2)}\n`);
 
     console.log("");
-    console.log(`${report.machine.cpus} x ${report.machine.model}, node ${report.machine.node}, ${opts.store === "sqlite" ? `sqlite synchronous=${opts.synchronous}` : `store ${opts.store}`}, pinning ${canPin ? "on" : "off"}, coordinator ${opts.build ? "compiled" : "via tsx"}${opts.profile ? ", PROFILING (numbers are slowed by the profiler)" : ""}`);
+    console.log(`${report.machine.cpus} x ${report.machine.model}, node ${report.machine.node}, ${opts.store === "sqlite" ? `sqlite synchronous=${opts.synchronous}` : `store ${opts.store}`}, pinning ${canPin ? "on" : "off"}, coordinator ${external ? `external ${opts.targetName}` : opts.build ? "compiled" : "via tsx"}${opts.profile ? ", PROFILING (numbers are slowed by the profiler)" : ""}`);
     console.log("");
     console.log(markdownTable(results));
     console.log("");
@@ -733,7 +822,7 @@ async function main(): Promise<void> {
     console.log(`results: ${path.relative(process.cwd(), outFile)}${opts.profile ? "" : ` (and ${name}-latest.json)`}`);
 
     if (opts.profile) {
-      if (exit.code !== 0) console.error(`saga-bench: coordinator exited with code ${exit.code}, signal ${exit.signal}; the profile may be missing`);
+      if (exit && exit.code !== 0) console.error(`saga-bench: coordinator exited with code ${exit.code}, signal ${exit.signal}; the profile may be missing`);
       const file = newestProfile(profileDir);
       if (!file) {
         console.error(`saga-bench: no .cpuprofile found in ${profileDir}`);
