@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { ROLES } from "./api/auth.ts";
+import { parseUrlPattern } from "./service/url-policy.ts";
 
 const seconds = z.number().finite().nonnegative();
 const port = z.number().int().min(0).max(65535);
@@ -55,6 +56,14 @@ export const ConfigSchema = z
     strictResults: z.boolean().default(false),
     alertRetryLimit: z.number().int().nonnegative().default(3),
     alertWebhook: z.string().default(""),
+    /** Which URLs the coordinator may call; off (everything allowed) by default, as in dtm. See the README. */
+    branchUrls: z
+      .object({
+        allow: z.array(z.string()).default([]).superRefine(checkUrlPatterns),
+        denyPrivate: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     testControl: z.boolean().default(false),
     /** Bearer-token authentication; no token (the default) = off, as in dtm. See the README. */
@@ -98,6 +107,16 @@ function checkTokens(tokens: readonly { name: string; sha256: string }[], ctx: z
   });
 }
 
+function checkUrlPatterns(patterns: readonly string[], ctx: z.RefinementCtx): void {
+  patterns.forEach((p, i) => {
+    try {
+      parseUrlPattern(p);
+    } catch (error) {
+      ctx.addIssue({ code: "custom", path: [i], message: `${(error as Error).message} (DTX_BRANCH_URLS_ALLOW)` });
+    }
+  });
+}
+
 const STORE_URL_SCHEMES: Record<string, readonly string[]> = {
   postgres: ["postgres:", "postgresql:"],
   mysql: ["mysql:", "mariadb:"],
@@ -134,7 +153,7 @@ function checkStoreUrl(store: { driver: string; url: string }, ctx: z.Refinement
 export type Config = z.infer<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;
 
-type EnvKind = "string" | "number" | "boolean" | "json";
+type EnvKind = "string" | "number" | "boolean" | "json" | "list";
 
 /** Environment variable -> [config path, how to read its text]. */
 const ENV_KEYS: Record<string, [string[], EnvKind]> = {
@@ -168,6 +187,8 @@ const ENV_KEYS: Record<string, [string[], EnvKind]> = {
   DTX_LOG_LEVEL: [["logLevel"], "string"],
   DTX_TEST_CONTROL: [["testControl"], "boolean"],
   DTX_AUTH_TOKENS: [["auth", "tokens"], "json"],
+  DTX_BRANCH_URLS_ALLOW: [["branchUrls", "allow"], "list"],
+  DTX_BRANCH_URLS_DENY_PRIVATE: [["branchUrls", "denyPrivate"], "boolean"],
 };
 
 export const CONFIG_ENV_VARS = Object.keys(ENV_KEYS);
@@ -247,6 +268,7 @@ function coerce(raw: string, kind: EnvKind): unknown {
     const n = Number(raw);
     return Number.isFinite(n) ? n : raw;
   }
+  if (kind === "list") return raw.split(",").map((s) => s.trim()).filter((s) => s !== "");
   if (kind === "boolean") {
     if (["1", "true", "yes", "on"].includes(raw.toLowerCase())) return true;
     if (["0", "false", "no", "off"].includes(raw.toLowerCase())) return false;

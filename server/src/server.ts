@@ -19,6 +19,7 @@ import { CrashPoints } from "./service/crash-points.ts";
 import { Executor } from "./service/executor.ts";
 import { TopicService } from "./service/topic-service.ts";
 import { TransService } from "./service/trans-service.ts";
+import { UrlPolicy } from "./service/url-policy.ts";
 import type { Store } from "./store/store.ts";
 
 export const VERSION = "v1.19.0-dtx.0.1.0";
@@ -117,21 +118,22 @@ export async function createCoordinator(config: Config, logger: Logger): Promise
   const store = await openMigratedStore(config, logger);
   const crash = new CrashPoints();
   const metrics = new CoordinatorMetrics(VERSION);
+  const urlPolicy = new UrlPolicy(config.branchUrls);
   const invoker = metrics.meter(new DispatchInvoker({
     http: new HttpInvoker(config.strictResults),
     "json-rpc": new JsonRpcInvoker(config.strictResults),
     grpc: new GrpcInvoker(),
-  }));
+  }, urlPolicy));
   const executor = new Executor({
     store, invoker, clock, timing, processors: createProcessors(timing), logger, crash, random: Math.random,
     onBackoff: alertWebhook(config.alertWebhook, config.alertRetryLimit, timing.requestTimeout, logger),
     // ok unless a branch answered an error or FAILURE, or another writer won (dtm: Process returned no error)
     onPassEnd: (trans, result) => metrics.passDone(trans.transType, result.lastError === undefined && !result.lostRace, (clock.now() - trans.createTime) / 1000),
   });
-  const topics = new TopicService(store, clock);
+  const topics = new TopicService(store, clock, urlPolicy);
   const service = new TransService({
     store, executor, clock, timing, logger, topics,
-    limits: { maxBranches: config.maxBranches, maxPayloadBytes: config.maxPayloadBytes },
+    limits: { maxBranches: config.maxBranches, maxPayloadBytes: config.maxPayloadBytes, urlPolicy },
   });
   const cron = new RecoveryLoop(store, executor, clock, {
     idleMs: config.cronInterval * 1000,

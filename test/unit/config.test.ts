@@ -58,6 +58,7 @@ const DEFAULTS: Config = {
   logLevel: "info",
   testControl: false,
   auth: { tokens: [] },
+  branchUrls: { allow: [], denyPrivate: false },
 };
 
 describe("loadConfig: defaults", () => {
@@ -412,5 +413,29 @@ describe("auth.tokens", () => {
     expect(JSON.stringify(redacted)).not.toContain(DIGEST2);
     expect(redacted["auth"]).toEqual({ tokens: [{ name: "app", sha256: "***", roles: ["client"] }] });
     expect(config.auth.tokens[0]?.sha256).toBe(DIGEST2);
+  });
+});
+
+describe("branchUrls", () => {
+  it("is off by default and reads DTX_BRANCH_URLS_ALLOW as a comma-separated list", () => {
+    expect(loadConfig({}, []).branchUrls).toEqual({ allow: [], denyPrivate: false });
+    const config = loadConfig({ DTX_BRANCH_URLS_ALLOW: " http://busi:8081/api , grpc://busi:58081,", DTX_BRANCH_URLS_DENY_PRIVATE: "true" }, []);
+    expect(config.branchUrls).toEqual({ allow: ["http://busi:8081/api", "grpc://busi:58081"], denyPrivate: true });
+    expect(CONFIG_ENV_VARS).toEqual(expect.arrayContaining(["DTX_BRANCH_URLS_ALLOW", "DTX_BRANCH_URLS_DENY_PRIVATE"]));
+  });
+
+  it.each([
+    ["ftp://busi/x", "scheme://host"],
+    ["busi:8081", "scheme://host"],
+    ["grpc://busi", "needs a port"],
+    ["http://2130706433/", "canonical form (127.0.0.1)"],
+    ["http://127.1:8081/api", "canonical form (127.0.0.1)"],
+    ["http://busi:99999/", "invalid port"],
+    ["http://user@busi/", "user information"],
+  ])("refuses the pattern %s, naming the key", (pattern, words) => {
+    const error = configError(() => loadConfig({ DTX_BRANCH_URLS_ALLOW: pattern }, []));
+    expect(error.message).toContain("branchUrls.allow.0");
+    expect(error.message).toContain(words);
+    expect(error.message).toContain("DTX_BRANCH_URLS_ALLOW");
   });
 });

@@ -18,6 +18,7 @@ export const ERROR_CATALOGUE = {
   INVALID_TRANS_TYPE: { httpStatus: 400, grpcCode: 3, description: "trans_type is missing or not one of saga, msg, tcc, xa, workflow." },
   UNSUPPORTED_TRANS_TYPE: { httpStatus: 400, grpcCode: 3, description: "This route does not accept that trans_type." },
   INVALID_URL: { httpStatus: 400, grpcCode: 3, description: "A branch URL is malformed, too long, or uses a scheme other than http(s) or a gRPC target." },
+  URL_NOT_ALLOWED: { httpStatus: 400, grpcCode: 3, description: "A branch URL is outside the operator's branch URL policy (branchUrls.allow / branchUrls.denyPrivate)." },
   INVALID_PAYLOADS: { httpStatus: 400, grpcCode: 3, description: "payloads does not match steps, or a payload is not a string." },
   INVALID_ORDERS: { httpStatus: 400, grpcCode: 3, description: "custom_data.orders names an unknown step or forms a cycle." },
   INVALID_OPTIONS: { httpStatus: 400, grpcCode: 3, description: "A transaction option (timeouts, retry settings, branch_headers) is invalid." },

@@ -1,4 +1,5 @@
 import type { Outcome } from "../core/types.ts";
+import type { UrlPolicy } from "../service/url-policy.ts";
 import type { BranchCall, BranchInvoker } from "./invoker.ts";
 import { transportOf } from "./invoker.ts";
 
@@ -9,13 +10,21 @@ export interface Transports {
   grpc?: BranchInvoker;
 }
 
-/** Routes each call to the transport its trans protocol and URL select (PROTOCOL §6). */
+/**
+ * Routes each call to the transport its trans protocol and URL select (PROTOCOL §6). With a URL
+ * policy, every call is checked first (a stored row may predate a policy change): a refused call
+ * is never made and becomes an `error` outcome, retried and alerted like any failing branch.
+ */
 export class DispatchInvoker implements BranchInvoker {
-  constructor(private readonly transports: Transports) {}
+  constructor(private readonly transports: Transports, private readonly policy?: UrlPolicy) {}
 
-  invoke(call: BranchCall): Promise<Outcome> {
+  async invoke(call: BranchCall): Promise<Outcome> {
+    if (this.policy?.active) {
+      const reason = await this.policy.callRefusal(call.url);
+      if (reason !== undefined) return { kind: "error", message: `URL_NOT_ALLOWED: call not made: ${reason}` };
+    }
     const transport = this.transports[transportOf(call.protocol, call.url)];
-    if (!transport) return Promise.resolve({ kind: "error", message: `no gRPC transport is configured for ${call.url}` });
+    if (!transport) return { kind: "error", message: `no gRPC transport is configured for ${call.url}` };
     return transport.invoke(call);
   }
 

@@ -75,14 +75,14 @@ export class BranchRegistration {
     if (trans.transType === "tcc") {
       const confirm = field(o, "confirm");
       const cancel = field(o, "cancel");
-      checkBranchUrl(confirm, trans.protocol, "confirm");
-      checkBranchUrl(cancel, trans.protocol, "cancel");
+      checkBranchUrl(confirm, trans.protocol, "confirm", this.limits.urlPolicy);
+      checkBranchUrl(cancel, trans.protocol, "cancel", this.limits.urlPolicy);
       return [row("cancel", cancel), row("confirm", confirm)];
     }
     if (trans.transType === "xa") {
       const url = field(o, "url");
       if (url === "") throw new CoordinatorError("INVALID_BRANCH", "url (the phase-2 URL) is required for an xa branch");
-      checkBranchUrl(url, trans.protocol, "url");
+      checkBranchUrl(url, trans.protocol, "url", this.limits.urlPolicy);
       return [row("rollback", url), row("commit", url)];
     }
     const op = field(o, "op");

@@ -17,7 +17,7 @@ export function checkMsgShape(req: TransRequest, limits: RequestLimits): void {
       if (action.length === TOPIC_PREFIX.length) throw new CoordinatorError("INVALID_URL", `steps[${i}].action names an empty topic`);
       return;
     }
-    checkBranchUrl(action, req.protocol, `steps[${i}].action`);
+    checkBranchUrl(action, req.protocol, `steps[${i}].action`, limits.urlPolicy);
   });
 }
 
@@ -36,6 +36,8 @@ export async function generateMsgBranches(req: TransRequest, now: number, topics
       const topic = action.slice(TOPIC_PREFIX.length);
       urls = await topics.subscribers(topic);
       if (urls.length === 0) throw new CoordinatorError("TOPIC_HAS_NO_SUBSCRIBERS", `topic ${topic} has no subscribers (steps[${i}])`);
+      // A subscription may predate a policy change.
+      for (const url of urls) limits.urlPolicy?.check(url, `steps[${i}] (topic ${topic} subscriber)`);
     }
     urls.forEach((url, j) => {
       const branchId = urls.length === 1 ? stepId : `${stepId}-${String(j + 1).padStart(2, "0")}`;

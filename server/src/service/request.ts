@@ -4,11 +4,14 @@ import { parseSagaCustomData } from "../core/saga-layout.ts";
 import type { Protocol, TransOptions, TransType } from "../core/types.ts";
 import { PROTOCOLS, TRANS_TYPES } from "../core/types.ts";
 import { GID_PATTERN } from "./gid.ts";
+import type { UrlPolicy } from "./url-policy.ts";
 
 /** Limits applied to every request before anything is written. */
 export interface RequestLimits {
   maxBranches: number;
   maxPayloadBytes: number;
+  /** The branch URL policy; absent = every URL allowed (dtm's behaviour). */
+  urlPolicy?: UrlPolicy;
 }
 
 /** A global-transaction request body (prepare, submit, abort, ...), validated. */
@@ -149,9 +152,15 @@ export function parseOptions(o: Record<string, unknown>): TransOptions {
 
 /**
  * Checks a branch URL: "" (a no-op branch), an absolute http(s) URL, or for gRPC a
- * `host:port/package.Service/Method` target.
+ * `host:port/package.Service/Method` target; then, when a policy is given, that the policy allows it
+ * (URL_NOT_ALLOWED).
  */
-export function checkBranchUrl(url: string, protocol: Protocol, field: string): void {
+export function checkBranchUrl(url: string, protocol: Protocol, field: string, policy?: UrlPolicy): void {
+  checkUrlShape(url, protocol, field);
+  policy?.check(url, field);
+}
+
+function checkUrlShape(url: string, protocol: Protocol, field: string): void {
   // Callers pass query parameters too, which arrive as arrays when repeated (`?url=a&url=b`).
   if (typeof url !== "string") throw new CoordinatorError("INVALID_URL", `${field} must be a single string`);
   if (url === "") return;
@@ -246,7 +255,7 @@ export function parseTransRequest(body: unknown, limits: RequestLimits): TransRe
   const options = parseOptions(o);
   const rollbackReason = optionalString(o, "rollback_reason").slice(0, 1024);
   const reqExtra = parseReqExtra(o["req_extra"]);
-  if (queryPrepared) checkBranchUrl(queryPrepared, protocol, "query_prepared");
+  if (queryPrepared) checkBranchUrl(queryPrepared, protocol, "query_prepared", limits.urlPolicy);
   if (transType === "saga") checkSagaShape(steps, customData, protocol, limits);
   return { gid, transType, protocol, steps, payloads, customData, queryPrepared, options, rollbackReason, reqExtra };
 }
@@ -256,8 +265,8 @@ function checkSagaShape(steps: Record<string, string>[], customData: string, pro
     throw new CoordinatorError("TOO_MANY_BRANCHES", `a saga of ${steps.length} steps has ${steps.length * 2} branches; the limit is ${limits.maxBranches}`);
   }
   steps.forEach((step, i) => {
-    checkBranchUrl(step["action"] ?? "", protocol, `steps[${i}].action`);
-    checkBranchUrl(step["compensate"] ?? "", protocol, `steps[${i}].compensate`);
+    checkBranchUrl(step["action"] ?? "", protocol, `steps[${i}].action`, limits.urlPolicy);
+    checkBranchUrl(step["compensate"] ?? "", protocol, `steps[${i}].compensate`, limits.urlPolicy);
   });
   const custom = parseSagaCustomData(customData, steps.length);
   if ("problem" in custom) throw new CoordinatorError("INVALID_ORDERS", custom.problem);

@@ -2,6 +2,7 @@ import { CoordinatorError } from "../core/errors.ts";
 import type { Clock } from "../cron/clock.ts";
 import type { KvEntry, Store } from "../store/store.ts";
 import { checkBranchUrl } from "./request.ts";
+import type { UrlPolicy } from "./url-policy.ts";
 
 export const TOPICS_CAT = "topics";
 const MAX_CAS_ATTEMPTS = 8;
@@ -38,12 +39,12 @@ function checkTopicName(topic: string | undefined): string {
  * a new subscription is visible at once.
  */
 export class TopicService {
-  constructor(private readonly store: Store, private readonly clock: Clock) {}
+  constructor(private readonly store: Store, private readonly clock: Clock, private readonly urlPolicy?: UrlPolicy) {}
 
   async subscribe(topicParam: string | undefined, url: string | undefined, remark: string | undefined): Promise<void> {
     const topic = checkTopicName(topicParam);
     if (!url) throw new CoordinatorError("INVALID_REQUEST", "url is required");
-    checkBranchUrl(url, "grpc", "url");
+    checkBranchUrl(url, "grpc", "url", this.urlPolicy);
     const entry: Subscriber = { url, remark: remark ?? "" };
     await this.change(topic, true, (subs) => {
       if (subs.some((s) => s.url === url)) throw new CoordinatorError("TOPIC_SUBSCRIBER_EXISTS", `${url} already subscribes to topic ${topic}`);
