@@ -90,7 +90,9 @@ prepare_store() { # store -> writes the Store: section of conf.yml to stdout
     postgres)
       { echo "CREATE SCHEMA $TAG; SET search_path TO $TAG;"; cat "$DTM_SRC/sqls/dtmsvr.storage.postgres.sql"; } \
         | psql -q -v ON_ERROR_STOP=1 -h "$PG_HOST" -p "$PG_PORT" -U postgres -d "$PG_DB" >/dev/null 2>&1
-      printf "Store:\n  Driver: 'postgres'\n  Host: '%s'\n  Port: %s\n  User: 'postgres'\n  Password: ''\n  Db: '%s'\n  Schema: '%s'\n" "$PG_HOST" "$PG_PORT" "$PG_DB" "$TAG" ;;
+      # dtm builds a key=value DSN "password=%s dbname='%s' ...": an empty password swallows the
+      # dbname (dtm then connects to database "postgres"), so pass a dummy one (trust auth ignores it).
+      printf "Store:\n  Driver: 'postgres'\n  Host: '%s'\n  Port: %s\n  User: 'postgres'\n  Password: 'unused-with-trust-auth'\n  Db: '%s'\n  Schema: '%s'\n" "$PG_HOST" "$PG_PORT" "$PG_DB" "$TAG" ;;
     redis)
       printf "Store:\n  Driver: 'redis'\n  Host: '%s'\n  Port: %s\n  User: ''\n  Password: ''\n  RedisPrefix: '{%s}'\n" "$REDIS_HOST" "$REDIS_PORT" "$TAG" ;;
   esac
@@ -140,7 +142,7 @@ for entry in "${STORE_LIST[@]}"; do
   FILES+=("dtm:$entry:$f")
   kill "$DTM_PID"; wait "$DTM_PID" 2>/dev/null || true; DTM_PID=""
   if grep -qiE '"level":"(error|fatal)"|panic' "$WORK/dtm-$entry.log"; then
-    echo "dtm-compare: dtm logged errors on $entry (first lines):" >&2; grep -iE 'error|panic' "$WORK/dtm-$entry.log" | head -5 >&2
+    echo "dtm-compare: dtm logged errors on $entry (first lines):" >&2; grep -iE 'error|panic' "$WORK/dtm-$entry.log" | head -5 | cut -c1-300 >&2 || true
   fi
   drop_store "$store"
 
