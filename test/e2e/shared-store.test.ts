@@ -1,10 +1,10 @@
 /**
  * Scale-out: two coordinators on one PostgreSQL database (and one MySQL database, and one
- * Redis), the way dtx runs several stateless instances. Sagas are submitted to either; half of them need a retry, which
- * whichever coordinator's cron claims first performs, both crons running at once (driven through
- * the test-control API, on each coordinator's own clock). Every saga
- * must succeed with each participant call made exactly as often as its outcomes require: no
- * saga is processed twice, none is lost.
+ * Redis), the way dtx runs several stateless instances. Sagas are submitted to either; half of
+ * them need a retry, which whichever coordinator's cron claims first performs, both crons running
+ * at once (driven through the test-control API, each on its coordinator's own clock). Every saga
+ * must succeed with each participant call made exactly as often as its outcomes require: no saga
+ * is processed twice, none is lost.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Busi } from "../busi/index.ts";
