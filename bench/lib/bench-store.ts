@@ -4,8 +4,7 @@
  * gets a Postgres schema, a MySQL database or a Redis key prefix of its own on the test services
  * (scripts/services.sh), so a run never reads another's rows and leaves nothing behind.
  */
-import { Redis } from "ioredis";
-import { MysqlArea, PgArea } from "../../test/helpers/store-areas.ts";
+import { MysqlArea, PgArea, RedisArea } from "../../test/helpers/store-areas.ts";
 import { redactUrl, testServiceUrls } from "../../test/helpers/services.ts";
 
 export interface BenchStore {
@@ -36,27 +35,13 @@ export async function openBenchStore(driver: "sqlite" | "postgres" | "mysql" | "
       return { env: { DTX_STORE_DRIVER: "mysql", DTX_STORE_URL: area.url }, describe: `mysql ${redactUrl(area.url)}`, drop: () => area.close() };
     }
     case "redis": {
-      const redisUrl = url ?? services.redis;
-      const prefix = `{dtxbench${runId}}`;
+      const area = new RedisArea(`bench_${runId}`, url ?? services.redis);
+      await area.open();
       return {
-        env: { DTX_STORE_DRIVER: "redis", DTX_STORE_URL: redisUrl, DTX_STORE_PREFIX: prefix },
-        describe: `redis ${redactUrl(redisUrl)} prefix ${prefix}`,
-        drop: () => deleteRedisPrefix(redisUrl, prefix),
+        env: { DTX_STORE_DRIVER: "redis", DTX_STORE_URL: area.url, DTX_STORE_PREFIX: area.prefix },
+        describe: `redis ${redactUrl(area.url)} prefix ${area.prefix}`,
+        drop: () => area.close(),
       };
     }
-  }
-}
-
-async function deleteRedisPrefix(url: string, prefix: string): Promise<void> {
-  const redis = new Redis(url, { maxRetriesPerRequest: 1 });
-  try {
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 10_000);
-      cursor = next;
-      if (keys.length > 0) await redis.unlink(...keys);
-    } while (cursor !== "0");
-  } finally {
-    redis.disconnect();
   }
 }

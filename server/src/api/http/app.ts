@@ -72,10 +72,16 @@ export function buildHttpApp(deps: HttpAppDeps): FastifyInstance {
 
   const { metrics } = deps;
   if (metrics) {
+    // The route's pattern, not the raw URL: scanners probing random paths (404s, label "") must
+    // not create a series each. Patterns are few, so each label is worked out once.
+    const labels = new Map<string, string>();
+    const labelOf = (route: string): string => {
+      let label = labels.get(route);
+      if (label === undefined) labels.set(route, (label = apiLabel(route)));
+      return label;
+    };
     app.addHook("onResponse", (req, reply, done) => {
-      // The route's pattern, not the raw URL: scanners probing random paths (404s, label "")
-      // must not create a series each.
-      metrics.requestDone("http", apiLabel(req.routeOptions.url ?? ""), reply.statusCode < 400, reply.elapsedTime / 1000);
+      metrics.requestDone("http", labelOf(req.routeOptions.url ?? ""), reply.statusCode < 400, reply.elapsedTime / 1000);
       done();
     });
     app.get("/api/metrics", async (_req, reply) => reply.type(metrics.contentType).send(await metrics.text()));

@@ -87,23 +87,12 @@ export class MysqlStore extends GroupCommitSqlStore {
       }
     };
     if (branches.length === 0) return this.write(async () => ((await insertTrans(this.db)) ? "created" : "exists"));
-    // BEGIN, both INSERTs and COMMIT in one round trip (a multi-statement query): the server
-    // stops at the first error, so a duplicate gid leaves the transaction open with nothing
-    // written, and it is rolled back here on the same connection.
-    return this.write(() => this.db.connection().execute(async (conn) => {
-      const transInsertQuery = conn.insertInto("trans_global").values(transInsert(trans)).compile();
-      const branchInsertQuery = conn.insertInto("trans_branch_op").values(branches.map(branchInsert)).compile();
-      try {
-        await conn.executeQuery(CompiledQuery.raw(`START TRANSACTION; ${transInsertQuery.sql}; ${branchInsertQuery.sql}; COMMIT`, [...transInsertQuery.parameters, ...branchInsertQuery.parameters]));
-        return "created" as const;
-      } catch (error) {
-        // A connection that cannot roll back is broken, and mysql2 drops it from the pool.
-        await conn.executeQuery(CompiledQuery.raw("ROLLBACK")).catch(() => undefined);
-        // A duplicate gid, or two equal branches in this one call (an error, not "exists").
-        if (isDuplicateKey(error) && (await conn.selectFrom("trans_global").select("id").where("gid", "=", trans.gid).executeTakeFirst())) return "exists" as const;
-        throw error;
-      }
-    }));
+    // With branches: a batch of one (START TRANSACTION, both INSERTs and COMMIT in one round
+    // trip, rolled back on the same connection after an error).
+    return this.saveNewTransBatch([{ trans, branches }]).then(([result]) => {
+      if (result === undefined) throw new Error("saveNewTransBatch answered no result for its one call");
+      return result;
+    });
   }
 
   appendBranches(gid: string, expectedStatus: GlobalStatus, branches: readonly NewBranch[], _now: number): Promise<AppendResult> {
