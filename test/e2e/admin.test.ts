@@ -1,24 +1,11 @@
 // The built-in admin view (PROTOCOL §14): its routes and security headers over real HTTP, static
 // checks of the page and script, and the exact API calls the script makes against a coordinator.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ADMIN_API, ADMIN_JS } from "../../server/src/api/http/admin-page.ts";
-import type { Busi } from "../busi/index.ts";
-import { startBusi } from "../busi/index.ts";
 import { sagaBody } from "../helpers/client.ts";
-import type { TestCoordinator } from "../helpers/coordinator.ts";
-import { startCoordinator } from "../helpers/coordinator.ts";
+import { useCoordinatorWithBusi } from "../helpers/e2e-env.ts";
 
-let dtx: TestCoordinator;
-let busi: Busi;
-
-beforeAll(async () => {
-  busi = await startBusi();
-  dtx = await startCoordinator();
-});
-afterAll(async () => {
-  await dtx?.stop();
-  await busi?.close();
-});
+const env = useCoordinatorWithBusi();
 
 const CSP =
   "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -31,7 +18,7 @@ const ASSETS = [
 
 describe("admin routes", () => {
   it.each(ASSETS)("GET $path answers with its content type and every security header", async ({ path, type }) => {
-    const res = await fetch(`${dtx.url}${path}`);
+    const res = await fetch(`${env.dtx.url}${path}`);
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(type);
     expect(res.headers.get("content-security-policy")).toBe(CSP);
@@ -43,19 +30,19 @@ describe("admin routes", () => {
 
   it("/ and /admin lead to the admin page", async () => {
     for (const path of ["/", "/admin"]) {
-      const res = await fetch(`${dtx.url}${path}`, { redirect: "manual" });
+      const res = await fetch(`${env.dtx.url}${path}`, { redirect: "manual" });
       expect(res.status).toBe(302);
       expect(res.headers.get("location")).toBe("/admin/");
     }
-    const followed = await fetch(`${dtx.url}/`);
+    const followed = await fetch(`${env.dtx.url}/`);
     expect(followed.status).toBe(200);
-    expect(followed.url).toBe(`${dtx.url}/admin/`);
+    expect(followed.url).toBe(`${env.dtx.url}/admin/`);
     expect(await followed.text()).toContain("<title>dtx admin</title>");
   });
 
   it("other unknown paths stay 404 ROUTE_NOT_FOUND", async () => {
     for (const path of ["/admin/nope.js", "/index.html", "/assets/x.js"]) {
-      const res = await fetch(`${dtx.url}${path}`);
+      const res = await fetch(`${env.dtx.url}${path}`);
       expect(res.status).toBe(404);
       expect(((await res.json()) as { code: string }).code).toBe("ROUTE_NOT_FOUND");
     }
@@ -64,7 +51,7 @@ describe("admin routes", () => {
 
 describe("admin page, statically", () => {
   it("the HTML loads only same-origin /admin/ assets and has no inline script or handler", async () => {
-    const html = await (await fetch(`${dtx.url}/admin/`)).text();
+    const html = await (await fetch(`${env.dtx.url}/admin/`)).text();
     const refs = [...html.matchAll(/\b(?:src|href)="([^"]*)"/g)].map((m) => m[1]!);
     const assets = refs.filter((r) => !r.startsWith("#"));
     expect(assets.sort()).toEqual(["/admin/app.js", "/admin/style.css"]);
@@ -78,7 +65,7 @@ describe("admin page, statically", () => {
   });
 
   it("the script never parses HTML or evaluates strings", async () => {
-    const js = await (await fetch(`${dtx.url}/admin/app.js`)).text();
+    const js = await (await fetch(`${env.dtx.url}/admin/app.js`)).text();
     expect(js).toBe(ADMIN_JS);
     for (const banned of ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", "setTimeout(\"", "javascript:"]) {
       expect(js, banned).not.toContain(banned);
@@ -94,7 +81,7 @@ describe("admin page, statically", () => {
 
 /** The script's `call()`: path plus URLSearchParams, a JSON body for POST; throws with message and code. */
 async function pageCall(method: "GET" | "POST", path: string, params?: Record<string, string>, body?: unknown): Promise<Record<string, unknown>> {
-  const url = `${dtx.url}${path}${params ? `?${new URLSearchParams(params).toString()}` : ""}`;
+  const url = `${env.dtx.url}${path}${params ? `?${new URLSearchParams(params).toString()}` : ""}`;
   const res = await fetch(url, {
     method,
     headers: body !== undefined ? { "content-type": "application/json" } : {},
@@ -112,10 +99,10 @@ describe("the API calls the script makes", () => {
 
   it("list, detail, resetNextCronTime and forceStop on a saga that keeps retrying", async () => {
     const gid = "admin-saga-1";
-    busi.programAlways({ gid, name: "TransOut" }, "ERROR");
-    expect((await dtx.client.submit(sagaBody(gid, (n) => busi.url(n)))).status).toBe(200);
-    await busi.waitForCalls({ gid, name: "TransOut" }, 1);
-    await dtx.client.settle();
+    env.busi.programAlways({ gid, name: "TransOut" }, "ERROR");
+    expect((await env.dtx.client.submit(sagaBody(gid, (n) => env.busi.url(n)))).status).toBe(200);
+    await env.busi.waitForCalls({ gid, name: "TransOut" }, 1);
+    await env.dtx.client.settle();
 
     // The list's first page with the filters the page offers, as listPage() sends them.
     const filtered = await pageCall("GET", ADMIN_API.all, { position: "", limit: String(ADMIN_API.pageSize), status: "submitted", transType: "saga" });
@@ -143,14 +130,14 @@ describe("the API calls the script makes", () => {
 
     // Force Stop: failed; a second one shows the API's message and code.
     expect(await pageCall("POST", ADMIN_API.forceStop, undefined, { gid })).toEqual({ dtm_result: "SUCCESS" });
-    expect(await dtx.client.status(gid)).toBe("failed");
+    expect(await env.dtx.client.status(gid)).toBe("failed");
     await expect(pageCall("POST", ADMIN_API.forceStop, undefined, { gid })).rejects.toThrow(/^HTTP 409: .+ \(FAILURE\)$/);
     await expect(pageCall("POST", ADMIN_API.resetNextCronTime, undefined, { gid: "admin-no-such" })).rejects.toThrow(/^HTTP 404: .+\(TRANS_NOT_FOUND\)$/);
   });
 
   it("the list pages through next_position", async () => {
     for (let i = 0; i < ADMIN_API.pageSize + 3; i++) {
-      expect((await dtx.client.call("POST", "/api/dtmsvr/prepare", { gid: `admin-page-${i}`, trans_type: "msg", steps: [], payloads: [], query_prepared: busi.url("QueryPrepared") })).status).toBe(200);
+      expect((await env.dtx.client.call("POST", "/api/dtmsvr/prepare", { gid: `admin-page-${i}`, trans_type: "msg", steps: [], payloads: [], query_prepared: env.busi.url("QueryPrepared") })).status).toBe(200);
     }
     const seen = new Set<string>();
     let position = "";
@@ -164,11 +151,11 @@ describe("the API calls the script makes", () => {
   });
 
   it("topics: scanKV cat=topics shows a subscribed topic and its subscribers", async () => {
-    const sub = await dtx.client.call("GET", `/api/dtmsvr/subscribe?${new URLSearchParams({ topic: "admin-topic", url: busi.url("Sub"), remark: "<b>r</b>" }).toString()}`);
+    const sub = await env.dtx.client.call("GET", `/api/dtmsvr/subscribe?${new URLSearchParams({ topic: "admin-topic", url: env.busi.url("Sub"), remark: "<b>r</b>" }).toString()}`);
     expect(sub.status).toBe(200);
     const r = await pageCall("GET", ADMIN_API.scanKV, { cat: ADMIN_API.topicsCat, position: "", limit: "100" });
     const entry = (r["kv"] as Array<Record<string, unknown>>).find((e) => e["k"] === "admin-topic")!;
-    expect(JSON.parse(entry["v"] as string)).toEqual([{ url: busi.url("Sub"), remark: "<b>r</b>" }]);
+    expect(JSON.parse(entry["v"] as string)).toEqual([{ url: env.busi.url("Sub"), remark: "<b>r</b>" }]);
     expect(r).toHaveProperty("next_position");
   });
 });

@@ -392,19 +392,9 @@ describe("gRPC, auth on", () => {
 // ---- SDK ----
 
 describe("SDK with a token", () => {
-  it("runs a saga over HTTP and queries it", async () => {
-    const client = new SdkClient({ server: dtx.url, token: TOKENS.client });
-    try {
-      const g = await client.newGid();
-      await new Saga(client, g, { waitResult: true }).add(busi.url("TransOut"), busi.url("TransOutRevert"), {}).submit();
-      expect((await client.query(g)).transaction?.status).toBe("succeed");
-    } finally {
-      await client.close();
-    }
-  });
-
-  it("runs a saga over gRPC", async () => {
-    const client = new SdkClient({ grpcServer: `127.0.0.1:${dtx.grpcPort}`, server: dtx.url, token: TOKENS.client });
+  it.each(["HTTP", "gRPC"])("runs a saga over %s and queries it", async (transport) => {
+    const where = transport === "gRPC" ? { grpcServer: `127.0.0.1:${dtx.grpcPort}`, server: dtx.url } : { server: dtx.url };
+    const client = new SdkClient({ ...where, token: TOKENS.client });
     try {
       const g = await client.newGid();
       await new Saga(client, g, { waitResult: true }).add(busi.url("TransOut"), busi.url("TransOutRevert"), {}).submit();

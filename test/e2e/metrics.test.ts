@@ -1,29 +1,15 @@
 // GET /api/metrics (PROTOCOL §14): dtm's metric names and labels, counted from real HTTP and gRPC
 // requests, real branch calls and real processing passes.
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { DtxClient as SdkClient } from "../../sdk/src/index.ts";
-import type { Busi } from "../busi/index.ts";
-import { startBusi } from "../busi/index.ts";
 import { sagaBody } from "../helpers/client.ts";
-import type { TestCoordinator } from "../helpers/coordinator.ts";
-import { startCoordinator } from "../helpers/coordinator.ts";
+import { useCoordinatorWithBusi } from "../helpers/e2e-env.ts";
 
-let dtx: TestCoordinator;
-let busi: Busi;
-
-beforeAll(async () => {
-  busi = await startBusi();
-  dtx = await startCoordinator();
-});
-afterAll(async () => {
-  await dtx?.stop();
-  await busi?.close();
-});
-beforeEach(() => busi.reset());
+const env = useCoordinatorWithBusi();
 
 /** `name{labels} value` lines of the exposition text, as "name{labels}" -> value. */
 async function scrape(): Promise<{ contentType: string; series: Map<string, number>; text: string }> {
-  const res = await fetch(`${dtx.url}/api/metrics`);
+  const res = await fetch(`${env.dtx.url}/api/metrics`);
   expect(res.status).toBe(200);
   const text = await res.text();
   const series = new Map<string, number>();
@@ -39,8 +25,8 @@ const value = (series: Map<string, number>, key: string): number => series.get(k
 
 describe("health", () => {
   it("/api/ping is dtm's pong; /api/dtx/health pings the store", async () => {
-    expect(await (await fetch(`${dtx.url}/api/ping`)).json()).toEqual({ msg: "pong" });
-    const health = await fetch(`${dtx.url}/api/dtx/health`);
+    expect(await (await fetch(`${env.dtx.url}/api/ping`)).json()).toEqual({ msg: "pong" });
+    const health = await fetch(`${env.dtx.url}/api/dtx/health`);
     expect(health.status).toBe(200);
     expect(await health.json()).toEqual({ status: "ok" });
   });
@@ -59,12 +45,12 @@ describe("GET /api/metrics", () => {
 
   it("counts requests by API and ok/fail, branch calls by branch and op, and passes by trans type", async () => {
     const before = (await scrape()).series;
-    const ok = await dtx.client.submit(sagaBody("metrics-ok", (n) => busi.url(n), { wait_result: true }));
+    const ok = await env.dtx.client.submit(sagaBody("metrics-ok", (n) => env.busi.url(n), { wait_result: true }));
     expect(ok.status).toBe(200);
-    busi.program({ gid: "metrics-fail", name: "TransIn" }, "FAILURE");
-    const failed = await dtx.client.submit(sagaBody("metrics-fail", (n) => busi.url(n), { wait_result: true }));
+    env.busi.program({ gid: "metrics-fail", name: "TransIn" }, "FAILURE");
+    const failed = await env.dtx.client.submit(sagaBody("metrics-fail", (n) => env.busi.url(n), { wait_result: true }));
     expect(failed.status).toBe(409);
-    const bad = await fetch(`${dtx.url}/api/dtmsvr/submit`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    const bad = await fetch(`${env.dtx.url}/api/dtmsvr/submit`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
     expect(bad.status).toBe(400);
     const after = (await scrape()).series;
     const added = (key: string): number => value(after, key) - value(before, key);
@@ -74,8 +60,8 @@ describe("GET /api/metrics", () => {
     expect(added('dtm_server_process_total{type="http",api="submit",status="fail"}')).toBe(2);
     expect(added('dtm_server_response_duration_count{type="http",api="submit"}')).toBe(3);
     // branch calls: what the participant received, counted once each
-    expect(busi.calls({ gid: "metrics-ok" })).toHaveLength(2);
-    expect(busi.calls({ gid: "metrics-fail" })).toHaveLength(4);
+    expect(env.busi.calls({ gid: "metrics-ok" })).toHaveLength(2);
+    expect(env.busi.calls({ gid: "metrics-fail" })).toHaveLength(4);
     expect(added('dtm_branch_process_total{model="saga",branchid="01",branchtype="action",status="ok"}')).toBe(2);
     expect(added('dtm_branch_process_total{model="saga",branchid="02",branchtype="action",status="ok"}')).toBe(1);
     expect(added('dtm_branch_process_total{model="saga",branchid="02",branchtype="action",status="fail"}')).toBe(1);
@@ -89,18 +75,18 @@ describe("GET /api/metrics", () => {
 
   it("counts a pass whose branch errored as fail", async () => {
     const gid = "metrics-error";
-    busi.program({ gid, name: "TransIn" }, "ERROR");
+    env.busi.program({ gid, name: "TransIn" }, "ERROR");
     const before = (await scrape()).series;
-    await dtx.client.submit(sagaBody(gid, (n) => busi.url(n)));
-    await dtx.client.settle();
-    expect(await dtx.client.status(gid)).toBe("submitted");
+    await env.dtx.client.submit(sagaBody(gid, (n) => env.busi.url(n)));
+    await env.dtx.client.settle();
+    expect(await env.dtx.client.status(gid)).toBe("submitted");
     const after = (await scrape()).series;
     expect(value(after, 'dtm_transaction_process_total{model="saga",status="fail"}') - value(before, 'dtm_transaction_process_total{model="saga",status="fail"}')).toBe(1);
     expect(value(after, 'dtm_branch_process_total{model="saga",branchid="02",branchtype="action",status="fail"}') - value(before, 'dtm_branch_process_total{model="saga",branchid="02",branchtype="action",status="fail"}')).toBe(1);
   });
 
   it("counts gRPC calls by method", async () => {
-    const client = new SdkClient({ grpcServer: `127.0.0.1:${dtx.grpcPort}`, server: dtx.url });
+    const client = new SdkClient({ grpcServer: `127.0.0.1:${env.dtx.grpcPort}`, server: env.dtx.url });
     try {
       const before = (await scrape()).series;
       await client.newGid();
@@ -113,7 +99,7 @@ describe("GET /api/metrics", () => {
   });
 
   it("labels unknown paths by route, not by the path a client sent", async () => {
-    const res = await fetch(`${dtx.url}/no/such/path-${Date.now()}`);
+    const res = await fetch(`${env.dtx.url}/no/such/path-${Date.now()}`);
     expect(res.status).toBe(404);
     const { series, text } = await scrape();
     expect(text).not.toContain("path-");
