@@ -52,6 +52,7 @@ import { Redis } from "ioredis";
 import { BranchBarrier, createBarrierTable } from "../sdk/src/barrier/index.ts";
 import type { BarrierOptions, PgQueryable } from "../sdk/src/barrier/index.ts";
 import { testServiceUrls } from "../test/helpers/services.ts";
+import { unlinkMatching } from "../test/helpers/store-areas.ts";
 import { findPgbench, runPgbench } from "./lib/pgbench.ts";
 import type { PgbenchRun } from "./lib/pgbench.ts";
 import { percentile } from "./lib/util.ts";
@@ -324,14 +325,7 @@ async function main(): Promise<void> {
     lua: `${PLAIN_LUA} if not redis.call('SET', KEYS[2], ARGV[3], 'NX', 'EX', ARGV[2]) then return 'DUPLICATE' end redis.call('INCRBY', KEYS[1], ARGV[1]) return 'OK'`,
   });
   const lua = redis as unknown as Record<string, (...args: (string | number)[]) => Promise<unknown>>;
-  const deleteKeys = async (pattern: string): Promise<void> => {
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", pattern, "COUNT", 10_000);
-      cursor = next;
-      if (keys.length > 0) await redis.unlink(...keys);
-    } while (cursor !== "0");
-  };
+  const deleteKeys = (pattern: string): Promise<void> => unlinkMatching(redis, pattern);
 
   // -- handlers
   const acct = (worker: number): string => `acct-${worker}`;

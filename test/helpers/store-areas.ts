@@ -132,9 +132,27 @@ export class MysqlArea {
   }
 }
 
+/**
+ * Calls `each` with the keys matching `pattern`, a SCAN batch at a time (SCAN, not KEYS: the
+ * server is shared with other test files and benchmarks).
+ */
+export async function forEachKeyBatch(redis: Redis, pattern: string, each: (keys: string[]) => Promise<unknown>): Promise<void> {
+  let cursor = "0";
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", pattern, "COUNT", 1000);
+    cursor = next;
+    if (keys.length > 0) await each(keys);
+  } while (cursor !== "0");
+}
+
+/** Deletes the keys matching `pattern`. */
+export function unlinkMatching(redis: Redis, pattern: string): Promise<void> {
+  return forEachKeyBatch(redis, pattern, (keys) => redis.unlink(...keys));
+}
+
 /** A key prefix of its own on the test Redis (the Redis store's `prefix`). */
 export class RedisArea {
-  /** `{dtx_<label>_<random>}`: a hash tag, as the store wants. */
+  /** `{dtx_<label>_<random>}`: a hash tag, as the store wants; no glob characters. */
   readonly prefix: string;
   readonly url: string;
   private client: Redis | undefined;
@@ -157,15 +175,17 @@ export class RedisArea {
 
   /** The coordinator that last claimed each trans (the `owner` field of its hash), by gid. */
   async owners(): Promise<Map<string, string>> {
-    const out = new Map<string, string>();
+    const redis = this.redis();
     const head = `${this.prefix}:g:`;
-    for (const key of await this.keys(`${head}*`)) out.set(key.slice(head.length), (await this.redis().hget(key, "owner")) ?? "");
+    const out = new Map<string, string>();
+    await forEachKeyBatch(redis, `${head}*`, async (keys) => {
+      for (const key of keys) out.set(key.slice(head.length), (await redis.hget(key, "owner")) ?? "");
+    });
     return out;
   }
 
-  async drop(): Promise<void> {
-    const keys = await this.keys(`${this.prefix}*`);
-    if (keys.length > 0) await this.redis().unlink(...keys);
+  drop(): Promise<void> {
+    return unlinkMatching(this.redis(), `${this.prefix}*`);
   }
 
   async close(): Promise<void> {
@@ -178,18 +198,5 @@ export class RedisArea {
   private redis(): Redis {
     if (!this.client) throw new Error("RedisArea.open() was not called");
     return this.client;
-  }
-
-  /** SCAN, not KEYS: the server is shared with other test files. Glob characters in the prefix are escaped. */
-  private async keys(pattern: string): Promise<string[]> {
-    const escaped = pattern.replace(/[[\]?]/g, (c) => `\\${c}`);
-    const out: string[] = [];
-    let cursor = "0";
-    do {
-      const [next, batch] = await this.redis().scan(cursor, "MATCH", escaped, "COUNT", 1000);
-      cursor = next;
-      out.push(...batch);
-    } while (cursor !== "0");
-    return out;
   }
 }
