@@ -56,6 +56,9 @@ describe("two-phase message", () => {
     busi.program({ gid, name: "TransIn" }, "FAILURE", "ERROR");
     const r = await dtx.client.submit(msgBody(gid, { wait_result: true }));
     expect(r.status).toBe(425);
+    // The branch's FAILURE is quoted, but not as the word dtm's clients search for.
+    expect(r.text).not.toContain("FAILURE");
+    expect(r.text.toLowerCase()).toContain("failure");
     expect(await dtx.client.status(gid)).toBe("submitted");
     await dtx.client.cron(60_000);
     expect(await dtx.client.status(gid)).toBe("submitted");

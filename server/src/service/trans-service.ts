@@ -177,10 +177,13 @@ export class TransService {
   private reportWaited(trans: TransGlobal, request: WaitRequest, lastError?: string): void {
     const verdict = waitVerdict(trans.transType, request, trans.status);
     if (verdict === "SUCCESS") return;
+    // dtm's clients search the whole body for FAILURE and ONGOING (ONGOING first), so quoted
+    // branch text must not carry the other outcome's word.
     if (verdict === "FAILURE") {
-      throw failure(trans.rollbackReason ? trans.rollbackReason : `transaction ${trans.gid} ended ${trans.status}; wait result not return success:`);
+      const reason = trans.rollbackReason ? quiet(trans.rollbackReason, "ONGOING") : `transaction ${trans.gid} ended ${trans.status}; wait result not return success:`;
+      throw failure(reason);
     }
-    throw ongoing(`transaction ${trans.gid} is ${trans.status}; still in progress${lastError ? `: ${lastError}` : ""}`);
+    throw ongoing(`transaction ${trans.gid} is ${trans.status}; still in progress${lastError ? `: ${quiet(lastError, "FAILURE")}` : ""}`);
   }
 
   async forceStop(body: unknown): Promise<void> {
@@ -250,6 +253,11 @@ export class TransService {
       owner: "",
     };
   }
+}
+
+/** `text` with `word` lower-cased, so that a client searching for the word does not find it there. */
+function quiet(text: string, word: "FAILURE" | "ONGOING"): string {
+  return text.replaceAll(word, word.toLowerCase());
 }
 
 /** The most items one `/all` page holds (docs/deviations.md, D12). */
