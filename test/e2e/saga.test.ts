@@ -169,6 +169,20 @@ describe("saga over HTTP", () => {
     expect(names(gid)).toEqual(["TransOut:action", "TransIn:action", "TransInRevert:compensate", "TransOutRevert:compensate", "TransOutRevert:compensate"]);
   });
 
+  it("D11: when another writer ends the saga during a wait_result pass, the answer is what the store says (forceStop: 409)", async () => {
+    const gid = "saga-wait-lost-race";
+    busi.program({ gid, name: "TransOut" }, "HANG");
+    const submitting = dtx.client.submit(sagaBody(gid, (n) => busi.url(n), { wait_result: true, request_timeout: 30 }));
+    await busi.waitForCalls({ gid, name: "TransOut" }, 1);
+    expect((await dtx.client.call("POST", "/api/dtmsvr/forceStop", { gid })).status).toBe(200);
+    busi.releaseHung();
+    const r = await submitting;
+    // The pass's own view is still "submitted"; the truth is "failed".
+    expect(r.status).toBe(409);
+    expect(r.body).toMatchObject({ dtm_result: "FAILURE", code: "FAILURE" });
+    expect(await dtx.client.status(gid)).toBe("failed");
+  });
+
   it("schedules the retry at now + interval plus at most 10% jitter", async () => {
     const gid = "saga-jitter";
     busi.program({ gid, name: "TransOut" }, "ERROR");
