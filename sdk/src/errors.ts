@@ -5,7 +5,10 @@
  * Two codes are dtm's wire outcomes and have their own classes:
  * - `FAILURE` ({@link DtxFailure}): terminal. A participant or the coordinator said the work
  *   failed for good; a saga compensates, a TCC cancels, a msg is aborted. Never retry it.
- * - `ONGOING` ({@link DtxOngoing}): not finished yet; ask again later.
+ * - `ONGOING` ({@link DtxOngoing}): not finished yet; ask again later. From a `waitResult`
+ *   submit or abort it means the transaction is still unfinished (a branch is being retried,
+ *   a rollback is still running, a msg waits for its delay) and may yet succeed: it is not a
+ *   failure, and must not be reported to a user as one. Query the transaction later.
  *
  * Everything else is retryable unless its code says otherwise (see {@link DtxError.retryable}).
  */
@@ -15,8 +18,8 @@
  *
  * | code | meaning |
  * |---|---|
- * | `FAILURE` | dtm's FAILURE: HTTP 409 / gRPC ABORTED (or a body with the word FAILURE); terminal |
- * | `ONGOING` | dtm's ONGOING: HTTP 425 / gRPC FAILED_PRECONDITION; try again later |
+ * | `FAILURE` | dtm's FAILURE: HTTP 409 / gRPC ABORTED (or a body with the word FAILURE); terminal. From a `waitResult` submit: the transaction ended `failed` |
+ * | `ONGOING` | dtm's ONGOING: HTTP 425 / gRPC FAILED_PRECONDITION; try again later. From a `waitResult` submit or abort: the transaction is still unfinished and may yet succeed |
  * | `DUPLICATED` | a msg barrier row already exists: the local transaction ran before, or was rolled back by the check-back |
  * | `INVALID_ARGUMENT` | the SDK was misused, or the coordinator refused the request as malformed (HTTP 400/413/415, gRPC INVALID_ARGUMENT / RESOURCE_EXHAUSTED) |
  * | `NOT_FOUND` | the coordinator has no such transaction (HTTP 404, gRPC NOT_FOUND), or no workflow of that name is registered |
@@ -97,7 +100,9 @@ export class DtxError extends Error {
 /**
  * dtm's FAILURE: the work failed for good. Throw it from a participant handler to make the
  * coordinator roll back (a saga action, a TCC try, a workflow step); the SDK throws it when a
- * participant or the coordinator answered FAILURE.
+ * participant or the coordinator answered FAILURE. A `waitResult` submit throws it only once the
+ * transaction has ended `failed` (dtx never answers FAILURE for a transaction that may still
+ * commit; dtm does, see the coordinator's `docs/deviations.md`, D11).
  */
 export class DtxFailure extends DtxError {
   declare readonly code: "FAILURE";
@@ -116,6 +121,11 @@ export class DtxFailure extends DtxError {
  * dtm's ONGOING: not finished yet. Throw it from a participant handler to make the coordinator
  * call again later at the same interval (no backoff); the SDK throws it when a participant or the
  * coordinator answered ONGOING.
+ *
+ * From a `waitResult` submit or abort (HTTP 425, gRPC FAILED_PRECONDITION, `serverCode`
+ * `ONGOING`) it means: the request was accepted and the transaction is still unfinished. The
+ * coordinator keeps driving it, and it may still succeed (or roll back); it is neither a success
+ * nor a failure yet. Do not resubmit: query the transaction until it is `succeed` or `failed`.
  */
 export class DtxOngoing extends DtxError {
   declare readonly code: "ONGOING";

@@ -62,7 +62,9 @@ export class Saga extends TransBase {
 
   /**
    * Submits the saga. With `waitResult` it resolves only when the saga succeeded in its first
-   * pass and throws {@link DtxFailure} when it rolled back (or {@link DtxOngoing}).
+   * pass, throws {@link DtxFailure} only when it rolled back (ended `failed`), and throws
+   * {@link DtxOngoing} while it is unfinished (a branch is being retried, compensation is still
+   * running): the saga may then still succeed, so do not report it as failed.
    */
   async submit(): Promise<void> {
     this.#checkOrders();

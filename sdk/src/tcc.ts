@@ -64,6 +64,9 @@ export class Tcc {
  * });
  * ```
  *
+ * With `options.waitResult` the final submit throws {@link DtxOngoing} while a Confirm is still
+ * being retried (the transaction is unfinished and will still commit; not a failure).
+ *
  * @param client the coordinator connection
  * @param gid the global id (undefined: a new local gid)
  * @param fn calls the branches

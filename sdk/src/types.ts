@@ -66,7 +66,11 @@ export type Payload = string | Uint8Array | object | number | boolean | null | u
  * accepts fractions of a second over HTTP (D7); over gRPC they must be whole numbers.
  */
 export interface TransOptions {
-  /** Process the transaction once synchronously in submit/abort and report its outcome (a rolled-back saga throws {@link DtxFailure}). */
+  /**
+   * Process the transaction once synchronously in submit/abort and report its outcome: success
+   * once it ended as asked, {@link DtxFailure} once it ended the other way (a rolled-back saga),
+   * {@link DtxOngoing} (HTTP 425) while it is still unfinished and may yet succeed.
+   */
   waitResult?: boolean;
   /** Seconds after creation at which a TCC/XA/msg (prepared) or saga gives up and rolls back. */
   timeoutToFail?: number;

@@ -71,6 +71,22 @@ describe("GrpcTransport", () => {
     expect(gbusi.calls({ gid }).map((c) => c.name)).toEqual(["TransOut", "TransIn", "TransInRevert", "TransOutRevert"]);
   });
 
+  it("saga: with waitResult, a participant still erroring gives DtxOngoing (FAILED_PRECONDITION), not DtxFailure; it succeeds later (D11)", async () => {
+    const gid = gidFor("g-saga-ongoing");
+    gbusi.program({ gid, name: "TransIn" }, "ERROR");
+    const err = await new Saga(client, gid, { waitResult: true })
+      .add(gbusi.url("TransOut"), gbusi.url("TransOutRevert"), "a")
+      .add(gbusi.url("TransIn"), gbusi.url("TransInRevert"), "b")
+      .submit()
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DtxOngoing);
+    expect(err).not.toBeInstanceOf(DtxFailure);
+    expect(err).toMatchObject({ code: "ONGOING", grpcCode: 9, serverCode: "ONGOING" });
+    await env.dtx.client.cron(60_000);
+    expect((await client.query(gid)).transaction?.status).toBe("succeed");
+    expect(gbusi.calls({ gid }).map((c) => c.name)).toEqual(["TransOut", "TransIn", "TransIn"]);
+  });
+
   it("msg: doAndSubmit asks a gRPC check-back after an unknown local outcome", async () => {
     const gid = gidFor("g-msg");
     await expect(

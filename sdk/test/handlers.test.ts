@@ -228,11 +228,12 @@ describe("the coordinator reads the helpers' answers as dtm does", () => {
     expect(calls).toEqual(["ok:action", "failure:action", "failureRevert:compensate", "okRevert:compensate"]);
 
     const gidErr = gidFor("h-err");
-    await expect(saga(gidErr, "error").submit()).rejects.toBeInstanceOf(DtxFailure); // wait_result: not finished
+    // wait_result on a saga that is not finished: ONGOING, not FAILURE (D11)
+    await expect(saga(gidErr, "error").submit()).rejects.toBeInstanceOf(DtxOngoing);
     expect(await env.dtx.client.status(gidErr)).toBe("submitted");
 
     const gidOngoing = gidFor("h-ongoing");
-    await expect(saga(gidOngoing, "ongoing").submit()).rejects.toBeInstanceOf(DtxFailure);
+    await expect(saga(gidOngoing, "ongoing").submit()).rejects.toBeInstanceOf(DtxOngoing);
     expect(await env.dtx.client.branchStatuses(gidOngoing)).toEqual(["prepared", "succeed", "prepared", "prepared"]);
   });
 });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Busi } from "../../test/busi/index.ts";
 import { startBusi } from "../../test/busi/index.ts";
-import { DtxClient, DtxError, DtxFailure, Saga, newGid } from "../src/index.ts";
+import { DtxClient, DtxError, DtxFailure, DtxOngoing, isFailure, isOngoing, Saga, newGid } from "../src/index.ts";
 import type { CaptureServer, SdkEnv } from "./helpers.ts";
 import { gidFor, startCaptureServer, startSdkEnv } from "./helpers.ts";
 
@@ -51,6 +51,22 @@ describe("Saga against the real coordinator", () => {
     const q = await env.http.query(gid);
     expect(q.transaction?.status).toBe("failed");
     expect(await env.dtx.client.branchStatuses(gid)).toEqual(["succeed", "succeed", "succeed", "succeed", "succeed", "failed"]);
+  });
+
+  it("with waitResult, a saga still being retried throws DtxOngoing (HTTP 425), not DtxFailure, and succeeds later (D11)", async () => {
+    const gid = gidFor("saga-wait-ongoing");
+    busi.program({ gid, name: "TransIn" }, "ERROR");
+    const saga = new Saga(env.http, gid, { waitResult: true }).add(busi.url("TransOut"), busi.url("TransOutRevert"), {}).add(busi.url("TransIn"), busi.url("TransInRevert"), {});
+    const err = await saga.submit().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DtxOngoing);
+    expect(err).not.toBeInstanceOf(DtxFailure);
+    expect(err).toMatchObject({ code: "ONGOING", httpStatus: 425, serverCode: "ONGOING", retryable: true });
+    expect(isFailure(err)).toBe(false);
+    expect(isOngoing(err)).toBe(true);
+    expect((await env.http.query(gid)).transaction?.status).toBe("submitted");
+    await env.dtx.client.cron(60_000);
+    expect((await env.http.query(gid)).transaction?.status).toBe("succeed");
+    expect(busi.calls({ gid, op: "compensate" })).toHaveLength(0);
   });
 
   it("without waitResult, submit returns at once and the cron finishes the saga after an error", async () => {

@@ -150,6 +150,26 @@ describe("the API calls the script makes", () => {
     expect(seen.size).toBe(ADMIN_API.pageSize + 3);
   });
 
+  it("/all clamps a limit above 1000 to 1000, as scanKV does, instead of refusing it (D12)", async () => {
+    const total = 1003;
+    const gids = Array.from({ length: total }, (_, i) => `admin-clamp-${i}`);
+    for (let i = 0; i < total; i += 50) {
+      const answers = await Promise.all(gids.slice(i, i + 50).map((gid) => env.dtx.client.call("POST", "/api/dtmsvr/prepare", { gid, trans_type: "xa" })));
+      expect(answers.map((a) => a.status).filter((s) => s !== 200)).toEqual([]);
+    }
+    const page = (position: string) =>
+      env.dtx.client.call<{ transactions: { gid: string }[] | null; next_position: string }>("GET", `/api/dtmsvr/all?limit=5000&status=prepared&transType=xa&position=${position}`);
+    const first = await page("");
+    expect(first.status).toBe(200);
+    expect(first.body.transactions).toHaveLength(1000);
+    expect(first.body.next_position).not.toBe("");
+    const second = await page(first.body.next_position);
+    expect(second.status).toBe(200);
+    const seen = new Set([...(first.body.transactions ?? []), ...(second.body.transactions ?? [])].map((t) => t.gid));
+    expect(gids.every((gid) => seen.has(gid))).toBe(true);
+    expect((await env.dtx.client.call("GET", "/api/dtmsvr/all?limit=1001")).status).toBe(200);
+  });
+
   it("topics: scanKV cat=topics shows a subscribed topic and its subscribers", async () => {
     const sub = await env.dtx.client.call("GET", `/api/dtmsvr/subscribe?${new URLSearchParams({ topic: "admin-topic", url: env.busi.url("Sub"), remark: "<b>r</b>" }).toString()}`);
     expect(sub.status).toBe(200);

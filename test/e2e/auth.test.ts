@@ -130,7 +130,7 @@ const HTTP_CASES: HttpCase[] = [
   },
   { route: "/api/dtmsvr/abort", method: "POST", ok: 404, request: () => ({ path: "/api/dtmsvr/abort", body: { gid: gid(), trans_type: "tcc" } }) },
   ...["registerBranch", "registerXaBranch", "registerTccBranch"].map((name): HttpCase => ({
-    route: `/api/dtmsvr/${name}`, method: "POST", ok: 404,
+    route: `/api/dtmsvr/${name}`, method: "POST", ok: 409, // dtm's FAILURE for a gid with no prepared trans
     request: () => ({ path: `/api/dtmsvr/${name}`, body: { gid: gid(), trans_type: "tcc", branch_id: "01", confirm: busi.url("TccConfirm"), cancel: busi.url("TccCancel"), data: "{}" } }),
   })),
   {
@@ -350,7 +350,7 @@ const GRPC_CASES: GrpcCase[] = [
   { method: "Submit", message: () => grpcSaga(gid()), ok: status.OK, wroteNothing: noGrpcTrans },
   { method: "Prepare", message: () => ({ Gid: gid(), TransType: "tcc" }), ok: status.OK, wroteNothing: noGrpcTrans },
   { method: "Abort", message: () => ({ Gid: gid(), TransType: "tcc" }), ok: status.NOT_FOUND },
-  { method: "RegisterBranch", message: () => ({ Gid: gid(), TransType: "tcc", BranchID: "01", Data: { confirm: busi.url("TccConfirm"), cancel: busi.url("TccCancel") } }), ok: status.NOT_FOUND },
+  { method: "RegisterBranch", message: () => ({ Gid: gid(), TransType: "tcc", BranchID: "01", Data: { confirm: busi.url("TccConfirm"), cancel: busi.url("TccCancel") } }), ok: status.ABORTED },
   { method: "PrepareWorkflow", message: () => ({ Gid: gid(), TransType: "workflow", QueryPrepared: busi.url("Workflow") }), ok: status.OK, wroteNothing: noGrpcTrans },
   { method: "Subscribe", message: () => ({ Topic: gid(), URL: busi.url("TransIn") }), ok: status.OK },
   { method: "Unsubscribe", message: () => ({ Topic: gid(), URL: busi.url("TransIn") }), ok: status.NOT_FOUND },

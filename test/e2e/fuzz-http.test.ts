@@ -411,8 +411,10 @@ async function runCase(batch: number, c: Case): Promise<void> {
   expect(typeof body?.code, `non-200 without a string code: ${r.text.slice(0, 300)}`).toBe("string");
   expect(typeof body?.message).toBe("string");
   codeCounts.set(String(body?.code), (codeCounts.get(String(body?.code)) ?? 0) + 1);
-  if (body?.dtm_result === "FAILURE" || body?.dtm_result === "ONGOING") {
+  if (body?.code === "FAILURE" || body?.code === "ONGOING") {
     // A wire outcome (wait_result, or a repeat of a finished gid): the trans was written first.
+    // (Every 409 carries dtm_result FAILURE; other 409 codes, such as TRANS_NOT_PREPARED for a
+    // registerBranch of an unknown gid, are refusals that write nothing, checked below.)
     remember(seen.gid);
     return;
   }

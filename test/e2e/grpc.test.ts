@@ -131,14 +131,14 @@ describe("dtmgimp.Dtm over gRPC", () => {
     expect(await dtx.client.status("grpc-msg-abort")).toBe("failed");
   });
 
-  it("a msg branch answering FAILED_PRECONDITION leaves the msg submitted (a wait_result Submit is ABORTED, as dtm's 409)", async () => {
+  it("a msg branch answering FAILED_PRECONDITION leaves the msg submitted (a wait_result Submit is FAILED_PRECONDITION ONGOING, D11; dtm: ABORTED)", async () => {
     const gid = "grpc-msg-ongoing";
     gbusi.program({ gid, name: "TransIn" }, "ONGOING");
     const r = await dtm.call("Submit", {
       Gid: gid, TransType: "msg", Steps: JSON.stringify([{ action: gbusi.url("TransIn") }]), BinPayloads: [Buffer.from("x")],
       TransOptions: { WaitResult: true },
     });
-    expectError(r, status.ABORTED, "FAILURE");
+    expectError(r, status.FAILED_PRECONDITION, "ONGOING");
     expect((await dtx.client.query(gid)).transaction).toMatchObject({ status: "submitted", next_cron_interval: 1 });
     await dtx.client.cron(60_000);
     expect(await dtx.client.status(gid)).toBe("succeed");
@@ -162,7 +162,7 @@ describe("dtmgimp.Dtm over gRPC", () => {
   it("Subscribe, Unsubscribe and DeleteTopic manage topics; a msg to the topic reaches a gRPC subscriber", async () => {
     const topic = "grpc-topic";
     expect((await dtm.call("Subscribe", { Topic: topic, URL: gbusi.url("TransIn"), Remark: "grpc" })).ok).toBe(true);
-    expectError(await dtm.call("Subscribe", { Topic: topic, URL: gbusi.url("TransIn"), Remark: "" }), status.ALREADY_EXISTS, "TOPIC_SUBSCRIBER_EXISTS");
+    expectError(await dtm.call("Subscribe", { Topic: topic, URL: gbusi.url("TransIn"), Remark: "" }), status.ABORTED, "TOPIC_SUBSCRIBER_EXISTS");
     const gid = "grpc-msg-topic";
     expect((await dtm.call("Submit", {
       Gid: gid, TransType: "msg", Steps: JSON.stringify([{ action: `topic://${topic}` }]), BinPayloads: [Buffer.from("to-topic")],
@@ -290,7 +290,7 @@ describe("saga with gRPC branches", () => {
     for (const outcome of ["ONGOING", "LEGACY_ONGOING"] as const) {
       const gid = `grpc-saga-${outcome.toLowerCase()}`;
       gbusi.program({ gid, name: "TransIn" }, outcome);
-      expectError(await dtm.call("Submit", sagaRequest(gid)), status.ABORTED, "FAILURE");
+      expectError(await dtm.call("Submit", sagaRequest(gid)), status.FAILED_PRECONDITION, "ONGOING");
       const t = (await dtx.client.query(gid)).transaction;
       expect(t).toMatchObject({ status: "submitted", next_cron_interval: 1 });
       await dtx.client.cron(60_000);
@@ -303,7 +303,7 @@ describe("saga with gRPC branches", () => {
   it("any other status (INTERNAL) is an error: retried with backoff", async () => {
     const gid = "grpc-saga-error";
     gbusi.program({ gid, name: "TransIn" }, "ERROR", "ERROR");
-    expectError(await dtm.call("Submit", sagaRequest(gid)), status.ABORTED);
+    expectError(await dtm.call("Submit", sagaRequest(gid)), status.FAILED_PRECONDITION, "ONGOING");
     expect((await dtx.client.query(gid)).transaction?.next_cron_interval).toBe(2);
     await dtx.client.cron(60_000);
     expect((await dtx.client.query(gid)).transaction?.next_cron_interval).toBe(4);
@@ -323,7 +323,7 @@ describe("saga with gRPC branches", () => {
       payloads: ["a", "b"],
     });
     const elapsed = Date.now() - started;
-    expect(r.status).toBe(409);
+    expect(r.status).toBe(425);
     expect(elapsed).toBeLessThan(950); // the test default request timeout is 1 s
     expect((await dtx.client.query(gid)).transaction).toMatchObject({ status: "submitted", next_cron_interval: 2 });
     gbusi.releaseHung();
@@ -366,7 +366,7 @@ describe("a gRPC participant that is down (UNAVAILABLE)", () => {
 
     await down.stop();
     const gid = "grpc-down";
-    expectError(await dtm.call("Submit", sagaRequest(gid, { steps, payloads: [Buffer.from("d")] })), status.ABORTED);
+    expectError(await dtm.call("Submit", sagaRequest(gid, { steps, payloads: [Buffer.from("d")] })), status.FAILED_PRECONDITION, "ONGOING");
     expect((await dtx.client.query(gid)).transaction).toMatchObject({ status: "submitted", next_cron_interval: 2 });
     await dtx.client.cron(60_000); // still down
     expect((await dtx.client.query(gid)).transaction).toMatchObject({ status: "submitted", next_cron_interval: 4 });
@@ -445,7 +445,8 @@ describe("TCC and XA with gRPC branches", () => {
     expect(q.transaction).toMatchObject({ status: "failed", rollback_reason: "try 02 failed" });
     expect(names(gid)).toEqual(["Cancel2:cancel", "Cancel1:cancel"]);
     // a second registration after the abort is dtm's FAILURE
-    expectError(await dtm.call("RegisterBranch", { Gid: gid, TransType: "tcc", BranchID: "03", Data: { confirm: "", cancel: "" } }), status.ABORTED, "FAILURE");
+    expectError(await dtm.call("RegisterBranch", { Gid: gid, TransType: "tcc", BranchID: "03", Data: { confirm: "", cancel: "" } }), status.ABORTED, "TRANS_NOT_PREPARED");
+    expectError(await dtm.call("RegisterBranch", { Gid: "grpc-tcc-nobody", TransType: "tcc", BranchID: "01", Data: { confirm: "", cancel: "" } }), status.ABORTED, "TRANS_NOT_PREPARED");
   });
 
   it("a BusiPayload that is not valid UTF-8 is stored and delivered to Confirm byte for byte", async () => {
@@ -482,8 +483,9 @@ describe("graceful shutdown", () => {
       const pending = client.call("Submit", sagaRequest(gid, { options: { RequestTimeout: 1 } }));
       await gbusi.waitForCalls({ gid, name: "TransIn" }, 1);
       const stopping = other.stop();
-      // The in-flight Submit gets its real answer (the branch timed out: wait_result FAILURE), not a cancellation.
-      expectError(await pending, status.ABORTED, "FAILURE");
+      // The in-flight Submit gets its real answer (the branch timed out: the saga is unfinished,
+      // wait_result ONGOING), not a cancellation.
+      expectError(await pending, status.FAILED_PRECONDITION, "ONGOING");
       await stopping;
       expectError(await client.call("NewGid", {}), status.UNAVAILABLE);
     } finally {

@@ -23,7 +23,7 @@ interface RpcReply {
 }
 
 /** A participant that answers JSON-RPC: per method, a queue of answers, then `ok`. */
-type RpcAnswer = "ok" | "failure" | "ongoing" | "internal";
+type RpcAnswer = "ok" | "failure" | "ongoing" | "internal" | "success-mentions-ongoing" | "ongoing-mentions-failure";
 
 interface RpcCall {
   seq: number;
@@ -94,7 +94,11 @@ class RpcParticipant {
       : answer === "ongoing" ? { code: -32902, message: "still processing" }
       : answer === "internal" ? { code: -32603, message: "database down" }
       : null;
-    const reply = error ? { jsonrpc: "2.0", id: body.id, error } : { jsonrpc: "2.0", id: body.id, result: { done: true }, error: null };
+    // D9: dtm_result decides before the words; these two mention the other outcome on purpose.
+    const reply =
+      answer === "success-mentions-ongoing" ? { jsonrpc: "2.0", id: body.id, result: { dtm_result: "SUCCESS", note: "was ONGOING before" }, error: null }
+      : answer === "ongoing-mentions-failure" ? { jsonrpc: "2.0", id: body.id, error: { code: -32902, message: "no FAILURE yet" } }
+      : error ? { jsonrpc: "2.0", id: body.id, error } : { jsonrpc: "2.0", id: body.id, result: { done: true }, error: null };
     res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(reply));
   }
 }
@@ -217,11 +221,24 @@ describe("POST /api/json-rpc (the API)", () => {
     const r = await invoke("s", "submit", sagaBody(gid, (n) => busi.url(n)));
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ id: "s", jsonrpc: "2.0", result: null, error: { code: -32901, message: expect.stringMatching(/cannot sumbmit\. FAILURE$/) } });
+    expect(r.body.error?.data).toEqual({ code: "FAILURE" });
     const prepare = await invoke("p", "prepare", { gid, trans_type: "saga" });
     expect(prepare.body.error?.code).toBe(-32901);
     const abort = await invoke("a", "abort", { gid, trans_type: "saga" });
     expect(abort.body.error?.code).toBe(-32901);
     expect(busi.calls({ gid })).toHaveLength(2);
+  });
+
+  it("-32901 with data.code for every answer HTTP gives as 409: registerBranch on an unknown gid (dtm's FAILURE), a conflicting branch", async () => {
+    const unknown = await invoke("m", "registerBranch", { gid: "rpc-nobody-tcc", trans_type: "tcc", branch_id: "01", confirm: busi.url("C"), cancel: busi.url("X") });
+    expect(unknown.body.error).toMatchObject({ code: -32901, data: { code: "TRANS_NOT_PREPARED" }, message: expect.stringContaining("FAILURE") });
+    const gid = "rpc-conflict";
+    expect((await invoke("p", "prepare", { gid, trans_type: "tcc" })).body.error).toBeNull();
+    const branch = { gid, trans_type: "tcc", branch_id: "01", confirm: busi.url("C"), cancel: busi.url("X") };
+    expect((await invoke("r1", "registerBranch", branch)).body.error).toBeNull();
+    const conflict = await invoke("r2", "registerBranch", { ...branch, confirm: busi.url("Other") });
+    expect(conflict.body.error).toMatchObject({ code: -32901, data: { code: "BRANCH_CONFLICT" } });
+    expect(await dtx.client.status("rpc-nobody-tcc")).toBeUndefined();
   });
 
   it("-32602 with data.code for a client mistake, writing nothing", async () => {
@@ -237,8 +254,6 @@ describe("POST /api/json-rpc (the API)", () => {
       expect(r.status, code).toBe(200);
       expect(r.body, code).toMatchObject({ id: "m", result: null, error: { code: -32602, data: { code } } });
     }
-    const unknown = await invoke("m", "registerBranch", { gid: "rpc-nobody", trans_type: "tcc", branch_id: "01", confirm: busi.url("C"), cancel: busi.url("X") });
-    expect(unknown.body.error).toMatchObject({ code: -32602, data: { code: "TRANS_NOT_FOUND" } });
     const abort = await invoke("m", "abort", { gid: "rpc-nobody", trans_type: "tcc" });
     expect(abort.body.error).toMatchObject({ code: -32602, data: { code: "TRANS_NOT_FOUND" } });
     const workflow = await invoke("m", "prepare", { gid: "rpc-mistake-3", trans_type: "workflow" });
@@ -301,7 +316,8 @@ describe("JSON-RPC branch calls (protocol json-rpc, URL with ?method=)", () => {
     const gid = "rpc-branch-ongoing";
     rpc.program("transOut", "ongoing", "ongoing");
     const r = await dtx.client.submit(rpcSaga(gid, { wait_result: true }));
-    expect(r.status).toBe(409); // a saga still running is not a success (PROTOCOL §9.7)
+    expect(r.status).toBe(425); // a saga still running is unfinished, not a failure (D11)
+    expect(r.body).toMatchObject({ code: "ONGOING", dtm_result: "ONGOING" });
     expect(await dtx.client.status(gid)).toBe("submitted");
     await dtx.client.cron(60_000);
     const q = await dtx.client.query(gid);
@@ -312,10 +328,24 @@ describe("JSON-RPC branch calls (protocol json-rpc, URL with ?method=)", () => {
     expect(methods(gid)).toEqual(["transOut:ongoing", "transOut:ongoing", "transOut:ok", "transIn:ok"]);
   });
 
+  it("D9: a result with dtm_result SUCCESS is a success even when it mentions ONGOING; -32902 is ONGOING even when it mentions FAILURE", async () => {
+    const gid = "rpc-branch-d9";
+    rpc.program("transOut", "success-mentions-ongoing");
+    rpc.program("transIn", "ongoing-mentions-failure");
+    const r = await dtx.client.submit(rpcSaga(gid, { wait_result: true }));
+    expect(r.status).toBe(425);
+    const q = await dtx.client.query(gid);
+    expect(q.transaction?.status).toBe("submitted");
+    expect(q.branches.map((b) => b.status)).toEqual(["prepared", "succeed", "prepared", "prepared"]);
+    await dtx.client.cron(60_000);
+    expect(await dtx.client.status(gid)).toBe("succeed");
+    expect(methods(gid)).toEqual(["transOut:success-mentions-ongoing", "transIn:ongoing-mentions-failure", "transIn:ok"]);
+  });
+
   it("any other JSON-RPC error is retried with backoff", async () => {
     const gid = "rpc-branch-error";
     rpc.program("transIn", "internal");
-    await dtx.client.submit(rpcSaga(gid, { wait_result: true }));
+    expect((await dtx.client.submit(rpcSaga(gid, { wait_result: true }))).status).toBe(425);
     const q = await dtx.client.query(gid);
     expect(q.transaction?.status).toBe("submitted");
     expect(q.transaction?.next_cron_interval).toBe(2);

@@ -56,6 +56,9 @@ describe("two-phase message", () => {
     busi.program({ gid, name: "TransIn" }, "FAILURE", "ERROR");
     const r = await dtx.client.submit(msgBody(gid, { wait_result: true }));
     expect(r.status).toBe(425);
+    // The branch's FAILURE is quoted, but not as the word dtm's clients search for.
+    expect(r.text).not.toContain("FAILURE");
+    expect(r.text.toLowerCase()).toContain("failure");
     expect(await dtx.client.status(gid)).toBe("submitted");
     await dtx.client.cron(60_000);
     expect(await dtx.client.status(gid)).toBe("submitted");
@@ -63,6 +66,29 @@ describe("two-phase message", () => {
     expect(await dtx.client.status(gid)).toBe("succeed");
     expect(busi.calls({ gid, name: "TransOut" })).toHaveLength(1);
     expect(busi.calls({ gid, name: "TransIn" })).toHaveLength(3);
+  });
+
+  it("D11: a branch answering ONGOING leaves the msg submitted: a wait_result submit answers 425 (dtm: 409), and it is delivered later", async () => {
+    const gid = "msg-wait-ongoing";
+    busi.program({ gid, name: "TransIn" }, "ONGOING");
+    const r = await dtx.client.submit(msgBody(gid, { wait_result: true }));
+    expect(r.status).toBe(425);
+    expect(r.body).toMatchObject({ dtm_result: "ONGOING", code: "ONGOING" });
+    expect(r.text).not.toContain("FAILURE");
+    expect(await dtx.client.status(gid)).toBe("submitted");
+    await dtx.client.cron(60_000);
+    expect(await dtx.client.status(gid)).toBe("succeed");
+    expect(busi.calls({ gid }).map((c) => c.name)).toEqual(["TransOut", "TransIn", "TransIn"]);
+  });
+
+  it("D11: a delayed msg submitted with wait_result answers 425: it is stored, not yet delivered", async () => {
+    const gid = "msg-wait-delay";
+    const r = await dtx.client.submit(msgBody(gid, { wait_result: true, custom_data: JSON.stringify({ delay: 5 }) }));
+    expect(r.status).toBe(425);
+    expect(r.body).toMatchObject({ dtm_result: "ONGOING", code: "ONGOING" });
+    expect(busi.calls({ gid })).toHaveLength(0);
+    await dtx.client.cron(5500);
+    expect(await dtx.client.status(gid)).toBe("succeed");
   });
 
   it("calls every branch at once when concurrent", async () => {

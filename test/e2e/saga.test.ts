@@ -115,8 +115,8 @@ describe("saga over HTTP", () => {
     const gid = "saga-backoff";
     busi.program({ gid, name: "TransIn" }, "ONGOING", "ERROR", "ERROR", "ERROR", "ERROR", "ERROR");
     const r = await dtx.client.submit(sagaBody(gid, (n) => busi.url(n), { wait_result: true }));
-    expect(r.status).toBe(409);
-    expect(r.text).toContain("wait result not return success");
+    expect(r.status).toBe(425); // still submitted, and it will succeed: not a FAILURE (D11)
+    expect(r.body).toMatchObject({ dtm_result: "ONGOING", code: "ONGOING" });
     const intervals: number[] = [];
     const record = async (): Promise<void> => {
       const t = (await dtx.client.query(gid)).transaction!;
@@ -133,6 +133,54 @@ describe("saga over HTTP", () => {
     expect(await dtx.client.status(gid)).toBe("succeed");
     expect(busi.calls({ gid, name: "TransIn" })).toHaveLength(7);
     expect(busi.calls({ gid, name: "TransOut" })).toHaveLength(1);
+  });
+
+  it("D11: a participant that is down gets 425 ONGOING (not 409), and the saga succeeds once it is back", async () => {
+    const gid = "saga-participant-down";
+    // A real participant on a port of its own, stopped: its calls are refused at the TCP level.
+    const down = await startBusi();
+    const port = new URL(down.url("x")).port;
+    await down.close();
+    const url = (n: string): string => `http://127.0.0.1:${port}/api/busi/${n}`;
+    const r = await dtx.client.submit(sagaBody(gid, url, { wait_result: true }));
+    expect(r.status).toBe(425);
+    expect(r.body).toMatchObject({ dtm_result: "ONGOING", code: "ONGOING" });
+    expect(r.text).not.toContain("FAILURE");
+    expect(await dtx.client.status(gid)).toBe("submitted");
+    const back = await startBusi({ port: Number(port) });
+    try {
+      await dtx.client.cron(60_000);
+      expect(await dtx.client.status(gid)).toBe("succeed");
+      expect(back.calls({ gid }).map((c) => `${c.name}:${c.op}`)).toEqual(["TransOut:action", "TransIn:action"]);
+    } finally {
+      await back.close();
+    }
+  });
+
+  it("D11: a saga still compensating answers 425; it answers 409 only once it has ended failed", async () => {
+    const gid = "saga-compensating";
+    busi.program({ gid, name: "TransIn" }, "FAILURE");
+    busi.program({ gid, name: "TransOutRevert" }, "ERROR");
+    const r = await dtx.client.submit(sagaBody(gid, (n) => busi.url(n), { wait_result: true }));
+    expect(r.status).toBe(425);
+    expect(await dtx.client.status(gid)).toBe("aborting");
+    await dtx.client.cron(60_000);
+    expect(await dtx.client.status(gid)).toBe("failed");
+    expect(names(gid)).toEqual(["TransOut:action", "TransIn:action", "TransInRevert:compensate", "TransOutRevert:compensate", "TransOutRevert:compensate"]);
+  });
+
+  it("D11: when another writer ends the saga during a wait_result pass, the answer is what the store says (forceStop: 409)", async () => {
+    const gid = "saga-wait-lost-race";
+    busi.program({ gid, name: "TransOut" }, "HANG");
+    const submitting = dtx.client.submit(sagaBody(gid, (n) => busi.url(n), { wait_result: true, request_timeout: 30 }));
+    await busi.waitForCalls({ gid, name: "TransOut" }, 1);
+    expect((await dtx.client.call("POST", "/api/dtmsvr/forceStop", { gid })).status).toBe(200);
+    busi.releaseHung();
+    const r = await submitting;
+    // The pass's own view is still "submitted"; the truth is "failed".
+    expect(r.status).toBe(409);
+    expect(r.body).toMatchObject({ dtm_result: "FAILURE", code: "FAILURE" });
+    expect(await dtx.client.status(gid)).toBe("failed");
   });
 
   it("schedules the retry at now + interval plus at most 10% jitter", async () => {
@@ -164,7 +212,7 @@ describe("saga over HTTP", () => {
     const gid = "saga-timeout";
     busi.programAlways({ gid, name: "TransOut" }, "ONGOING");
     const r = await dtx.client.submit(sagaBody(gid, (n) => busi.url(n), { wait_result: true, timeout_to_fail: 3 }));
-    expect(r.status).toBe(409);
+    expect(r.status).toBe(425);
     expect(await dtx.client.status(gid)).toBe("submitted");
     await dtx.client.cron(3500);
     const q = await dtx.client.query(gid);
@@ -201,7 +249,7 @@ describe("saga over HTTP", () => {
     const gid = "saga-hang";
     busi.program({ gid, name: "TransOut" }, "HANG");
     const r = await dtx.client.submit(sagaBody(gid, (n) => busi.url(n), { wait_result: true, request_timeout: 0.2 }));
-    expect(r.status).toBe(409);
+    expect(r.status).toBe(425);
     expect(await dtx.client.status(gid)).toBe("submitted");
     busi.releaseHung();
     await dtx.client.cron(60_000);
@@ -211,7 +259,7 @@ describe("saga over HTTP", () => {
   it("a repeated submit continues from the stored branches (D2), and 409s once finished", async () => {
     const gid = "saga-dup";
     busi.program({ gid, name: "TransIn" }, "ERROR");
-    expect((await dtx.client.submit(sagaBody(gid, (n) => busi.url(n), { wait_result: true }))).status).toBe(409);
+    expect((await dtx.client.submit(sagaBody(gid, (n) => busi.url(n), { wait_result: true }))).status).toBe(425);
     // The repeat names different URLs: they are ignored, the stored branches run.
     const repeat = sagaBody(gid, (n) => busi.url(`Other${n}`), { wait_result: true });
     const r = await dtx.client.submit(repeat);

@@ -84,7 +84,7 @@ describe("TCC", () => {
     expect(busi.calls({ gid }).map((c) => c.name)).toEqual(["Cancel2", "Cancel1"]);
   });
 
-  it("registerBranch: identical repeat is idempotent, a conflicting one 409, unknown gid 404, finished gid 409", async () => {
+  it("registerBranch: identical repeat is idempotent, a conflicting one 409, unknown or finished gid 409 TRANS_NOT_PREPARED", async () => {
     const gid = "tcc-register";
     await post("prepare", { gid, trans_type: "tcc" });
     const body = { gid, trans_type: "tcc", branch_id: "01", data: "{}", confirm: busi.url("C"), cancel: busi.url("X") };
@@ -94,15 +94,46 @@ describe("TCC", () => {
     expect(conflict.status).toBe(409);
     expect(conflict.body).toMatchObject({ code: "BRANCH_CONFLICT" });
     expect((await dtx.client.query(gid)).branches).toHaveLength(2);
+    expect(conflict.body).toMatchObject({ dtm_result: "FAILURE" });
+    // dtm answers 409 FAILURE here, which its TCC client turns into an abort; never a 404.
     const unknown = await post("registerBranch", { ...body, gid: "tcc-nobody" });
-    expect(unknown.status).toBe(404);
-    expect(unknown.body).toMatchObject({ code: "TRANS_NOT_FOUND" });
+    expect(unknown.status).toBe(409);
+    expect(unknown.body).toMatchObject({ dtm_result: "FAILURE", code: "TRANS_NOT_PREPARED" });
+    expect(unknown.text).toContain("no trans with gid: tcc-nobody status: prepared found");
+    expect(await dtx.client.status("tcc-nobody")).toBeUndefined();
     expect((await post("submit", { gid, trans_type: "tcc", wait_result: true })).status).toBe(200);
     const late = await post("registerBranch", { ...body, branch_id: "02" });
     expect(late.status).toBe(409);
-    expect(late.body).toMatchObject({ dtm_result: "FAILURE" });
+    expect(late.body).toMatchObject({ dtm_result: "FAILURE", code: "TRANS_NOT_PREPARED" });
+    expect((await dtx.client.query(gid)).branches).toHaveLength(2);
     const badOp = await post("registerBranch", { ...body, branch_id: "03", confirm: "nope" });
     expect(badOp.status).toBe(400);
+  });
+
+  it("registerBranch on a tcc that is submitted or aborting but not yet finished is 409 TRANS_NOT_PREPARED too", async () => {
+    for (const [gid, route] of [["tcc-reg-submitted", "submit"], ["tcc-reg-aborting", "abort"]] as const) {
+      await tccWithTries(gid, 1);
+      busi.program({ gid, name: route === "submit" ? "Confirm1" : "Cancel1" }, "ERROR");
+      expect((await post(route, { gid, trans_type: "tcc", wait_result: true })).status, gid).toBe(425);
+      expect(await dtx.client.status(gid)).toBe(route === "submit" ? "submitted" : "aborting");
+      const r = await post("registerBranch", { gid, trans_type: "tcc", branch_id: "09", data: "{}", confirm: busi.url("C"), cancel: busi.url("X") });
+      expect(r.status, gid).toBe(409);
+      expect(r.body, gid).toMatchObject({ dtm_result: "FAILURE", code: "TRANS_NOT_PREPARED" });
+      expect((await dtx.client.query(gid)).branches, gid).toHaveLength(2);
+    }
+  });
+
+  it("D11: a wait_result abort whose Cancel errors answers 425 while aborting; the rollback then finishes", async () => {
+    const gid = "tcc-abort-retry";
+    await tccWithTries(gid, 2);
+    busi.program({ gid, name: "Cancel1" }, "ERROR");
+    const r = await post("abort", { gid, trans_type: "tcc", wait_result: true });
+    expect(r.status).toBe(425);
+    expect(r.body).toMatchObject({ dtm_result: "ONGOING", code: "ONGOING" });
+    expect(await dtx.client.status(gid)).toBe("aborting");
+    await dtx.client.cron(60_000);
+    expect(await dtx.client.status(gid)).toBe("failed");
+    expect(busi.calls({ gid }).map((c) => c.name)).toEqual(["Cancel2", "Cancel1", "Cancel1"]);
   });
 
   it("abort of a saga, or of a submitted tcc, is 409", async () => {

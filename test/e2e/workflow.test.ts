@@ -9,6 +9,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Busi, BusiCall } from "../busi/index.ts";
 import { startBusi } from "../busi/index.ts";
@@ -164,7 +165,7 @@ describe("workflow: prepareWorkflow, registerBranch, submit", () => {
     expect(await wfc.execute("one-step", gid, "", async (wf) => void (await wf.branch("action", busi.url("Only"))))).toEqual({ status: "succeed", result: "" });
     const late = await post("registerBranch", { gid, trans_type: "workflow", branch_id: "02", op: "action", status: "succeed", data: "x" });
     expect(late.status).toBe(409);
-    expect(late.body).toMatchObject({ dtm_result: "FAILURE", code: "FAILURE" });
+    expect(late.body).toMatchObject({ dtm_result: "FAILURE", code: "TRANS_NOT_PREPARED" });
     expect(late.text).toContain("FAILURE");
     expect((await dtx.client.query(gid)).branches).toHaveLength(1);
     // The same final status again is accepted; the other one is refused.
@@ -326,5 +327,38 @@ describe("workflow resumed after the coordinator is SIGKILLed mid-workflow", () 
     expect(busi.calls({ gid, name: "Step1Revert" })).toHaveLength(0);
     await second.client.cron(60_000);
     expect(busi.calls({ gid, name: "WfResume" })).toHaveLength(1);
+  });
+});
+
+describe("workflow: a resume the application answers with an error is logged", () => {
+  let logged: TestCoordinator;
+  const lines: Record<string, unknown>[] = [];
+  beforeAll(async () => {
+    // The coordinator's own pino logger, writing into this array instead of stdout.
+    const sink = { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) };
+    logged = await startCoordinator({}, pino({ level: "info", base: { service: "dtx" } }, sink));
+  });
+  afterAll(async () => {
+    await logged?.stop();
+  });
+
+  it("at warn, with gid and status, and the callback URL without its credentials", async () => {
+    const gid = "wf-resume-error";
+    const secretUrl = busi.url("WfResume").replace("http://", "http://user:s3cret@") + "?api_key=k3y";
+    busi.programAlways({ gid, name: "WfResume" }, "ERROR");
+    const prepared = await logged.client.call("POST", "/api/dtmsvr/prepareWorkflow", {
+      gid, trans_type: "workflow", protocol: "http", query_prepared: secretUrl, custom_data: JSON.stringify({ name: "wf-log", data: null }),
+    });
+    expect(prepared.status).toBe(200);
+    await logged.client.cron(1500);
+    await logged.client.settle();
+    const warnings = lines.filter((l) => l["gid"] === gid && l["level"] === 40);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ gid, status: "prepared", transType: "workflow", callback: busi.url("WfResume").replace(/\?.*$/, "") });
+    expect(String(warnings[0]?.["error"])).toContain("500");
+    const text = JSON.stringify(lines);
+    expect(text).not.toContain("s3cret");
+    expect(text).not.toContain("k3y");
+    expect(await logged.client.status(gid)).toBe("prepared");
   });
 });

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import type { ConfigInput } from "../../server/src/config.ts";
 import { parseConfig } from "../../server/src/config.ts";
+import type { Logger } from "../../server/src/logger.ts";
 import { createLogger } from "../../server/src/logger.ts";
 import type { Coordinator } from "../../server/src/server.ts";
 import { createCoordinator } from "../../server/src/server.ts";
@@ -31,8 +32,11 @@ export const TEST_TIMINGS = {
   retryJitter: 0.1,
 } as const;
 
-/** Starts a coordinator in this process on a random port with a fresh SQLite file. */
-export async function startCoordinator(overrides: Partial<ConfigInput> = {}): Promise<TestCoordinator> {
+/**
+ * Starts a coordinator in this process on a random port with a fresh SQLite file. `logger`
+ * replaces the usual one (for a test that reads what the coordinator logs).
+ */
+export async function startCoordinator(overrides: Partial<ConfigInput> = {}, logger?: Logger): Promise<TestCoordinator> {
   const dataDir = mkdtempSync(join(tmpdir(), "dtx-test-"));
   const config = parseConfig({
     host: "127.0.0.1",
@@ -45,7 +49,7 @@ export async function startCoordinator(overrides: Partial<ConfigInput> = {}): Pr
     ...overrides,
     store: { path: join(dataDir, "dtx.db"), ...(overrides.store ?? {}) },
   });
-  const coordinator = await createCoordinator(config, createLogger(config.logLevel));
+  const coordinator = await createCoordinator(config, logger ?? createLogger(config.logLevel));
   const { httpPort, grpcPort } = await coordinator.start();
   const url = `http://127.0.0.1:${httpPort}`;
   return {

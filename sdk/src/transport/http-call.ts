@@ -69,7 +69,8 @@ export function throwForParticipantAnswer(what: string, status: number, text: st
 }
 
 /**
- * How the SDK reads the coordinator's answer: 409 FAILURE, 425 ONGOING, 400/413/415 invalid, 404
+ * How the SDK reads the coordinator's answer: 409 FAILURE, 425 ONGOING (from a `waitResult`
+ * submit or abort: the transaction is unfinished, not failed), 400/413/415 invalid, 404
  * not found, 503 unavailable, other non-200 an HTTP error; the coordinator's stable `code` is
  * kept as `serverCode`. With `legacyFailureWord`, a 200 whose body contains FAILURE is FAILURE
  * too (dtm's `TransCallDtmExt` rule, for the routes that answer `{"dtm_result":"SUCCESS"}`).

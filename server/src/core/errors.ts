@@ -6,7 +6,7 @@
 
 export interface ErrorSpec {
   readonly httpStatus: number;
-  /** gRPC status code number (3 INVALID_ARGUMENT, 5 NOT_FOUND, 8 RESOURCE_EXHAUSTED, 10 ABORTED, 9 FAILED_PRECONDITION, 14 UNAVAILABLE). */
+  /** gRPC status code number (3 INVALID_ARGUMENT, 5 NOT_FOUND, 8 RESOURCE_EXHAUSTED, 10 ABORTED, 9 FAILED_PRECONDITION, 14 UNAVAILABLE); 10 exactly for the 409s, 9 exactly for the 425s. */
   readonly grpcCode: number;
   readonly description: string;
 }
@@ -26,10 +26,11 @@ export const ERROR_CATALOGUE = {
   PAYLOAD_TOO_LARGE: { httpStatus: 413, grpcCode: 8, description: "The request body or one branch payload is larger than the configured limit." },
   UNSUPPORTED_MEDIA_TYPE: { httpStatus: 415, grpcCode: 3, description: "The request's Content-Type is not application/json." },
   INVALID_BRANCH: { httpStatus: 400, grpcCode: 3, description: "A registerBranch field (branch_id, op, status, URLs) is missing or malformed." },
-  BRANCH_CONFLICT: { httpStatus: 409, grpcCode: 6, description: "That (branch_id, op) is already registered with a different URL or payload (D4)." },
-  TOPIC_HAS_NO_SUBSCRIBERS: { httpStatus: 400, grpcCode: 9, description: "A msg step names a topic that has no subscriber." },
+  BRANCH_CONFLICT: { httpStatus: 409, grpcCode: 10, description: "That (branch_id, op) is already registered with a different URL or payload (D4)." },
+  TRANS_NOT_PREPARED: { httpStatus: 409, grpcCode: 10, description: "registerBranch names a gid with no prepared transaction: unknown, finished, or already submitted or aborting." },
+  TOPIC_HAS_NO_SUBSCRIBERS: { httpStatus: 400, grpcCode: 3, description: "A msg step names a topic that has no subscriber." },
   TOPIC_NOT_FOUND: { httpStatus: 404, grpcCode: 5, description: "No topic has that name." },
-  TOPIC_SUBSCRIBER_EXISTS: { httpStatus: 409, grpcCode: 6, description: "That URL already subscribes to the topic." },
+  TOPIC_SUBSCRIBER_EXISTS: { httpStatus: 409, grpcCode: 10, description: "That URL already subscribes to the topic." },
   TOPIC_SUBSCRIBER_NOT_FOUND: { httpStatus: 404, grpcCode: 5, description: "That URL does not subscribe to the topic." },
   TRANS_NOT_FOUND: { httpStatus: 404, grpcCode: 5, description: "No transaction has that gid." },
   ROUTE_NOT_FOUND: { httpStatus: 404, grpcCode: 12, description: "No such route." },
@@ -39,6 +40,19 @@ export const ERROR_CATALOGUE = {
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+/**
+ * dtm's clients read an answer by its status alone: HTTP 409 / gRPC ABORTED is FAILURE, HTTP 425 /
+ * gRPC FAILED_PRECONDITION is ONGOING. So every code answered 409 also carries
+ * `"dtm_result":"FAILURE"` and is ABORTED on gRPC, every 425 carries `"dtm_result":"ONGOING"`,
+ * and no other code uses those statuses (a unit test walks the catalogue). This is the one place
+ * that says which `dtm_result` an HTTP status stands for.
+ */
+export function dtmResultForStatus(httpStatus: number): "FAILURE" | "ONGOING" | undefined {
+  if (httpStatus === 409) return "FAILURE";
+  if (httpStatus === 425) return "ONGOING";
+  return undefined;
+}
 
 /** An error with a stable code, an HTTP status and a gRPC status. */
 export class CoordinatorError extends Error {
@@ -83,6 +97,6 @@ export function ongoing(message: string): WireResult {
  * ERROR_CATALOGUE, but `docs/errors.md` documents them with the catalogue.
  */
 export const WIRE_RESULT_CODES = {
-  FAILURE: { httpStatus: 409, grpcCode: 10, description: "dtm's FAILURE: the trans cannot do what was asked in its current status, or it failed." },
-  ONGOING: { httpStatus: 425, grpcCode: 9, description: "dtm's ONGOING: the trans has not finished yet; ask again later." },
+  FAILURE: { httpStatus: 409, grpcCode: 10, description: "dtm's FAILURE: the trans cannot do what was asked in its current status, or (wait_result) it ended the other way." },
+  ONGOING: { httpStatus: 425, grpcCode: 9, description: "dtm's ONGOING: (wait_result) the trans has not finished yet and may still go either way; ask again later (D11)." },
 } as const satisfies Record<WireResult["result"], ErrorSpec>;

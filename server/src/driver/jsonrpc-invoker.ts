@@ -2,7 +2,7 @@ import { request } from "undici";
 import type { Outcome } from "../core/types.ts";
 import { newGid } from "../service/gid.ts";
 import type { BranchCall, BranchInvoker } from "./invoker.ts";
-import { classifyHttpResult } from "./outcome.ts";
+import { classifyAnswer, dtmResultField, parseObject } from "./outcome.ts";
 
 export const JSONRPC_FAILURE = -32901;
 export const JSONRPC_ONGOING = -32902;
@@ -10,8 +10,10 @@ export const JSONRPC_ONGOING = -32902;
 /**
  * Calls a participant with JSON-RPC 2.0 (PROTOCOL §6.3): POST to the URL with
  * `{"id","jsonrpc":"2.0","method":<the URL's ?method=>,"params":<payload object + gid, trans_type,
- * branch_id, op>}`. The HTTP rules decide first; then an `error` member: -32901 FAILURE,
- * -32902 ONGOING, anything else an error. (dtm's own numeric check never matches; ours does.)
+ * branch_id, op>}`. The HTTP status decides first (409, 425), then a `dtm_result` (top level or
+ * in `result`), then an `error` member: -32901 FAILURE, -32902 ONGOING; then, unless strict,
+ * the word FAILURE / ONGOING anywhere; another error code is an error. (dtm's own numeric check
+ * never matches; ours does.)
  */
 export class JsonRpcInvoker implements BranchInvoker {
   constructor(private readonly strictResults: boolean) {}
@@ -38,9 +40,10 @@ export class JsonRpcInvoker implements BranchInvoker {
         signal: AbortSignal.timeout(call.timeoutMs),
       });
       const text = await res.body.text();
-      const byHttp = classifyHttpResult(res.statusCode, text, this.strictResults);
-      if (byHttp.kind !== "success") return byHttp;
-      return classifyRpcError(text);
+      const answer = parseObject(text);
+      // dtm_result may sit at the top or inside `result`; either decides before the error member.
+      const dtmResult = dtmResultField(answer) ?? dtmResultField(answer?.["result"]);
+      return classifyAnswer(res.statusCode, text, this.strictResults, dtmResult, classifyRpcError(text, answer));
     } catch (error) {
       return { kind: "error", message: `POST ${call.url}: ${(error as Error).message}` };
     }
@@ -49,14 +52,9 @@ export class JsonRpcInvoker implements BranchInvoker {
   async close(): Promise<void> {}
 }
 
-function classifyRpcError(text: string): Outcome {
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    return { kind: "error", message: `JSON-RPC answer is not JSON: ${text.slice(0, 200)}` };
-  }
-  const error = body !== null && typeof body === "object" ? (body as Record<string, unknown>)["error"] : undefined;
+function classifyRpcError(text: string, body: Record<string, unknown> | undefined): Outcome {
+  if (body === undefined) return { kind: "error", message: `JSON-RPC answer is not a JSON object: ${text.slice(0, 200)}` };
+  const error = body["error"];
   if (error === undefined || error === null) return { kind: "success" };
   const e = typeof error === "object" ? (error as Record<string, unknown>) : {};
   const message = typeof e["message"] === "string" ? e["message"] : JSON.stringify(error);

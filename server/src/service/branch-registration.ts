@@ -1,4 +1,4 @@
-import { CoordinatorError, failure } from "../core/errors.ts";
+import { CoordinatorError } from "../core/errors.ts";
 import type { BranchStatus, TransGlobal } from "../core/types.ts";
 import { BRANCH_STATUSES } from "../core/types.ts";
 import type { Clock } from "../cron/clock.ts";
@@ -8,6 +8,11 @@ import { asObject, checkBranchUrl, parseGid, parseTransType } from "./request.ts
 
 const BRANCH_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
 const OP = /^[A-Za-z0-9_.:-]{1,45}$/;
+
+/** dtm's words ("no trans with gid: X status: prepared found"), which its users may grep for, and why. */
+function notPrepared(gid: string, why: string): CoordinatorError {
+  return new CoordinatorError("TRANS_NOT_PREPARED", `no trans with gid: ${gid} status: prepared found (${why}) FAILURE`);
+}
 
 function field(o: Record<string, string>, key: string): string {
   return o[key] ?? "";
@@ -54,15 +59,16 @@ export class BranchRegistration {
       throw new CoordinatorError("PAYLOAD_TOO_LARGE", `data is ${data.byteLength} bytes; the limit is ${this.limits.maxPayloadBytes}`);
     }
     const stored = await this.store.findTrans(gid);
-    if (!stored) throw new CoordinatorError("TRANS_NOT_FOUND", `no transaction with gid ${gid}`);
+    // dtm answers FAILURE (409) here, not "not found": a TCC or XA client must abort on it.
+    if (!stored) throw notPrepared(gid, "no transaction has that gid");
     if (stored.transType !== transType) {
       throw new CoordinatorError("UNSUPPORTED_TRANS_TYPE", `gid ${gid} is a ${stored.transType} transaction, not ${transType}`);
     }
     const now = this.clock.now();
     const rows = this.rowsFor(stored, o, branchId, data, now);
     const result = await this.store.appendBranches(gid, "prepared", rows, now);
-    if (result === "not_found") throw new CoordinatorError("TRANS_NOT_FOUND", `no transaction with gid ${gid}`);
-    if (result === "status_mismatch") throw failure(`no trans with gid: ${gid} status: prepared found`);
+    if (result === "not_found") throw notPrepared(gid, "no transaction has that gid");
+    if (result === "status_mismatch") throw notPrepared(gid, `it is ${(await this.store.findTrans(gid))?.status ?? "gone"}`);
     if (result === "conflict") {
       throw new CoordinatorError("BRANCH_CONFLICT", `branch ${branchId} of ${gid} is already registered with a different URL or payload`);
     }

@@ -14,6 +14,8 @@ import type { TopicService } from "./topic-service.ts";
 import type { WorkflowProgress } from "./workflow-service.ts";
 import { WorkflowService } from "./workflow-service.ts";
 import type { Executor, PassResult } from "./executor.ts";
+import type { WaitRequest } from "../core/wait-result.ts";
+import { waitVerdict } from "../core/wait-result.ts";
 import type { RequestLimits, TransRequest } from "./request.ts";
 import { asObject, parseGid, parseTransRequest, parseTransType } from "./request.ts";
 import { newGid } from "./gid.ts";
@@ -61,14 +63,21 @@ export class TransService {
     if (delay > 0) fresh.nextCronTime = now + delay;
     const created = await this.deps.store.saveNewTrans(fresh, branches);
     if (created === "created") {
-      if (delay > 0) return; // the cron delivers it once the delay has passed
+      // The cron delivers a delayed msg once the delay has passed; until then it is unfinished.
+      if (delay > 0) return this.reportDelayed({ ...fresh, id: 0 }, req.options.waitResult);
       const known = branches.map((b) => ({ ...b, id: 0 }));
       await this.processAfterRequest({ ...fresh, id: 0 }, req.options.waitResult, known);
       return;
     }
     const trans = await this.resubmit(req, delay);
-    if (delay > 0 && trans.nextCronTime > now) return;
-    await this.processAfterRequest(trans, req.options.waitResult || trans.options.waitResult);
+    const waitResult = req.options.waitResult || trans.options.waitResult;
+    if (delay > 0 && trans.nextCronTime > now) return this.reportDelayed(trans, waitResult);
+    await this.processAfterRequest(trans, waitResult);
+  }
+
+  /** A delayed msg is stored, not delivered: a wait_result submit can only say it is unfinished (D11). */
+  private reportDelayed(trans: TransGlobal, waitResult: boolean): void {
+    if (waitResult) this.reportWaited(trans, "submit");
   }
 
   /** prepare (msg, tcc, xa; saga is stored but never progresses, as in dtm). */
@@ -107,7 +116,7 @@ export class TransService {
       const patch = { status: "aborting" as const, updateTime: now, ...(reason ? { rollbackReason: reason } : {}) };
       if (await this.deps.store.updateTrans(gid, stored.status, patch, [])) {
         const aborting: TransGlobal = { ...stored, status: "aborting", updateTime: now, rollbackReason: reason || stored.rollbackReason };
-        await this.processAfterRequest(aborting, waitResult || stored.options.waitResult, undefined, false);
+        await this.processAfterRequest(aborting, waitResult || stored.options.waitResult, undefined, "abort");
         return;
       }
     }
@@ -148,11 +157,11 @@ export class TransService {
   }
 
   /**
-   * Runs a pass now. With wait_result it waits and reports the outcome (PROTOCOL §9.7): a saga
-   * that rolled back is a 409; a trans still unfinished is 409 for a saga and for a msg waiting on
-   * ONGOING (as dtm), and 425 ONGOING when branches answered errors or a tcc/xa is unfinished.
+   * Runs a pass now. With wait_result it waits for the pass and reports the truth about the
+   * trans (docs/deviations.md, D11; the rule is {@link waitVerdict}): 200 once it ended as asked,
+   * 409 FAILURE once it ended the other way, 425 ONGOING while it is unfinished.
    */
-  private async processAfterRequest(trans: TransGlobal, waitResult: boolean, branches?: Branch[], expectSuccess = true): Promise<void> {
+  private async processAfterRequest(trans: TransGlobal, waitResult: boolean, branches?: Branch[], request: WaitRequest = "submit"): Promise<void> {
     if (!waitResult) {
       this.deps.executor.process(trans, branches).catch((error: unknown) => {
         this.deps.logger.error({ gid: trans.gid, err: error }, "processing after request failed; the cron will retry");
@@ -160,16 +169,21 @@ export class TransService {
       return;
     }
     const result: PassResult = await this.deps.executor.process(trans, branches);
-    const status = result.trans.status;
-    if (status === "succeed" || (!expectSuccess && status === "failed")) return;
-    // dtm answers a msg whose branch is merely ONGOING like an unfinished saga (409); a branch
-    // error is still being retried, which 425 ONGOING says without dtm's 500.
-    const msgOngoing = trans.transType === "msg" && result.lastError === undefined;
-    if (status === "failed" || trans.transType === "saga" || msgOngoing) {
-      throw failure(result.trans.rollbackReason ? result.trans.rollbackReason : "wait result not return success:");
+    // A pass that lost a race knows only the status it expected; the store knows the real one.
+    const settled = result.lostRace ? ((await this.deps.store.findTrans(trans.gid)) ?? result.trans) : result.trans;
+    this.reportWaited(settled, request, result.lastError);
+  }
+
+  private reportWaited(trans: TransGlobal, request: WaitRequest, lastError?: string): void {
+    const verdict = waitVerdict(trans.transType, request, trans.status);
+    if (verdict === "SUCCESS") return;
+    // dtm's clients search the whole body for FAILURE and ONGOING (ONGOING first), so quoted
+    // branch text must not carry the other outcome's word.
+    if (verdict === "FAILURE") {
+      const reason = trans.rollbackReason ? quiet(trans.rollbackReason, "ONGOING") : `transaction ${trans.gid} ended ${trans.status}; wait result not return success:`;
+      throw failure(reason);
     }
-    if (!expectSuccess && result.lastError === undefined && !result.ongoing) return;
-    throw ongoing(`transaction ${trans.gid} is ${status}; still in progress${result.lastError ? `: ${result.lastError}` : ""}`);
+    throw ongoing(`transaction ${trans.gid} is ${trans.status}; still in progress${lastError ? `: ${quiet(lastError, "FAILURE")}` : ""}`);
   }
 
   async forceStop(body: unknown): Promise<void> {
@@ -241,6 +255,14 @@ export class TransService {
   }
 }
 
+/** `text` with `word` lower-cased, so that a client searching for the word does not find it there. */
+function quiet(text: string, word: "FAILURE" | "ONGOING"): string {
+  return text.replaceAll(word, word.toLowerCase());
+}
+
+/** The most items one `/all` page holds (docs/deviations.md, D12). */
+const MAX_PAGE = 1000;
+
 function parseScanQuery(params: Record<string, string | undefined>): ScanQuery {
   const int = (key: string, fallback: number | undefined, max: number): number | undefined => {
     const raw = params[key];
@@ -249,7 +271,9 @@ function parseScanQuery(params: Record<string, string | undefined>): ScanQuery {
     if (!Number.isInteger(n) || n < 0 || n > max) throw new CoordinatorError("INVALID_REQUEST", `${key} must be a whole number between 0 and ${max}`);
     return n;
   };
-  const q: ScanQuery = { position: String(int("position", undefined, Number.MAX_SAFE_INTEGER) ?? ""), limit: int("limit", 100, 1000) ?? 100 };
+  // A page holds at most MAX_PAGE items, as scanKV's; a larger limit is clamped, not refused (D12).
+  const limit = Math.min(int("limit", 100, Number.MAX_SAFE_INTEGER) ?? 100, MAX_PAGE);
+  const q: ScanQuery = { position: String(int("position", undefined, Number.MAX_SAFE_INTEGER) ?? ""), limit };
   const status = params["status"];
   if (status) {
     if (!(GLOBAL_STATUSES as readonly string[]).includes(status)) throw new CoordinatorError("INVALID_REQUEST", `status must be one of ${GLOBAL_STATUSES.join(", ")}`);

@@ -361,8 +361,9 @@ func TestGrpcMustGenGid(t *testing.T) {
 }
 
 // A msg whose branch answers ONGOING, submitted with WaitResult over gRPC. dtm processes once,
-// finds the msg still submitted and answers FAILURE (gRPC Aborted; PROTOCOL §9.7), which
-// dtmgrpc.GrpcError2DtmError turns into dtmcli.ErrFailure; the msg is delivered later all the same.
+// finds the msg still submitted and answers FAILURE (gRPC Aborted) although it will be delivered;
+// dtx answers ONGOING (FailedPrecondition, deviation D11, docs/deviations.md), which
+// dtmgrpc.GrpcError2DtmError turns into dtmcli.ErrOngoing. The msg is delivered later.
 func TestGrpcMsgWaitResultOngoing(t *testing.T) {
 	needGrpc(t)
 	gid := newGid("gmsg-wr-ongoing")
@@ -370,9 +371,10 @@ func TestGrpcMsgWaitResultOngoing(t *testing.T) {
 	msg := dtmgrpc.NewMsgGrpc(grpcAddr, gid).Add(grpcBusi("TransIn"), payload(gid))
 	msg.WaitResult = true
 	err := msg.Submit()
-	if code := status.Code(err); code != codes.Aborted {
-		t.Errorf("MsgGrpc.Submit = %v (code %s), want dtm's Aborted (FAILURE)", err, code)
+	if code := status.Code(err); code != codes.FailedPrecondition {
+		t.Errorf("MsgGrpc.Submit = %v (code %s), want FailedPrecondition (ONGOING, D11)", err, code)
 	}
+	expectErrIs(t, "MsgGrpc.Submit", dtmgrpc.GrpcError2DtmError(err), dtmcli.ErrOngoing)
 	expectStatus(t, gid, dtmcli.StatusSubmitted)
 	cron(t, 5*time.Second)
 	waitStatus(t, gid, dtmcli.StatusSucceed)

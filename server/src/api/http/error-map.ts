@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import type { ErrorCode } from "../../core/errors.ts";
-import { CoordinatorError, ERROR_CATALOGUE, WireResult } from "../../core/errors.ts";
+import { CoordinatorError, dtmResultForStatus, ERROR_CATALOGUE, WIRE_RESULT_CODES, WireResult } from "../../core/errors.ts";
 import type { Logger } from "../../logger.ts";
 import type { AuthErrorCode } from "../auth.ts";
 import { AUTH_ERROR_CODES } from "../auth.ts";
@@ -30,9 +30,19 @@ export interface ErrorBody {
   dtm_result?: "FAILURE" | "ONGOING";
 }
 
+/**
+ * The answer for anything a route threw. Every 409 body carries `"dtm_result":"FAILURE"` and
+ * every 425 body `"dtm_result":"ONGOING"`, whatever raised it, because dtm's clients read them so.
+ */
 export function toErrorReply(error: unknown, logger: Logger): { status: number; body: ErrorBody } {
+  const { status, body } = replyWithoutDtmResult(error, logger);
+  const dtmResult = dtmResultForStatus(status);
+  return { status, body: dtmResult ? { dtm_result: dtmResult, ...body } : body };
+}
+
+function replyWithoutDtmResult(error: unknown, logger: Logger): { status: number; body: ErrorBody } {
   if (error instanceof WireResult) {
-    return { status: error.result === "FAILURE" ? 409 : 425, body: { dtm_result: error.result, message: error.message, code: error.result } };
+    return { status: WIRE_RESULT_CODES[error.result].httpStatus, body: { message: error.message, code: error.result } };
   }
   if (error instanceof CoordinatorError) {
     if (error.httpStatus >= 500) logger.error({ err: error }, "request failed");

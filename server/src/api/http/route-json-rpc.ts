@@ -1,5 +1,5 @@
 import type { FastifyInstance } from "fastify";
-import { CoordinatorError, WireResult } from "../../core/errors.ts";
+import { CoordinatorError, dtmResultForStatus, WireResult } from "../../core/errors.ts";
 import { JSONRPC_FAILURE, JSONRPC_ONGOING } from "../../driver/jsonrpc-invoker.ts";
 import type { Logger } from "../../logger.ts";
 import type { TransService } from "../../service/trans-service.ts";
@@ -17,9 +17,10 @@ function reply(id: string | null, result: unknown, error: RpcError | null): RpcR
 }
 
 /**
- * JSON-RPC 2.0 on POST /api/json-rpc (PROTOCOL §4) with dtm's methods and error codes: -32700
- * parse error (HTTP 400), -32600 bad request, -32601 unknown method, -32901 FAILURE, -32902
- * ONGOING, -32602 a client mistake (with our stable code in `data.code`), -32603 anything else.
+ * JSON-RPC 2.0 on POST /api/json-rpc with dtm's methods and error codes: -32700 parse error
+ * (HTTP 400), -32600 bad request, -32601 unknown method, -32901 FAILURE and -32902 ONGOING (what
+ * HTTP answers 409 / 425), -32602 another client mistake, -32603 anything else; every error but
+ * the first three carries our stable code in `data.code` (docs/errors.md).
  */
 export function jsonRpcRoute(service: TransService, logger: Logger) {
   const methods: Record<string, (params: unknown) => Promise<unknown>> = {
@@ -60,9 +61,14 @@ export function jsonRpcRoute(service: TransService, logger: Logger) {
   };
 }
 
+/** dtm's outcomes are -32901 / -32902, as every HTTP 409 / 425 is FAILURE / ONGOING (docs/errors.md). */
 function rpcError(error: unknown, logger: Logger): RpcError {
-  if (error instanceof WireResult) return { code: error.result === "FAILURE" ? JSONRPC_FAILURE : JSONRPC_ONGOING, message: error.message };
-  if (error instanceof CoordinatorError && error.httpStatus < 500) return { code: -32602, message: error.message, data: { code: error.code } };
+  if (error instanceof WireResult) return { code: error.result === "FAILURE" ? JSONRPC_FAILURE : JSONRPC_ONGOING, message: error.message, data: { code: error.result } };
+  if (error instanceof CoordinatorError && error.httpStatus < 500) {
+    const dtmResult = dtmResultForStatus(error.httpStatus);
+    const code = dtmResult === "FAILURE" ? JSONRPC_FAILURE : dtmResult === "ONGOING" ? JSONRPC_ONGOING : -32602;
+    return { code, message: error.message, data: { code: error.code } };
+  }
   logger.error({ err: error }, "JSON-RPC call failed");
   return { code: -32603, message: error instanceof Error ? error.message : String(error) };
 }
