@@ -127,15 +127,19 @@ export class Executor {
     if (trans.owner === "") throw new Error(`a pass on ${trans.gid} needs a claim (a fencing token in owner)`);
     const { store, clock, lease } = this.deps;
     const claim = new Claim(trans.gid, trans.owner, trans.nextCronTime, store, clock, lease);
+    const calls = new CallTracker();
     this.track(claim);
     try {
-      const result = await this.runPass(trans, claim, branches);
+      const result = await this.runPass(trans, claim, calls, branches);
       if (result.lostRace) {
         this.deps.logger.warn({ gid: trans.gid, owner: claim.token, status: result.trans.status }, "lost the claim on the transaction; pass stopped");
       }
       return result;
     } finally {
+      // Calls still in flight (a lost claim, a throw) are cut off, and the pass ends only once
+      // they have: a later pass on this gid never overlaps them.
       claim.end();
+      await calls.settled();
       this.untrack(claim);
     }
   }
@@ -163,14 +167,13 @@ export class Executor {
     }
   }
 
-  private async runPass(trans: TransGlobal, claim: Claim, knownBranches?: Branch[]): Promise<PassResult> {
+  private async runPass(trans: TransGlobal, claim: Claim, calls: CallTracker, knownBranches?: Branch[]): Promise<PassResult> {
     const { store, processors, clock } = this.deps;
     const processor = processors[trans.transType];
     const current: TransGlobal = { ...trans };
     if (!processor || isFinal(trans.status)) return { trans: current, ongoing: false, lostRace: false };
     const branches = knownBranches ?? (await store.findBranches(trans.gid));
     const pass = newPass(trans, branches);
-    const calls = new CallTracker();
     let lastError: string | undefined;
     let lastErrorUrl = "";
     let ongoing = false;
@@ -383,16 +386,24 @@ function definedFields(patch: TransPatch): Partial<TransGlobal> {
 class CallTracker {
   private ready: { index: number; outcome: Outcome }[] = [];
   private waiter: (() => void) | undefined;
+  private readonly pending = new Set<Promise<void>>();
 
   add(index: number, call: Promise<Outcome>): void {
-    call
+    const settled = call
       .catch((error: unknown): Outcome => ({ kind: "error", message: error instanceof Error ? error.message : String(error) }))
       .then((outcome) => {
+        this.pending.delete(settled);
         this.ready.push({ index, outcome });
         const wake = this.waiter;
         this.waiter = undefined;
         wake?.();
       });
+    this.pending.add(settled);
+  }
+
+  /** Resolves once every call added has answered (or been cut off). */
+  async settled(): Promise<void> {
+    if (this.pending.size > 0) await Promise.all([...this.pending]);
   }
 
   async next(): Promise<{ index: number; outcome: Outcome }[]> {
