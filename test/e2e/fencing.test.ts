@@ -55,7 +55,7 @@ afterEach(async () => {
 const pg = new PgArea("e2e_fencing");
 const mysql = new MysqlArea("e2e_fencing");
 const redis = new RedisArea("e2e_fencing");
-const stores = [
+const stores: { name: string; tag: string; area: PgArea | MysqlArea | RedisArea; env: Record<string, string> }[] = [
   { name: "PostgreSQL", tag: "pg", area: pg, env: { DTX_STORE_DRIVER: "postgres", DTX_STORE_URL: pg.url, DTX_STORE_SCHEMA: pg.schema } },
   { name: "MariaDB", tag: "mysql", area: mysql, env: { DTX_STORE_DRIVER: "mysql", DTX_STORE_URL: mysql.url } },
   { name: "Redis", tag: "redis", area: redis, env: { DTX_STORE_DRIVER: "redis", DTX_STORE_URL: redis.url, DTX_STORE_PREFIX: redis.prefix } },

@@ -2,6 +2,9 @@ import { randomUUID } from "node:crypto";
 import type { Clock } from "../cron/clock.ts";
 import type { Store } from "../store/store.ts";
 
+/** The abort reason of calls still in flight when their pass ends (one instance: no stack captured per pass). */
+const PASS_ENDED = new Error("the pass ended");
+
 /** How leases are sized (docs/fencing.md). */
 export interface LeaseConfig {
   /** The lease a renewal grants when no call needs longer (ms); the cron's claim lease. */
@@ -100,7 +103,7 @@ export class Claim {
   /** The pass is over: no more renewals, and any call still in flight is cut off. */
   end(): void {
     this.ended = true;
-    this.abortController.abort(new Error("the pass ended"));
+    this.abortController.abort(PASS_ENDED);
   }
 
   private renew(target: () => number): Promise<boolean> {
