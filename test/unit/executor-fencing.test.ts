@@ -83,6 +83,31 @@ async function storedState(gid: string): Promise<{ status?: string; owner?: stri
 }
 
 describe("executor fencing", () => {
+  it("costs no extra store trip when the lease covers the calls (the default timings)", async () => {
+    // retryInterval 10 s, requestTimeout 3 s, leaseMargin 1 s: the dtx defaults.
+    const timing: TimingConfig = { ...TIMING, retryInterval: 10_000, maxRetryInterval: 60_000, requestTimeout: 3_000 };
+    const ops: string[] = [];
+    const counted = new Proxy(store, {
+      get(target, name, receiver) {
+        const value: unknown = Reflect.get(target, name, receiver);
+        if (typeof value !== "function") return value;
+        return (...args: unknown[]) => {
+          ops.push(String(name));
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const plain = new Executor({
+      store: counted, invoker, clock, timing, processors: createProcessors(timing), logger: pino({ level: "silent" }), crash: new CrashPoints(),
+      random: () => 0, lease: { leaseMs: timing.retryInterval, marginMs: 1_000 },
+    });
+    const trans = await claimedSaga("default", "A");
+    const result = await plain.process({ ...trans, nextCronTime: clock.now() + timing.retryInterval });
+    expect(result.trans.status).toBe("succeed");
+    // As before fencing: read the branches, record TransOut's success before calling TransIn, record the end.
+    expect(ops).toEqual(["findBranches", "updateTrans", "updateTrans"]);
+  });
+
   it("the lease covers a call's deadline plus the margin before the call goes out", async () => {
     busi.program({ name: "TransOut" }, "HANG");
     const pass = executor.process(await claimedSaga("cover", "A"));
