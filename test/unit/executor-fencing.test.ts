@@ -16,6 +16,7 @@ import type { TimingConfig } from "../../server/src/core/retry.ts";
 import type { TransGlobal } from "../../server/src/core/types.ts";
 import { AdjustableClock } from "../../server/src/cron/clock.ts";
 import { HttpInvoker } from "../../server/src/driver/http-invoker.ts";
+import { ClaimTokens } from "../../server/src/service/claim.ts";
 import { CrashPoints } from "../../server/src/service/crash-points.ts";
 import { Executor } from "../../server/src/service/executor.ts";
 import type { NewBranch, NewTrans } from "../../server/src/store/store.ts";
@@ -83,6 +84,14 @@ async function storedState(gid: string): Promise<{ status?: string; owner?: stri
 }
 
 describe("executor fencing", () => {
+  it("every claim gets a token of its own, on one coordinator and across coordinators", () => {
+    const [one, two] = [new ClaimTokens(), new ClaimTokens()];
+    const tokens = Array.from({ length: 2_000 }, (_, i) => (i % 2 === 0 ? one : two).next());
+    expect(new Set(tokens).size).toBe(tokens.length);
+    // They fit dtm's owner column (varchar(128)).
+    expect(Math.max(...tokens.map((t) => t.length))).toBeLessThan(128);
+  });
+
   it("costs no extra store trip when the lease covers the calls (the default timings)", async () => {
     // retryInterval 10 s, requestTimeout 3 s, leaseMargin 1 s: the dtx defaults.
     const timing: TimingConfig = { ...TIMING, retryInterval: 10_000, maxRetryInterval: 60_000, requestTimeout: 3_000 };
