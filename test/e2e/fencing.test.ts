@@ -124,5 +124,5 @@ describe.each(stores)("fencing on $name: two coordinators, a branch 2.5x the lea
     expect(b.logs.filter((l) => l["msg"] === LOST_CLAIM)).toEqual([]);
     expect(a.logs.filter((l) => l["msg"] === LOST_CLAIM).map((l) => l["gid"])).toEqual([gid]);
     expect(LEASE_MS).toBeLessThan(BRANCH_MS);
-  });
+  }, 90_000);
 });
