@@ -47,6 +47,8 @@ export const ConfigSchema = z
     timeoutToFail: seconds.default(35),
     // Both become Node timers, which cannot exceed 2^31 ms.
     requestTimeout: seconds.positive().max(3600).default(3),
+    /** Slack a claim's lease keeps beyond every call's deadline, for clock skew between coordinators (docs/fencing.md). */
+    leaseMargin: seconds.max(60).default(1),
     cronInterval: seconds.positive().max(3600).default(3),
     cronBatchSize: z.number().int().positive().max(10_000).default(64),
     cronConcurrency: z.number().int().positive().max(10_000).default(32),
@@ -175,6 +177,7 @@ const ENV_KEYS: Record<string, [string[], EnvKind]> = {
   DTX_RETRY_JITTER: [["retryJitter"], "number"],
   DTX_TIMEOUT_TO_FAIL: [["timeoutToFail"], "number"],
   DTX_REQUEST_TIMEOUT: [["requestTimeout"], "number"],
+  DTX_LEASE_MARGIN: [["leaseMargin"], "number"],
   DTX_CRON_INTERVAL: [["cronInterval"], "number"],
   DTX_CRON_BATCH_SIZE: [["cronBatchSize"], "number"],
   DTX_CRON_CONCURRENCY: [["cronConcurrency"], "number"],

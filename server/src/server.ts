@@ -15,6 +15,7 @@ import { Authenticator } from "./api/auth.ts";
 import { GrpcInvoker } from "./driver/grpc-invoker.ts";
 import type { Logger } from "./logger.ts";
 import { CoordinatorMetrics } from "./metrics.ts";
+import { ClaimTokens } from "./service/claim.ts";
 import { CrashPoints } from "./service/crash-points.ts";
 import { Executor } from "./service/executor.ts";
 import { TopicService } from "./service/topic-service.ts";
@@ -126,13 +127,15 @@ export async function createCoordinator(config: Config, logger: Logger): Promise
   }, urlPolicy));
   const executor = new Executor({
     store, invoker, clock, timing, processors: createProcessors(timing), logger, crash, random: Math.random,
+    lease: { leaseMs: timing.retryInterval, marginMs: config.leaseMargin * 1000 },
     onBackoff: alertWebhook(config.alertWebhook, config.alertRetryLimit, timing.requestTimeout, logger),
     // ok unless a branch answered an error or FAILURE, or another writer won (dtm: Process returned no error)
     onPassEnd: (trans, result) => metrics.passDone(trans.transType, result.lastError === undefined && !result.lostRace, (clock.now() - trans.createTime) / 1000),
   });
   const topics = new TopicService(store, clock, urlPolicy);
+  const tokens = new ClaimTokens();
   const service = new TransService({
-    store, executor, clock, timing, logger, topics,
+    store, executor, clock, timing, logger, topics, newToken: () => tokens.next(),
     limits: { maxBranches: config.maxBranches, maxPayloadBytes: config.maxPayloadBytes, urlPolicy },
   });
   const cron = new RecoveryLoop(store, executor, clock, {
@@ -140,6 +143,7 @@ export async function createCoordinator(config: Config, logger: Logger): Promise
     leaseMs: timing.retryInterval,
     batchSize: config.cronBatchSize,
     concurrency: config.cronConcurrency,
+    newToken: () => tokens.next(),
   }, logger);
   const auth = new Authenticator(config.auth.tokens);
   const grpc = new GrpcApi({ service, topics, logger, metrics, auth });

@@ -6,7 +6,8 @@
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { AddressInfo } from "node:net";
-import { CallBook } from "./call-book.ts";
+import { setTimeout as sleep } from "node:timers/promises";
+import { CallBook, matches } from "./call-book.ts";
 import type { CallMatch } from "./call-book.ts";
 
 /** How the fake participant answers a call. */
@@ -46,6 +47,10 @@ export interface BusiCall {
   body: string;
   /** The outcome chosen for this call. */
   outcome: Outcome;
+  /** When the call arrived (Date.now()). */
+  receivedAt: number;
+  /** When its answer was sent or its connection closed (Date.now()); undefined while it runs. */
+  answeredAt?: number;
 }
 
 /** Options for {@link startBusi}. */
@@ -90,6 +95,7 @@ export class Busi {
   #baseUrl = "";
   readonly #book = new CallBook<Outcome, BusiCall>("SUCCESS", "busi", describeCall);
   #hung = new Set<() => void>();
+  #latencies: { match: CallMatch; ms: number }[] = [];
   #closed = false;
 
   private constructor() {
@@ -135,6 +141,14 @@ export class Busi {
     this.#book.programAlways(match, outcome);
   }
 
+  /**
+   * Answer matching calls only `ms` after they arrive (a slow participant); the latest matching
+   * rule wins. HANG outcomes still hang.
+   */
+  setLatency(match: CallMatch, ms: number): void {
+    this.#latencies.push({ match: { ...match }, ms });
+  }
+
   /** Outcome for calls no rule applies to (initially SUCCESS). */
   setDefault(outcome: Outcome): void {
     this.#book.setDefault(outcome);
@@ -143,6 +157,7 @@ export class Busi {
   /** Clear all rules and recorded calls, restore the SUCCESS default and restart `seq` at 1. */
   reset(): void {
     this.#book.reset();
+    this.#latencies = [];
   }
 
   /** Recorded calls matching `match` (all when omitted), in arrival order. */
@@ -200,7 +215,14 @@ export class Busi {
       query,
       headers: flatHeaders(request.headers),
       body: typeof request.body === "string" ? request.body : "",
+      receivedAt: Date.now(),
     });
+    // Sent, or cut off by the caller: either way the call is over for the participant.
+    reply.raw.once("close", () => {
+      call.answeredAt ??= Date.now();
+    });
+    const latency = this.#latencies.findLast((l) => matches(call, l.match))?.ms ?? 0;
+    if (latency > 0 && call.outcome !== "HANG") await sleep(latency);
     if (call.outcome !== "HANG") return send(reply, RESPONSES[call.outcome]);
     if (this.#closed) return send(reply, RELEASED_HANG);
     await new Promise<void>((resolve) => {

@@ -73,6 +73,8 @@ export interface ChildCoordinator {
   readonly process: ChildProcess;
   /** Resolves when the process has exited (with its signal, if killed). */
   readonly exited: Promise<NodeJS.Signals | number | null>;
+  /** Every JSON log line the process has written to stdout so far, parsed. */
+  readonly logs: readonly Record<string, unknown>[];
   kill(signal?: NodeJS.Signals): Promise<NodeJS.Signals | number | null>;
 }
 
@@ -106,11 +108,13 @@ export async function spawnCoordinator(dbPath: string, env: Record<string, strin
   const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.once("exit", (code, signal) => resolve(signal ?? code)));
   const stderr: string[] = [];
   child.stderr?.on("data", (d: Buffer) => stderr.push(d.toString()));
+  const logs: Record<string, unknown>[] = [];
   const { port, grpcPort } = await new Promise<{ port: number; grpcPort: number }>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout! });
     lines.on("line", (line) => {
       try {
         const entry = JSON.parse(line) as { msg?: string; httpPort?: number; grpcPort?: number };
+        logs.push(entry);
         if (entry.msg === "dtx listening" && entry.httpPort) resolve({ port: entry.httpPort, grpcPort: entry.grpcPort ?? 0 });
       } catch {
         // not a log line
@@ -125,6 +129,7 @@ export async function spawnCoordinator(dbPath: string, env: Record<string, strin
     client: new DtxClient(url),
     process: child,
     exited,
+    logs,
     async kill(signal: NodeJS.Signals = "SIGKILL") {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;

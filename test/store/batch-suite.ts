@@ -126,6 +126,37 @@ export function describeGroupCommitSuite(o: GroupCommitSuiteOptions): void {
       }
     });
 
+    it("fenced updateTrans in batches: a stale token writes nothing, the holder's write lands, as with one statement per call", async () => {
+      const batched = await o.open();
+      const single = await o.open({ batchWrites: false });
+      const n = 300;
+      try {
+        const seed = (prefix: string, i: number) => {
+          const gid = `${prefix}${i}`;
+          return single.saveNewTrans(trans(gid, { owner: `claim-${i}` }), sagaBranches(gid, 1));
+        };
+        await Promise.all(Array.from({ length: n }, (_, i) => Promise.all([seed("fb-", i), seed("fs-", i)])));
+        // i % 3: 0 = the holder's token, 1 = an earlier claim's token, 2 = a bare status (no fence).
+        const guard = (i: number) => (i % 3 === 0 ? { status: "submitted" as const, owner: `claim-${i}` }
+          : i % 3 === 1 ? { status: "submitted" as const, owner: `stale-${i}` } : "submitted" as const);
+        const run = (store: BatchingStore, prefix: string) => Promise.all(Array.from({ length: n }, (_, i) =>
+          store.updateTrans(`${prefix}${i}`, guard(i), { status: "succeed", updateTime: T0 + 1, finishTime: T0 + 1, ...(i % 2 === 0 ? { owner: "" } : {}) },
+            [{ branchId: "01", op: "action", status: "succeed", finishTime: T0 + 1 }])));
+        const [got, want] = await Promise.all([run(batched, "fb-"), run(single, "fs-")]);
+        expect(got).toEqual(want);
+        expect(got).toEqual(Array.from({ length: n }, (_, i) => i % 3 !== 1));
+        for (let i = 0; i < n; i++) {
+          const t = await mustFind(batched, `fb-${i}`);
+          expect(comparable(t)).toEqual(comparable(await mustFind(single, `fs-${i}`)));
+          expect([t.status, t.owner]).toEqual(i % 3 === 1 ? ["submitted", `claim-${i}`] : ["succeed", i % 2 === 0 ? "" : `claim-${i}`]);
+          expect((await batched.findBranches(`fb-${i}`)).map((b) => b.status)).toEqual(i % 3 === 1 ? ["prepared", "prepared"] : ["prepared", "succeed"]);
+        }
+        expect(batched.batchStats()?.updates.batches).toBeGreaterThan(0);
+      } finally {
+        await Promise.all([batched.close(), single.close()]);
+      }
+    });
+
     it("applies calls for one gid issued at once in call order, in separate statements", async () => {
       const store = await o.open();
       const n = 60;

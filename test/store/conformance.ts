@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe } from "vitest";
 import type { Store } from "../../server/src/store/store.ts";
 import { appendSuite } from "./suites/append.ts";
 import { cronSuite } from "./suites/cron.ts";
+import { fencingSuite } from "./suites/fencing.ts";
 import { lifecycleSuite } from "./suites/lifecycle.ts";
 import { transSuite } from "./suites/trans.ts";
 
@@ -75,6 +76,7 @@ export function describeStoreConformance(fixture: StoreFixture): void {
     transSuite(ctx);
     appendSuite(ctx);
     cronSuite(ctx);
+    fencingSuite(ctx);
     lifecycleSuite(ctx);
   });
 }

@@ -46,6 +46,7 @@ const DEFAULTS: Config = {
   retryJitter: 0.1,
   timeoutToFail: 35,
   requestTimeout: 3,
+  leaseMargin: 1,
   cronInterval: 3,
   cronBatchSize: 64,
   cronConcurrency: 32,

@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import type { TransGlobal } from "../core/types.ts";
 import type { Logger } from "../logger.ts";
 import type { Executor } from "../service/executor.ts";
 import type { Store } from "../store/store.ts";
@@ -7,23 +7,32 @@ import type { Clock } from "./clock.ts";
 export interface RecoveryLoopOptions {
   /** Idle sleep between claims when nothing was due (ms). */
   idleMs: number;
-  /** The claim lease (ms): a claimed trans is not claimed again before this passes. */
+  /** The claim lease (ms): a claimed trans is not claimed again before this passes (docs/fencing.md). */
   leaseMs: number;
+  /** Transactions claimed per store round trip, at most. */
   batchSize: number;
+  /** Passes the loop keeps running at once, at most. */
   concurrency: number;
+  /** A fresh fencing token per claim (docs/fencing.md). */
+  newToken: () => string;
 }
 
 /**
- * The cron (PROTOCOL §9.2, D10): claims due, unfinished transactions in batches with a lease and
- * runs a pass on each, at most `concurrency` at a time. After a crash this is what finishes the
- * work: every unfinished trans becomes due at its next_cron_time.
+ * The cron (PROTOCOL §9.2, D10): claims due, unfinished transactions with a lease and runs a pass
+ * on each, as a rolling pool of at most `concurrency` passes: when enough slots are free it
+ * claims `min(free slots, batchSize)` more, so one slow pass never holds up the others (it only
+ * takes its own slot). After a crash this is what finishes the work: every unfinished trans
+ * becomes due at its next_cron_time.
  */
 export class RecoveryLoop {
-  private readonly owner = randomUUID();
   private stopped = true;
   private timer: NodeJS.Timeout | undefined;
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
+  /** Passes this loop started and that have not ended. */
+  private readonly active = new Set<Promise<void>>();
+  /** The loop sleeps until a slot frees up (not for the idle time). */
+  private waitingForSlots = false;
 
   constructor(
     private readonly store: Store,
@@ -39,61 +48,109 @@ export class RecoveryLoop {
     this.loop = this.run();
   }
 
+  /** Stops claiming and waits for the passes it started. */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.wake?.();
+    this.wakeUp();
     await this.loop;
+    await Promise.allSettled([...this.active]);
   }
 
-  /** One cron round: claims batches until nothing is due; returns how many passes ran. */
+  /**
+   * One cron round (the test-control API): claims until nothing is due, through the same pool,
+   * and resolves once every pass it started has ended. Returns how many passes it ran.
+   */
   async tickOnce(): Promise<number> {
-    let total = 0;
+    const mine: Promise<void>[] = [];
     for (;;) {
-      const now = this.clock.now();
-      const batch = await this.store.claimDue(now, now + this.options.leaseMs, this.options.batchSize, this.owner);
-      if (batch.length === 0) return total;
-      total += batch.length;
-      await runLimited(batch, this.options.concurrency, async (trans) => {
-        try {
-          await this.executor.process(trans);
-        } catch (error) {
-          this.logger.error({ gid: trans.gid, err: error }, "cron pass failed; will retry after the lease");
-        }
-      });
-      if (batch.length < this.options.batchSize) return total;
+      const want = this.claimSize();
+      if (want === 0) {
+        await Promise.race(this.active);
+        continue;
+      }
+      const batch = await this.claim(want);
+      for (const trans of batch) mine.push(this.startPass(trans));
+      if (batch.length < want) break;
     }
+    await Promise.all(mine);
+    return mine.length;
+  }
+
+  /**
+   * How many to claim now: the free slots, at most a batch. The one place that decides how much
+   * work the loop may take on.
+   */
+  private claimSize(): number {
+    return Math.max(0, Math.min(this.options.concurrency - this.active.size, this.options.batchSize));
+  }
+
+  /**
+   * Free slots worth a claim: a quarter of the pool (or of a batch, if smaller), so a busy pool
+   * refills in a few claims rather than one claim per finished pass.
+   */
+  private worthClaiming(): boolean {
+    const refill = Math.max(1, Math.floor(Math.min(this.options.concurrency, this.options.batchSize) / 4));
+    return this.claimSize() >= refill || this.active.size === 0;
+  }
+
+  private claim(limit: number): Promise<TransGlobal[]> {
+    const now = this.clock.now();
+    return this.store.claimDue(now, now + this.options.leaseMs, limit, this.options.newToken());
+  }
+
+  private startPass(trans: TransGlobal): Promise<void> {
+    const pass = this.executor.process(trans).then(
+      () => undefined,
+      (error: unknown) => {
+        this.logger.error({ gid: trans.gid, err: error }, "cron pass failed; will retry after the lease");
+      },
+    );
+    this.active.add(pass);
+    void pass.finally(() => {
+      this.active.delete(pass);
+      // A pool that was full claims again once enough slots are free.
+      if (this.waitingForSlots && this.worthClaiming()) this.wakeUp();
+    });
+    return pass;
   }
 
   private async run(): Promise<void> {
     while (!this.stopped) {
-      let processed = 0;
-      try {
-        processed = await this.tickOnce();
-      } catch (error) {
-        this.logger.error({ err: error }, "cron round failed");
+      if (!this.worthClaiming()) {
+        await this.sleep(undefined);
+        continue;
       }
-      if (processed === 0 && !this.stopped) await this.idle();
+      const want = this.claimSize();
+      let batch: TransGlobal[] = [];
+      try {
+        batch = await this.claim(want);
+      } catch (error) {
+        this.logger.error({ err: error }, "cron claim failed");
+      }
+      for (const trans of batch) this.startPass(trans);
+      // A short batch: nothing more is due now; sleep (a finished pass does not wake the loop).
+      if (batch.length < want && !this.stopped) await this.sleep(this.options.idleMs);
     }
   }
 
-  private idle(): Promise<void> {
-    // A little jitter so coordinators sharing a store do not poll in lock-step.
-    const ms = this.options.idleMs * (0.75 + Math.random() * 0.25);
-    return new Promise((resolve) => {
-      this.wake = resolve;
-      this.timer = setTimeout(resolve, ms);
+  /** Sleeps until woken (a slot frees up, stop()) or, with `idleMs`, until it passes. */
+  private sleep(idleMs: number | undefined): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.waitingForSlots = idleMs === undefined;
+      this.wake = () => resolve();
+      if (idleMs !== undefined) {
+        // A little jitter so coordinators sharing a store do not poll in lock-step.
+        this.timer = setTimeout(resolve, idleMs * (0.75 + Math.random() * 0.25));
+      }
+    }).finally(() => {
+      this.waitingForSlots = false;
+      this.wake = undefined;
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = undefined;
     });
   }
-}
 
-async function runLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const item = items[next++];
-      if (item !== undefined) await work(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  private wakeUp(): void {
+    this.wake?.();
+  }
 }

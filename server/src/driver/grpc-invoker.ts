@@ -122,7 +122,7 @@ export class GrpcInvoker implements BranchInvoker {
         done({ code: status.UNAVAILABLE, details: (error as Error).message });
         return;
       }
-      unaryCall(connection, fields, frame, call.timeoutMs, done);
+      unaryCall(connection, fields, frame, call.timeoutMs, done, call.signal);
     });
   }
 
@@ -165,15 +165,22 @@ export class GrpcInvoker implements BranchInvoker {
 }
 
 /** One unary call on `connection`; `done` gets the call's status exactly once. */
-function unaryCall(connection: H2Connection, fields: HeaderField[], frame: Buffer, timeoutMs: number, done: (result: GrpcStatus) => void): void {
+function unaryCall(
+  connection: H2Connection, fields: HeaderField[], frame: Buffer, timeoutMs: number, done: (result: GrpcStatus) => void, signal?: AbortSignal,
+): void {
   const started = performance.now();
   let finished = false;
   let httpStatus: number | undefined;
   let sawHeaders = false;
+  const cutOff = (): void => {
+    finish(status.CANCELLED, `Cancelled: ${String((signal?.reason as Error | undefined)?.message ?? "the pass ended")}`);
+    stream.cancel();
+  };
   const finish = (code: number, details: string): void => {
     if (finished) return;
     finished = true;
     clearTimeout(timer);
+    signal?.removeEventListener("abort", cutOff);
     done({ code, details });
   };
   const stream = connection.request(fields, frame, {
@@ -200,6 +207,8 @@ function unaryCall(connection: H2Connection, fields: HeaderField[], frame: Buffe
     // A connection silent for the whole deadline is dropped, so the next call connects afresh.
     if (!connection.heardSince(started)) connection.destroy(`no answer from the server for ${timeoutMs} ms`);
   }, Math.min(Math.max(timeoutMs, 0), MAX_TIMER_MS));
+  if (signal?.aborted) cutOff();
+  else signal?.addEventListener("abort", cutOff, { once: true });
 }
 
 /** Field name → first value. */

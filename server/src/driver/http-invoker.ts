@@ -34,6 +34,10 @@ export class HttpInvoker implements BranchInvoker {
     // and build an exception for every call); the undici timeouts alone do not bound connecting.
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(new Error(`no answer within ${call.timeoutMs} ms`)), call.timeoutMs);
+    const { signal } = call;
+    const cutOff = (): void => abort.abort(signal?.reason);
+    if (signal?.aborted) cutOff();
+    else signal?.addEventListener("abort", cutOff, { once: true });
     try {
       const res = await request(target, {
         method,
@@ -50,6 +54,7 @@ export class HttpInvoker implements BranchInvoker {
       return { kind: "error", message: `${method} ${call.url}: ${describe(error)}` };
     } finally {
       clearTimeout(timer);
+      signal?.removeEventListener("abort", cutOff);
     }
   }
 

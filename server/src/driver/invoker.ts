@@ -11,6 +11,11 @@ export interface BranchCall {
   body: Uint8Array;
   headers: Readonly<Record<string, string>>;
   timeoutMs: number;
+  /**
+   * Aborted when the pass that makes the call has lost its claim or ended (docs/fencing.md): the
+   * call is cut off and answers an `error` outcome.
+   */
+  signal?: AbortSignal;
 }
 
 /** Calls a participant and classifies its answer. Never throws: faults become `error` outcomes. */

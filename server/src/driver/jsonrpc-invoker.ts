@@ -37,7 +37,7 @@ export class JsonRpcInvoker implements BranchInvoker {
         body: JSON.stringify({ id: newGid(), jsonrpc: "2.0", method, params }),
         headersTimeout: call.timeoutMs,
         bodyTimeout: call.timeoutMs,
-        signal: AbortSignal.timeout(call.timeoutMs),
+        signal: call.signal ? AbortSignal.any([AbortSignal.timeout(call.timeoutMs), call.signal]) : AbortSignal.timeout(call.timeoutMs),
       });
       const text = await res.body.text();
       const answer = parseObject(text);

@@ -9,6 +9,8 @@ import type { BranchInvoker } from "../driver/invoker.ts";
 import type { Logger } from "../logger.ts";
 import { urlForLog } from "../logger.ts";
 import type { BranchUpdate, Store, TransPatch } from "../store/store.ts";
+import { Claim } from "./claim.ts";
+import type { LeaseConfig } from "./claim.ts";
 import type { CrashPoints } from "./crash-points.ts";
 
 export interface ExecutorDeps {
@@ -20,6 +22,8 @@ export interface ExecutorDeps {
   logger: Logger;
   crash: CrashPoints;
   random: () => number;
+  /** How long leases are and the slack they keep beyond a call's deadline (docs/fencing.md). */
+  lease: LeaseConfig;
   /** Told when a trans backs off again after errors (drives the alert webhook). */
   onBackoff?: (event: BackoffEvent) => void;
   /** Told when a pass ends (drives the metrics); a pass that threw is not reported. */
@@ -42,8 +46,17 @@ export interface PassResult {
   lastError?: string;
   /** True if the last outcome seen was ONGOING. */
   ongoing: boolean;
-  /** True if another writer changed the trans's status under us; its state is then unknown. */
+  /**
+   * True if the pass lost its claim (another claim took the trans, or another writer changed its
+   * status): it stopped at once and its state is then unknown.
+   */
   lostRace: boolean;
+}
+
+interface RunningPass {
+  /** The fencing token of the claim this pass runs under. */
+  token: string;
+  pass: Promise<PassResult>;
 }
 
 /** A safety net against a processor bug that would spin forever; real passes take a few steps per branch. */
@@ -52,53 +65,124 @@ const MAX_STEPS_PER_BRANCH = 64;
 /**
  * Runs passes: asks the trans's processor what to do, does it (branch calls, store writes), and
  * folds the results back in, until the processor says stop or done. The only place where the
- * pure planner meets I/O. One pass per gid at a time in this process: a second request for a
- * gid whose pass is running joins that pass.
+ * pure planner meets I/O.
+ *
+ * Every pass runs under a claim (docs/fencing.md): the trans it is given carries the claim's
+ * fencing token in `owner` and its lease in `nextCronTime`. Every write is a CAS on the status and
+ * that token; before each call the lease must cover the call's deadline plus a margin (renewed
+ * first if not), and a background timer renews the leases of long passes. A pass whose write or
+ * renewal is refused has lost its claim: it starts no further call, cuts off those in flight and
+ * ends. One pass per gid at a time in this process: a second request with the same claim joins
+ * the running pass; a new claim of a gid still running here (the old pass outlived its lease in a
+ * pause) runs once the old, doomed pass has ended.
  */
 export class Executor {
-  private readonly running = new Map<string, Promise<PassResult>>();
+  private readonly running = new Map<string, RunningPass>();
+  private readonly claims = new Set<Claim>();
+  private renewTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: ExecutorDeps) {}
 
   process(trans: TransGlobal, branches?: Branch[]): Promise<PassResult> {
     const existing = this.running.get(trans.gid);
-    if (existing) return existing;
-    const { onPassEnd } = this.deps;
-    const run = this.runPass(trans, branches);
-    const reported = onPassEnd
-      ? run.then((result) => {
-          onPassEnd(trans, result);
-          return result;
-        })
-      : run;
-    const pass = reported.finally(() => this.running.delete(trans.gid));
-    this.running.set(trans.gid, pass);
-    return pass;
+    if (existing && existing.token === trans.owner) return existing.pass;
+    const run = existing
+      ? existing.pass.then(noop, noop).then(() => this.runReported(trans, branches))
+      : this.runReported(trans, branches);
+    const entry: RunningPass = {
+      token: trans.owner,
+      pass: run.finally(() => {
+        if (this.running.get(trans.gid) === entry) this.running.delete(trans.gid);
+      }),
+    };
+    this.running.set(trans.gid, entry);
+    return entry.pass;
+  }
+
+  /** The pass running in this process for `gid`, if any (a request that may not claim joins it). */
+  runningPass(gid: string): Promise<PassResult> | undefined {
+    return this.running.get(gid)?.pass;
   }
 
   /** Resolves once every pass that is running now has ended (used for graceful shutdown). */
   async drain(): Promise<void> {
-    await Promise.allSettled([...this.running.values()]);
+    await Promise.allSettled([...this.running.values()].map((r) => r.pass));
   }
 
   get inFlight(): number {
     return this.running.size;
   }
 
-  private async runPass(trans: TransGlobal, knownBranches?: Branch[]): Promise<PassResult> {
+  private runReported(trans: TransGlobal, branches?: Branch[]): Promise<PassResult> {
+    const { onPassEnd } = this.deps;
+    const run = this.runClaimed(trans, branches);
+    if (!onPassEnd) return run;
+    return run.then((result) => {
+      onPassEnd(trans, result);
+      return result;
+    });
+  }
+
+  private async runClaimed(trans: TransGlobal, branches?: Branch[]): Promise<PassResult> {
+    if (trans.owner === "") throw new Error(`a pass on ${trans.gid} needs a claim (a fencing token in owner)`);
+    const { store, clock, lease } = this.deps;
+    const claim = new Claim(trans.gid, trans.owner, trans.nextCronTime, store, clock, lease);
+    const calls = new CallTracker();
+    this.track(claim);
+    try {
+      const result = await this.runPass(trans, claim, calls, branches);
+      if (result.lostRace) {
+        this.deps.logger.warn({ gid: trans.gid, owner: claim.token, status: result.trans.status }, "lost the claim on the transaction; pass stopped");
+      }
+      return result;
+    } finally {
+      // Calls still in flight (a lost claim, a throw) are cut off, and the pass ends only once
+      // they have: a later pass on this gid never overlaps them.
+      claim.end();
+      await calls.settled();
+      this.untrack(claim);
+    }
+  }
+
+  /** Background renewal of every running pass's lease (docs/fencing.md), every leaseMs/3. */
+  private track(claim: Claim): void {
+    this.claims.add(claim);
+    if (this.renewTimer) return;
+    this.renewTimer = setInterval(() => {
+      for (const c of this.claims) {
+        c.refresh().catch((error: unknown) => {
+          this.deps.logger.warn({ gid: c.gid, err: error }, "lease renewal failed; retrying at the next tick");
+        });
+      }
+    }, Math.max(1, this.deps.lease.leaseMs / 3));
+    // Renewals never keep the process alive on their own.
+    this.renewTimer.unref();
+  }
+
+  private untrack(claim: Claim): void {
+    this.claims.delete(claim);
+    if (this.claims.size === 0 && this.renewTimer) {
+      clearInterval(this.renewTimer);
+      this.renewTimer = undefined;
+    }
+  }
+
+  private async runPass(trans: TransGlobal, claim: Claim, calls: CallTracker, knownBranches?: Branch[]): Promise<PassResult> {
     const { store, processors, clock } = this.deps;
     const processor = processors[trans.transType];
     const current: TransGlobal = { ...trans };
     if (!processor || isFinal(trans.status)) return { trans: current, ongoing: false, lostRace: false };
     const branches = knownBranches ?? (await store.findBranches(trans.gid));
     const pass = newPass(trans, branches);
-    const calls = new CallTracker();
     let lastError: string | undefined;
     let lastErrorUrl = "";
     let ongoing = false;
     const maxSteps = MAX_STEPS_PER_BRANCH * (branches.length + 4);
 
+    const timeoutMs = requestTimeout(trans, this.deps.timing);
+
     for (let step = 0; step < maxSteps; step++) {
+      if (claim.isLost) return { trans: current, lastError, ongoing, lostRace: true };
       const now = clock.now();
       const decision: Decision = processor.decide(pass, now);
       switch (decision.kind) {
@@ -106,11 +190,15 @@ export class Executor {
           if (decision.indexes.length === 0) throw new Error(`processor for ${trans.transType} asked to invoke nothing`);
           // A branch may be chosen because an earlier one succeeded; that success must be durable
           // before the call goes out, or a crash would leave a started branch whose prerequisite
-          // looks unfinished, and recovery would not know to compensate it.
-          if (pass.dirty.size > 0 && !(await this.write(pass, current, { updateTime: now }, now))) {
-            return { trans: current, lastError, ongoing, lostRace: true };
+          // looks unfinished, and recovery would not know to compensate it. The same write
+          // renews the lease if it would not cover the calls.
+          if (pass.dirty.size > 0) {
+            const patch: TransPatch = { updateTime: now };
+            if (!claim.covers(timeoutMs)) patch.nextCronTime = claim.keep(now + timeoutMs + this.deps.lease.marginMs + this.deps.lease.leaseMs / 2);
+            if (!(await this.write(pass, current, claim, patch, now))) return { trans: current, lastError, ongoing, lostRace: true };
           }
-          for (const index of decision.indexes) this.startCall(pass, processor, branches, index, current, calls, decision.retry === true);
+          if (!(await this.leaseCovers(claim, timeoutMs))) return { trans: current, lastError, ongoing, lostRace: true };
+          for (const index of decision.indexes) this.startCall(pass, processor, branches, index, current, calls, decision.retry === true, timeoutMs, claim.signal);
           break;
         case "await": {
           if (pass.inFlight.size === 0) throw new Error(`processor for ${trans.transType} awaits with nothing in flight`);
@@ -126,7 +214,8 @@ export class Executor {
           break;
         }
         case "checkBack": {
-          const outcome = await this.checkBack(current, decision.op, decision.body);
+          if (!(await this.leaseCovers(claim, timeoutMs))) return { trans: current, lastError, ongoing, lostRace: true };
+          const outcome = await this.checkBack(current, decision.op, decision.body, timeoutMs, claim.signal);
           pass.checkBack = outcome;
           if (outcome.kind === "error" || outcome.kind === "failure") {
             lastError = outcome.message;
@@ -138,18 +227,19 @@ export class Executor {
           break;
         }
         case "transition": {
-          const won = await this.transition(pass, current, decision.to, decision.reason, now);
+          const won = await this.transition(pass, current, claim, decision.to, decision.reason, now);
           if (!won) return { trans: current, lastError, ongoing, lostRace: true };
           if (isFinal(decision.to)) return { trans: current, lastError, ongoing, lostRace: false };
           break;
         }
         case "stop": {
-          const won = await this.scheduleRetry(pass, current, decision.retry, now, decision.at);
+          const won = await this.scheduleRetry(pass, current, claim, decision.retry, now, decision.at);
           if (won && decision.retry === "backoff") this.reportBackoff(current, lastErrorUrl, lastError ?? "");
           return { trans: current, lastError, ongoing, lostRace: !won };
         }
         case "done": {
-          const won = pass.dirty.size === 0 || (await this.write(pass, current, { updateTime: now }, now));
+          // Nothing to write: the claim is left to lapse with its lease (no extra store trip).
+          const won = pass.dirty.size === 0 || (await this.write(pass, current, claim, { updateTime: now, ...this.release(pass) }, now));
           return { trans: current, lastError, ongoing, lostRace: !won };
         }
       }
@@ -157,7 +247,25 @@ export class Executor {
     throw new Error(`pass for ${trans.gid} did not settle after ${maxSteps} steps`);
   }
 
-  private startCall(pass: Pass, processor: Processor, branches: Branch[], index: number, trans: TransGlobal, calls: CallTracker, isRetry: boolean): void {
+  /**
+   * The lease rule (docs/fencing.md): a call of `timeoutMs` may start only if the lease runs
+   * until its deadline plus the margin. Checked locally; renewed in the store only when short.
+   */
+  private async leaseCovers(claim: Claim, timeoutMs: number): Promise<boolean> {
+    if (claim.isLost) return false;
+    return claim.covers(timeoutMs) || (await claim.extendFor(timeoutMs));
+  }
+
+  /** The patch that gives the claim up at the end of a pass: nobody holds the trans until its next claim. */
+  private release(pass: Pass): Pick<TransPatch, "owner"> {
+    // Calls still in flight keep the claim (and its lease) until they are over.
+    return pass.inFlight.size === 0 ? { owner: "" } : {};
+  }
+
+  private startCall(
+    pass: Pass, processor: Processor, branches: Branch[], index: number, trans: TransGlobal, calls: CallTracker, isRetry: boolean,
+    timeoutMs: number, signal: AbortSignal,
+  ): void {
     const branch = branches[index];
     if (!branch) throw new Error(`processor chose branch index ${index} of ${branches.length}`);
     markInvoked(pass, index, isRetry);
@@ -177,12 +285,13 @@ export class Executor {
         url: branch.url,
         body: branch.binData,
         headers: trans.options.branchHeaders,
-        timeoutMs: requestTimeout(trans, this.deps.timing),
+        timeoutMs,
+        signal,
       }),
     );
   }
 
-  private checkBack(trans: TransGlobal, op: string, body: Uint8Array): Promise<Outcome> {
+  private checkBack(trans: TransGlobal, op: string, body: Uint8Array, timeoutMs: number, signal: AbortSignal): Promise<Outcome> {
     if (trans.queryPrepared === "") return Promise.resolve({ kind: "success" });
     return this.deps.invoker.invoke({
       gid: trans.gid,
@@ -193,7 +302,8 @@ export class Executor {
       url: trans.queryPrepared,
       body,
       headers: trans.options.branchHeaders,
-      timeoutMs: requestTimeout(trans, this.deps.timing),
+      timeoutMs,
+      signal,
     });
   }
 
@@ -223,17 +333,20 @@ export class Executor {
     }
   }
 
-  private async transition(pass: Pass, current: TransGlobal, to: GlobalStatus, reason: string | undefined, now: number): Promise<boolean> {
+  private async transition(pass: Pass, current: TransGlobal, claim: Claim, to: GlobalStatus, reason: string | undefined, now: number): Promise<boolean> {
     const patch: TransPatch = { status: to, updateTime: now };
     if (to === "succeed") patch.finishTime = now;
     if (to === "failed") patch.rollbackTime = now;
     if (reason !== undefined) patch.rollbackReason = reason;
     if (!isFinal(to)) {
-      // Keeps a recovery lease: if this process dies mid-pass, the cron resumes after one interval.
-      patch.nextCronTime = now + baseInterval(current, this.deps.timing);
+      // Keeps a recovery lease: if this process dies mid-pass, the cron resumes after one interval
+      // (and never before the calls still in flight have passed their deadline).
+      patch.nextCronTime = claim.keep(now + baseInterval(current, this.deps.timing));
+    } else {
+      Object.assign(patch, this.release(pass));
     }
     this.deps.crash.reach("beforeStatusWrite", current.gid);
-    const won = await this.write(pass, current, patch, now);
+    const won = await this.write(pass, current, claim, patch, now);
     if (won) {
       pass.trans.status = to;
       if (reason !== undefined) pass.trans.rollbackReason = reason;
@@ -241,30 +354,37 @@ export class Executor {
     return won;
   }
 
-  private async scheduleRetry(pass: Pass, current: TransGlobal, kind: "reset" | "keep" | "backoff", now: number, at?: number): Promise<boolean> {
+  private async scheduleRetry(pass: Pass, current: TransGlobal, claim: Claim, kind: "reset" | "keep" | "backoff", now: number, at?: number): Promise<boolean> {
     const { timing, random } = this.deps;
     const interval = nextInterval(current.nextCronInterval, kind, baseInterval(current, timing), timing);
-    const nextCronTime = at ?? retryAt(now, interval, timing, random());
-    return this.write(pass, current, { updateTime: now, nextCronInterval: interval, nextCronTime }, now);
+    const release = this.release(pass);
+    const retry = at ?? retryAt(now, interval, timing, random());
+    const nextCronTime = release.owner === undefined ? claim.keep(retry) : retry;
+    return this.write(pass, current, claim, { updateTime: now, nextCronInterval: interval, nextCronTime, ...release }, now);
   }
 
-  /** One atomic CAS write of the trans patch and every branch status changed since the last write. */
-  private async write(pass: Pass, current: TransGlobal, patch: TransPatch, now: number): Promise<boolean> {
+  /**
+   * One atomic write of the trans patch and every branch status changed since the last write: a
+   * CAS on the status and the claim's fencing token (docs/fencing.md).
+   */
+  private async write(pass: Pass, current: TransGlobal, claim: Claim, patch: TransPatch, now: number): Promise<boolean> {
     const updates: BranchUpdate[] = [];
     for (const [index, status] of pass.dirty) {
       const b = pass.branches[index];
       if (b) updates.push({ branchId: b.branchId, op: b.op, status, finishTime: now });
     }
-    const won = await this.deps.store.updateTrans(current.gid, pass.trans.status, patch, updates);
-    if (!won) {
-      this.deps.logger.info({ gid: current.gid, expected: pass.trans.status }, "status changed by another writer; pass abandoned");
-      return false;
-    }
+    const expected = { status: pass.trans.status, owner: claim.token };
+    // A write that gives the claim up no longer moves this pass's lease.
+    const leaseAfter = patch.owner === undefined ? patch.nextCronTime : undefined;
+    const won = await claim.write(() => this.deps.store.updateTrans(current.gid, expected, patch, updates), leaseAfter);
+    if (!won) return false;
     pass.dirty.clear();
     Object.assign(current, definedFields(patch));
     return true;
   }
 }
+
+function noop(): void {}
 
 function definedFields(patch: TransPatch): Partial<TransGlobal> {
   const out: Partial<TransGlobal> = {};
@@ -276,16 +396,24 @@ function definedFields(patch: TransPatch): Partial<TransGlobal> {
 class CallTracker {
   private ready: { index: number; outcome: Outcome }[] = [];
   private waiter: (() => void) | undefined;
+  private readonly pending = new Set<Promise<void>>();
 
   add(index: number, call: Promise<Outcome>): void {
-    call
+    const settled = call
       .catch((error: unknown): Outcome => ({ kind: "error", message: error instanceof Error ? error.message : String(error) }))
       .then((outcome) => {
+        this.pending.delete(settled);
         this.ready.push({ index, outcome });
         const wake = this.waiter;
         this.waiter = undefined;
         wake?.();
       });
+    this.pending.add(settled);
+  }
+
+  /** Resolves once every call added has answered (or been cut off). */
+  async settled(): Promise<void> {
+    if (this.pending.size > 0) await Promise.all([...this.pending]);
   }
 
   async next(): Promise<{ index: number; outcome: Outcome }[]> {

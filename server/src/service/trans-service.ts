@@ -23,6 +23,8 @@ import { newGid } from "./gid.ts";
 export interface TransServiceDeps {
   store: Store;
   executor: Executor;
+  /** A fresh fencing token for each claim a request takes (docs/fencing.md). */
+  newToken: () => string;
   clock: Clock;
   timing: TimingConfig;
   limits: RequestLimits;
@@ -60,7 +62,9 @@ export class TransService {
     const branches = await this.branchesFor(req, now);
     const fresh = this.newTrans(req, "submitted", now);
     const delay = req.transType === "msg" ? msgDelay(req.customData) : 0;
+    // A pass that runs now owns the row from its creation: the first lease is next_cron_time.
     if (delay > 0) fresh.nextCronTime = now + delay;
+    else fresh.owner = this.deps.newToken();
     const created = await this.deps.store.saveNewTrans(fresh, branches);
     if (created === "created") {
       // The cron delivers a delayed msg once the delay has passed; until then it is unfinished.
@@ -69,10 +73,10 @@ export class TransService {
       await this.processAfterRequest({ ...fresh, id: 0 }, req.options.waitResult, known);
       return;
     }
-    const trans = await this.resubmit(req, delay);
+    const { trans, claimed } = await this.resubmit(req, delay);
     const waitResult = req.options.waitResult || trans.options.waitResult;
     if (delay > 0 && trans.nextCronTime > now) return this.reportDelayed(trans, waitResult);
-    await this.processAfterRequest(trans, waitResult);
+    await this.processAfterRequest(trans, waitResult, undefined, "submit", claimed);
   }
 
   /** A delayed msg is stored, not delivered: a wait_result submit can only say it is unfinished (D11). */
@@ -107,16 +111,23 @@ export class TransService {
       const cannot = failure(`trans type: '${stored.transType}' current status '${stored.status}', cannot abort.`);
       if (stored.transType === "msg") {
         if (stored.status !== "prepared") throw cannot;
-        const patch = { status: "failed" as const, updateTime: now, rollbackTime: now, ...(reason ? { rollbackReason: reason } : {}) };
-        if (await this.deps.store.updateTrans(gid, "prepared", patch, [])) return;
+        const patch = { status: "failed" as const, updateTime: now, rollbackTime: now, owner: "", ...(reason ? { rollbackReason: reason } : {}) };
+        if (await this.deps.store.updateTrans(gid, { status: "prepared", owner: stored.owner }, patch, [])) return;
         continue;
       }
       const rollsBack = (t: string): boolean => t === "tcc" || t === "xa";
       if (!rollsBack(requestType) || !rollsBack(stored.transType) || (stored.status !== "prepared" && stored.status !== "aborting")) throw cannot;
-      const patch = { status: "aborting" as const, updateTime: now, ...(reason ? { rollbackReason: reason } : {}) };
-      if (await this.deps.store.updateTrans(gid, stored.status, patch, [])) {
-        const aborting: TransGlobal = { ...stored, status: "aborting", updateTime: now, rollbackReason: reason || stored.rollbackReason };
-        await this.processAfterRequest(aborting, waitResult || stored.options.waitResult, undefined, "abort");
+      const rollbackReason = reason ? { rollbackReason: reason } : {};
+      const waits = waitResult || stored.options.waitResult;
+      if (stored.status === "aborting" && this.isHeld(stored, now)) {
+        // Already rolling back under another claim: that pass finishes the job.
+        await this.processAfterRequest(stored, waits, undefined, "abort", false);
+        return;
+      }
+      const claim = this.newClaim(stored, now);
+      if (await this.deps.store.updateTrans(gid, { status: stored.status, owner: stored.owner }, { status: "aborting", updateTime: now, ...claim, ...rollbackReason }, [])) {
+        const aborting: TransGlobal = { ...stored, status: "aborting", updateTime: now, ...claim, rollbackReason: reason || stored.rollbackReason };
+        await this.processAfterRequest(aborting, waits, undefined, "abort");
         return;
       }
     }
@@ -140,20 +151,39 @@ export class TransService {
     return generateBranches(req, now);
   }
 
-  /** A submit for a gid that exists: prepared -> submitted; submitted continues from the stored branches (D2). */
-  private async resubmit(req: TransRequest, delay: number): Promise<TransGlobal> {
+  /**
+   * A submit for a gid that exists: prepared -> submitted; submitted continues from the stored
+   * branches (D2). Either takes the claim with a status CAS (docs/fencing.md), unless a running
+   * pass holds it (`claimed` false: that pass drives the trans) or a msg delay defers the work
+   * to the cron.
+   */
+  private async resubmit(req: TransRequest, delay: number): Promise<{ trans: TransGlobal; claimed: boolean }> {
     for (let attempt = 0; attempt < 3; attempt++) {
       const stored = await this.deps.store.findTrans(req.gid);
       if (!stored) break;
-      if (stored.status === "submitted") return stored;
-      if (stored.status !== "prepared") throw failure(`current status '${stored.status}', cannot sumbmit.`);
       const now = this.deps.clock.now();
-      const nextCronTime = delay > 0 ? now + delay : stored.nextCronTime;
-      if (await this.deps.store.updateTrans(req.gid, "prepared", { status: "submitted", updateTime: now, nextCronTime }, [])) {
-        return { ...stored, status: "submitted", updateTime: now, nextCronTime };
+      if (stored.status === "submitted") {
+        if ((delay > 0 && stored.nextCronTime > now) || this.isHeld(stored, now)) return { trans: stored, claimed: false };
+      } else if (stored.status !== "prepared") {
+        throw failure(`current status '${stored.status}', cannot sumbmit.`);
+      }
+      // A prepared msg with a delay is left to the cron; everything else runs now, under a new claim.
+      const claim = stored.status === "prepared" && delay > 0 ? { owner: "", nextCronTime: now + delay } : this.newClaim(stored, now);
+      if (await this.deps.store.updateTrans(req.gid, { status: stored.status, owner: stored.owner }, { status: "submitted", updateTime: now, ...claim }, [])) {
+        return { trans: { ...stored, status: "submitted", updateTime: now, ...claim }, claimed: claim.owner !== "" };
       }
     }
     throw new CoordinatorError("INTERNAL", `gid ${req.gid} changed concurrently while being submitted; retry the request`);
+  }
+
+  /** Whether a pass (here or on another coordinator) holds the trans: an owner whose lease still runs. */
+  private isHeld(trans: TransGlobal, now: number): boolean {
+    return trans.owner !== "" && trans.nextCronTime > now;
+  }
+
+  /** A new claim for a request's pass: a fresh fencing token and a first lease of one retry interval. */
+  private newClaim(trans: TransGlobal, now: number): { owner: string; nextCronTime: number } {
+    return { owner: this.deps.newToken(), nextCronTime: now + baseInterval(trans, this.deps.timing) };
   }
 
   /**
@@ -161,15 +191,17 @@ export class TransService {
    * trans (docs/deviations.md, D11; the rule is {@link waitVerdict}): 200 once it ended as asked,
    * 409 FAILURE once it ended the other way, 425 ONGOING while it is unfinished.
    */
-  private async processAfterRequest(trans: TransGlobal, waitResult: boolean, branches?: Branch[], request: WaitRequest = "submit"): Promise<void> {
+  private async processAfterRequest(trans: TransGlobal, waitResult: boolean, branches?: Branch[], request: WaitRequest = "submit", claimed = true): Promise<void> {
+    // Without the claim, a pass running here is joined; one running elsewhere is left alone.
+    const pass = claimed ? this.deps.executor.process(trans, branches) : this.deps.executor.runningPass(trans.gid);
     if (!waitResult) {
-      this.deps.executor.process(trans, branches).catch((error: unknown) => {
+      pass?.catch((error: unknown) => {
         this.deps.logger.error({ gid: trans.gid, err: error }, "processing after request failed; the cron will retry");
       });
       return;
     }
-    const result: PassResult = await this.deps.executor.process(trans, branches);
-    // A pass that lost a race knows only the status it expected; the store knows the real one.
+    const result: PassResult = pass ? await pass : { trans, ongoing: false, lostRace: true };
+    // A pass that lost a race (or ran elsewhere) knows only the status it expected; the store knows the real one.
     const settled = result.lostRace ? ((await this.deps.store.findTrans(trans.gid)) ?? result.trans) : result.trans;
     this.reportWaited(settled, request, result.lastError);
   }
@@ -192,7 +224,9 @@ export class TransService {
       const stored = await this.mustFind(gid);
       if (isFinal(stored.status)) throw failure(`global transaction force stop error. status: ${stored.status}. error:`);
       const now = this.deps.clock.now();
-      const won = await this.deps.store.updateTrans(gid, stored.status, { status: "failed", updateTime: now, rollbackTime: now, rollbackReason: stored.rollbackReason || "force stopped" }, []);
+      // A CAS on the owner read too: it wins against a running pass, whose next write is then refused.
+      const won = await this.deps.store.updateTrans(gid, { status: stored.status, owner: stored.owner },
+        { status: "failed", updateTime: now, rollbackTime: now, rollbackReason: stored.rollbackReason || "force stopped", owner: "" }, []);
       if (won) return;
     }
     throw new CoordinatorError("INTERNAL", `gid ${gid} kept changing while being force-stopped; retry the request`);

@@ -7,6 +7,13 @@ import type { Branch, BranchStatus, GlobalStatus, TransGlobal, TransType } from 
  *
  * Every status change is a compare-and-set on the stored status: a write that lost the race
  * returns `false` and changes nothing.
+ *
+ * Fencing (docs/fencing.md): `owner` holds the fencing token of the claim that drives the trans.
+ * Every claim writes a fresh token (claimDue, a created trans whose pass runs at once, the
+ * status CAS of resubmit/abort/forceStop through `TransPatch.owner`); every write of a pass is a
+ * CAS on the status AND that token ({@link Fence}), and `next_cron_time` is the claim's lease,
+ * extended with {@link Store.renewLease}. A pass whose write or renewal is refused has lost its
+ * claim and stops.
  */
 export interface Store {
   /** Creates or upgrades the schema. Safe to call from many coordinators at once. */
@@ -29,18 +36,26 @@ export interface Store {
   appendBranches(gid: string, expectedStatus: GlobalStatus, branches: readonly NewBranch[], now: number): Promise<AppendResult>;
 
   /**
-   * The one write the engine uses while processing: CAS the trans from `expectedStatus`, patch
-   * its fields, and set branch statuses, all atomically. Returns false (writing nothing) when
-   * the stored status is no longer `expectedStatus`.
+   * The one write the engine uses while processing: CAS the trans on `expected` (its status, and
+   * for a {@link Fence} also its `owner`), patch its fields, and set branch statuses, all
+   * atomically. Returns false (writing nothing) when the stored row no longer matches.
    */
-  updateTrans(gid: string, expectedStatus: GlobalStatus, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean>;
+  updateTrans(gid: string, expected: TransGuard, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean>;
 
   /**
    * Claims up to `limit` unfinished transactions whose next_cron_time <= now, pushing their
-   * next_cron_time to `leaseUntil` (the lease) and setting `owner`. A row claimed by another
-   * coordinator in the meantime is skipped.
+   * next_cron_time to `leaseUntil` (the lease) and setting `owner` to `token`. A row claimed by
+   * another coordinator in the meantime is skipped. Callers pass a fresh token per call (every
+   * claim of a gid gets a token no earlier claim of it had).
    */
-  claimDue(now: number, leaseUntil: number, limit: number, owner: string): Promise<TransGlobal[]>;
+  claimDue(now: number, leaseUntil: number, limit: number, token: string): Promise<TransGlobal[]>;
+
+  /**
+   * Extends a held claim: sets next_cron_time to `leaseUntil` if `owner` still holds the token
+   * `token` and the status is unfinished. False (writing nothing) once another claim took the
+   * trans or it finished: the caller has lost it.
+   */
+  renewLease(gid: string, token: string, leaseUntil: number): Promise<boolean>;
 
   /** resetCronTime: pulls forward unfinished transactions scheduled after `after`. */
   resetCronTime(after: number, now: number, limit: number): Promise<{ count: number; hasRemaining: boolean }>;
@@ -70,6 +85,23 @@ export interface KvEntry {
 export type NewTrans = Omit<TransGlobal, "id">;
 export type NewBranch = Omit<Branch, "id">;
 
+/**
+ * What updateTrans expects to find. A bare status is for writes made outside a pass (a workflow's
+ * final submit); a {@link Fence} for every write of a pass and for claims by status CAS.
+ */
+export type TransGuard = GlobalStatus | Fence;
+
+/** The status and the fencing token in `owner` a write expects (docs/fencing.md). */
+export interface Fence {
+  status: GlobalStatus;
+  owner: string;
+}
+
+/** A guard's expected status, and its expected owner (undefined: not checked). */
+export function guardParts(guard: TransGuard): { status: GlobalStatus; owner: string | undefined } {
+  return typeof guard === "string" ? { status: guard, owner: undefined } : guard;
+}
+
 export type AppendResult = "saved" | "status_mismatch" | "not_found" | "conflict";
 
 export interface TransPatch {
@@ -81,6 +113,8 @@ export interface TransPatch {
   result?: string;
   nextCronTime?: number;
   nextCronInterval?: number;
+  /** A new fencing token (a claim by status CAS) or "" (the pass is over and releases its claim). */
+  owner?: string;
 }
 
 export interface BranchUpdate {

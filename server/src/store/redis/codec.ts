@@ -31,6 +31,7 @@ export function patchFields(p: TransPatch): Arg[] {
     ["result", p.result],
     ["next_cron_time", p.nextCronTime],
     ["next_cron_interval", p.nextCronInterval],
+    ["owner", p.owner],
   ];
   return columns.flatMap(([column, value]) => (value === undefined ? [] : [column, value]));
 }

@@ -3,8 +3,9 @@ import type { Branch, GlobalStatus, TransGlobal } from "../../core/types.ts";
 import type { TransRow } from "../rows.ts";
 import { branchFromRow, kvFromRow, transFromRow } from "../rows.ts";
 import type {
-  AppendResult, BranchUpdate, KvEntry, NewBranch, NewTrans, ScanPage, ScanQuery, Store, TransPatch,
+  AppendResult, BranchUpdate, KvEntry, NewBranch, NewTrans, ScanPage, ScanQuery, Store, TransGuard, TransPatch,
 } from "../store.ts";
+import { guardParts } from "../store.ts";
 import {
   branchArgs, branchRowsFromHash, branchUpdateArgs, kvRowFromHash, pairsToRecord, patchFields, transFields, transRowFromHash,
 } from "./codec.ts";
@@ -144,20 +145,26 @@ export class RedisStore implements Store {
     throw new Error(`appendBranches: unexpected script reply ${String(r)}`);
   }
 
-  async updateTrans(gid: string, expectedStatus: GlobalStatus, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean> {
+  async updateTrans(gid: string, expected: TransGuard, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean> {
     const k = this.keys;
+    const guard = guardParts(expected);
     const fields = patchFields(patch);
     const r = await this.write(
       "dtxUpdateTrans",
       k.trans(gid), k.branches(gid), k.due,
-      gid, expectedStatus, this.ttl, fields.length, ...fields, ...branches.flatMap((u) => branchUpdateArgs(u, patch.updateTime)),
+      gid, guard.status, this.ttl, guard.owner === undefined ? "0" : "1", guard.owner ?? "",
+      fields.length, ...fields, ...branches.flatMap((u) => branchUpdateArgs(u, patch.updateTime)),
     );
     return r === 1;
   }
 
-  async claimDue(now: number, leaseUntil: number, limit: number, owner: string): Promise<TransGlobal[]> {
-    const r = await this.write("dtxClaimDue", this.keys.due, this.keys.trans(""), now, leaseUntil, limit, owner);
+  async claimDue(now: number, leaseUntil: number, limit: number, token: string): Promise<TransGlobal[]> {
+    const r = await this.write("dtxClaimDue", this.keys.due, this.keys.trans(""), now, leaseUntil, limit, token);
     return stringLists(r).map((flat) => transFromRow(transRowFromHash(pairsToRecord(flat))));
+  }
+
+  async renewLease(gid: string, token: string, leaseUntil: number): Promise<boolean> {
+    return (await this.write("dtxRenewLease", this.keys.trans(gid), this.keys.due, gid, token, leaseUntil)) === 1;
   }
 
   async resetCronTime(after: number, now: number, limit: number): Promise<{ count: number; hasRemaining: boolean }> {

@@ -99,15 +99,18 @@ return 'saved'
 `;
 
 /**
- * KEYS: g, b, due. ARGV: gid, expected status, ttl, field count f, f patch fields/values, then
- * branch updates in groups of 4 (slot, status, finish_time, update_time). Returns 1 if the CAS won.
+ * KEYS: g, b, due. ARGV: gid, expected status, ttl, check owner ('1' or '0'), expected owner,
+ * field count f, f patch fields/values, then branch updates in groups of 4 (slot, status,
+ * finish_time, update_time). Returns 1 if the CAS (status, and the fencing token in `owner` when
+ * checked) won.
  */
 const UPDATE_TRANS = `${PLACE}
 local g, b, due = KEYS[1], KEYS[2], KEYS[3]
-local gid, ttl, f = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4])
+local gid, ttl, f = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[6])
 if redis.call('HGET', g, 'status') ~= ARGV[2] then return 0 end
-redis.call('HSET', g, unpack(ARGV, 5, 4 + f))
-for a = 5 + f, #ARGV, 4 do
+if ARGV[4] == '1' and (redis.call('HGET', g, 'owner') or '') ~= ARGV[5] then return 0 end
+redis.call('HSET', g, unpack(ARGV, 7, 6 + f))
+for a = 7 + f, #ARGV, 4 do
   local n = redis.call('HGET', b, ARGV[a])
   if n then
     redis.call('HSET', b, n .. '.status', ARGV[a + 1], n .. '.finish_time', ARGV[a + 2], n .. '.update_time', ARGV[a + 3])
@@ -118,7 +121,7 @@ return 1
 `;
 
 /**
- * KEYS: due. ARGV: trans key prefix, now, leaseUntil, limit, owner. Returns the claimed trans
+ * KEYS: due. ARGV: trans key prefix, now, leaseUntil, limit, token (the claim's new owner). Returns the claimed trans
  * hashes (HGETALL replies), oldest due first (ties by gid: the zset orders members so, where the
  * SQL stores use id). Pushing the score to leaseUntil in the same script is the lease: no other
  * claimDue sees the gid as due until it runs out.
@@ -141,23 +144,51 @@ end
 return out
 `;
 
+/**
+ * KEYS: g, due. ARGV: gid, token, leaseUntil. Returns 1 if `owner` still holds the token and the
+ * trans is unfinished (the lease is then pushed to leaseUntil), else 0.
+ */
+const RENEW_LEASE = `
+local g, due = KEYS[1], KEYS[2]
+local st = redis.call('HGET', g, 'status')
+if st ~= 'prepared' and st ~= 'submitted' and st ~= 'aborting' then return 0 end
+if (redis.call('HGET', g, 'owner') or '') ~= ARGV[2] then return 0 end
+redis.call('HSET', g, 'next_cron_time', ARGV[3])
+redis.call('ZADD', due, ARGV[3], ARGV[1])
+return 1
+`;
+
 /** KEYS: due. ARGV: trans key prefix, after, now, limit. Returns {count, hasRemaining (0/1)}. */
 const RESET_CRON_TIME = `
 local due, limit = KEYS[1], tonumber(ARGV[4])
-local gids = redis.call('ZRANGEBYSCORE', due, '(' .. ARGV[2], '+inf', 'LIMIT', 0, limit + 1)
-local count = math.min(#gids, limit)
-for i = 1, count do
-  redis.call('ZADD', due, ARGV[3], gids[i])
-  redis.call('HSET', ARGV[1] .. gids[i], 'next_cron_time', ARGV[3], 'update_time', ARGV[3])
+local picked, offset, more = {}, 0, 0
+-- A trans with an owner is held by a running pass (its lease is its score): left alone.
+while more == 0 do
+  local gids = redis.call('ZRANGEBYSCORE', due, '(' .. ARGV[2], '+inf', 'LIMIT', offset, 128)
+  for _, gid in ipairs(gids) do
+    if (redis.call('HGET', ARGV[1] .. gid, 'owner') or '') == '' then
+      if #picked < limit then picked[#picked + 1] = gid else more = 1 break end
+    end
+  end
+  if #gids < 128 then break end
+  offset = offset + 128
 end
-return {count, #gids > limit and 1 or 0}
+for _, gid in ipairs(picked) do
+  redis.call('ZADD', due, ARGV[3], gid)
+  redis.call('HSET', ARGV[1] .. gid, 'next_cron_time', ARGV[3], 'update_time', ARGV[3])
+end
+return {#picked, more}
 `;
 
-/** KEYS: g, due. ARGV: gid, now. Returns 0 for an unknown gid. */
+/**
+ * KEYS: g, due. ARGV: gid, now. Returns 0 for an unknown gid. A lease held by a running pass (an
+ * owner, next_cron_time still ahead) is left alone.
+ */
 const RESET_NEXT_CRON_TIME = `
 local g, due = KEYS[1], KEYS[2]
 local st = redis.call('HGET', g, 'status')
 if not st then return 0 end
+if (redis.call('HGET', g, 'owner') or '') ~= '' and tonumber(redis.call('HGET', g, 'next_cron_time')) > tonumber(ARGV[2]) then return 1 end
 redis.call('HSET', g, 'next_cron_time', ARGV[2], 'update_time', ARGV[2])
 if st ~= 'succeed' and st ~= 'failed' then redis.call('ZADD', due, ARGV[2], ARGV[1]) end
 return 1
@@ -201,6 +232,7 @@ const SCRIPTS = {
   dtxAppendBranches: { numberOfKeys: 3, lua: APPEND_BRANCHES },
   dtxUpdateTrans: { numberOfKeys: 3, lua: UPDATE_TRANS },
   dtxClaimDue: { numberOfKeys: 1, lua: CLAIM_DUE },
+  dtxRenewLease: { numberOfKeys: 2, lua: RENEW_LEASE },
   dtxResetCronTime: { numberOfKeys: 1, lua: RESET_CRON_TIME },
   dtxResetNextCronTime: { numberOfKeys: 2, lua: RESET_NEXT_CRON_TIME },
   dtxPruneIds: { numberOfKeys: 1, lua: PRUNE_IDS },

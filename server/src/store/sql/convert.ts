@@ -49,6 +49,7 @@ export function patchSet(p: TransPatch): Updateable<TransGlobalTable> {
   if (p.result !== undefined) set.result = p.result;
   if (p.nextCronTime !== undefined) set.next_cron_time = date(p.nextCronTime);
   if (p.nextCronInterval !== undefined) set.next_cron_interval = p.nextCronInterval;
+  if (p.owner !== undefined) set.owner = p.owner;
   return set;
 }
 

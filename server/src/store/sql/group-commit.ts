@@ -7,7 +7,8 @@
  */
 import type { Kysely } from "kysely";
 import type { GlobalStatus } from "../../core/types.ts";
-import type { BranchUpdate, NewBranch, NewTrans, TransPatch } from "../store.ts";
+import type { BranchUpdate, NewBranch, NewTrans, TransGuard, TransPatch } from "../store.ts";
+import { guardParts } from "../store.ts";
 import { patchSet } from "./convert.ts";
 import { Batcher } from "./batcher.ts";
 import type { BatcherStats } from "./batcher.ts";
@@ -24,6 +25,8 @@ export interface SaveOp {
 export interface UpdateOp {
   gid: string;
   expectedStatus: GlobalStatus;
+  /** The fencing token `owner` must hold; undefined: not checked (see TransGuard). */
+  expectedOwner: string | undefined;
   patch: TransPatch;
   branches: readonly BranchUpdate[];
 }
@@ -45,6 +48,13 @@ export interface GroupCommitOptions {
   poolSize: number;
   /** True when a failed batch certainly wrote nothing, so its calls may run again one by one (see BatcherOptions.retrySingly). */
   wroteNothing: (error: unknown) => boolean;
+}
+
+/** What the trans row must hold for an updateTrans to write (TransGuard, unpacked). */
+export interface ExpectedRow {
+  expectedStatus: GlobalStatus;
+  /** undefined: `owner` is not checked. */
+  expectedOwner: string | undefined;
 }
 
 /**
@@ -70,7 +80,7 @@ export abstract class GroupCommitSqlStore extends SqlStore {
       this.updates = new Batcher<UpdateOp, boolean>({
         maxInFlight, maxBatch: MAX_BATCH, key: (op) => op.gid, retrySingly: groupCommit.wroteNothing,
         runBatch: (ops) => this.updateTransBatch(ops),
-        runOne: (op) => this.updateTransOne(op.gid, op.expectedStatus, op.patch, op.branches),
+        runOne: (op) => this.updateTransOne(op.gid, op, op.patch, op.branches),
       });
     }
   }
@@ -80,7 +90,7 @@ export abstract class GroupCommitSqlStore extends SqlStore {
   /** Several saveNewTrans calls (distinct gids) as one batch; results in the order of `ops`. */
   protected abstract saveNewTransBatch(ops: readonly SaveOp[]): Promise<("created" | "exists")[]>;
   /** One updateTrans on its own (see saveNewTransOne). */
-  protected abstract updateTransOne(gid: string, expectedStatus: GlobalStatus, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean>;
+  protected abstract updateTransOne(gid: string, expected: ExpectedRow, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean>;
   /** Several updateTrans calls (distinct gids) as one batch; each CAS outcome in the order of `ops`. */
   protected abstract updateTransBatch(ops: readonly UpdateOp[]): Promise<boolean[]>;
 
@@ -88,10 +98,12 @@ export abstract class GroupCommitSqlStore extends SqlStore {
     return this.saves ? this.saves.submit({ trans, branches }) : this.saveNewTransOne(trans, branches);
   }
 
-  updateTrans(gid: string, expectedStatus: GlobalStatus, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean> {
+  updateTrans(gid: string, expected: TransGuard, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean> {
+    const guard = guardParts(expected);
+    const row: ExpectedRow = { expectedStatus: guard.status, expectedOwner: guard.owner };
     return this.updates
-      ? this.updates.submit({ gid, expectedStatus, patch, branches })
-      : this.updateTransOne(gid, expectedStatus, patch, branches);
+      ? this.updates.submit({ gid, ...row, patch, branches })
+      : this.updateTransOne(gid, row, patch, branches);
   }
 
   /** What the group commit sent so far (undefined with batchWrites: false). */
@@ -124,6 +136,8 @@ export const SET_RESULT = 16;
 export const SET_NEXT_CRON_TIME = 32;
 /** See {@link SET_STATUS}. */
 export const SET_NEXT_CRON_INTERVAL = 64;
+/** See {@link SET_STATUS}. */
+export const SET_OWNER = 128;
 
 /** The patched columns of trans_global and their mask bits, in the order the batch SQL lists them. */
 export const PATCH_COLUMNS = [
@@ -134,6 +148,7 @@ export const PATCH_COLUMNS = [
   ["result", SET_RESULT],
   ["next_cron_time", SET_NEXT_CRON_TIME],
   ["next_cron_interval", SET_NEXT_CRON_INTERVAL],
+  ["owner", SET_OWNER],
 ] as const;
 
 /** The value of each patched column, NULL where the patch does not set it. */
@@ -145,6 +160,7 @@ export interface PatchValues {
   result: string | null;
   next_cron_time: Date | null;
   next_cron_interval: number | null;
+  owner: string | null;
 }
 
 /**
@@ -168,6 +184,7 @@ export function patchFields(patch: TransPatch): { mask: number; values: PatchVal
     result: field(set.result, SET_RESULT),
     next_cron_time: field(set.next_cron_time, SET_NEXT_CRON_TIME),
     next_cron_interval: field(set.next_cron_interval, SET_NEXT_CRON_INTERVAL),
+    owner: field(set.owner, SET_OWNER),
   };
   return { mask, values };
 }

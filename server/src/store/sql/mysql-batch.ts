@@ -50,12 +50,12 @@ export function foundGids(result: QueryResult<unknown>): Set<string> {
 type PatchValue = string | number | Date | null;
 
 /**
- * One row of the per-op derived table: gid, expected status, mask, update_time, then the
- * PATCH_COLUMNS (NULL where not set), as patchFields gives them.
+ * One row of the per-op derived table: gid, expected status, expected owner (NULL: not checked),
+ * mask, update_time, then the PATCH_COLUMNS (NULL where not set), as patchFields gives them.
  */
 function patchRow(op: UpdateOp): PatchValue[] {
   const { mask, values } = patchFields(op.patch);
-  return [op.gid, op.expectedStatus, mask, date(op.patch.updateTime), ...PATCH_COLUMNS.map(([column]) => values[column])];
+  return [op.gid, op.expectedStatus, op.expectedOwner ?? null, mask, date(op.patch.updateTime), ...PATCH_COLUMNS.map(([column]) => values[column])];
 }
 
 /**
@@ -73,11 +73,11 @@ function literalRows(columns: readonly string[], rows: readonly (readonly unknow
 /**
  * updateTrans calls (distinct gids) as one transaction in one round trip:
  *
- * 1. `SELECT gid, status ... ORDER BY gid FOR UPDATE` locks the trans rows in gid order (batches
- *    of several coordinators cannot deadlock on them; FORCE INDEX keeps the optimizer from a
- *    table scan, which on a small table would lock in id order) and tells each caller's outcome: its CAS
- *    wins exactly when the stored status is its expected one. The rows stay locked until COMMIT,
- *    so the UPDATE below decides the same.
+ * 1. `SELECT gid, status, owner ... ORDER BY gid FOR UPDATE` locks the trans rows in gid order
+ *    (batches of several coordinators cannot deadlock on them; FORCE INDEX keeps the optimizer
+ *    from a table scan, which on a small table would lock in id order) and tells each caller's
+ *    outcome: its CAS wins exactly when the stored status (and owner, for a fenced op) is its
+ *    expected one. The rows stay locked until COMMIT, so the UPDATE below decides the same.
  * 2. One multi-table UPDATE, as the single call does: each trans row joined with its op's values
  *    (fields outside the op's mask keep their value), its branches LEFT JOINed, and nothing
  *    written unless `g.status = v.expected`.
@@ -86,7 +86,7 @@ function literalRows(columns: readonly string[], rows: readonly (readonly unknow
 export function updateBatchQuery(db: Kysely<StoreDatabase>, ops: readonly UpdateOp[]): CompiledQuery {
   const gids = ops.map((op) => op.gid).sort(byGid);
   const values = literalRows(
-    ["gid", "expected", "mask", "update_time", ...PATCH_COLUMNS.map(([column]) => column)],
+    ["gid", "expected", "expected_owner", "mask", "update_time", ...PATCH_COLUMNS.map(([column]) => column)],
     ops.map(patchRow),
   );
   const assignments = PATCH_COLUMNS.map(([column, bit]) =>
@@ -97,17 +97,20 @@ export function updateBatchQuery(db: Kysely<StoreDatabase>, ops: readonly Update
       ON o.gid = w.gid AND o.branch_id = w.branch_id AND o.op = w.op) ON o.gid = g.gid`;
   const branchSet = branchRows.length === 0 ? sql`` : sql`, o.status = w.status, o.finish_time = w.finish_time, o.update_time = v.update_time`;
   return sql`START TRANSACTION;
-    SELECT gid, status FROM trans_global FORCE INDEX (gid) WHERE gid IN (${sql.join(gids)}) ORDER BY gid FOR UPDATE;
+    SELECT gid, status, owner FROM trans_global FORCE INDEX (gid) WHERE gid IN (${sql.join(gids)}) ORDER BY gid FOR UPDATE;
     UPDATE trans_global AS g JOIN (${values}) AS v ON g.gid = v.gid ${branchJoin}
     SET g.update_time = v.update_time, ${sql.join(assignments)} ${branchSet}
-    WHERE g.status = v.expected;
+    WHERE g.status = v.expected AND (v.expected_owner IS NULL OR g.owner = v.expected_owner);
     COMMIT`.compile(db);
 }
 
 /** Each op's CAS outcome, from the locking SELECT (the second statement) of updateBatchQuery. */
 export function updateBatchWins(result: QueryResult<unknown>, ops: readonly UpdateOp[]): boolean[] {
-  const stored = new Map(resultSet(result, 1).map((row) => [String(row["gid"]), String(row["status"])]));
-  return ops.map((op) => stored.get(op.gid) === op.expectedStatus);
+  const stored = new Map(resultSet(result, 1).map((row) => [String(row["gid"]), { status: String(row["status"]), owner: String(row["owner"]) }]));
+  return ops.map((op) => {
+    const row = stored.get(op.gid);
+    return row !== undefined && row.status === op.expectedStatus && (op.expectedOwner === undefined || row.owner === op.expectedOwner);
+  });
 }
 
 /** The rows of the `index`-th statement of a multi-statement query (mysql2 answers with one result per statement). */

@@ -9,7 +9,7 @@ import { at, branchInsert, date, patchSet, transInsert } from "./convert.ts";
 import { foundGids, rollbackAndFindQuery, saveBatchQuery, updateBatchQuery, updateBatchWins } from "./mysql-batch.ts";
 import { migrateMysql } from "./mysql-migrate.ts";
 import { GroupCommitSqlStore } from "./group-commit.ts";
-import type { SaveOp, UpdateOp } from "./group-commit.ts";
+import type { ExpectedRow, SaveOp, UpdateOp } from "./group-commit.ts";
 import type { StoreDatabase } from "./tables.ts";
 
 export interface MysqlStoreOptions {
@@ -119,16 +119,19 @@ export class MysqlStore extends GroupCommitSqlStore {
     }));
   }
 
-  protected updateTransOne(gid: string, expectedStatus: GlobalStatus, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean> {
+  protected updateTransOne(gid: string, expected: ExpectedRow, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean> {
+    const { expectedStatus, expectedOwner } = expected;
     const cas = async (db: Kysely<StoreDatabase>): Promise<boolean> => {
       // mysql2 connects with CLIENT_FOUND_ROWS: affected rows count matched rows, so a CAS that
       // writes values equal to the stored ones still reports its win.
-      const r = await db.updateTable("trans_global").set(patchSet(patch)).where("gid", "=", gid).where("status", "=", expectedStatus).executeTakeFirst();
+      let q = db.updateTable("trans_global").set(patchSet(patch)).where("gid", "=", gid).where("status", "=", expectedStatus);
+      if (expectedOwner !== undefined) q = q.where("owner", "=", expectedOwner);
+      const r = await q.executeTakeFirst();
       return r.numUpdatedRows === 1n;
     };
     if (branches.length === 0) return this.write(() => cas(this.db));
     return this.write(async () => {
-      const r = await casWithBranches(gid, expectedStatus, patch, branches).execute(this.db);
+      const r = await casWithBranches(gid, expected, patch, branches).execute(this.db);
       // matched rows of both tables: the trans row is among them exactly when the CAS matched
       return (r.numAffectedRows ?? 0n) > 0n;
     });
@@ -175,7 +178,7 @@ export class MysqlStore extends GroupCommitSqlStore {
     }));
   }
 
-  claimDue(now: number, leaseUntil: number, limit: number, owner: string): Promise<TransGlobal[]> {
+  claimDue(now: number, leaseUntil: number, limit: number, token: string): Promise<TransGlobal[]> {
     return this.write(() => this.db.transaction().execute(async (trx) => {
       // The `due` index hands rows over in order, so only the rows returned get locked (see the
       // DDL); FORCE INDEX keeps the optimizer from a table scan + filesort on small tables.
@@ -185,10 +188,10 @@ export class MysqlStore extends GroupCommitSqlStore {
       if (rows.length === 0) return [];
       await trx
         .updateTable("trans_global")
-        .set({ next_cron_time: date(leaseUntil), owner, update_time: date(now) })
+        .set({ next_cron_time: date(leaseUntil), owner: token, update_time: date(now) })
         .where("id", "in", rows.map((r) => r.id))
         .execute();
-      return rows.map((r) => transFromRow({ ...r, next_cron_time: leaseUntil, owner, update_time: now }));
+      return rows.map((r) => transFromRow({ ...r, next_cron_time: leaseUntil, owner: token, update_time: now }));
     }));
   }
 
@@ -196,9 +199,10 @@ export class MysqlStore extends GroupCommitSqlStore {
     return this.write(async () => {
       // MySQL cannot UPDATE ... WHERE id IN (SELECT ... LIMIT), but a single-table UPDATE takes
       // ORDER BY and LIMIT itself; whether any remain is asked afterwards.
+      // A row with an owner and a lease past `after` is held by a running pass (docs/fencing.md).
       const updated = await sql`UPDATE trans_global SET next_cron_time = ${date(now)}, update_time = ${date(now)}
-        WHERE due_time > ${at(after)} ORDER BY due_time, id LIMIT ${limit}`.execute(this.db);
-      const remaining = await sql`SELECT id FROM trans_global WHERE due_time > ${at(after)} LIMIT 1`.execute(this.db);
+        WHERE due_time > ${at(after)} AND owner = '' ORDER BY due_time, id LIMIT ${limit}`.execute(this.db);
+      const remaining = await sql`SELECT id FROM trans_global WHERE due_time > ${at(after)} AND owner = '' LIMIT 1`.execute(this.db);
       return { count: Number(updated.numAffectedRows ?? 0n), hasRemaining: remaining.rows.length > 0 };
     });
   }
@@ -223,7 +227,7 @@ export class MysqlStore extends GroupCommitSqlStore {
  * row is written even if no branch row does. The new branch values are a derived table
  * (UNION ALL of one-row SELECTs, which MySQL and MariaDB both accept).
  */
-function casWithBranches(gid: string, expectedStatus: GlobalStatus, patch: TransPatch, branches: readonly BranchUpdate[]) {
+function casWithBranches(gid: string, expected: ExpectedRow, patch: TransPatch, branches: readonly BranchUpdate[]) {
   const values = sql.join(
     branches.map((u) => sql`SELECT ${u.branchId} AS branch_id, ${u.op} AS op, ${u.status} AS status, ${date(u.finishTime)} AS finish_time`),
     sql` UNION ALL `,
@@ -232,7 +236,7 @@ function casWithBranches(gid: string, expectedStatus: GlobalStatus, patch: Trans
   return sql`UPDATE trans_global AS g
     LEFT JOIN (trans_branch_op AS o JOIN (${values}) AS v ON o.branch_id = v.branch_id AND o.op = v.op) ON o.gid = g.gid
     SET ${assignments}, o.status = v.status, o.finish_time = v.finish_time, o.update_time = ${date(patch.updateTime)}
-    WHERE g.gid = ${gid} AND g.status = ${expectedStatus}`;
+    WHERE g.gid = ${gid} AND g.status = ${expected.expectedStatus}${expected.expectedOwner === undefined ? sql`` : sql` AND g.owner = ${expected.expectedOwner}`}`;
 }
 
 /**

@@ -7,9 +7,10 @@ import { transFromRow } from "../rows.ts";
 import type { AppendResult, BranchUpdate, NewBranch, NewTrans, TransPatch } from "../store.ts";
 import { branchInsert, date, patchSet, transInsert, UNFINISHED_SQL } from "./convert.ts";
 import {
-  GroupCommitSqlStore, patchFields, SET_FINISH_TIME, SET_NEXT_CRON_INTERVAL, SET_NEXT_CRON_TIME, SET_RESULT, SET_ROLLBACK_REASON, SET_ROLLBACK_TIME, SET_STATUS,
+  GroupCommitSqlStore, patchFields, SET_FINISH_TIME, SET_NEXT_CRON_INTERVAL, SET_NEXT_CRON_TIME, SET_OWNER, SET_RESULT, SET_ROLLBACK_REASON,
+  SET_ROLLBACK_TIME, SET_STATUS,
 } from "./group-commit.ts";
-import type { SaveOp, UpdateOp } from "./group-commit.ts";
+import type { ExpectedRow, SaveOp, UpdateOp } from "./group-commit.ts";
 import { preparingPool, StatementNames } from "./pg-prepared.ts";
 import { migratePostgres } from "./postgres-migrate.ts";
 import type { StoreDatabase } from "./tables.ts";
@@ -138,9 +139,12 @@ export class PostgresStore extends GroupCommitSqlStore {
     }));
   }
 
-  protected async updateTransOne(gid: string, expectedStatus: GlobalStatus, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean> {
-    const cas = (db: QueryCreator<StoreDatabase>) =>
-      db.updateTable("trans_global").set(patchSet(patch)).where("gid", "=", gid).where("status", "=", expectedStatus);
+  protected async updateTransOne(gid: string, expected: ExpectedRow, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean> {
+    const { expectedStatus, expectedOwner } = expected;
+    const cas = (db: QueryCreator<StoreDatabase>) => {
+      const q = db.updateTable("trans_global").set(patchSet(patch)).where("gid", "=", gid).where("status", "=", expectedStatus);
+      return expectedOwner === undefined ? q : q.where("owner", "=", expectedOwner);
+    };
     if (branches.length === 0) {
       const r = await this.write(() => cas(this.db).executeTakeFirst());
       return r.numUpdatedRows === 1n;
@@ -211,7 +215,8 @@ export class PostgresStore extends GroupCommitSqlStore {
   /**
    * Many updateTrans in one statement, each with its own expected status and patch. The trans
    * rows are locked in gid order first (concurrent batches cannot deadlock on them); the CAS is
-   * then the UPDATE's WHERE, re-checked on the newest row version as in the single statement,
+   * (status, and the fencing token where the op has one) then the UPDATE's WHERE, re-checked on
+   * the newest row version as in the single statement,
    * and only the branches of the trans rows it updated are written.
    */
   protected async updateTransBatch(ops: readonly UpdateOp[]): Promise<boolean[]> {
@@ -219,10 +224,11 @@ export class PostgresStore extends GroupCommitSqlStore {
     const u = branchUpdateArrays(ops);
     const { rows } = await this.write(() => sql<{ gid: string }>`
       WITH v AS MATERIALIZED (
-        SELECT * FROM unnest(${p.gid}::text[], ${p.expected}::text[], ${p.mask}::int[], ${p.status}::text[], ${p.updateTime}::timestamptz[],
-          ${p.finishTime}::timestamptz[], ${p.rollbackTime}::timestamptz[], ${p.rollbackReason}::text[], ${p.result}::text[],
-          ${p.nextCronTime}::timestamptz[], ${p.nextCronInterval}::bigint[])
-          AS v(gid, expected, mask, status, update_time, finish_time, rollback_time, rollback_reason, result, next_cron_time, next_cron_interval)
+        SELECT * FROM unnest(${p.gid}::text[], ${p.expected}::text[], ${p.expectedOwner}::text[], ${p.mask}::int[], ${p.status}::text[],
+          ${p.updateTime}::timestamptz[], ${p.finishTime}::timestamptz[], ${p.rollbackTime}::timestamptz[], ${p.rollbackReason}::text[],
+          ${p.result}::text[], ${p.nextCronTime}::timestamptz[], ${p.nextCronInterval}::bigint[], ${p.owner}::text[])
+          AS v(gid, expected, expected_owner, mask, status, update_time, finish_time, rollback_time, rollback_reason, result, next_cron_time,
+            next_cron_interval, owner)
       ),
       l AS MATERIALIZED (
         SELECT g.id, v.* FROM trans_global AS g JOIN v ON g.gid = v.gid ORDER BY g.gid FOR UPDATE OF g
@@ -236,9 +242,10 @@ export class PostgresStore extends GroupCommitSqlStore {
           rollback_reason = CASE WHEN (l.mask & ${sql.lit(SET_ROLLBACK_REASON)}) <> 0 THEN l.rollback_reason ELSE g.rollback_reason END,
           result = CASE WHEN (l.mask & ${sql.lit(SET_RESULT)}) <> 0 THEN l.result ELSE g.result END,
           next_cron_time = CASE WHEN (l.mask & ${sql.lit(SET_NEXT_CRON_TIME)}) <> 0 THEN l.next_cron_time ELSE g.next_cron_time END,
-          next_cron_interval = CASE WHEN (l.mask & ${sql.lit(SET_NEXT_CRON_INTERVAL)}) <> 0 THEN l.next_cron_interval ELSE g.next_cron_interval END
+          next_cron_interval = CASE WHEN (l.mask & ${sql.lit(SET_NEXT_CRON_INTERVAL)}) <> 0 THEN l.next_cron_interval ELSE g.next_cron_interval END,
+          owner = CASE WHEN (l.mask & ${sql.lit(SET_OWNER)}) <> 0 THEN l.owner ELSE g.owner END
         FROM l
-        WHERE g.id = l.id AND g.status = l.expected
+        WHERE g.id = l.id AND g.status = l.expected AND (l.expected_owner IS NULL OR g.owner = l.expected_owner)
         RETURNING g.gid, l.update_time
       ),
       b AS (
@@ -253,11 +260,11 @@ export class PostgresStore extends GroupCommitSqlStore {
     return ops.map((op) => won.has(op.gid));
   }
 
-  async claimDue(now: number, leaseUntil: number, limit: number, owner: string): Promise<TransGlobal[]> {
+  async claimDue(now: number, leaseUntil: number, limit: number, token: string): Promise<TransGlobal[]> {
     // SKIP LOCKED: rows another coordinator is claiming right now are passed over, not waited
     // for; a row changed since this statement's snapshot is re-checked against the WHERE.
     const { rows } = await this.write(() => sql<TransRow & { due_time: number }>`
-      UPDATE trans_global AS g SET next_cron_time = ${date(leaseUntil)}, owner = ${owner}, update_time = ${date(now)}
+      UPDATE trans_global AS g SET next_cron_time = ${date(leaseUntil)}, owner = ${token}, update_time = ${date(now)}
       FROM (
         SELECT id, next_cron_time FROM trans_global
         WHERE status IN ${sql.raw(UNFINISHED_SQL)} AND next_cron_time <= ${date(now)}
@@ -274,13 +281,13 @@ export class PostgresStore extends GroupCommitSqlStore {
   async resetCronTime(after: number, now: number, limit: number): Promise<{ count: number; hasRemaining: boolean }> {
     const { rows } = await this.write(() => sql<{ count: number; found: number }>`
       WITH c AS (
-        SELECT id FROM trans_global WHERE status IN ${sql.raw(UNFINISHED_SQL)} AND next_cron_time > ${date(after)}
+        SELECT id FROM trans_global WHERE status IN ${sql.raw(UNFINISHED_SQL)} AND next_cron_time > ${date(after)} AND owner = ''
         ORDER BY id LIMIT ${limit + 1}
       ),
       u AS (
         UPDATE trans_global SET next_cron_time = ${date(now)}, update_time = ${date(now)}
         WHERE id IN (SELECT id FROM c ORDER BY id LIMIT ${limit})
-          AND status IN ${sql.raw(UNFINISHED_SQL)} AND next_cron_time > ${date(after)}
+          AND status IN ${sql.raw(UNFINISHED_SQL)} AND next_cron_time > ${date(after)} AND owner = ''
         RETURNING 1
       )
       SELECT (SELECT count(*) FROM u) AS count, (SELECT count(*) FROM c) AS found`.execute(this.db));
@@ -391,6 +398,7 @@ function transArrays(trans: readonly NewTrans[]): TransArrays {
 interface PatchArrays {
   gid: string[];
   expected: string[];
+  expectedOwner: (string | null)[];
   mask: number[];
   status: (string | null)[];
   updateTime: (Date | null)[];
@@ -400,18 +408,20 @@ interface PatchArrays {
   result: (string | null)[];
   nextCronTime: (Date | null)[];
   nextCronInterval: (number | null)[];
+  owner: (string | null)[];
 }
 
 /** The CAS and patch of each updateTrans as one array per column plus the mask of set fields (patchFields). */
 function patchArrays(ops: readonly UpdateOp[]): PatchArrays {
   const out: PatchArrays = {
-    gid: [], expected: [], mask: [], status: [], updateTime: [], finishTime: [], rollbackTime: [], rollbackReason: [], result: [],
-    nextCronTime: [], nextCronInterval: [],
+    gid: [], expected: [], expectedOwner: [], mask: [], status: [], updateTime: [], finishTime: [], rollbackTime: [], rollbackReason: [],
+    result: [], nextCronTime: [], nextCronInterval: [], owner: [],
   };
   for (const op of ops) {
     const { mask, values } = patchFields(op.patch);
     out.gid.push(op.gid);
     out.expected.push(op.expectedStatus);
+    out.expectedOwner.push(op.expectedOwner ?? null);
     out.status.push(values.status);
     out.updateTime.push(date(op.patch.updateTime));
     out.finishTime.push(values.finish_time);
@@ -420,6 +430,7 @@ function patchArrays(ops: readonly UpdateOp[]): PatchArrays {
     out.result.push(values.result);
     out.nextCronTime.push(values.next_cron_time);
     out.nextCronInterval.push(values.next_cron_interval);
+    out.owner.push(values.owner);
     out.mask.push(mask);
   }
   return out;

@@ -4,7 +4,7 @@ import type { Kysely, Transaction } from "kysely";
 import type { Branch, GlobalStatus, TransGlobal } from "../../core/types.ts";
 import { branchFromRow, kvFromRow, transFromRow } from "../rows.ts";
 import type {
-  AppendResult, BranchUpdate, KvEntry, NewBranch, NewTrans, ScanPage, ScanQuery, Store, TransPatch,
+  AppendResult, BranchUpdate, KvEntry, NewBranch, NewTrans, ScanPage, ScanQuery, Store, TransGuard, TransPatch,
 } from "../store.ts";
 import { at, date, positionBound } from "./convert.ts";
 import type { StoreDatabase } from "./tables.ts";
@@ -32,8 +32,8 @@ export abstract class SqlStore implements Store {
   abstract migrate(): Promise<void>;
   abstract saveNewTrans(trans: NewTrans, branches: readonly NewBranch[]): Promise<"created" | "exists">;
   abstract appendBranches(gid: string, expectedStatus: GlobalStatus, branches: readonly NewBranch[], now: number): Promise<AppendResult>;
-  abstract updateTrans(gid: string, expectedStatus: GlobalStatus, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean>;
-  abstract claimDue(now: number, leaseUntil: number, limit: number, owner: string): Promise<TransGlobal[]>;
+  abstract updateTrans(gid: string, expected: TransGuard, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean>;
+  abstract claimDue(now: number, leaseUntil: number, limit: number, token: string): Promise<TransGlobal[]>;
   abstract resetCronTime(after: number, now: number, limit: number): Promise<{ count: number; hasRemaining: boolean }>;
   abstract createKV(cat: string, key: string, value: string, now: number): Promise<"created" | "exists">;
 
@@ -78,6 +78,22 @@ export abstract class SqlStore implements Store {
         .updateTable("trans_global")
         .set({ next_cron_time: date(now), update_time: date(now) })
         .where("gid", "=", gid)
+        // Not while a pass holds the lease (an owner and a lease still running): docs/fencing.md.
+        .where((eb) => eb.or([eb("owner", "=", ""), eb("next_cron_time", "<=", at(now))]))
+        .executeTakeFirst();
+      if (r.numUpdatedRows === 1n) return true;
+      return (await this.db.selectFrom("trans_global").select("id").where("gid", "=", gid).executeTakeFirst()) !== undefined;
+    });
+  }
+
+  renewLease(gid: string, token: string, leaseUntil: number): Promise<boolean> {
+    return this.write(async () => {
+      const r = await this.db
+        .updateTable("trans_global")
+        .set({ next_cron_time: date(leaseUntil) })
+        .where("gid", "=", gid)
+        .where("owner", "=", token)
+        .where("status", "in", ["prepared", "submitted", "aborting"])
         .executeTakeFirst();
       return r.numUpdatedRows === 1n;
     });

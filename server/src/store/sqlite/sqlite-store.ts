@@ -4,8 +4,9 @@ import BetterSqlite3 from "better-sqlite3";
 import type { Database } from "better-sqlite3";
 import type { Branch, GlobalStatus, TransGlobal } from "../../core/types.ts";
 import type {
-  AppendResult, BranchUpdate, KvEntry, NewBranch, NewTrans, ScanPage, ScanQuery, Store, TransPatch,
+  AppendResult, BranchUpdate, KvEntry, NewBranch, NewTrans, ScanPage, ScanQuery, Store, TransGuard, TransPatch,
 } from "../store.ts";
+import { guardParts } from "../store.ts";
 import { migrateSqlite } from "./migrations.ts";
 import type { BranchRow, KvRow, TransRow } from "../rows.ts";
 import { branchFromRow, branchToRow, isSameBranch, kvFromRow, transFromRow, transToRow } from "../rows.ts";
@@ -123,11 +124,14 @@ export class SqliteStore implements Store {
     });
   }
 
-  updateTrans(gid: string, expectedStatus: GlobalStatus, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean> {
+  updateTrans(gid: string, expected: TransGuard, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean> {
+    const guard = guardParts(expected);
     return this.writes.write(() => {
       const changed = this.stmts.updateTrans.run({
         gid,
-        expected: expectedStatus,
+        expected: guard.status,
+        expected_owner: guard.owner ?? null,
+        owner: patch.owner ?? null,
         status: patch.status ?? null,
         update_time: patch.updateTime,
         finish_time: patch.finishTime ?? null,
@@ -145,22 +149,27 @@ export class SqliteStore implements Store {
     });
   }
 
-  claimDue(now: number, leaseUntil: number, limit: number, owner: string): Promise<TransGlobal[]> {
+  claimDue(now: number, leaseUntil: number, limit: number, token: string): Promise<TransGlobal[]> {
     return this.writes.write(() => {
       const rows = this.stmts.findDue.all(now, limit) as TransRow[];
       const claimed: TransGlobal[] = [];
       for (const row of rows) {
-        const r = this.stmts.claim.run(leaseUntil, owner, now, row.id, now);
-        if (r.changes === 1) claimed.push(transFromRow({ ...row, next_cron_time: leaseUntil, owner, update_time: now }));
+        const r = this.stmts.claim.run(leaseUntil, token, now, row.id, now);
+        if (r.changes === 1) claimed.push(transFromRow({ ...row, next_cron_time: leaseUntil, owner: token, update_time: now }));
       }
       return claimed;
     });
   }
 
+  renewLease(gid: string, token: string, leaseUntil: number): Promise<boolean> {
+    return this.writes.write(() => this.stmts.renewLease.run(leaseUntil, gid, token).changes === 1);
+  }
+
   resetCronTime(after: number, now: number, limit: number): Promise<{ count: number; hasRemaining: boolean }> {
     return this.writes.write(() => {
+      // A row with an owner and a lease past `after` is held by a running pass (docs/fencing.md).
       const ids = this.db
-        .prepare(`SELECT id FROM trans_global WHERE status IN ${UNFINISHED} AND next_cron_time > ? LIMIT ?`)
+        .prepare(`SELECT id FROM trans_global WHERE status IN ${UNFINISHED} AND next_cron_time > ? AND owner = '' LIMIT ?`)
         .all(after, limit + 1) as { id: number }[];
       const take = ids.slice(0, limit);
       const update = this.db.prepare("UPDATE trans_global SET next_cron_time = ?, update_time = ? WHERE id = ?");
@@ -170,7 +179,7 @@ export class SqliteStore implements Store {
   }
 
   resetNextCronTime(gid: string, now: number): Promise<boolean> {
-    return this.writes.write(() => this.stmts.resetNext.run(now, now, gid).changes === 1);
+    return this.writes.write(() => this.stmts.resetNext.run(now, now, gid, now).changes === 1 || this.stmts.findStatus.get(gid) !== undefined);
   }
 
   async findKV(cat: string, key: string): Promise<KvEntry | null> {
@@ -227,8 +236,9 @@ function prepareStatements(db: Database) {
         rollback_reason = COALESCE(@rollback_reason, rollback_reason),
         result = COALESCE(@result, result),
         next_cron_time = COALESCE(@next_cron_time, next_cron_time),
-        next_cron_interval = COALESCE(@next_cron_interval, next_cron_interval)
-      WHERE gid = @gid AND status = @expected`),
+        next_cron_interval = COALESCE(@next_cron_interval, next_cron_interval),
+        owner = COALESCE(@owner, owner)
+      WHERE gid = @gid AND status = @expected AND (@expected_owner IS NULL OR owner = @expected_owner)`),
     updateBranch: db.prepare(
       "UPDATE trans_branch_op SET status = ?, finish_time = ?, update_time = ? WHERE gid = ? AND branch_id = ? AND op = ?",
     ),
@@ -236,7 +246,9 @@ function prepareStatements(db: Database) {
       ORDER BY next_cron_time LIMIT ?`),
     claim: db.prepare(`UPDATE trans_global SET next_cron_time = ?, owner = ?, update_time = ?
       WHERE id = ? AND next_cron_time <= ? AND status IN ${UNFINISHED}`),
-    resetNext: db.prepare("UPDATE trans_global SET next_cron_time = ?, update_time = ? WHERE gid = ?"),
+    renewLease: db.prepare(`UPDATE trans_global SET next_cron_time = ? WHERE gid = ? AND owner = ? AND status IN ${UNFINISHED}`),
+    // Not while a pass holds the lease (an owner and a lease still running): docs/fencing.md.
+    resetNext: db.prepare("UPDATE trans_global SET next_cron_time = ?, update_time = ? WHERE gid = ? AND NOT (owner <> '' AND next_cron_time > ?)"),
     findKv: db.prepare("SELECT * FROM kv WHERE cat = ? AND k = ?"),
     scanKvFirst: db.prepare("SELECT * FROM kv WHERE cat = ? ORDER BY id DESC LIMIT ?"),
     scanKvAfter: db.prepare("SELECT * FROM kv WHERE cat = ? AND id < ? ORDER BY id DESC LIMIT ?"),

@@ -1,0 +1,100 @@
+/**
+ * The recovery loop as a rolling pool (docs/fencing.md, "The recovery loop"), on the real SQLite
+ * store, executor, HTTP invoker and participant: a pass that hangs holds only its own slot, so
+ * every other due transaction is claimed and finished meanwhile.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pino } from "pino";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { DEFAULT_OPTIONS } from "../../server/src/core/options.ts";
+import { createProcessors } from "../../server/src/core/processors.ts";
+import type { TimingConfig } from "../../server/src/core/retry.ts";
+import { AdjustableClock } from "../../server/src/cron/clock.ts";
+import { RecoveryLoop } from "../../server/src/cron/recovery-loop.ts";
+import { HttpInvoker } from "../../server/src/driver/http-invoker.ts";
+import { ClaimTokens } from "../../server/src/service/claim.ts";
+import { CrashPoints } from "../../server/src/service/crash-points.ts";
+import { Executor } from "../../server/src/service/executor.ts";
+import { SqliteStore } from "../../server/src/store/sqlite/sqlite-store.ts";
+import type { Busi } from "../busi/index.ts";
+import { startBusi } from "../busi/index.ts";
+
+const TIMING: TimingConfig = { retryInterval: 10_000, maxRetryInterval: 10_000, timeoutToFail: 35_000, requestTimeout: 30_000, retryJitter: 0 };
+
+let busi: Busi;
+let dir: string;
+let store: SqliteStore;
+let invoker: HttpInvoker;
+let executor: Executor;
+let loop: RecoveryLoop;
+const clock = new AdjustableClock();
+
+beforeAll(async () => {
+  busi = await startBusi();
+});
+afterAll(async () => {
+  await busi.close();
+});
+beforeEach(() => {
+  busi.reset();
+  dir = mkdtempSync(join(tmpdir(), "dtx-pool-"));
+  store = new SqliteStore({ path: join(dir, "dtx.db") });
+  invoker = new HttpInvoker(false);
+  const logger = pino({ level: "silent" });
+  executor = new Executor({
+    store, invoker, clock, timing: TIMING, processors: createProcessors(TIMING), logger, crash: new CrashPoints(), random: () => 0,
+    lease: { leaseMs: TIMING.retryInterval, marginMs: 1_000 },
+  });
+  const tokens = new ClaimTokens();
+  loop = new RecoveryLoop(store, executor, clock, { idleMs: 20, leaseMs: TIMING.retryInterval, batchSize: 4, concurrency: 4, newToken: () => tokens.next() }, logger);
+});
+afterEach(async () => {
+  busi.releaseHung();
+  await loop.stop();
+  await executor.drain();
+  await invoker.close();
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A one-step saga, due now. */
+async function dueSaga(gid: string): Promise<void> {
+  const now = clock.now();
+  await store.saveNewTrans({
+    gid, transType: "saga", status: "submitted", protocol: "http", queryPrepared: "", customData: "",
+    options: { ...DEFAULT_OPTIONS, branchHeaders: {} }, extData: "", createTime: now, updateTime: now, finishTime: null,
+    rollbackTime: null, rollbackReason: "", result: "", nextCronInterval: TIMING.retryInterval, nextCronTime: now - 1, owner: "",
+  }, [
+    { gid, branchId: "01", op: "compensate", url: busi.url("TransOutRevert"), binData: new Uint8Array(), status: "prepared", createTime: now, updateTime: now, finishTime: null },
+    { gid, branchId: "01", op: "action", url: busi.url("TransOut"), binData: new Uint8Array(), status: "prepared", createTime: now, updateTime: now, finishTime: null },
+  ]);
+}
+
+describe("recovery loop", () => {
+  it("a hung pass holds one slot: every other due transaction is claimed and finished meanwhile", async () => {
+    busi.program({ gid: "slow" }, "HANG");
+    await dueSaga("slow");
+    const fast = Array.from({ length: 12 }, (_, i) => `fast-${String(i).padStart(2, "0")}`);
+    for (const gid of fast) await dueSaga(gid);
+
+    loop.start();
+    // Twelve sagas through a pool of 4 with batches of 4, one slot taken by the hung pass the whole time.
+    await vi.waitFor(async () => {
+      const statuses = await Promise.all(fast.map(async (gid) => (await store.findTrans(gid))?.status));
+      expect(statuses).toEqual(fast.map(() => "succeed"));
+    }, { timeout: 10_000, interval: 20 });
+    expect(busi.calls({ gid: "slow" }).map((c) => c.outcome)).toEqual(["HANG"]);
+    expect((await store.findTrans("slow"))?.status).toBe("submitted");
+  });
+
+  it("tickOnce runs every due transaction once through the pool and answers when they are done", async () => {
+    const gids = Array.from({ length: 10 }, (_, i) => `tick-${i}`);
+    for (const gid of gids) await dueSaga(gid);
+    expect(await loop.tickOnce()).toBe(10);
+    for (const gid of gids) expect((await store.findTrans(gid))?.status).toBe("succeed");
+    expect(busi.calls()).toHaveLength(10);
+    expect(await loop.tickOnce()).toBe(0);
+  });
+});
