@@ -17,6 +17,7 @@ import type { Logger } from "./logger.ts";
 import { CoordinatorMetrics } from "./metrics.ts";
 import { CrashPoints } from "./service/crash-points.ts";
 import { Executor } from "./service/executor.ts";
+import { PassAdmission } from "./service/pass-admission.ts";
 import { TopicService } from "./service/topic-service.ts";
 import { TransService } from "./service/trans-service.ts";
 import { UrlPolicy } from "./service/url-policy.ts";
@@ -119,10 +120,11 @@ export async function createCoordinator(config: Config, logger: Logger): Promise
   const crash = new CrashPoints();
   const metrics = new CoordinatorMetrics(VERSION);
   const urlPolicy = new UrlPolicy(config.branchUrls);
+  const branchLimits = { connections: config.overload.branchConnections, queue: config.overload.branchQueue };
   const invoker = metrics.meter(new DispatchInvoker({
-    http: new HttpInvoker(config.strictResults),
-    "json-rpc": new JsonRpcInvoker(config.strictResults),
-    grpc: new GrpcInvoker(),
+    http: new HttpInvoker(config.strictResults, branchLimits),
+    "json-rpc": new JsonRpcInvoker(config.strictResults, branchLimits),
+    grpc: new GrpcInvoker({ limits: branchLimits }),
   }, urlPolicy));
   const executor = new Executor({
     store, invoker, clock, timing, processors: createProcessors(timing), logger, crash, random: Math.random,
@@ -131,11 +133,13 @@ export async function createCoordinator(config: Config, logger: Logger): Promise
     onPassEnd: (trans, result) => metrics.passDone(trans.transType, result.lastError === undefined && !result.lostRace, (clock.now() - trans.createTime) / 1000),
   });
   const topics = new TopicService(store, clock, urlPolicy);
+  const admission = new PassAdmission(config.overload, () => executor.inFlight);
   const service = new TransService({
-    store, executor, clock, timing, logger, topics,
+    store, executor, clock, timing, logger, topics, admission,
     limits: { maxBranches: config.maxBranches, maxPayloadBytes: config.maxPayloadBytes, urlPolicy },
   });
-  const cron = new RecoveryLoop(store, executor, clock, {
+  // The cron claims no more than there are free pass slots (docs/overload.md).
+  const cron = new RecoveryLoop(admission.gateClaims(store), executor, clock, {
     idleMs: config.cronInterval * 1000,
     leaseMs: timing.retryInterval,
     batchSize: config.cronBatchSize,
@@ -144,7 +148,7 @@ export async function createCoordinator(config: Config, logger: Logger): Promise
   const auth = new Authenticator(config.auth.tokens);
   const grpc = new GrpcApi({ service, topics, logger, metrics, auth });
   const http = buildHttpApp({
-    service, topics, store, logger, maxBodyBytes: config.maxBodyBytes, version: VERSION, metrics, auth,
+    service, topics, store, logger, maxBodyBytes: config.maxBodyBytes, version: VERSION, metrics, auth, admission,
     ...(config.testControl ? { testControl: { clock, cron, crash, settle: () => executor.drain() } } : {}),
   });
 

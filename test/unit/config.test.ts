@@ -52,6 +52,7 @@ const DEFAULTS: Config = {
   maxBodyBytes: 1024 * 1024,
   maxPayloadBytes: 256 * 1024,
   maxBranches: 1000,
+  overload: { maxPassesInFlight: 1000, maxBacklog: 5000, branchConnections: 512, branchQueue: 1024 },
   strictResults: false,
   alertRetryLimit: 3,
   alertWebhook: "",

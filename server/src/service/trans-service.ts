@@ -17,6 +17,7 @@ import type { Executor, PassResult } from "./executor.ts";
 import type { RequestLimits, TransRequest } from "./request.ts";
 import { asObject, parseGid, parseTransRequest, parseTransType } from "./request.ts";
 import { newGid } from "./gid.ts";
+import type { PassAdmission } from "./pass-admission.ts";
 
 export interface TransServiceDeps {
   store: Store;
@@ -26,6 +27,8 @@ export interface TransServiceDeps {
   limits: RequestLimits;
   logger: Logger;
   topics: TopicService;
+  /** Caps passes in flight and the backlog left to the cron (docs/overload.md). */
+  admission: PassAdmission;
 }
 
 export interface QueryResult {
@@ -52,6 +55,7 @@ export class TransService {
   }
 
   async submit(body: unknown): Promise<void> {
+    this.deps.admission.refuseIfOverloaded();
     const req = parseTransRequest(body, this.deps.limits);
     if (req.transType === "workflow") return this.workflows.submit(req);
     const now = this.deps.clock.now();
@@ -59,6 +63,8 @@ export class TransService {
     const fresh = this.newTrans(req, "submitted", now);
     const delay = req.transType === "msg" ? msgDelay(req.customData) : 0;
     if (delay > 0) fresh.nextCronTime = now + delay;
+    // No pass slot: stored due now, so the cron runs it without a second write (docs/overload.md).
+    else if (!this.deps.admission.tryStart()) fresh.nextCronTime = now;
     const created = await this.deps.store.saveNewTrans(fresh, branches);
     if (created === "created") {
       if (delay > 0) return; // the cron delivers it once the delay has passed
@@ -73,6 +79,7 @@ export class TransService {
 
   /** prepare (msg, tcc, xa; saga is stored but never progresses, as in dtm). */
   async prepare(body: unknown): Promise<void> {
+    this.deps.admission.refuseIfOverloaded();
     const req = parseTransRequest(body, this.deps.limits);
     if (req.transType === "workflow") throw new CoordinatorError("UNSUPPORTED_TRANS_TYPE", "use prepareWorkflow for a workflow");
     if (req.transType === "msg" && req.queryPrepared === "") {
@@ -114,11 +121,13 @@ export class TransService {
     throw new CoordinatorError("INTERNAL", `gid ${gid} changed concurrently while being aborted; retry the request`);
   }
 
-  registerBranch(body: unknown): Promise<void> {
+  async registerBranch(body: unknown): Promise<void> {
+    this.deps.admission.refuseIfOverloaded();
     return this.registration.register(body);
   }
 
   async prepareWorkflow(body: unknown): Promise<WorkflowProgress> {
+    this.deps.admission.refuseIfOverloaded();
     const req = parseTransRequest(body, this.deps.limits);
     return this.workflows.prepare(req, this.newTrans(req, "prepared", this.deps.clock.now()));
   }
@@ -153,6 +162,7 @@ export class TransService {
    * ONGOING (as dtm), and 425 ONGOING when branches answered errors or a tcc/xa is unfinished.
    */
   private async processAfterRequest(trans: TransGlobal, waitResult: boolean, branches?: Branch[], expectSuccess = true): Promise<void> {
+    if (!this.deps.admission.tryStart()) return this.leaveToCron(trans, waitResult);
     if (!waitResult) {
       this.deps.executor.process(trans, branches).catch((error: unknown) => {
         this.deps.logger.error({ gid: trans.gid, err: error }, "processing after request failed; the cron will retry");
@@ -170,6 +180,18 @@ export class TransService {
     }
     if (!expectSuccess && result.lastError === undefined && !result.ongoing) return;
     throw ongoing(`transaction ${trans.gid} is ${status}; still in progress${result.lastError ? `: ${result.lastError}` : ""}`);
+  }
+
+  /**
+   * Past the pass cap the trans is not run here: it is made due now (unless it already is) and the
+   * recovery loop runs it when a slot frees. With wait_result the client learns it is unfinished
+   * (425 ONGOING), which is the truth; see docs/overload.md.
+   */
+  private async leaveToCron(trans: TransGlobal, waitResult: boolean): Promise<void> {
+    const now = this.deps.clock.now();
+    if (trans.nextCronTime > now) await this.deps.store.resetNextCronTime(trans.gid, now);
+    this.deps.admission.deferred();
+    if (waitResult) throw ongoing(`transaction ${trans.gid} is ${trans.status}; the coordinator is busy and the recovery loop will run it shortly`);
   }
 
   async forceStop(body: unknown): Promise<void> {

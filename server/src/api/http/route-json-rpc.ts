@@ -3,6 +3,7 @@ import { CoordinatorError, WireResult } from "../../core/errors.ts";
 import { JSONRPC_FAILURE, JSONRPC_ONGOING } from "../../driver/jsonrpc-invoker.ts";
 import type { Logger } from "../../logger.ts";
 import type { TransService } from "../../service/trans-service.ts";
+import { retryAfterOf } from "./error-map.ts";
 
 interface RpcError {
   code: number;
@@ -53,6 +54,9 @@ export function jsonRpcRoute(service: TransService, logger: Logger) {
         try {
           return reply(id, await method(o["params"]), null);
         } catch (error) {
+          // Overload is answered 503 with Retry-After, as on the REST routes, so proxies and clients back off.
+          const retryAfter = retryAfterOf(error);
+          if (retryAfter !== undefined) void res.status(503).header("retry-after", String(retryAfter));
           return reply(id, null, rpcError(error, logger));
         }
       });
@@ -60,9 +64,13 @@ export function jsonRpcRoute(service: TransService, logger: Logger) {
   };
 }
 
+/** In JSON-RPC's range for implementation-defined server errors (-32000 to -32099). */
+export const JSONRPC_OVERLOADED = -32000;
+
 function rpcError(error: unknown, logger: Logger): RpcError {
   if (error instanceof WireResult) return { code: error.result === "FAILURE" ? JSONRPC_FAILURE : JSONRPC_ONGOING, message: error.message };
   if (error instanceof CoordinatorError && error.httpStatus < 500) return { code: -32602, message: error.message, data: { code: error.code } };
+  if (error instanceof CoordinatorError && error.code === "OVERLOADED") return { code: JSONRPC_OVERLOADED, message: error.message, data: { code: error.code } };
   logger.error({ err: error }, "JSON-RPC call failed");
   return { code: -32603, message: error instanceof Error ? error.message : String(error) };
 }

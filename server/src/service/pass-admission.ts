@@ -1,0 +1,98 @@
+import { CoordinatorError } from "../core/errors.ts";
+import type { Store } from "../store/store.ts";
+
+/** The bounds one coordinator keeps on work in flight (config `overload`, see docs/overload.md). */
+export interface AdmissionLimits {
+  /** Passes running at once in this process, started by requests and by the cron together. */
+  maxPassesInFlight: number;
+  /** Transactions this process left due for the cron and that no claim has taken yet. */
+  maxBacklog: number;
+}
+
+/** The `Retry-After` a refused client gets: about one cron round, when slots and backlog free up. */
+export const OVERLOADED_RETRY_AFTER_SECONDS = 1;
+
+/** How often a cron claim waiting for a free slot looks again, and how long it waits at most. */
+const ROOM_POLL_MS = 20;
+const MAX_ROOM_WAIT_MS = 1000;
+
+/**
+ * Decides whether a request may start a pass now, must leave its transaction to the recovery loop,
+ * or must be refused before anything is written (docs/overload.md).
+ *
+ * Why two caps: a pass holds memory (its branches, a branch call, a socket) for as long as the
+ * slowest participant takes, so passes are capped; work past that cap is durable in the store and
+ * costs no memory, but a backlog without bound only turns into latency without bound, so past a
+ * second cap the client is told to come back later (503 OVERLOADED, Retry-After).
+ *
+ * The caps are soft by at most the requests that are between their check and their write at the
+ * same moment (bounded by the open connections), and the cron's claim of one batch.
+ */
+export class PassAdmission {
+  private backlogCount = 0;
+
+  /** @param running passes running now in this process (the executor's count) */
+  constructor(private readonly limits: AdmissionLimits, private readonly running: () => number) {}
+
+  /** Free pass slots right now. */
+  get room(): number {
+    return Math.max(0, this.limits.maxPassesInFlight - this.running());
+  }
+
+  /** Transactions left to the cron and not yet claimed (an estimate, see {@link gateClaims}). */
+  get backlog(): number {
+    return this.backlogCount;
+  }
+
+  /**
+   * Called by every request that creates or advances work, before it writes anything: throws
+   * OVERLOADED when no pass slot is free and the backlog is full.
+   */
+  refuseIfOverloaded(): void {
+    if (this.room > 0 || this.backlogCount < this.limits.maxBacklog) return;
+    throw new CoordinatorError(
+      "OVERLOADED",
+      `the coordinator is at its limits (${this.limits.maxPassesInFlight} passes in flight, ${this.backlogCount} transactions waiting for the recovery loop); nothing was written, retry after ${OVERLOADED_RETRY_AFTER_SECONDS} s`,
+    );
+  }
+
+  /** Whether a request may start its pass; the caller must start it in the same tick (no await between). */
+  tryStart(): boolean {
+    return this.room > 0;
+  }
+
+  /** Counts a transaction stored due now and left to the recovery loop. */
+  deferred(): void {
+    this.backlogCount++;
+  }
+
+  /**
+   * The store as the recovery loop should see it: a claim takes no more transactions than there
+   * are free pass slots (waiting up to a second for one), so the cron respects the cap too. A
+   * claim that returns fewer rows than it asked for proves nothing more is due, which empties the
+   * backlog estimate; otherwise the claimed rows are taken off it.
+   */
+  gateClaims(store: Store): Store {
+    const claimDue = async (now: number, leaseUntil: number, limit: number, owner: string): Promise<Awaited<ReturnType<Store["claimDue"]>>> => {
+      const room = await this.waitForRoom();
+      if (room === 0) return [];
+      const asked = Math.min(limit, room);
+      const batch = await store.claimDue(now, leaseUntil, asked, owner);
+      this.backlogCount = batch.length < asked ? 0 : Math.max(0, this.backlogCount - batch.length);
+      return batch;
+    };
+    return new Proxy(store, {
+      get(target, property) {
+        if (property === "claimDue") return claimDue;
+        const value: unknown = Reflect.get(target, property, target);
+        return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+  }
+
+  private async waitForRoom(): Promise<number> {
+    const until = performance.now() + MAX_ROOM_WAIT_MS;
+    while (this.room === 0 && performance.now() < until) await new Promise((resolve) => setTimeout(resolve, ROOM_POLL_MS));
+    return this.room;
+  }
+}
