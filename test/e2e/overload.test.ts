@@ -272,7 +272,7 @@ describe(`overload: ${TOTAL} submits at C = ${CONCURRENCY} against a participant
       peakRssMB: +peakRss.toFixed(1), participantPeakInFlight: participant.peakInFlight,
       load: readFileSync("/proc/loadavg", "utf8").trim(),
     };
-    console.log(`overload figures: ${JSON.stringify(figures)}`);
+    process.stdout.write(`overload figures: ${JSON.stringify(figures)}\n`);
 
     expect(tally.unexpected.slice(0, 5)).toEqual([]);
     expect(tally.refusedButWritten).toEqual([]);
