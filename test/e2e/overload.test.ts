@@ -116,11 +116,13 @@ async function startCoordinator(entry: string[], dir: string): Promise<Child> {
 }
 
 /** VmRSS of `pid` in MB, sampled every 200 ms until stopped; keeps the peak. */
-function sampleRss(pid: number): { stop(): number; peak(): number } {
+function sampleRss(pid: number): { stop(): number; first: number } {
   let peak = 0;
+  let first = 0;
   const read = (): void => {
     try {
       const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0);
+      first ||= kb / 1024;
       peak = Math.max(peak, kb / 1024);
     } catch {
       // the process is gone; the test notices elsewhere
@@ -134,7 +136,9 @@ function sampleRss(pid: number): { stop(): number; peak(): number } {
       read();
       return peak;
     },
-    peak: () => peak,
+    get first() {
+      return first;
+    },
   };
 }
 
@@ -269,7 +273,7 @@ describe(`overload: ${TOTAL} submits at C = ${CONCURRENCY} against a participant
       total: TOTAL, concurrency: CONCURRENCY, delayMs: DELAY_MS,
       acked: tally.acked.size, refusals: tally.refusals, gidsRefusedAtLeastOnce: tally.refusedOnce.size, gaveUp: tally.gaveUp.length,
       submitSeconds: +((submitted - started) / 1000).toFixed(1), drainSecondsAfterLastSubmit: +((drained - submitted) / 1000).toFixed(1),
-      peakRssMB: +peakRss.toFixed(1), participantPeakInFlight: participant.peakInFlight,
+      rssAtStartMB: +rss.first.toFixed(1), peakRssMB: +peakRss.toFixed(1), participantPeakInFlight: participant.peakInFlight,
       load: readFileSync("/proc/loadavg", "utf8").trim(),
     };
     process.stdout.write(`overload figures: ${JSON.stringify(figures)}\n`);
