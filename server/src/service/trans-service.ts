@@ -62,12 +62,14 @@ export class TransService {
     const branches = await this.branchesFor(req, now);
     const fresh = this.newTrans(req, "submitted", now);
     const delay = req.transType === "msg" ? msgDelay(req.customData) : 0;
+    // No pass slot: stored due now, for the cron alone to run, without a second write (docs/overload.md).
+    const leftToCron = delay === 0 && !this.deps.admission.tryStart();
     if (delay > 0) fresh.nextCronTime = now + delay;
-    // No pass slot: stored due now, so the cron runs it without a second write (docs/overload.md).
-    else if (!this.deps.admission.tryStart()) fresh.nextCronTime = now;
+    else if (leftToCron) fresh.nextCronTime = now;
     const created = await this.deps.store.saveNewTrans(fresh, branches);
     if (created === "created") {
       if (delay > 0) return; // the cron delivers it once the delay has passed
+      if (leftToCron) return this.leaveToCron({ ...fresh, id: 0 }, req.options.waitResult);
       const known = branches.map((b) => ({ ...b, id: 0 }));
       await this.processAfterRequest({ ...fresh, id: 0 }, req.options.waitResult, known);
       return;
