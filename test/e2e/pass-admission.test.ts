@@ -80,4 +80,29 @@ describe("overload caps", () => {
     // The backlog is empty again: writes are accepted.
     expect((await dtx.client.submit(oneStep("adm-e", { wait_result: true }))).status).toBe(200);
   });
+
+  it("an abort past the pass cap is accepted (it ends work) and its rollback is left to the cron", async () => {
+    const { busi, dtx } = env;
+    const gid = "adm-tcc";
+    expect((await post("/api/dtmsvr/prepare", { gid, trans_type: "tcc" })).status).toBe(200);
+    const reg = await post("/api/dtmsvr/registerBranch", { gid, trans_type: "tcc", branch_id: "01", confirm: busi.url("Confirm"), cancel: busi.url("Cancel"), data: "{}" });
+    expect(reg.status).toBe(200);
+    busi.programAlways({ name: "TransOut" }, "HANG");
+    for (const held of ["adm-f", "adm-g"]) expect((await dtx.client.submit(oneStep(held))).status).toBe(200);
+    await busi.waitForCalls({ name: "TransOut" }, 2);
+
+    const aborted = await post("/api/dtmsvr/abort", { gid, trans_type: "tcc", wait_result: true });
+    expect(aborted.status).toBe(425);
+    expect(await dtx.client.status(gid)).toBe("aborting");
+    expect(busi.calls({ gid })).toEqual([]);
+
+    busi.releaseHung();
+    busi.reset();
+    await dtx.client.settle();
+    let ran = await dtx.client.cron(60_000);
+    for (let round = 0, n = ran; n > 0 && round < 10; round++) ran += n = await dtx.client.cron();
+    await dtx.client.settle();
+    expect(await dtx.client.status(gid)).toBe("failed");
+    expect(busi.calls({ gid }).map((c) => c.op)).toEqual(["cancel"]);
+  });
 });
