@@ -25,18 +25,22 @@ const MAX_ROOM_WAIT_MS = 1000;
  * costs no memory, but a backlog without bound only turns into latency without bound, so past a
  * second cap the client is told to come back later (503 OVERLOADED, Retry-After).
  *
- * The caps are soft by at most the requests that are between their check and their write at the
- * same moment (bounded by the open connections), and the cron's claim of one batch.
+ * The pass cap is checked in the same tick as a request's pass starts, and a cron claim holds its
+ * slots while it is in the store, so it is exceeded only by a claim's passes racing requests
+ * between the claim's answer and their start. The backlog cap is soft by the requests that are
+ * between their check and their write at the same moment (bounded by the open connections).
  */
 export class PassAdmission {
   private backlogCount = 0;
+  /** Slots held for a cron claim while it is being made (its passes start as soon as it returns). */
+  private claiming = 0;
 
   /** @param running passes running now in this process (the executor's count) */
   constructor(private readonly limits: AdmissionLimits, private readonly running: () => number) {}
 
   /** Free pass slots right now. */
   get room(): number {
-    return Math.max(0, this.limits.maxPassesInFlight - this.running());
+    return Math.max(0, this.limits.maxPassesInFlight - this.running() - this.claiming);
   }
 
   /** Transactions left to the cron and not yet claimed (an estimate, see {@link gateClaims}). */
@@ -77,7 +81,14 @@ export class PassAdmission {
       const room = await this.waitForRoom();
       if (room === 0) return [];
       const asked = Math.min(limit, room);
-      const batch = await store.claimDue(now, leaseUntil, asked, owner);
+      // Held while the claim is in the store, so requests do not take the same slots meanwhile.
+      this.claiming += asked;
+      let batch: Awaited<ReturnType<Store["claimDue"]>>;
+      try {
+        batch = await store.claimDue(now, leaseUntil, asked, owner);
+      } finally {
+        this.claiming -= asked;
+      }
       this.backlogCount = batch.length < asked ? 0 : Math.max(0, this.backlogCount - batch.length);
       return batch;
     };
