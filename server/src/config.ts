@@ -55,6 +55,20 @@ export const ConfigSchema = z
     maxBodyBytes: z.number().int().positive().default(1024 * 1024),
     maxPayloadBytes: z.number().int().positive().default(256 * 1024),
     maxBranches: z.number().int().positive().default(1000),
+    /** Bounds on work in flight under a flood of requests; see docs/overload.md. */
+    overload: z
+      .object({
+        /** Passes (request- and cron-driven) running at once in this process; past it, new work is stored and left to the cron. */
+        maxPassesInFlight: z.number().int().min(1).max(100_000).default(1000),
+        /** Transactions this process left to the cron and not yet picked up; past it (with the pass cap full), writes answer 503 OVERLOADED. */
+        maxBacklog: z.number().int().min(0).max(1_000_000).default(5000),
+        /** Connections the branch clients open to one origin (HTTP host:port); gRPC multiplexes on one. */
+        branchConnections: z.number().int().min(1).max(10_000).default(512),
+        /** Branch calls to one origin waiting for a connection (HTTP) or a stream (gRPC); past it a call fails at once as a retryable error. */
+        branchQueue: z.number().int().min(0).max(100_000).default(1024),
+      })
+      .strict()
+      .prefault({}),
     strictResults: z.boolean().default(false),
     alertRetryLimit: z.number().int().nonnegative().default(3),
     alertWebhook: z.string().default(""),
@@ -184,6 +198,10 @@ const ENV_KEYS: Record<string, [string[], EnvKind]> = {
   DTX_MAX_BODY_BYTES: [["maxBodyBytes"], "number"],
   DTX_MAX_PAYLOAD_BYTES: [["maxPayloadBytes"], "number"],
   DTX_MAX_BRANCHES: [["maxBranches"], "number"],
+  DTX_MAX_PASSES_IN_FLIGHT: [["overload", "maxPassesInFlight"], "number"],
+  DTX_MAX_BACKLOG: [["overload", "maxBacklog"], "number"],
+  DTX_BRANCH_CONNECTIONS: [["overload", "branchConnections"], "number"],
+  DTX_BRANCH_QUEUE: [["overload", "branchQueue"], "number"],
   DTX_STRICT_RESULTS: [["strictResults"], "boolean"],
   DTX_ALERT_RETRY_LIMIT: [["alertRetryLimit"], "number"],
   DTX_ALERT_WEBHOOK: [["alertWebhook"], "string"],

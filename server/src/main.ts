@@ -1,3 +1,4 @@
+import { getHeapStatistics } from "node:v8";
 import { ConfigError, loadConfig } from "./config.ts";
 import { createLogger } from "./logger.ts";
 import { createCoordinator } from "./server.ts";
@@ -15,6 +16,7 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config.logLevel);
+  warnIfHeapUncapped(logger);
   const coordinator = await createCoordinator(config, logger);
   await coordinator.start();
   let stopping = false;
@@ -32,6 +34,18 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));
+}
+
+/**
+ * The overload caps are sized for the heap `npm start` and the Docker image give (docs/overload.md);
+ * started as plain `node dist/...`, V8 sizes the heap from the machine's memory and, being lazy
+ * about collecting, lets RSS grow far past that under load.
+ */
+function warnIfHeapUncapped(logger: ReturnType<typeof createLogger>): void {
+  const flags = [...process.execArgv, process.env["NODE_OPTIONS"] ?? ""].join(" ");
+  if (/--max-old-space-size/.test(flags)) return;
+  const heapLimitMB = Math.round(getHeapStatistics().heap_size_limit / 2 ** 20);
+  logger.warn({ heapLimitMB }, "started without --max-old-space-size: RSS may grow well past the sizing of the overload caps; start as `npm start` does (node --max-semi-space-size=8 --max-old-space-size=160), see docs/overload.md");
 }
 
 main().catch((error: unknown) => {

@@ -26,13 +26,25 @@ const AGE_BUCKETS = [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 1800, 3600,
 
 export type ApiType = "http" | "grpc";
 
+/** The trans types (validated on every request; mapped anyway, so no label can come from a client). */
+const MODELS: ReadonlySet<string> = new Set(["saga", "msg", "tcc", "xa", "workflow"]);
+/**
+ * The ops the coordinator itself writes (saga, msg, tcc, xa) and its check-back (`msg`). A
+ * workflow's ops are names its application chose, so they count as `other`.
+ */
+const OPS: ReadonlySet<string> = new Set(["action", "compensate", "try", "confirm", "cancel", "commit", "rollback", "msg"]);
+
+function closedLabel(allowed: ReadonlySet<string>, value: string): string {
+  return allowed.has(value) ? value : "other";
+}
+
 export class CoordinatorMetrics {
   readonly registry = new Registry();
   private readonly requests: Counter<"type" | "api" | "status">;
   private readonly requestSeconds: Histogram<"type" | "api">;
   private readonly passes: Counter<"model" | "status">;
   private readonly passAge: Histogram<"model">;
-  private readonly branchCalls: Counter<"model" | "branchid" | "branchtype" | "status">;
+  private readonly branchCalls: Counter<"model" | "branchtype" | "status">;
 
   constructor(version: string) {
     const registers = [this.registry];
@@ -41,7 +53,9 @@ export class CoordinatorMetrics {
     this.requestSeconds = new Histogram({ name: "dtm_server_response_duration", help: "Time to answer an API request, in seconds.", labelNames: ["type", "api"], buckets: DURATION_BUCKETS, registers });
     this.passes = new Counter({ name: "dtm_transaction_process_total", help: "Processing passes over a global transaction, by trans type; fail when a branch answered an error or FAILURE, or another writer won.", labelNames: ["model", "status"], registers });
     this.passAge = new Histogram({ name: "dtm_transaction_handled_duration", help: "Age of a global transaction (now - create_time) at each processing pass, in seconds.", labelNames: ["model"], buckets: AGE_BUCKETS, registers });
-    this.branchCalls = new Counter({ name: "dtm_branch_process_total", help: "Calls to branches (and check-backs), by trans type, branch id, op and ok/fail.", labelNames: ["model", "branchid", "branchtype", "status"], registers });
+    // dtm also labels by branch id; ids (and workflow ops) are chosen by clients, so each new one
+    // would be a series kept for ever. Only closed sets label here (docs/overload.md).
+    this.branchCalls = new Counter({ name: "dtm_branch_process_total", help: "Calls to branches (and check-backs), by trans type, op (a closed set, else other) and ok/fail.", labelNames: ["model", "branchtype", "status"], registers });
   }
 
   /**
@@ -64,15 +78,19 @@ export class CoordinatorMetrics {
   }
 
   /** A processing pass ended; `ok` = no branch answered an error or FAILURE and no other writer won. */
-  passDone(model: string, ok: boolean, ageSeconds: number): void {
+  passDone(transType: string, ok: boolean, ageSeconds: number): void {
     const status = ok ? "ok" : "fail";
+    const model = closedLabel(MODELS, transType);
     this.child(`p\0${model}\0${status}`, () => this.passes.labels({ model, status })).inc();
     this.child(`a\0${model}`, () => this.passAge.labels({ model })).observe(Math.max(0, ageSeconds));
   }
 
-  branchCalled(model: string, branchId: string, op: string, ok: boolean): void {
+  /** A branch call ended; `model` and `op` are mapped to closed sets, whatever the client sent. */
+  branchCalled(model: string, op: string, ok: boolean): void {
     const status = ok ? "ok" : "fail";
-    this.child(`b\0${model}\0${branchId}\0${op}\0${status}`, () => this.branchCalls.labels({ model, branchid: branchId, branchtype: op, status })).inc();
+    const m = closedLabel(MODELS, model);
+    const branchtype = closedLabel(OPS, op);
+    this.child(`b\0${m}\0${branchtype}\0${status}`, () => this.branchCalls.labels({ model: m, branchtype, status })).inc();
   }
 
   /** Counts every branch call `inner` makes; a success is ok, anything else (failure too) is fail, as in dtm. */
@@ -80,7 +98,7 @@ export class CoordinatorMetrics {
     return {
       invoke: (call: BranchCall): Promise<Outcome> =>
         inner.invoke(call).then((outcome) => {
-          this.branchCalled(call.transType, call.branchId, call.op, outcome.kind === "success");
+          this.branchCalled(call.transType, call.op, outcome.kind === "success");
           return outcome;
         }),
       close: () => inner.close(),

@@ -18,6 +18,7 @@ import { CoordinatorMetrics } from "./metrics.ts";
 import { ClaimTokens } from "./service/claim.ts";
 import { CrashPoints } from "./service/crash-points.ts";
 import { Executor } from "./service/executor.ts";
+import { PassAdmission } from "./service/pass-admission.ts";
 import { TopicService } from "./service/topic-service.ts";
 import { TransService } from "./service/trans-service.ts";
 import { UrlPolicy } from "./service/url-policy.ts";
@@ -120,10 +121,11 @@ export async function createCoordinator(config: Config, logger: Logger): Promise
   const crash = new CrashPoints();
   const metrics = new CoordinatorMetrics(VERSION);
   const urlPolicy = new UrlPolicy(config.branchUrls);
+  const branchLimits = { connections: config.overload.branchConnections, queue: config.overload.branchQueue };
   const invoker = metrics.meter(new DispatchInvoker({
-    http: new HttpInvoker(config.strictResults),
-    "json-rpc": new JsonRpcInvoker(config.strictResults),
-    grpc: new GrpcInvoker(),
+    http: new HttpInvoker(config.strictResults, branchLimits),
+    "json-rpc": new JsonRpcInvoker(config.strictResults, branchLimits),
+    grpc: new GrpcInvoker({ limits: branchLimits }),
   }, urlPolicy));
   const executor = new Executor({
     store, invoker, clock, timing, processors: createProcessors(timing), logger, crash, random: Math.random,
@@ -134,21 +136,24 @@ export async function createCoordinator(config: Config, logger: Logger): Promise
   });
   const topics = new TopicService(store, clock, urlPolicy);
   const tokens = new ClaimTokens();
+  const admission = new PassAdmission(config.overload, () => executor.inFlight);
   const service = new TransService({
-    store, executor, clock, timing, logger, topics, newToken: () => tokens.next(),
+    store, executor, clock, timing, logger, topics, admission, newToken: () => tokens.next(),
     limits: { maxBranches: config.maxBranches, maxPayloadBytes: config.maxPayloadBytes, urlPolicy },
   });
+  // The cron claims no more than there are free pass slots (docs/overload.md).
   const cron = new RecoveryLoop(store, executor, clock, {
     idleMs: config.cronInterval * 1000,
     leaseMs: timing.retryInterval,
     batchSize: config.cronBatchSize,
     concurrency: config.cronConcurrency,
     newToken: () => tokens.next(),
+    gate: admission,
   }, logger);
   const auth = new Authenticator(config.auth.tokens);
   const grpc = new GrpcApi({ service, topics, logger, metrics, auth });
   const http = buildHttpApp({
-    service, topics, store, logger, maxBodyBytes: config.maxBodyBytes, version: VERSION, metrics, auth,
+    service, topics, store, logger, maxBodyBytes: config.maxBodyBytes, version: VERSION, metrics, auth, admission,
     ...(config.testControl ? { testControl: { clock, cron, crash, settle: () => executor.drain() } } : {}),
   });
 

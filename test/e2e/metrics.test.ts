@@ -62,11 +62,10 @@ describe("GET /api/metrics", () => {
     // branch calls: what the participant received, counted once each
     expect(env.busi.calls({ gid: "metrics-ok" })).toHaveLength(2);
     expect(env.busi.calls({ gid: "metrics-fail" })).toHaveLength(4);
-    expect(added('dtm_branch_process_total{model="saga",branchid="01",branchtype="action",status="ok"}')).toBe(2);
-    expect(added('dtm_branch_process_total{model="saga",branchid="02",branchtype="action",status="ok"}')).toBe(1);
-    expect(added('dtm_branch_process_total{model="saga",branchid="02",branchtype="action",status="fail"}')).toBe(1);
-    expect(added('dtm_branch_process_total{model="saga",branchid="02",branchtype="compensate",status="ok"}')).toBe(1);
-    expect(added('dtm_branch_process_total{model="saga",branchid="01",branchtype="compensate",status="ok"}')).toBe(1);
+    // (no branchid label: branch ids are chosen by clients, docs/overload.md)
+    expect(added('dtm_branch_process_total{model="saga",branchtype="action",status="ok"}')).toBe(3);
+    expect(added('dtm_branch_process_total{model="saga",branchtype="action",status="fail"}')).toBe(1);
+    expect(added('dtm_branch_process_total{model="saga",branchtype="compensate",status="ok"}')).toBe(2);
     // one pass per saga; the one that ended failed is "fail", as dtm's Process returns ErrFailure
     expect(added('dtm_transaction_process_total{model="saga",status="ok"}')).toBe(1);
     expect(added('dtm_transaction_process_total{model="saga",status="fail"}')).toBe(1);
@@ -82,7 +81,7 @@ describe("GET /api/metrics", () => {
     expect(await env.dtx.client.status(gid)).toBe("submitted");
     const after = (await scrape()).series;
     expect(value(after, 'dtm_transaction_process_total{model="saga",status="fail"}') - value(before, 'dtm_transaction_process_total{model="saga",status="fail"}')).toBe(1);
-    expect(value(after, 'dtm_branch_process_total{model="saga",branchid="02",branchtype="action",status="fail"}') - value(before, 'dtm_branch_process_total{model="saga",branchid="02",branchtype="action",status="fail"}')).toBe(1);
+    expect(value(after, 'dtm_branch_process_total{model="saga",branchtype="action",status="fail"}') - value(before, 'dtm_branch_process_total{model="saga",branchtype="action",status="fail"}')).toBe(1);
   });
 
   it("counts gRPC calls by method", async () => {
@@ -97,6 +96,37 @@ describe("GET /api/metrics", () => {
       await client.close();
     }
   });
+
+  it("keeps series bounded: thousands of client-chosen branch ids add no series", async () => {
+    const seriesCount = async (): Promise<number> => [...(await scrape()).series.keys()].filter((k) => k.startsWith("dtm_")).length;
+    /** TCC transactions whose branches are registered under ids the client chose, confirmed with wait_result. */
+    const flood = async (round: string, gidCount: number, branches: number): Promise<void> => {
+      const gids = Array.from({ length: gidCount }, (_, i) => `metrics-flood-${round}-${i}`);
+      const post = (path: string, body: unknown): Promise<Response> =>
+        fetch(`${env.dtx.url}/api/dtmsvr/${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+      for (const gid of gids) expect((await post("prepare", { gid, trans_type: "tcc" })).status).toBe(200);
+      const register = async (i: number): Promise<number> => {
+        const gid = gids[i % gids.length] ?? "";
+        const id = `client-id-${round}-${i}`;
+        return (await post("registerBranch", { gid, trans_type: "tcc", branch_id: id, confirm: env.busi.url(`Confirm-${id}`), cancel: env.busi.url(`Cancel-${id}`), data: "{}" })).status;
+      };
+      for (let i = 0; i < branches; i += 50) {
+        const statuses = await Promise.all(Array.from({ length: Math.min(50, branches - i) }, (_, k) => register(i + k)));
+        expect(statuses.every((s) => s === 200)).toBe(true);
+      }
+      const submits = await Promise.all(gids.map((gid) => env.dtx.client.submit({ gid, trans_type: "tcc", wait_result: true })));
+      expect(submits.map((r) => r.status)).toEqual(gids.map(() => 200));
+    };
+    // A first round sees every closed label value (tcc, confirm, the APIs it uses) once.
+    await flood("warm", 2, 4);
+    await scrape(); // and the metrics route's own series
+    const before = await seriesCount();
+    await flood("big", 20, 2000);
+    expect(env.busi.calls({ op: "confirm" }).length).toBe(2004);
+    // (2,000 client-chosen ids; with a branchid label each would be a series of its own)
+    expect(await seriesCount()).toBe(before);
+    expect((await scrape()).text).not.toContain("client-id-");
+  }, 120_000);
 
   it("labels unknown paths by route, not by the path a client sent", async () => {
     const res = await fetch(`${env.dtx.url}/no/such/path-${Date.now()}`);

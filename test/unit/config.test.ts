@@ -53,6 +53,7 @@ const DEFAULTS: Config = {
   maxBodyBytes: 1024 * 1024,
   maxPayloadBytes: 256 * 1024,
   maxBranches: 1000,
+  overload: { maxPassesInFlight: 1000, maxBacklog: 5000, branchConnections: 512, branchQueue: 1024 },
   strictResults: false,
   alertRetryLimit: 3,
   alertWebhook: "",
@@ -438,5 +439,23 @@ describe("branchUrls", () => {
     expect(error.message).toContain("branchUrls.allow.0");
     expect(error.message).toContain(words);
     expect(error.message).toContain("DTX_BRANCH_URLS_ALLOW");
+  });
+});
+
+describe("overload", () => {
+  it("reads the caps from DTX_MAX_PASSES_IN_FLIGHT, DTX_MAX_BACKLOG, DTX_BRANCH_CONNECTIONS, DTX_BRANCH_QUEUE", () => {
+    const config = loadConfig({ DTX_MAX_PASSES_IN_FLIGHT: "64", DTX_MAX_BACKLOG: "0", DTX_BRANCH_CONNECTIONS: "8", DTX_BRANCH_QUEUE: "16" }, []);
+    expect(config.overload).toEqual({ maxPassesInFlight: 64, maxBacklog: 0, branchConnections: 8, branchQueue: 16 });
+  });
+
+  it.each([
+    ["DTX_MAX_PASSES_IN_FLIGHT", "0", "overload.maxPassesInFlight"],
+    ["DTX_MAX_PASSES_IN_FLIGHT", "100001", "overload.maxPassesInFlight"],
+    ["DTX_MAX_PASSES_IN_FLIGHT", "1.5", "overload.maxPassesInFlight"],
+    ["DTX_MAX_BACKLOG", "-1", "overload.maxBacklog"],
+    ["DTX_BRANCH_CONNECTIONS", "0", "overload.branchConnections"],
+    ["DTX_BRANCH_QUEUE", "100001", "overload.branchQueue"],
+  ])("refuses %s=%s, naming the key", (name, value, key) => {
+    expect(configError(() => loadConfig({ [name]: value }, [])).message).toContain(key);
   });
 });

@@ -36,6 +36,7 @@ export const ERROR_CATALOGUE = {
   ROUTE_NOT_FOUND: { httpStatus: 404, grpcCode: 12, description: "No such route." },
   TEST_CONTROL_DISABLED: { httpStatus: 404, grpcCode: 12, description: "The test-control API is off (set DTX_TEST_CONTROL=1 outside production)." },
   STORE_UNAVAILABLE: { httpStatus: 503, grpcCode: 14, description: "The store cannot be reached; the request wrote nothing and may be retried." },
+  OVERLOADED: { httpStatus: 503, grpcCode: 14, description: "The coordinator's pass cap and backlog are full; the request wrote nothing. Retry after the Retry-After seconds." },
   INTERNAL: { httpStatus: 500, grpcCode: 13, description: "An unexpected server fault. It is logged; please report it." },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -15,7 +15,20 @@ export interface RecoveryLoopOptions {
   concurrency: number;
   /** A fresh fencing token per claim (docs/fencing.md). */
   newToken: () => string;
+  /** The process-wide pass cap the loop's claims must respect too (docs/overload.md); none = only `concurrency`. */
+  gate?: ClaimGate;
 }
+
+/** Bounds the loop's claims by the pass slots the whole process has free (service/pass-admission.ts). */
+export interface ClaimGate {
+  /** Pass slots free now. */
+  room(): number;
+  /** Holds `n` slots while a claim is in the store; the returned function releases them, given how many rows the claim took. */
+  hold(n: number): (claimed: number) => void;
+}
+
+/** How often the loop looks again when its pool is empty but requests hold every pass slot. */
+const ROOM_POLL_MS = 20;
 
 /**
  * The cron (PROTOCOL §9.2, D10): claims due, unfinished transactions with a lease and runs a pass
@@ -65,7 +78,7 @@ export class RecoveryLoop {
     for (;;) {
       const want = this.claimSize();
       if (want === 0) {
-        await Promise.race(this.active);
+        await (this.active.size > 0 ? Promise.race(this.active) : delay(ROOM_POLL_MS));
         continue;
       }
       const batch = await this.claim(want);
@@ -81,7 +94,8 @@ export class RecoveryLoop {
    * work the loop may take on.
    */
   private claimSize(): number {
-    return Math.max(0, Math.min(this.options.concurrency - this.active.size, this.options.batchSize));
+    const room = this.options.gate?.room() ?? Number.POSITIVE_INFINITY;
+    return Math.max(0, Math.min(this.options.concurrency - this.active.size, this.options.batchSize, room));
   }
 
   /**
@@ -93,9 +107,17 @@ export class RecoveryLoop {
     return this.claimSize() >= refill || this.active.size === 0;
   }
 
-  private claim(limit: number): Promise<TransGlobal[]> {
+  private async claim(limit: number): Promise<TransGlobal[]> {
     const now = this.clock.now();
-    return this.store.claimDue(now, now + this.options.leaseMs, limit, this.options.newToken());
+    const release = this.options.gate?.hold(limit);
+    let claimed = 0;
+    try {
+      const batch = await this.store.claimDue(now, now + this.options.leaseMs, limit, this.options.newToken());
+      claimed = batch.length;
+      return batch;
+    } finally {
+      release?.(claimed);
+    }
   }
 
   private startPass(trans: TransGlobal): Promise<void> {
@@ -121,6 +143,11 @@ export class RecoveryLoop {
         continue;
       }
       const want = this.claimSize();
+      if (want === 0) {
+        // Requests hold every pass slot: look again shortly (their passes do not wake the loop).
+        await this.sleep(this.active.size > 0 ? undefined : ROOM_POLL_MS);
+        continue;
+      }
       let batch: TransGlobal[] = [];
       try {
         batch = await this.claim(want);
@@ -153,4 +180,8 @@ export class RecoveryLoop {
   private wakeUp(): void {
     this.wake?.();
   }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -6,6 +6,8 @@ import type { StreamEnd } from "./h2/h2-connection.ts";
 import { H2Connection } from "./h2/h2-connection.ts";
 import type { HeaderField } from "./h2/hpack.ts";
 import type { BranchCall, BranchInvoker } from "./invoker.ts";
+import type { BranchClientLimits } from "./origin-limiter.ts";
+import { DEFAULT_BRANCH_CLIENT_LIMITS, OriginLimiter } from "./origin-limiter.ts";
 
 /** dtm's default outgoing service config (PROTOCOL §6.2, `GrpcServiceConfig`). */
 export const DEFAULT_GRPC_SERVICE_CONFIG = '{"loadBalancingConfig":[{"round_robin":{}}]}';
@@ -16,6 +18,8 @@ export interface GrpcInvokerOptions {
   /** Accepted for compatibility; the built-in client has one connection per target and no balancing. */
   serviceConfig?: string;
   maxChannels?: number;
+  /** Calls in flight per target (running or waiting for a stream): `connections + queue` (docs/overload.md). */
+  limits?: BranchClientLimits;
 }
 
 /** A gRPC branch URL `host:port/package.Service/Method`, split at the first `/` (PROTOCOL §6.2). */
@@ -93,10 +97,12 @@ interface GrpcStatus {
 export class GrpcInvoker implements BranchInvoker {
   private readonly cache = new Map<string, H2Connection>();
   private readonly maxChannels: number;
+  private readonly limiter: OriginLimiter;
   private closed = false;
 
   constructor(options: GrpcInvokerOptions = {}) {
     this.maxChannels = options.maxChannels ?? MAX_CHANNELS;
+    this.limiter = new OriginLimiter(options.limits ?? DEFAULT_BRANCH_CLIENT_LIMITS);
   }
 
   invoke(call: BranchCall): Promise<Outcome> {
@@ -110,6 +116,10 @@ export class GrpcInvoker implements BranchInvoker {
       return Promise.resolve({ kind: "error", message: `cannot send branch_headers as gRPC metadata: ${(error as Error).message}` });
     }
     const frame = grpcFrame(requestMessage(call));
+    return this.limiter.run(parsed.target, () => this.send(call, parsed.target, fields, frame));
+  }
+
+  private send(call: BranchCall, target: string, fields: HeaderField[], frame: Buffer): Promise<Outcome> {
     return new Promise<Outcome>((resolve) => {
       const done = (result: GrpcStatus): void => {
         const outcome = classifyGrpcResult(result);
@@ -117,7 +127,7 @@ export class GrpcInvoker implements BranchInvoker {
       };
       let connection: H2Connection;
       try {
-        connection = this.connection(parsed.target);
+        connection = this.connection(target);
       } catch (error) {
         done({ code: status.UNAVAILABLE, details: (error as Error).message });
         return;

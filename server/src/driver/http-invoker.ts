@@ -2,6 +2,8 @@ import { Agent, request } from "undici";
 import type { Outcome } from "../core/types.ts";
 import type { BranchCall, BranchInvoker } from "./invoker.ts";
 import { classifyHttpResult } from "./outcome.ts";
+import type { BranchClientLimits } from "./origin-limiter.ts";
+import { DEFAULT_BRANCH_CLIENT_LIMITS, OriginLimiter } from "./origin-limiter.ts";
 
 /** The most of a participant's answer we read; the rest is discarded (a hostile RM cannot bloat us). */
 const MAX_RESPONSE_BYTES = 64 * 1024;
@@ -10,12 +12,18 @@ const MAX_RESPONSE_BYTES = 64 * 1024;
  * Calls participants over HTTP as dtm does (PROTOCOL §6.1): POST with the raw payload (GET when
  * there is none, except for XA), `gid`, `trans_type`, `branch_id`, `op` merged into the query,
  * `Content-Type: application/json` plus the trans's `branch_headers`. Connections are kept alive
- * and pooled per origin by one undici Agent.
+ * and pooled per origin by one undici Agent, with at most `limits.connections` per origin and
+ * `limits.queue` calls waiting for one (docs/overload.md).
  */
 export class HttpInvoker implements BranchInvoker {
-  private readonly agent = new Agent({ keepAliveTimeout: 30_000, connections: 128, pipelining: 1 });
+  private readonly agent: Agent;
+  private readonly limiter: OriginLimiter;
 
-  constructor(private readonly strictResults: boolean) {}
+  constructor(private readonly strictResults: boolean, limits: BranchClientLimits = DEFAULT_BRANCH_CLIENT_LIMITS) {
+    // pipelining 1: a slow answer must not hold up the calls queued behind it on one socket.
+    this.agent = new Agent({ keepAliveTimeout: 30_000, connections: limits.connections, pipelining: 1 });
+    this.limiter = new OriginLimiter(limits);
+  }
 
   async invoke(call: BranchCall): Promise<Outcome> {
     let target: URL;
@@ -24,6 +32,10 @@ export class HttpInvoker implements BranchInvoker {
     } catch {
       return { kind: "error", message: `invalid url: ${call.url}` };
     }
+    return this.limiter.run(target.origin, () => this.send(call, target));
+  }
+
+  private async send(call: BranchCall, target: URL): Promise<Outcome> {
     target.searchParams.set("gid", call.gid);
     target.searchParams.set("trans_type", call.transType);
     target.searchParams.set("branch_id", call.branchId);

@@ -1,8 +1,10 @@
-import { request } from "undici";
+import { Agent, request } from "undici";
 import type { Outcome } from "../core/types.ts";
 import { newGid } from "../service/gid.ts";
 import type { BranchCall, BranchInvoker } from "./invoker.ts";
 import { classifyAnswer, dtmResultField, parseObject } from "./outcome.ts";
+import type { BranchClientLimits } from "./origin-limiter.ts";
+import { DEFAULT_BRANCH_CLIENT_LIMITS, OriginLimiter } from "./origin-limiter.ts";
 
 export const JSONRPC_FAILURE = -32901;
 export const JSONRPC_ONGOING = -32902;
@@ -16,13 +18,30 @@ export const JSONRPC_ONGOING = -32902;
  * never matches; ours does.)
  */
 export class JsonRpcInvoker implements BranchInvoker {
-  constructor(private readonly strictResults: boolean) {}
+  /** Its own agent, bounded like the HTTP invoker's (undici's global one has no connection limit). */
+  private readonly agent: Agent;
+  private readonly limiter: OriginLimiter;
+
+  constructor(private readonly strictResults: boolean, limits: BranchClientLimits = DEFAULT_BRANCH_CLIENT_LIMITS) {
+    this.agent = new Agent({ keepAliveTimeout: 30_000, connections: limits.connections, pipelining: 1 });
+    this.limiter = new OriginLimiter(limits);
+  }
 
   async invoke(call: BranchCall): Promise<Outcome> {
+    let target: URL;
+    try {
+      target = new URL(call.url);
+    } catch {
+      return { kind: "error", message: `cannot build a JSON-RPC call to ${call.url}: invalid url` };
+    }
+    return this.limiter.run(target.origin, () => this.send(call, target));
+  }
+
+  private async send(call: BranchCall, target: URL): Promise<Outcome> {
     let method: string;
     let params: Record<string, unknown>;
     try {
-      method = new URL(call.url).searchParams.get("method") ?? "";
+      method = target.searchParams.get("method") ?? "";
       const text = Buffer.from(call.body).toString("utf8");
       const payload: unknown = text === "" ? {} : JSON.parse(text);
       if (payload === null || typeof payload !== "object" || Array.isArray(payload)) throw new Error("the payload must be a JSON object");
@@ -33,6 +52,7 @@ export class JsonRpcInvoker implements BranchInvoker {
     try {
       const res = await request(call.url, {
         method: "POST",
+        dispatcher: this.agent,
         headers: { "content-type": "application/json", ...call.headers },
         body: JSON.stringify({ id: newGid(), jsonrpc: "2.0", method, params }),
         headersTimeout: call.timeoutMs,
@@ -49,7 +69,9 @@ export class JsonRpcInvoker implements BranchInvoker {
     }
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
 }
 
 function classifyRpcError(text: string, body: Record<string, unknown> | undefined): Outcome {

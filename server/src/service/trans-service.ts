@@ -19,6 +19,7 @@ import { waitVerdict } from "../core/wait-result.ts";
 import type { RequestLimits, TransRequest } from "./request.ts";
 import { asObject, parseGid, parseTransRequest, parseTransType } from "./request.ts";
 import { newGid } from "./gid.ts";
+import type { PassAdmission } from "./pass-admission.ts";
 
 export interface TransServiceDeps {
   store: Store;
@@ -30,6 +31,8 @@ export interface TransServiceDeps {
   limits: RequestLimits;
   logger: Logger;
   topics: TopicService;
+  /** Caps passes in flight and the backlog left to the cron (docs/overload.md). */
+  admission: PassAdmission;
 }
 
 export interface QueryResult {
@@ -56,19 +59,24 @@ export class TransService {
   }
 
   async submit(body: unknown): Promise<void> {
+    this.deps.admission.refuseIfOverloaded();
     const req = parseTransRequest(body, this.deps.limits);
     if (req.transType === "workflow") return this.workflows.submit(req);
     const now = this.deps.clock.now();
     const branches = await this.branchesFor(req, now);
     const fresh = this.newTrans(req, "submitted", now);
     const delay = req.transType === "msg" ? msgDelay(req.customData) : 0;
-    // A pass that runs now owns the row from its creation: the first lease is next_cron_time.
+    // No pass slot: stored due now, for the cron alone to run, without a second write (docs/overload.md).
+    const leftToCron = delay === 0 && !this.deps.admission.tryStart();
     if (delay > 0) fresh.nextCronTime = now + delay;
+    else if (leftToCron) fresh.nextCronTime = now;
+    // A pass that runs now owns the row from its creation: the first lease is next_cron_time.
     else fresh.owner = this.deps.newToken();
     const created = await this.deps.store.saveNewTrans(fresh, branches);
     if (created === "created") {
       // The cron delivers a delayed msg once the delay has passed; until then it is unfinished.
       if (delay > 0) return this.reportDelayed({ ...fresh, id: 0 }, req.options.waitResult);
+      if (leftToCron) return this.leaveToCron({ ...fresh, id: 0 }, req.options.waitResult);
       const known = branches.map((b) => ({ ...b, id: 0 }));
       await this.processAfterRequest({ ...fresh, id: 0 }, req.options.waitResult, known);
       return;
@@ -86,6 +94,7 @@ export class TransService {
 
   /** prepare (msg, tcc, xa; saga is stored but never progresses, as in dtm). */
   async prepare(body: unknown): Promise<void> {
+    this.deps.admission.refuseIfOverloaded();
     const req = parseTransRequest(body, this.deps.limits);
     if (req.transType === "workflow") throw new CoordinatorError("UNSUPPORTED_TRANS_TYPE", "use prepareWorkflow for a workflow");
     if (req.transType === "msg" && req.queryPrepared === "") {
@@ -134,11 +143,13 @@ export class TransService {
     throw new CoordinatorError("INTERNAL", `gid ${gid} changed concurrently while being aborted; retry the request`);
   }
 
-  registerBranch(body: unknown): Promise<void> {
+  async registerBranch(body: unknown): Promise<void> {
+    this.deps.admission.refuseIfOverloaded();
     return this.registration.register(body);
   }
 
   async prepareWorkflow(body: unknown): Promise<WorkflowProgress> {
+    this.deps.admission.refuseIfOverloaded();
     const req = parseTransRequest(body, this.deps.limits);
     return this.workflows.prepare(req, this.newTrans(req, "prepared", this.deps.clock.now()));
   }
@@ -192,6 +203,7 @@ export class TransService {
    * 409 FAILURE once it ended the other way, 425 ONGOING while it is unfinished.
    */
   private async processAfterRequest(trans: TransGlobal, waitResult: boolean, branches?: Branch[], request: WaitRequest = "submit", claimed = true): Promise<void> {
+    if (claimed && !this.deps.admission.tryStart()) return this.leaveToCron(trans, waitResult);
     // Without the claim, a pass running here is joined; one running elsewhere is left alone.
     const pass = claimed ? this.deps.executor.process(trans, branches) : this.deps.executor.runningPass(trans.gid);
     if (!waitResult) {
@@ -216,6 +228,24 @@ export class TransService {
       throw failure(reason);
     }
     throw ongoing(`transaction ${trans.gid} is ${trans.status}; still in progress${lastError ? `: ${quiet(lastError, "FAILURE")}` : ""}`);
+  }
+
+  /**
+   * Past the pass cap the trans is not run here: it is made due now (unless it already is) and the
+   * recovery loop runs it when a slot frees. With wait_result the client learns it is unfinished
+   * (425 ONGOING), which is the truth; see docs/overload.md.
+   */
+  private async leaveToCron(trans: TransGlobal, waitResult: boolean): Promise<void> {
+    const now = this.deps.clock.now();
+    if (trans.owner !== "") {
+      // This request holds the claim (docs/fencing.md): give it up and make the trans due now in
+      // one fenced write; a reset would leave a held lease alone until it runs out.
+      await this.deps.store.updateTrans(trans.gid, { status: trans.status, owner: trans.owner }, { updateTime: now, owner: "", nextCronTime: now }, []);
+    } else if (trans.nextCronTime > now) {
+      await this.deps.store.resetNextCronTime(trans.gid, now);
+    }
+    this.deps.admission.deferred();
+    if (waitResult) throw ongoing(`transaction ${trans.gid} is ${trans.status}; the coordinator is busy and the recovery loop will run it shortly`);
   }
 
   async forceStop(body: unknown): Promise<void> {

@@ -2,6 +2,7 @@ import { Metadata, status } from "@grpc/grpc-js";
 import type { ServiceError } from "@grpc/grpc-js";
 import { CoordinatorError, WireResult } from "../../core/errors.ts";
 import type { Logger } from "../../logger.ts";
+import { OVERLOADED_RETRY_AFTER_SECONDS } from "../../service/pass-admission.ts";
 import type { AuthErrorCode } from "../auth.ts";
 import { AUTH_ERROR_CODES } from "../auth.ts";
 
@@ -26,9 +27,12 @@ export function toGrpcError(error: unknown, logger: Logger, method: string): Par
     return serviceError(error.result === "FAILURE" ? status.ABORTED : status.FAILED_PRECONDITION, error.message, error.result);
   }
   if (error instanceof CoordinatorError) {
-    if (error.httpStatus >= 500) logger.error({ err: error, method }, "gRPC request failed");
+    if (error.httpStatus >= 500 && error.code !== "OVERLOADED") logger.error({ err: error, method }, "gRPC request failed");
     const code = error.grpcCode === status.INTERNAL ? status.UNKNOWN : (error.grpcCode as status);
-    return serviceError(code, error.message, error.code);
+    const reply = serviceError(code, error.message, error.code);
+    // gRPC's own Retry-After: clients with a retry policy wait this long before trying again.
+    if (error.code === "OVERLOADED") reply.metadata?.set("grpc-retry-pushback-ms", String(OVERLOADED_RETRY_AFTER_SECONDS * 1000));
+    return reply;
   }
   logger.error({ err: error, method }, "unexpected error while handling a gRPC request");
   return serviceError(status.UNKNOWN, "internal error; see the coordinator log", "INTERNAL");

@@ -4,6 +4,7 @@ import type { Logger } from "../../logger.ts";
 import { apiLabel } from "../../metrics.ts";
 import type { CoordinatorMetrics } from "../../metrics.ts";
 import type { TopicService } from "../../service/topic-service.ts";
+import type { PassAdmission } from "../../service/pass-admission.ts";
 import type { TransService } from "../../service/trans-service.ts";
 import { jsonRpcRoute } from "./route-json-rpc.ts";
 import type { Store } from "../../store/store.ts";
@@ -28,7 +29,12 @@ export interface HttpAppDeps {
   testControl?: TestControlDeps;
   /** Bearer-token checks (off when it holds no token, or is absent). */
   auth?: Authenticator;
+  /** When present, writes are refused before their body is read while the coordinator is overloaded. */
+  admission?: PassAdmission;
 }
+
+/** Routes that create or advance work, refused under overload (docs/overload.md); reads stay served. */
+const OVERLOAD_REFUSED_ROUTES = new Set(["submit", "prepare", "registerBranch", "registerXaBranch", "registerTccBranch", "prepareWorkflow"].map((r) => `/api/dtmsvr/${r}`));
 
 /** Builds the HTTP app without listening, so tests can also drive it with inject(). */
 export function buildHttpApp(deps: HttpAppDeps): FastifyInstance {
@@ -67,6 +73,20 @@ export function buildHttpApp(deps: HttpAppDeps): FastifyInstance {
       if (result.ok) return done();
       const { status, headers, body } = authRefusal(result.code, result.message);
       void reply.status(status).headers(headers).send(body);
+    });
+  }
+
+  const { admission } = deps;
+  if (admission) {
+    // Before the body is read: a flood of refused requests costs no parsing. The service checks again.
+    app.addHook("onRequest", (req, _reply, done) => {
+      if (!OVERLOAD_REFUSED_ROUTES.has(req.routeOptions.url ?? "")) return done();
+      try {
+        admission.refuseIfOverloaded();
+        done();
+      } catch (error) {
+        done(error as Error);
+      }
     });
   }
 

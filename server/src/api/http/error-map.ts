@@ -2,6 +2,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import type { ErrorCode } from "../../core/errors.ts";
 import { CoordinatorError, dtmResultForStatus, ERROR_CATALOGUE, WIRE_RESULT_CODES, WireResult } from "../../core/errors.ts";
 import type { Logger } from "../../logger.ts";
+import { OVERLOADED_RETRY_AFTER_SECONDS } from "../../service/pass-admission.ts";
 import type { AuthErrorCode } from "../auth.ts";
 import { AUTH_ERROR_CODES } from "../auth.ts";
 
@@ -45,7 +46,8 @@ function replyWithoutDtmResult(error: unknown, logger: Logger): { status: number
     return { status: WIRE_RESULT_CODES[error.result].httpStatus, body: { message: error.message, code: error.result } };
   }
   if (error instanceof CoordinatorError) {
-    if (error.httpStatus >= 500) logger.error({ err: error }, "request failed");
+    // An expected answer under load, not a fault: logging each one would add to the load.
+    if (error.httpStatus >= 500 && error.code !== "OVERLOADED") logger.error({ err: error }, "request failed");
     return { status: error.httpStatus, body: { message: error.message, code: error.code } };
   }
   const fe = error as Partial<FastifyError>;
@@ -62,8 +64,15 @@ function replyWithoutDtmResult(error: unknown, logger: Logger): { status: number
 export function errorHandler(logger: Logger) {
   return (error: unknown, _request: FastifyRequest, reply: FastifyReply): void => {
     const { status, body } = toErrorReply(error, logger);
+    const retryAfter = retryAfterOf(error);
+    if (retryAfter !== undefined) void reply.header("retry-after", String(retryAfter));
     void reply.status(status).send(body);
   };
+}
+
+/** Seconds a client should wait before retrying a refused request (`Retry-After`), if it should. */
+export function retryAfterOf(error: unknown): number | undefined {
+  return error instanceof CoordinatorError && error.code === "OVERLOADED" ? OVERLOADED_RETRY_AFTER_SECONDS : undefined;
 }
 
 /** The answer to a request refused by authentication: 401 with a `WWW-Authenticate` challenge, or 403. */

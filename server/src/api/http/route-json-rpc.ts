@@ -3,6 +3,7 @@ import { CoordinatorError, dtmResultForStatus, WireResult } from "../../core/err
 import { JSONRPC_FAILURE, JSONRPC_ONGOING } from "../../driver/jsonrpc-invoker.ts";
 import type { Logger } from "../../logger.ts";
 import type { TransService } from "../../service/trans-service.ts";
+import { retryAfterOf } from "./error-map.ts";
 
 interface RpcError {
   code: number;
@@ -54,12 +55,18 @@ export function jsonRpcRoute(service: TransService, logger: Logger) {
         try {
           return reply(id, await method(o["params"]), null);
         } catch (error) {
+          // Overload is answered 503 with Retry-After, as on the REST routes, so proxies and clients back off.
+          const retryAfter = retryAfterOf(error);
+          if (retryAfter !== undefined) void res.status(503).header("retry-after", String(retryAfter));
           return reply(id, null, rpcError(error, logger));
         }
       });
     });
   };
 }
+
+/** In JSON-RPC's range for implementation-defined server errors (-32000 to -32099). */
+export const JSONRPC_OVERLOADED = -32000;
 
 /** dtm's outcomes are -32901 / -32902, as every HTTP 409 / 425 is FAILURE / ONGOING (docs/errors.md). */
 function rpcError(error: unknown, logger: Logger): RpcError {
@@ -69,6 +76,7 @@ function rpcError(error: unknown, logger: Logger): RpcError {
     const code = dtmResult === "FAILURE" ? JSONRPC_FAILURE : dtmResult === "ONGOING" ? JSONRPC_ONGOING : -32602;
     return { code, message: error.message, data: { code: error.code } };
   }
+  if (error instanceof CoordinatorError && error.code === "OVERLOADED") return { code: JSONRPC_OVERLOADED, message: error.message, data: { code: error.code } };
   logger.error({ err: error }, "JSON-RPC call failed");
   return { code: -32603, message: error instanceof Error ? error.message : String(error) };
 }

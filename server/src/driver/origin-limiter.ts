@@ -1,0 +1,48 @@
+import type { Outcome } from "../core/types.ts";
+
+/** The bounds of a branch client towards one origin (config `overload`, docs/overload.md). */
+export interface BranchClientLimits {
+  /** Connections opened to one origin (HTTP); calls beyond them wait in the client's queue. */
+  connections: number;
+  /** Calls to one origin that may wait for a connection or stream. */
+  queue: number;
+}
+
+/**
+ * Counts the calls in flight (running or queued) to each origin and refuses one past
+ * `connections + queue` at once, as a retryable `error` outcome: the transaction backs off and
+ * its pass ends, instead of the client's queue (undici's pool queue, an HTTP/2 connection's
+ * waiting streams) growing with every slow participant. Origins without calls are forgotten.
+ */
+export class OriginLimiter {
+  private readonly counts = new Map<string, number>();
+  private readonly max: number;
+
+  constructor(limits: BranchClientLimits) {
+    this.max = limits.connections + limits.queue;
+  }
+
+  /** Runs `call` if `origin` has room; never throws for the limit. `origin` must hold no credentials. */
+  async run(origin: string, call: () => Promise<Outcome>): Promise<Outcome> {
+    const n = this.counts.get(origin) ?? 0;
+    if (n >= this.max) {
+      return { kind: "error", message: `call not made: ${n} calls to ${origin} are already in flight or queued (overload.branchConnections + overload.branchQueue = ${this.max})` };
+    }
+    this.counts.set(origin, n + 1);
+    try {
+      return await call();
+    } finally {
+      const left = (this.counts.get(origin) ?? 1) - 1;
+      if (left > 0) this.counts.set(origin, left);
+      else this.counts.delete(origin);
+    }
+  }
+
+  /** Calls in flight to `origin` (for tests). */
+  inFlight(origin: string): number {
+    return this.counts.get(origin) ?? 0;
+  }
+}
+
+/** Default limits when a client is built without config (tests): the config's defaults. */
+export const DEFAULT_BRANCH_CLIENT_LIMITS: BranchClientLimits = { connections: 512, queue: 1024 };
