@@ -78,7 +78,10 @@ export class RecoveryLoop {
     for (;;) {
       const want = this.claimSize();
       if (want === 0) {
-        await (this.active.size > 0 ? Promise.race(this.active) : delay(ROOM_POLL_MS));
+        // No slot: wait for one of this loop's passes; with none running, requests hold every
+        // slot of the process and this round can run nothing more.
+        if (this.active.size === 0) break;
+        await Promise.race(this.active);
         continue;
       }
       const batch = await this.claim(want);
@@ -182,6 +185,3 @@ export class RecoveryLoop {
   }
 }
 
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
