@@ -26,7 +26,9 @@ export function toGrpcError(error: unknown, logger: Logger, method: string): Par
     return serviceError(error.result === "FAILURE" ? status.ABORTED : status.FAILED_PRECONDITION, error.message, error.result);
   }
   if (error instanceof CoordinatorError) {
-    if (error.httpStatus >= 500) logger.error({ err: error, method }, "gRPC request failed");
+    // STORE_UNAVAILABLE is UNAVAILABLE (14), which gRPC clients retry; an outage fails every call, so a warn line each.
+    if (error.code === "STORE_UNAVAILABLE") logger.warn({ reason: error.message, method }, "gRPC request failed: the store is unavailable");
+    else if (error.httpStatus >= 500) logger.error({ err: error, method }, "gRPC request failed");
     const code = error.grpcCode === status.INTERNAL ? status.UNKNOWN : (error.grpcCode as status);
     return serviceError(code, error.message, error.code);
   }

@@ -23,6 +23,13 @@ const CODE_BY_STATUS: Partial<Record<number, ErrorCode>> = {
   415: "UNSUPPORTED_MEDIA_TYPE",
 };
 
+/**
+ * `Retry-After` (seconds) of a 503 STORE_UNAVAILABLE: the request already waited up to the store
+ * timeout, so a client may try again soon; a store that is back answers at once
+ * (docs/store-outages.md).
+ */
+export const STORE_RETRY_AFTER_SECONDS = 1;
+
 /** The body dtm's clients expect for an error, plus our stable code. */
 export interface ErrorBody {
   message: string;
@@ -35,7 +42,9 @@ export function toErrorReply(error: unknown, logger: Logger): { status: number; 
     return { status: error.result === "FAILURE" ? 409 : 425, body: { dtm_result: error.result, message: error.message, code: error.result } };
   }
   if (error instanceof CoordinatorError) {
-    if (error.httpStatus >= 500) logger.error({ err: error }, "request failed");
+    // An outage fails every request: one warn line each, not an error with a stack per request.
+    if (error.code === "STORE_UNAVAILABLE") logger.warn({ reason: error.message }, "request failed: the store is unavailable");
+    else if (error.httpStatus >= 500) logger.error({ err: error }, "request failed");
     return { status: error.httpStatus, body: { message: error.message, code: error.code } };
   }
   const fe = error as Partial<FastifyError>;
@@ -52,6 +61,7 @@ export function toErrorReply(error: unknown, logger: Logger): { status: number; 
 export function errorHandler(logger: Logger) {
   return (error: unknown, _request: FastifyRequest, reply: FastifyReply): void => {
     const { status, body } = toErrorReply(error, logger);
+    if (body.code === "STORE_UNAVAILABLE") void reply.header("retry-after", String(STORE_RETRY_AFTER_SECONDS));
     void reply.status(status).send(body);
   };
 }

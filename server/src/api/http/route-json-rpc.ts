@@ -3,6 +3,7 @@ import { CoordinatorError, WireResult } from "../../core/errors.ts";
 import { JSONRPC_FAILURE, JSONRPC_ONGOING } from "../../driver/jsonrpc-invoker.ts";
 import type { Logger } from "../../logger.ts";
 import type { TransService } from "../../service/trans-service.ts";
+import { STORE_RETRY_AFTER_SECONDS } from "./error-map.ts";
 
 interface RpcError {
   code: number;
@@ -53,15 +54,27 @@ export function jsonRpcRoute(service: TransService, logger: Logger) {
         try {
           return reply(id, await method(o["params"]), null);
         } catch (error) {
-          return reply(id, null, rpcError(error, logger));
+          const rpc = rpcError(error, logger);
+          if (rpc.code === JSONRPC_STORE_UNAVAILABLE) void res.status(503).header("retry-after", String(STORE_RETRY_AFTER_SECONDS));
+          return reply(id, null, rpc);
         }
       });
     });
   };
 }
 
+/**
+ * JSON-RPC error code of STORE_UNAVAILABLE: in the range JSON-RPC leaves to servers
+ * (-32000..-32099), with the stable code in `data.code`; the HTTP answer is 503 with Retry-After.
+ */
+export const JSONRPC_STORE_UNAVAILABLE = -32003;
+
 function rpcError(error: unknown, logger: Logger): RpcError {
   if (error instanceof WireResult) return { code: error.result === "FAILURE" ? JSONRPC_FAILURE : JSONRPC_ONGOING, message: error.message };
+  if (error instanceof CoordinatorError && error.code === "STORE_UNAVAILABLE") {
+    logger.warn({ reason: error.message }, "JSON-RPC call failed: the store is unavailable");
+    return { code: JSONRPC_STORE_UNAVAILABLE, message: error.message, data: { code: error.code } };
+  }
   if (error instanceof CoordinatorError && error.httpStatus < 500) return { code: -32602, message: error.message, data: { code: error.code } };
   logger.error({ err: error }, "JSON-RPC call failed");
   return { code: -32603, message: error instanceof Error ? error.message : String(error) };

@@ -9,6 +9,7 @@ import { at, branchInsert, date, patchSet, transInsert } from "./convert.ts";
 import { foundGids, rollbackAndFindQuery, saveBatchQuery, updateBatchQuery, updateBatchWins } from "./mysql-batch.ts";
 import { migrateMysql } from "./mysql-migrate.ts";
 import { GroupCommitSqlStore } from "./group-commit.ts";
+import { timedPool } from "./mysql-pool.ts";
 import type { SaveOp, UpdateOp } from "./group-commit.ts";
 import type { StoreDatabase } from "./tables.ts";
 
@@ -23,7 +24,17 @@ export interface MysqlStoreOptions {
    * (./mysql-batch.ts). False runs one query per call.
    */
   batchWrites?: boolean;
+  /**
+   * Milliseconds a query, a connect or a lock wait may take (default 5000). A query that gets no
+   * answer in time fails and its connection is destroyed (./mysql-pool.ts).
+   */
+  timeoutMs?: number;
 }
+
+/** Queued requests for a pooled connection, at most: past it a call fails at once instead of queueing. */
+const MAX_CONNECTION_WAITERS = 1_000;
+/** Idle time before the first TCP keepalive probe. */
+const KEEPALIVE_DELAY_MS = 10_000;
 
 /** datetime(3) columns hold UTC (see `timezone: "Z"`); read them back as epoch milliseconds. */
 const typeCast: TypeCast = (field, next) => {
@@ -46,6 +57,7 @@ const typeCast: TypeCast = (field, next) => {
  */
 export class MysqlStore extends GroupCommitSqlStore {
   constructor(options: MysqlStoreOptions) {
+    const timeoutMs = options.timeoutMs ?? 5_000;
     const pool = createPool({
       uri: options.url,
       connectionLimit: options.poolSize ?? 10,
@@ -54,21 +66,27 @@ export class MysqlStore extends GroupCommitSqlStore {
       charset: "UTF8MB4_BIN",
       timezone: "Z",
       typeCast,
-      connectTimeout: 10_000,
+      connectTimeout: timeoutMs,
+      queueLimit: MAX_CONNECTION_WAITERS,
+      enableKeepAlive: true,
+      keepAliveInitialDelay: KEEPALIVE_DELAY_MS,
       // saveNewTrans sends START TRANSACTION, two INSERTs and COMMIT as one query, and the group
       // commit (./mysql-batch.ts) a whole transaction per batch. Every value still goes through
       // mysql2's escaping (no SQL is built from input).
       multipleStatements: true,
     });
+    // A row lock wait ends with a clean error (1205) before the client-side timeout, which would cost the connection.
+    const lockWaitSeconds = Math.max(1, Math.floor(timeoutMs / 1000));
     const dialect = new MysqlDialect({
-      pool,
+      pool: timedPool(pool, timeoutMs),
       onCreateConnection: async (connection) => {
         await connection.executeQuery(CompiledQuery.raw("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"));
+        await connection.executeQuery(CompiledQuery.raw(`SET SESSION innodb_lock_wait_timeout = ${lockWaitSeconds}`));
         await connection.executeQuery(CompiledQuery.raw("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', time_zone = '+00:00'"));
       },
     });
     super(new Kysely<StoreDatabase>({ dialect }), isMysqlConflict,
-      options.batchWrites === false ? undefined : { poolSize: options.poolSize ?? 10, wroteNothing });
+      options.batchWrites === false ? undefined : { poolSize: options.poolSize ?? 10, wroteNothing, timeoutMs });
   }
 
   migrate(): Promise<void> {

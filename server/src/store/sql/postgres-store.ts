@@ -35,7 +35,24 @@ export interface PostgresStoreOptions {
    * one statement per call.
    */
   batchWrites?: boolean;
+  /**
+   * Milliseconds a statement, a connect or a wait for a pooled connection may take (default
+   * 5000): the server cancels a statement after it (statement_timeout), and the client gives up
+   * on a server that does not answer a little later (query_timeout) and destroys the connection.
+   */
+  timeoutMs?: number;
 }
+
+/** Default of {@link PostgresStoreOptions.timeoutMs}. */
+export const DEFAULT_STORE_TIMEOUT_MS = 5_000;
+/**
+ * How much longer than statement_timeout the client waits for an answer: a server that is alive
+ * cancels the statement itself and the connection stays usable; only a silent one costs a
+ * connection.
+ */
+const CLIENT_GRACE_MS = 1_000;
+/** Idle time before the first TCP keepalive probe: a dead peer is noticed on an idle connection too. */
+export const KEEPALIVE_DELAY_MS = 10_000;
 
 const INT8_OID = 20;
 const TIMESTAMPTZ_OID = 1184;
@@ -73,22 +90,29 @@ export class PostgresStore extends GroupCommitSqlStore {
 
   constructor(options: PostgresStoreOptions) {
     const schema = options.schema ?? "public";
+    const timeoutMs = options.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
     const pool = new pg.Pool({
       connectionString: options.url,
       max: options.poolSize ?? 10,
-      // pg waits for ever by default: a blackholed host would hang the start instead of failing it.
-      connectionTimeoutMillis: 10_000,
+      // pg waits for ever by default. This bounds both a connect and a wait for a free client.
+      connectionTimeoutMillis: timeoutMs,
+      statement_timeout: timeoutMs,
+      query_timeout: timeoutMs + CLIENT_GRACE_MS,
+      // A coordinator that died inside a transaction must not hold its row locks for long.
+      idle_in_transaction_session_timeout: 2 * timeoutMs + CLIENT_GRACE_MS,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
       types: TYPES,
     });
     pool.on("error", (error) => options.onPoolError?.(error));
     const dialect = new PostgresDialect({
-      pool: options.prepareStatements === false ? pool : preparingPool(pool, new StatementNames()),
+      pool: preparingPool(pool, options.prepareStatements === false ? undefined : new StatementNames()),
       onCreateConnection: async (connection) => {
         await connection.executeQuery(CompiledQuery.raw(`SET search_path TO ${quoteIdent(schema)}`));
       },
     });
     super(new Kysely<StoreDatabase>({ dialect }), isPostgresConflict,
-      options.batchWrites === false ? undefined : { poolSize: options.poolSize ?? 10, wroteNothing });
+      options.batchWrites === false ? undefined : { poolSize: options.poolSize ?? 10, wroteNothing, timeoutMs });
     this.schema = schema;
   }
 
@@ -454,5 +478,7 @@ function branchUpdateArrays(ops: readonly UpdateOp[]): BranchUpdateArrays {
  * committed before the answer was lost, and re-running it would report a lost CAS for a won one.
  */
 function wroteNothing(error: unknown): boolean {
-  return error instanceof pg.DatabaseError;
+  // Not a statement_timeout (57014 query_canceled): the batch failed for time, not for one bad
+  // value, and running its calls one by one would only load a server that is already slow.
+  return error instanceof pg.DatabaseError && error.code !== "57014";
 }
