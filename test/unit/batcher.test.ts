@@ -50,6 +50,24 @@ describe("Batcher under a statement that does not finish", () => {
     expect(await hung).toBe("done a");
   });
 
+  it("waits longer before starting another statement when recent statements were slow (a busy database, not a hung one)", async () => {
+    const { batcher, sent, finish } = controlled({ maxQueueWaitMs: 10_000 });
+    // Statements of 200 ms each: the running average approaches 200 ms, so the wait approaches 800 ms.
+    for (let i = 0; i < 20; i++) {
+      const done = batcher.submit(`s${i}`);
+      await vi.advanceTimersByTimeAsync(200);
+      finish[i]?.();
+      await done;
+      await batcher.drain();
+    }
+    void batcher.submit("slow");
+    void batcher.submit("behind");
+    await vi.advanceTimersByTimeAsync(700);
+    expect(sent.at(-1)).toEqual(["slow"]);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(sent.at(-1)).toEqual(["behind"]);
+  });
+
   it("keeps per-key order: a call whose key is in flight waits for it, whatever the time", async () => {
     const { batcher, sent, finish } = controlled();
     const first = batcher.submit("x:1");

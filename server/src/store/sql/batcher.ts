@@ -40,7 +40,9 @@ export interface BatcherOptions<Op, R> {
    * A call queued this long (ms) behind a running statement gets a statement of its own if a
    * slot is free, full batch or not: a hung statement then delays the calls behind it by this
    * much, not by its own timeout. Long enough that a healthy statement finishes first, so the
-   * calls still go out together under load.
+   * calls still go out together under load. This is the floor: on a busy database, whose
+   * statements take longer, the wait grows to SLOW_FACTOR times the recent statement time (at
+   * most a quarter of maxQueueWaitMs), so a merely slow statement does not split the batches.
    */
   startAfterMs: number;
   /** Calls queued at most; past it a call fails at once with StoreUnavailableError instead of queueing. */
@@ -72,6 +74,11 @@ export interface BatcherStats {
   expired: number;
 }
 
+/** A statement running this many times longer than recent ones is taken for hung (see startAfterMs). */
+const SLOW_FACTOR = 4;
+/** Weight of the newest statement in the running average of statement times. */
+const AVERAGE_WEIGHT = 0.2;
+
 interface Pending<Op, R> {
   op: Op;
   key: string;
@@ -96,6 +103,8 @@ export class Batcher<Op, R> {
   /** Wakes pump() for a call that waited startAfterMs or maxQueueWaitMs; armed only while calls wait. */
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
+  /** Running average of how long statements took (ms), for startAfter(). */
+  private typicalMs = 0;
 
   constructor(private readonly options: BatcherOptions<Op, R>) {
     if (options.maxInFlight < 1 || options.maxBatch < 1) throw new RangeError("maxInFlight and maxBatch must be at least 1");
@@ -147,14 +156,20 @@ export class Batcher<Op, R> {
       if (early) this.stats.startedEarly++;
       this.running++;
       for (const p of batch) this.busy.add(p.key);
-      void this.send(batch).finally(() => this.finish(batch));
+      void this.send(batch).finally(() => this.finish(batch, now));
     }
     this.arm(now, blocked);
   }
 
   private waitedLong(now: number): boolean {
     const oldest = this.queue[0];
-    return oldest !== undefined && now - oldest.since >= this.options.startAfterMs;
+    return oldest !== undefined && now - oldest.since >= this.startAfter();
+  }
+
+  /** How long a call waits behind running statements before it gets one of its own (see startAfterMs). */
+  private startAfter(): number {
+    const { startAfterMs, maxQueueWaitMs } = this.options;
+    return Math.min(Math.max(startAfterMs, SLOW_FACTOR * this.typicalMs), Math.max(startAfterMs, maxQueueWaitMs / 4));
   }
 
   /** Fails the calls queued longer than maxQueueWaitMs, unsent. */
@@ -182,7 +197,7 @@ export class Batcher<Op, R> {
     const oldest = this.queue[0];
     if (oldest === undefined) return this.disarm();
     let at = oldest.since + this.options.maxQueueWaitMs;
-    if (!blocked && this.running > 0 && this.running < this.options.maxInFlight) at = Math.min(at, oldest.since + this.options.startAfterMs);
+    if (!blocked && this.running > 0 && this.running < this.options.maxInFlight) at = Math.min(at, oldest.since + this.startAfter());
     if (this.timer !== undefined && this.timerAt <= at) return;
     this.disarm();
     this.timerAt = at;
@@ -223,7 +238,8 @@ export class Batcher<Op, R> {
     return batch;
   }
 
-  private finish(batch: readonly Pending<Op, R>[]): void {
+  private finish(batch: readonly Pending<Op, R>[], sentAt: number): void {
+    this.typicalMs += AVERAGE_WEIGHT * (performance.now() - sentAt - this.typicalMs);
     for (const p of batch) this.busy.delete(p.key);
     this.running--;
     this.pump();

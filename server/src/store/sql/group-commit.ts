@@ -34,8 +34,8 @@ export const MAX_BATCHES_IN_FLIGHT = 4;
 export const MAX_BATCH = 64;
 /**
  * A call queued this long (ms) behind running batches gets a statement of its own if a slot is
- * free (BatcherOptions.startAfterMs): far above a healthy batch's few milliseconds, far below the
- * store timeout.
+ * free (BatcherOptions.startAfterMs, the floor; longer on a database whose statements are slow):
+ * far above a healthy batch's few milliseconds, far below the store timeout.
  */
 export const START_ANOTHER_AFTER_MS = 50;
 /** Calls queued per kind of write, at most (BatcherOptions.maxQueued). */
