@@ -44,6 +44,43 @@ const typeCast: TypeCast = (field, next) => {
 };
 
 /**
+ * The kysely instance over a mysql2 pool. `serve`: the store's pool, with every timeout
+ * (docs/store-outages.md). `migrate`: one connection whose connect is bounded but whose queries
+ * are not (see MysqlStore.migrate).
+ */
+function mysqlDb(options: MysqlStoreOptions, use: "serve" | "migrate"): Kysely<StoreDatabase> {
+  const timeoutMs = options.timeoutMs ?? 5_000;
+  const pool = createPool({
+    uri: options.url,
+    connectionLimit: use === "migrate" ? 1 : options.poolSize ?? 10,
+    // Binary collation for every string the connection sends, like the tables' utf8mb4_bin:
+    // comparisons are exact and never mix collations.
+    charset: "UTF8MB4_BIN",
+    timezone: "Z",
+    typeCast,
+    connectTimeout: timeoutMs,
+    queueLimit: MAX_CONNECTION_WAITERS,
+    enableKeepAlive: true,
+    keepAliveInitialDelay: KEEPALIVE_DELAY_MS,
+    // saveNewTrans sends START TRANSACTION, two INSERTs and COMMIT as one query, and the group
+    // commit (./mysql-batch.ts) a whole transaction per batch. Every value still goes through
+    // mysql2's escaping (no SQL is built from input).
+    multipleStatements: true,
+  });
+  // A row lock wait ends with a clean error (1205) before the client-side timeout, which would cost the connection.
+  const lockWaitSeconds = Math.max(1, Math.floor(timeoutMs / 1000));
+  const dialect = new MysqlDialect({
+    pool: use === "migrate" ? pool : timedPool(pool, timeoutMs),
+    onCreateConnection: async (connection) => {
+      await connection.executeQuery(CompiledQuery.raw("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"));
+      if (use === "serve") await connection.executeQuery(CompiledQuery.raw(`SET SESSION innodb_lock_wait_timeout = ${lockWaitSeconds}`));
+      await connection.executeQuery(CompiledQuery.raw("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', time_zone = '+00:00'"));
+    },
+  });
+  return new Kysely<StoreDatabase>({ dialect });
+}
+
+/**
  * The MySQL 8 / MariaDB 10.6+ store: several coordinators can share one database. MySQL has no
  * UPDATE ... RETURNING and no data-modifying CTEs, so the multi-statement operations are short
  * transactions (the common single-statement cases skip BEGIN/COMMIT). Sessions run READ
@@ -56,41 +93,22 @@ const typeCast: TypeCast = (field, next) => {
  * per-call outcome, which saves most of the per-query and per-commit cost under load.
  */
 export class MysqlStore extends GroupCommitSqlStore {
-  constructor(options: MysqlStoreOptions) {
-    const timeoutMs = options.timeoutMs ?? 5_000;
-    const pool = createPool({
-      uri: options.url,
-      connectionLimit: options.poolSize ?? 10,
-      // Binary collation for every string the connection sends, like the tables' utf8mb4_bin:
-      // comparisons are exact and never mix collations.
-      charset: "UTF8MB4_BIN",
-      timezone: "Z",
-      typeCast,
-      connectTimeout: timeoutMs,
-      queueLimit: MAX_CONNECTION_WAITERS,
-      enableKeepAlive: true,
-      keepAliveInitialDelay: KEEPALIVE_DELAY_MS,
-      // saveNewTrans sends START TRANSACTION, two INSERTs and COMMIT as one query, and the group
-      // commit (./mysql-batch.ts) a whole transaction per batch. Every value still goes through
-      // mysql2's escaping (no SQL is built from input).
-      multipleStatements: true,
-    });
-    // A row lock wait ends with a clean error (1205) before the client-side timeout, which would cost the connection.
-    const lockWaitSeconds = Math.max(1, Math.floor(timeoutMs / 1000));
-    const dialect = new MysqlDialect({
-      pool: timedPool(pool, timeoutMs),
-      onCreateConnection: async (connection) => {
-        await connection.executeQuery(CompiledQuery.raw("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"));
-        await connection.executeQuery(CompiledQuery.raw(`SET SESSION innodb_lock_wait_timeout = ${lockWaitSeconds}`));
-        await connection.executeQuery(CompiledQuery.raw("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', time_zone = '+00:00'"));
-      },
-    });
-    super(new Kysely<StoreDatabase>({ dialect }), isMysqlConflict,
-      options.batchWrites === false ? undefined : { poolSize: options.poolSize ?? 10, wroteNothing, timeoutMs });
+  constructor(private readonly options: MysqlStoreOptions) {
+    super(mysqlDb(options, "serve"), isMysqlConflict,
+      options.batchWrites === false ? undefined : { poolSize: options.poolSize ?? 10, wroteNothing, timeoutMs: options.timeoutMs ?? 5_000 });
   }
 
-  migrate(): Promise<void> {
-    return migrateMysql(this.db, Date.now());
+  /**
+   * On a connection of its own without the query timeout: a migration may wait for another
+   * coordinator's (GET_LOCK) or alter a big table, which can take longer than any store call should.
+   */
+  async migrate(): Promise<void> {
+    const db = mysqlDb(this.options, "migrate");
+    try {
+      await migrateMysql(db, Date.now());
+    } finally {
+      await db.destroy();
+    }
   }
 
   protected saveNewTransOne(trans: NewTrans, branches: readonly NewBranch[]): Promise<"created" | "exists"> {

@@ -71,6 +71,40 @@ const TYPES: pg.CustomTypesConfig = {
   }) as pg.CustomTypesConfig["getTypeParser"],
 };
 
+/**
+ * The kysely instance over a pg pool. `serve`: the store's pool, with every timeout
+ * (docs/store-outages.md) and named prepared statements unless turned off. `migrate`: one
+ * connection whose connect is bounded but whose statements are not (see PostgresStore.migrate).
+ */
+function postgresDb(options: PostgresStoreOptions, schema: string, use: "serve" | "migrate"): Kysely<StoreDatabase> {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
+  const statementTimeouts = use === "migrate" ? {} : {
+    statement_timeout: timeoutMs,
+    query_timeout: timeoutMs + CLIENT_GRACE_MS,
+    // A coordinator that died inside a transaction must not hold its row locks for long.
+    idle_in_transaction_session_timeout: 2 * timeoutMs + CLIENT_GRACE_MS,
+  };
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: use === "migrate" ? 1 : options.poolSize ?? 10,
+    // pg waits for ever by default. This bounds both a connect and a wait for a free client.
+    connectionTimeoutMillis: timeoutMs,
+    ...statementTimeouts,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
+    types: TYPES,
+  });
+  pool.on("error", (error) => options.onPoolError?.(error));
+  const names = use === "serve" && options.prepareStatements !== false ? new StatementNames() : undefined;
+  const dialect = new PostgresDialect({
+    pool: preparingPool(pool, names),
+    onCreateConnection: async (connection) => {
+      await connection.executeQuery(CompiledQuery.raw(`SET search_path TO ${quoteIdent(schema)}`));
+    },
+  });
+  return new Kysely<StoreDatabase>({ dialect });
+}
+
 export function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
@@ -88,36 +122,26 @@ export function quoteIdent(name: string): string {
 export class PostgresStore extends GroupCommitSqlStore {
   private readonly schema: string;
 
-  constructor(options: PostgresStoreOptions) {
+  constructor(private readonly options: PostgresStoreOptions) {
     const schema = options.schema ?? "public";
     const timeoutMs = options.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
-    const pool = new pg.Pool({
-      connectionString: options.url,
-      max: options.poolSize ?? 10,
-      // pg waits for ever by default. This bounds both a connect and a wait for a free client.
-      connectionTimeoutMillis: timeoutMs,
-      statement_timeout: timeoutMs,
-      query_timeout: timeoutMs + CLIENT_GRACE_MS,
-      // A coordinator that died inside a transaction must not hold its row locks for long.
-      idle_in_transaction_session_timeout: 2 * timeoutMs + CLIENT_GRACE_MS,
-      keepAlive: true,
-      keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
-      types: TYPES,
-    });
-    pool.on("error", (error) => options.onPoolError?.(error));
-    const dialect = new PostgresDialect({
-      pool: preparingPool(pool, options.prepareStatements === false ? undefined : new StatementNames()),
-      onCreateConnection: async (connection) => {
-        await connection.executeQuery(CompiledQuery.raw(`SET search_path TO ${quoteIdent(schema)}`));
-      },
-    });
-    super(new Kysely<StoreDatabase>({ dialect }), isPostgresConflict,
+    super(postgresDb(options, schema, "serve"), isPostgresConflict,
       options.batchWrites === false ? undefined : { poolSize: options.poolSize ?? 10, wroteNothing, timeoutMs });
     this.schema = schema;
   }
 
-  migrate(): Promise<void> {
-    return migratePostgres(this.db, this.schema, Date.now());
+  /**
+   * On a connection of its own without the statement timeouts: a migration may wait for another
+   * coordinator's (the advisory lock) or build an index on a big table, which can take longer
+   * than any store call should.
+   */
+  async migrate(): Promise<void> {
+    const db = postgresDb(this.options, this.schema, "migrate");
+    try {
+      await migratePostgres(db, this.schema, Date.now());
+    } finally {
+      await db.destroy();
+    }
   }
 
   protected async saveNewTransOne(trans: NewTrans, branches: readonly NewBranch[]): Promise<"created" | "exists"> {
