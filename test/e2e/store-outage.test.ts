@@ -10,13 +10,11 @@
  * within 10 s of the heal. The time from heal to all finished is printed (bench/README.md).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ConfigInput } from "../../server/src/config.ts";
 import type { Busi } from "../busi/index.ts";
 import { startBusi } from "../busi/index.ts";
 import { sagaBody } from "../helpers/client.ts";
 import { startCoordinator } from "../helpers/coordinator.ts";
-import { testServiceUrls } from "../helpers/services.ts";
-import { MysqlArea, PgArea, RedisArea } from "../helpers/store-areas.ts";
+import { OUTAGE_STORES } from "../helpers/outage-stores.ts";
 import { TcpProxy } from "../helpers/tcp-proxy.ts";
 
 const STORE_TIMEOUT_S = 1.5;
@@ -70,51 +68,9 @@ async function probe(base: string, kind: Kind, path: string, body?: unknown, gid
   }
 }
 
-interface StoreCase {
-  name: string;
-  /** Host and port of the real server. */
-  target: () => { host: string; port: number };
-  open(): Promise<{ store: (proxied: (url: string) => string) => NonNullable<ConfigInput["store"]>; close(): Promise<void> }>;
-}
-
-function hostPort(url: string): { host: string; port: number } {
-  const u = new URL(url);
-  return { host: u.hostname, port: Number(u.port) };
-}
-
-const CASES: StoreCase[] = [
-  {
-    name: "postgres",
-    target: () => hostPort(testServiceUrls().pg),
-    async open() {
-      const area = new PgArea("outage");
-      await area.open();
-      return { store: (p) => ({ driver: "postgres", url: p(area.url), schema: area.schema }), close: () => area.close() };
-    },
-  },
-  {
-    name: "mariadb",
-    target: () => hostPort(testServiceUrls().mysql),
-    async open() {
-      const area = new MysqlArea("outage");
-      await area.open();
-      return { store: (p) => ({ driver: "mysql", url: p(area.url) }), close: () => area.close() };
-    },
-  },
-  {
-    name: "redis",
-    target: () => hostPort(testServiceUrls().redis),
-    async open() {
-      const area = new RedisArea("outage");
-      await area.open();
-      return { store: (p) => ({ driver: "redis", url: p(area.url), prefix: area.prefix }), close: () => area.close() };
-    },
-  },
-];
-
-describe.each(CASES)("a $name store that black-holes for 15 s", (c) => {
+describe.each(OUTAGE_STORES)("a $name store that black-holes for 15 s", (c) => {
   it("never holds a request past the store timeout + 1 s, answers 503 while out, and finishes every acknowledged saga within 10 s of the heal", { timeout: 90_000 }, async () => {
-    const area = await c.open();
+    const area = await c.open("outage");
     const proxy = await TcpProxy.start(c.target());
     const dtx = await startCoordinator({
       store: { ...area.store((url) => TcpProxy.through(url, proxy)), timeout: STORE_TIMEOUT_S },

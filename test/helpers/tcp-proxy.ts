@@ -2,7 +2,8 @@
  * A TCP proxy in front of a real server, for outage tests: `pass` forwards both ways;
  * `blackHole()` keeps every connection open but swallows what either side sends, and a new
  * connection is accepted and then never answered (a network that silently drops packets);
- * `heal()` passes again.
+ * `heal()` passes again; `failover()` passes for new connections but leaves the existing ones
+ * black-holed for good (a failover that leaves old connections open to nowhere).
  *
  * On heal, the connections that lost bytes in the black hole are cut (both sides destroyed):
  * TCP either delivers every byte or ends the connection, so a connection with a hole in its
@@ -18,6 +19,8 @@ interface Pair {
   upstream: net.Socket | undefined;
   /** Bytes of this connection were swallowed: it is cut on heal. */
   lost: boolean;
+  /** Black-holed for good (failover()): never forwards again, never cut until close(). */
+  stranded: boolean;
 }
 
 export class TcpProxy {
@@ -32,7 +35,9 @@ export class TcpProxy {
 
   /** Listens on a free port of 127.0.0.1 and forwards to `target` (`host:port`). */
   static async start(target: { host: string; port: number }): Promise<TcpProxy> {
-    const server = net.createServer();
+    // Half-open allowed: a FIN is forwarded (pass) or swallowed (black hole) like any other byte,
+    // not answered by the proxy itself.
+    const server = net.createServer({ allowHalfOpen: true });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(0, "127.0.0.1", () => resolve());
@@ -68,8 +73,17 @@ export class TcpProxy {
   heal(): void {
     this.mode = "pass";
     for (const pair of [...this.pairs]) {
-      if (pair.lost) this.cut(pair);
+      if (pair.lost && !pair.stranded) this.cut(pair);
     }
+  }
+
+  /**
+   * New connections pass from now on; every connection open now swallows all it gets from
+   * either side and is never cut, as if its peer had vanished without a word.
+   */
+  failover(): void {
+    for (const pair of this.pairs) pair.stranded = true;
+    this.mode = "pass";
   }
 
   async close(): Promise<void> {
@@ -78,7 +92,7 @@ export class TcpProxy {
   }
 
   private accept(client: net.Socket, target: { host: string; port: number }): void {
-    const pair: Pair = { client, upstream: undefined, lost: false };
+    const pair: Pair = { client, upstream: undefined, lost: false, stranded: false };
     this.pairs.add(pair);
     client.on("error", () => this.cut(pair));
     client.on("close", () => this.cut(pair));
@@ -86,18 +100,30 @@ export class TcpProxy {
       // Accepted, never connected upstream: whatever the client sends is swallowed.
       pair.lost = true;
       client.on("data", () => undefined);
+      client.on("end", () => undefined);
       return;
     }
-    const upstream = net.connect(target.port, target.host);
+    const upstream = net.connect({ port: target.port, host: target.host, allowHalfOpen: true });
     pair.upstream = upstream;
     upstream.on("error", () => this.cut(pair));
     upstream.on("close", () => this.cut(pair));
     client.on("data", (chunk: Buffer) => this.forward(pair, upstream, chunk));
     upstream.on("data", (chunk: Buffer) => this.forward(pair, client, chunk));
+    client.on("end", () => this.forwardEnd(pair, upstream));
+    upstream.on("end", () => this.forwardEnd(pair, client));
+  }
+
+  /** A FIN from one side: passed on, unless the connection is black-holed (then it is lost too). */
+  private forwardEnd(pair: Pair, to: net.Socket): void {
+    if (this.mode === "black-hole" || pair.stranded) {
+      pair.lost = true;
+      return;
+    }
+    to.end();
   }
 
   private forward(pair: Pair, to: net.Socket, chunk: Buffer): void {
-    if (this.mode === "black-hole") {
+    if (this.mode === "black-hole" || pair.stranded) {
       pair.lost = true;
       return;
     }

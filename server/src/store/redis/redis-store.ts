@@ -117,10 +117,17 @@ export class RedisStore implements Store {
     await this.redis.ping();
   }
 
-  /** Waits for the writes already sent, then QUITs (which Redis answers after earlier replies). */
+  /**
+   * Waits for the writes already sent, then QUITs (which Redis answers after earlier replies). A
+   * QUIT that gets no answer within the command timeout (the peer vanished) drops the connection.
+   */
   async close(): Promise<void> {
     await Promise.allSettled([...this.inFlight]);
-    await this.redis.quit();
+    try {
+      await this.redis.quit();
+    } catch {
+      this.redis.disconnect();
+    }
   }
 
   async findTrans(gid: string): Promise<TransGlobal | null> {

@@ -22,6 +22,13 @@ export function timedPool(pool: Pool, timeoutMs: number): MysqlPool {
   const broken = new WeakSet<PoolConnection>();
   const wrap = (conn: PoolConnection): MysqlPoolConnection => {
     const query = (sql: string, parameters: unknown[], callback?: QueryCallback): unknown => {
+      if (callback && broken.has(conn)) {
+        // mysql2 starts a query's timer only when the query starts, so a query queued behind the
+        // hung one (kysely's ROLLBACK after a failed statement) would wait for ever: fail it now.
+        const error = Object.assign(new Error("dtx: the connection stopped answering and is being dropped"), { code: "ECONNABORTED" });
+        process.nextTick(() => callback(error, undefined as unknown as MysqlQueryResult));
+        return undefined;
+      }
       const options = { sql, timeout: timeoutMs };
       if (!callback) return conn.query(options, parameters); // kysely's streamQuery, unused by the store
       conn.query(options, parameters, (error, result) => {

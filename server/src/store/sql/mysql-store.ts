@@ -1,4 +1,5 @@
 import { CompiledQuery, Kysely, MysqlDialect, sql } from "kysely";
+import type { DatabaseConnection } from "kysely";
 import { createPool } from "mysql2";
 import type { TypeCast } from "mysql2";
 import type { GlobalStatus, TransGlobal } from "../../core/types.ts";
@@ -48,7 +49,7 @@ const typeCast: TypeCast = (field, next) => {
  * (docs/store-outages.md). `migrate`: one connection whose connect is bounded but whose queries
  * are not (see MysqlStore.migrate).
  */
-function mysqlDb(options: MysqlStoreOptions, use: "serve" | "migrate"): Kysely<StoreDatabase> {
+function mysqlDb(options: MysqlStoreOptions, use: "serve" | "migrate"): { db: Kysely<StoreDatabase>; destroyConnections: () => void } {
   const timeoutMs = options.timeoutMs ?? 5_000;
   const pool = createPool({
     uri: options.url,
@@ -67,17 +68,46 @@ function mysqlDb(options: MysqlStoreOptions, use: "serve" | "migrate"): Kysely<S
     // mysql2's escaping (no SQL is built from input).
     multipleStatements: true,
   });
+  const connections = new Set<{ destroy(): void }>();
+  pool.on("connection", (conn) => {
+    connections.add(conn);
+    // mysql2's socket (typed `any`); a closed connection is forgotten.
+    (conn as unknown as { stream: NodeJS.EventEmitter }).stream.once("close", () => connections.delete(conn));
+  });
   // A row lock wait ends with a clean error (1205) before the client-side timeout, which would cost the connection.
   const lockWaitSeconds = Math.max(1, Math.floor(timeoutMs / 1000));
+  const idleTransactionSeconds = Math.ceil((2 * timeoutMs + 1_000) / 1000);
   const dialect = new MysqlDialect({
     pool: use === "migrate" ? pool : timedPool(pool, timeoutMs),
     onCreateConnection: async (connection) => {
       await connection.executeQuery(CompiledQuery.raw("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"));
-      if (use === "serve") await connection.executeQuery(CompiledQuery.raw(`SET SESSION innodb_lock_wait_timeout = ${lockWaitSeconds}`));
+      if (use === "serve") {
+        await connection.executeQuery(CompiledQuery.raw(`SET SESSION innodb_lock_wait_timeout = ${lockWaitSeconds}`));
+        await setIdleTransactionTimeout(connection, idleTransactionSeconds);
+      }
       await connection.executeQuery(CompiledQuery.raw("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', time_zone = '+00:00'"));
     },
   });
-  return new Kysely<StoreDatabase>({ dialect });
+  const destroyConnections = (): void => {
+    for (const conn of connections) conn.destroy();
+    connections.clear();
+  };
+  return { db: new Kysely<StoreDatabase>({ dialect }), destroyConnections };
+}
+
+/**
+ * MariaDB ends a session that sits idle inside a transaction this long, releasing its row locks:
+ * a coordinator whose connection went silent between a `SELECT ... FOR UPDATE` and its COMMIT
+ * would otherwise hold those rows, and stall their transactions, until the server's wait_timeout
+ * (hours). MySQL has no such setting (ER_UNKNOWN_SYSTEM_VARIABLE, 1193, is ignored): there only
+ * wait_timeout and TCP keepalive on the server end such a session (docs/store-outages.md).
+ */
+async function setIdleTransactionTimeout(connection: DatabaseConnection, seconds: number): Promise<void> {
+  try {
+    await connection.executeQuery(CompiledQuery.raw(`SET SESSION idle_transaction_timeout = ${seconds}`));
+  } catch (error) {
+    if (errno(error) !== 1193) throw error;
+  }
 }
 
 /**
@@ -94,8 +124,11 @@ function mysqlDb(options: MysqlStoreOptions, use: "serve" | "migrate"): Kysely<S
  */
 export class MysqlStore extends GroupCommitSqlStore {
   constructor(private readonly options: MysqlStoreOptions) {
-    super(mysqlDb(options, "serve"), isMysqlConflict,
+    const serving = mysqlDb(options, "serve");
+    super(serving.db, isMysqlConflict,
       options.batchWrites === false ? undefined : { poolSize: options.poolSize ?? 10, wroteNothing, timeoutMs: options.timeoutMs ?? 5_000 });
+    this.closeTimeoutMs = options.timeoutMs ?? 5_000;
+    this.destroyConnections = serving.destroyConnections;
   }
 
   /**
@@ -103,7 +136,7 @@ export class MysqlStore extends GroupCommitSqlStore {
    * coordinator's (GET_LOCK) or alter a big table, which can take longer than any store call should.
    */
   async migrate(): Promise<void> {
-    const db = mysqlDb(this.options, "migrate");
+    const { db } = mysqlDb(this.options, "migrate");
     try {
       await migrateMysql(db, Date.now());
     } finally {

@@ -76,7 +76,7 @@ const TYPES: pg.CustomTypesConfig = {
  * (docs/store-outages.md) and named prepared statements unless turned off. `migrate`: one
  * connection whose connect is bounded but whose statements are not (see PostgresStore.migrate).
  */
-function postgresDb(options: PostgresStoreOptions, schema: string, use: "serve" | "migrate"): Kysely<StoreDatabase> {
+function postgresDb(options: PostgresStoreOptions, schema: string, use: "serve" | "migrate"): { db: Kysely<StoreDatabase>; destroyConnections: () => void } {
   const timeoutMs = options.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
   const statementTimeouts = use === "migrate" ? {} : {
     statement_timeout: timeoutMs,
@@ -95,6 +95,9 @@ function postgresDb(options: PostgresStoreOptions, schema: string, use: "serve" 
     types: TYPES,
   });
   pool.on("error", (error) => options.onPoolError?.(error));
+  const clients = new Set<pg.PoolClient>();
+  pool.on("connect", (client) => clients.add(client));
+  pool.on("remove", (client) => clients.delete(client as pg.PoolClient));
   const names = use === "serve" && options.prepareStatements !== false ? new StatementNames() : undefined;
   const dialect = new PostgresDialect({
     pool: preparingPool(pool, names),
@@ -102,7 +105,12 @@ function postgresDb(options: PostgresStoreOptions, schema: string, use: "serve" 
       await connection.executeQuery(CompiledQuery.raw(`SET search_path TO ${quoteIdent(schema)}`));
     },
   });
-  return new Kysely<StoreDatabase>({ dialect });
+  const destroyConnections = (): void => {
+    // pg has no public way to drop a client without the goodbye; its socket is `connection.stream`.
+    for (const client of clients) (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+    clients.clear();
+  };
+  return { db: new Kysely<StoreDatabase>({ dialect }), destroyConnections };
 }
 
 export function quoteIdent(name: string): string {
@@ -125,9 +133,12 @@ export class PostgresStore extends GroupCommitSqlStore {
   constructor(private readonly options: PostgresStoreOptions) {
     const schema = options.schema ?? "public";
     const timeoutMs = options.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
-    super(postgresDb(options, schema, "serve"), isPostgresConflict,
+    const serving = postgresDb(options, schema, "serve");
+    super(serving.db, isPostgresConflict,
       options.batchWrites === false ? undefined : { poolSize: options.poolSize ?? 10, wroteNothing, timeoutMs });
     this.schema = schema;
+    this.closeTimeoutMs = timeoutMs;
+    this.destroyConnections = serving.destroyConnections;
   }
 
   /**
@@ -136,7 +147,7 @@ export class PostgresStore extends GroupCommitSqlStore {
    * than any store call should.
    */
   async migrate(): Promise<void> {
-    const db = postgresDb(this.options, this.schema, "migrate");
+    const { db } = postgresDb(this.options, this.schema, "migrate");
     try {
       await migratePostgres(db, this.schema, Date.now());
     } finally {
