@@ -88,8 +88,6 @@ export function buildHttpApp(deps: HttpAppDeps): FastifyInstance {
   }
 
   app.all("/api/ping", async () => ({ msg: "pong" }));
-  // The store's ping has the store timeout (docs/store-outages.md): health answers 503
-  // STORE_UNAVAILABLE within it while the store does not answer, never hangs.
   app.get("/api/dtx/health", async () => {
     await deps.store.ping();
     return { status: "ok" };
