@@ -37,6 +37,11 @@ export const ConfigSchema = z
         prefix: z.string().min(1).default("{dtx}"),
         /** redis only: seconds a finished trans is kept (0 = for ever); unfinished ones never expire. */
         finishedExpire: z.number().int().nonnegative().default(7 * 24 * 3600),
+        /**
+         * Seconds any one store call may take (statement, command, connect, waiting for a pooled
+         * connection or a lock) before it fails as STORE_UNAVAILABLE (docs/store-outages.md).
+         */
+        timeout: seconds.min(0.1).max(300).default(5),
       })
       .strict()
       .superRefine(checkStoreUrl)
@@ -186,6 +191,7 @@ const ENV_KEYS: Record<string, [string[], EnvKind]> = {
   DTX_STORE_PREPARE_STATEMENTS: [["store", "prepareStatements"], "boolean"],
   DTX_STORE_PREFIX: [["store", "prefix"], "string"],
   DTX_STORE_FINISHED_EXPIRE: [["store", "finishedExpire"], "number"],
+  DTX_STORE_TIMEOUT: [["store", "timeout"], "number"],
   DTX_RETRY_INTERVAL: [["retryInterval"], "number"],
   DTX_MAX_RETRY_INTERVAL: [["maxRetryInterval"], "number"],
   DTX_RETRY_JITTER: [["retryJitter"], "number"],

@@ -22,6 +22,7 @@ import { PassAdmission } from "./service/pass-admission.ts";
 import { TopicService } from "./service/topic-service.ts";
 import { TransService } from "./service/trans-service.ts";
 import { UrlPolicy } from "./service/url-policy.ts";
+import { withDeadline } from "./store/deadline-store.ts";
 import type { Store } from "./store/store.ts";
 
 export const VERSION = "v1.19.0-dtx.0.1.0";
@@ -58,27 +59,33 @@ export function timingOf(config: Config): TimingConfig {
  * coordinator on the embedded store would otherwise carry for nothing.
  */
 async function openStore(config: Config, logger: Logger): Promise<Store> {
+  const timeoutMs = config.store.timeout * 1000;
+  return withDeadline(await openDriverStore(config, logger, timeoutMs), timeoutMs);
+}
+
+/** The store of the configured driver, with the driver's own timeouts and keepalive (docs/store-outages.md). */
+async function openDriverStore(config: Config, logger: Logger, timeoutMs: number): Promise<Store> {
   const { store } = config;
   switch (store.driver) {
     case "sqlite": {
       const { SqliteStore } = await import("./store/sqlite/sqlite-store.ts");
-      return new SqliteStore({ path: store.path, synchronous: store.synchronous });
+      return new SqliteStore({ path: store.path, synchronous: store.synchronous, busyTimeoutMs: timeoutMs });
     }
     case "postgres": {
       const { PostgresStore } = await import("./store/sql/postgres-store.ts");
       return new PostgresStore({
-        url: store.url, poolSize: store.poolSize, schema: store.schema, prepareStatements: store.prepareStatements,
+        url: store.url, poolSize: store.poolSize, schema: store.schema, prepareStatements: store.prepareStatements, timeoutMs,
         onPoolError: (err) => logger.warn({ err }, "postgres: an idle pooled connection failed; it will be replaced"),
       });
     }
     case "mysql": {
       const { MysqlStore } = await import("./store/sql/mysql-store.ts");
-      return new MysqlStore({ url: store.url, poolSize: store.poolSize });
+      return new MysqlStore({ url: store.url, poolSize: store.poolSize, timeoutMs });
     }
     case "redis": {
       const { RedisStore } = await import("./store/redis/redis-store.ts");
       return new RedisStore({
-        url: store.url, prefix: store.prefix, finishedExpireSeconds: store.finishedExpire,
+        url: store.url, prefix: store.prefix, finishedExpireSeconds: store.finishedExpire, timeoutMs,
         onError: (err) => logger.warn({ err }, "redis: the connection failed; reconnecting"),
       });
     }

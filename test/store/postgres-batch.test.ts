@@ -36,6 +36,8 @@ describe("Batcher", () => {
     };
     const batcher = new Batcher<string, string>({
       maxInFlight, maxBatch, key: (op) => op.split(":")[0] ?? op, retrySingly: () => true,
+      // No time limits in these tests (test/unit/batcher.test.ts covers them).
+      startAfterMs: 3_600_000, maxQueued: 1000, maxQueueWaitMs: 3_600_000,
       runBatch: run, runOne: async (op) => (await run([op]))[0] ?? "",
     });
     const flush = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));

@@ -39,7 +39,7 @@ const DEFAULTS: Config = {
   httpPort: 36789,
   grpcPort: 36790,
   store: {
-    driver: "sqlite", path: "./data/dtx.db", synchronous: "full", url: "", poolSize: 10, prepareStatements: true, schema: "public", prefix: "{dtx}", finishedExpire: 604_800,
+    driver: "sqlite", path: "./data/dtx.db", synchronous: "full", url: "", poolSize: 10, prepareStatements: true, schema: "public", prefix: "{dtx}", finishedExpire: 604_800, timeout: 5,
   },
   retryInterval: 10,
   maxRetryInterval: 60,
@@ -359,6 +359,8 @@ describe("loadConfig: the network stores", () => {
     ["a mysql URL without a database", { DTX_STORE_DRIVER: "mysql", DTX_STORE_URL: "mysql://u:secret-pw@db:3306/" }, "store.url", /database/],
     ["a pool size of 0", { DTX_STORE_POOL_SIZE: "0" }, "store.poolSize", /./],
     ["a schema that is not an identifier", { DTX_STORE_SCHEMA: "a;drop" }, "store.schema", /identifier/],
+    ["a store timeout of 0", { DTX_STORE_TIMEOUT: "0" }, "store.timeout", /./],
+    ["a store timeout above 300 s", { DTX_STORE_TIMEOUT: "301" }, "store.timeout", /./],
   ];
   for (const [name, env, key, why] of cases) {
     it(`${name}: a ConfigError naming ${key}, without the password`, () => {

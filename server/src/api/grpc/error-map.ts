@@ -27,7 +27,10 @@ export function toGrpcError(error: unknown, logger: Logger, method: string): Par
     return serviceError(error.result === "FAILURE" ? status.ABORTED : status.FAILED_PRECONDITION, error.message, error.result);
   }
   if (error instanceof CoordinatorError) {
-    if (error.httpStatus >= 500 && error.code !== "OVERLOADED") logger.error({ err: error, method }, "gRPC request failed");
+    // STORE_UNAVAILABLE is UNAVAILABLE (14), which gRPC clients retry; an outage fails every call, so a warn line each.
+    if (error.code === "STORE_UNAVAILABLE") logger.warn({ reason: error.message, method }, "gRPC request failed: the store is unavailable");
+    // OVERLOADED is an expected answer under load, not a fault: logging each one would add to the load.
+    else if (error.httpStatus >= 500 && error.code !== "OVERLOADED") logger.error({ err: error, method }, "gRPC request failed");
     const code = error.grpcCode === status.INTERNAL ? status.UNKNOWN : (error.grpcCode as status);
     const reply = serviceError(code, error.message, error.code);
     // gRPC's own Retry-After: clients with a retry policy wait this long before trying again.

@@ -24,6 +24,13 @@ const CODE_BY_STATUS: Partial<Record<number, ErrorCode>> = {
   415: "UNSUPPORTED_MEDIA_TYPE",
 };
 
+/**
+ * `Retry-After` (seconds) of a 503 STORE_UNAVAILABLE: the request already waited up to the store
+ * timeout, so a client may try again soon; a store that is back answers at once
+ * (docs/store-outages.md).
+ */
+export const STORE_RETRY_AFTER_SECONDS = 1;
+
 /** The body dtm's clients expect for an error, plus our stable code. */
 export interface ErrorBody {
   message: string;
@@ -46,8 +53,10 @@ function replyWithoutDtmResult(error: unknown, logger: Logger): { status: number
     return { status: WIRE_RESULT_CODES[error.result].httpStatus, body: { message: error.message, code: error.result } };
   }
   if (error instanceof CoordinatorError) {
-    // An expected answer under load, not a fault: logging each one would add to the load.
-    if (error.httpStatus >= 500 && error.code !== "OVERLOADED") logger.error({ err: error }, "request failed");
+    // An outage fails every request: one warn line each, not an error with a stack per request.
+    if (error.code === "STORE_UNAVAILABLE") logger.warn({ reason: error.message }, "request failed: the store is unavailable");
+    // OVERLOADED is an expected answer under load, not a fault: logging each one would add to the load.
+    else if (error.httpStatus >= 500 && error.code !== "OVERLOADED") logger.error({ err: error }, "request failed");
     return { status: error.httpStatus, body: { message: error.message, code: error.code } };
   }
   const fe = error as Partial<FastifyError>;
@@ -72,7 +81,10 @@ export function errorHandler(logger: Logger) {
 
 /** Seconds a client should wait before retrying a refused request (`Retry-After`), if it should. */
 export function retryAfterOf(error: unknown): number | undefined {
-  return error instanceof CoordinatorError && error.code === "OVERLOADED" ? OVERLOADED_RETRY_AFTER_SECONDS : undefined;
+  if (!(error instanceof CoordinatorError)) return undefined;
+  if (error.code === "OVERLOADED") return OVERLOADED_RETRY_AFTER_SECONDS;
+  if (error.code === "STORE_UNAVAILABLE") return STORE_RETRY_AFTER_SECONDS;
+  return undefined;
 }
 
 /** The answer to a request refused by authentication: 401 with a `WWW-Authenticate` challenge, or 403. */

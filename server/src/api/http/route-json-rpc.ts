@@ -68,9 +68,19 @@ export function jsonRpcRoute(service: TransService, logger: Logger) {
 /** In JSON-RPC's range for implementation-defined server errors (-32000 to -32099). */
 export const JSONRPC_OVERLOADED = -32000;
 
+/**
+ * JSON-RPC error code of STORE_UNAVAILABLE: in the range JSON-RPC leaves to servers
+ * (-32000..-32099), with the stable code in `data.code`; the HTTP answer is 503 with Retry-After.
+ */
+export const JSONRPC_STORE_UNAVAILABLE = -32003;
+
 /** dtm's outcomes are -32901 / -32902, as every HTTP 409 / 425 is FAILURE / ONGOING (docs/errors.md). */
 function rpcError(error: unknown, logger: Logger): RpcError {
   if (error instanceof WireResult) return { code: error.result === "FAILURE" ? JSONRPC_FAILURE : JSONRPC_ONGOING, message: error.message, data: { code: error.result } };
+  if (error instanceof CoordinatorError && error.code === "STORE_UNAVAILABLE") {
+    logger.warn({ reason: error.message }, "JSON-RPC call failed: the store is unavailable");
+    return { code: JSONRPC_STORE_UNAVAILABLE, message: error.message, data: { code: error.code } };
+  }
   if (error instanceof CoordinatorError && error.httpStatus < 500) {
     const dtmResult = dtmResultForStatus(error.httpStatus);
     const code = dtmResult === "FAILURE" ? JSONRPC_FAILURE : dtmResult === "ONGOING" ? JSONRPC_ONGOING : -32602;

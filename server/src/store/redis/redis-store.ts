@@ -31,7 +31,16 @@ export interface RedisStoreOptions {
   finishedExpireSeconds?: number;
   /** Connection errors (the client reconnects by itself); commands that fail reject on their own. */
   onError?: (error: Error) => void;
+  /**
+   * Milliseconds a command or a connect may take (default 5000). After a command times out the
+   * connection is dropped and opened again: a peer that stopped answering would otherwise keep
+   * every later command waiting on the same dead socket (docs/store-outages.md).
+   */
+  timeoutMs?: number;
 }
+
+/** Idle time before the first TCP keepalive probe. */
+const KEEPALIVE_DELAY_MS = 10_000;
 
 /**
  * The Redis store (PROTOCOL §10.4, layout in keys.ts): several coordinators can share one Redis.
@@ -53,19 +62,47 @@ export class RedisStore implements Store {
   private readonly scripts: Record<ScriptName, ScriptCall>;
   private readonly ttl: number;
   private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly timeoutMs: number;
+  private lastReconnect = 0;
 
   constructor(options: RedisStoreOptions) {
     this.keys = new RedisKeys(options.prefix ?? "{dtx}");
     this.ttl = Math.floor(options.finishedExpireSeconds ?? DEFAULT_FINISHED_EXPIRE_SECONDS);
+    this.timeoutMs = options.timeoutMs ?? 5_000;
     this.redis = new Redis(options.url, {
       // A command waits through a couple of reconnect attempts, then rejects: a Redis that is
       // down is a fault the caller sees, not a request that hangs in the offline queue.
       maxRetriesPerRequest: 2,
-      connectTimeout: 10_000,
+      // Every command, sent or still in the offline queue, fails after this.
+      commandTimeout: this.timeoutMs,
+      connectTimeout: this.timeoutMs,
+      keepAlive: KEEPALIVE_DELAY_MS,
+      // A command that timed out was answered (as a failure) already: sending it again after a
+      // reconnect would run a write its caller was told did not go through in time.
+      autoResendUnfulfilledCommands: false,
     });
     // Without a listener ioredis prints every reconnect error to the console.
     this.redis.on("error", (error: Error) => options.onError?.(error));
+    // Every command (reads, scripts, ping) goes through sendCommand: watch each for a timeout.
+    const send = this.redis.sendCommand.bind(this.redis);
+    this.redis.sendCommand = (command, stream) => {
+      command.promise.then(undefined, (error: unknown) => this.reconnectAfterTimeout(error));
+      return send(command, stream);
+    };
     this.scripts = defineScripts(this.redis);
+  }
+
+  /**
+   * After a command timed out, drops the connection and opens a new one (at most once per
+   * timeout): TCP keepalive does not probe a socket with unanswered data, so a peer that went
+   * silent would otherwise hold this connection, and every command on it, for many minutes.
+   */
+  private reconnectAfterTimeout(error: unknown): void {
+    if (!(error instanceof Error) || error.message !== "Command timed out") return;
+    const now = Date.now();
+    if (now - this.lastReconnect < this.timeoutMs) return;
+    this.lastReconnect = now;
+    this.redis.disconnect(true);
   }
 
   /** No schema: records the layout version, and refuses a prefix another layout wrote. */
@@ -81,10 +118,17 @@ export class RedisStore implements Store {
     await this.redis.ping();
   }
 
-  /** Waits for the writes already sent, then QUITs (which Redis answers after earlier replies). */
+  /**
+   * Waits for the writes already sent, then QUITs (which Redis answers after earlier replies). A
+   * QUIT that gets no answer within the command timeout (the peer vanished) drops the connection.
+   */
   async close(): Promise<void> {
     await Promise.allSettled([...this.inFlight]);
-    await this.redis.quit();
+    try {
+      await this.redis.quit();
+    } catch {
+      this.redis.disconnect();
+    }
   }
 
   async findTrans(gid: string): Promise<TransGlobal | null> {

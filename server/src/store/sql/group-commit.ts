@@ -31,10 +31,18 @@ export interface UpdateOp {
   branches: readonly BranchUpdate[];
 }
 
-/** Batch queries of one kind at once, at most (a second one only for a full batch); the rest of the pool is left for reads and other writes. */
+/** Batch queries of one kind at once, at most (a second one only for a full batch or a call that waited START_ANOTHER_AFTER_MS); the rest of the pool is left for reads and other writes. */
 export const MAX_BATCHES_IN_FLIGHT = 4;
 /** Operations per batch query, at most. */
 export const MAX_BATCH = 64;
+/**
+ * A call queued this long (ms) behind running batches gets a statement of its own if a slot is
+ * free (BatcherOptions.startAfterMs, the floor; longer on a database whose statements are slow):
+ * far above a healthy batch's few milliseconds, far below the store timeout.
+ */
+export const START_ANOTHER_AFTER_MS = 50;
+/** Calls queued per kind of write, at most (BatcherOptions.maxQueued). */
+export const MAX_QUEUED = 10_000;
 
 /** What the group commit sent so far, per kind of write. */
 export interface GroupCommitStats {
@@ -48,6 +56,8 @@ export interface GroupCommitOptions {
   poolSize: number;
   /** True when a failed batch certainly wrote nothing, so its calls may run again one by one (see BatcherOptions.retrySingly). */
   wroteNothing: (error: unknown) => boolean;
+  /** The store timeout (ms): a call still queued after it fails unsent (BatcherOptions.maxQueueWaitMs). */
+  timeoutMs: number;
 }
 
 /** What the trans row must hold for an updateTrans to write (TransGuard, unpacked). */
@@ -72,13 +82,14 @@ export abstract class GroupCommitSqlStore extends SqlStore {
     super(db, isConflict);
     if (groupCommit) {
       const maxInFlight = Math.max(1, Math.min(MAX_BATCHES_IN_FLIGHT, groupCommit.poolSize - 1));
+      const limits = { maxInFlight, maxBatch: MAX_BATCH, startAfterMs: START_ANOTHER_AFTER_MS, maxQueued: MAX_QUEUED, maxQueueWaitMs: groupCommit.timeoutMs };
       this.saves = new Batcher<SaveOp, "created" | "exists">({
-        maxInFlight, maxBatch: MAX_BATCH, key: (op) => op.trans.gid, retrySingly: groupCommit.wroteNothing,
+        ...limits, key: (op) => op.trans.gid, retrySingly: groupCommit.wroteNothing,
         runBatch: (ops) => this.saveNewTransBatch(ops),
         runOne: (op) => this.saveNewTransOne(op.trans, op.branches),
       });
       this.updates = new Batcher<UpdateOp, boolean>({
-        maxInFlight, maxBatch: MAX_BATCH, key: (op) => op.gid, retrySingly: groupCommit.wroteNothing,
+        ...limits, key: (op) => op.gid, retrySingly: groupCommit.wroteNothing,
         runBatch: (ops) => this.updateTransBatch(ops),
         runOne: (op) => this.updateTransOne(op.gid, op, op.patch, op.branches),
       });

@@ -1,4 +1,5 @@
 import { CompiledQuery, Kysely, MysqlDialect, sql } from "kysely";
+import type { DatabaseConnection } from "kysely";
 import { createPool } from "mysql2";
 import type { TypeCast } from "mysql2";
 import type { GlobalStatus, TransGlobal } from "../../core/types.ts";
@@ -9,6 +10,7 @@ import { at, branchInsert, date, patchSet, transInsert } from "./convert.ts";
 import { foundGids, rollbackAndFindQuery, saveBatchQuery, updateBatchQuery, updateBatchWins } from "./mysql-batch.ts";
 import { migrateMysql } from "./mysql-migrate.ts";
 import { GroupCommitSqlStore } from "./group-commit.ts";
+import { timedPool } from "./mysql-pool.ts";
 import type { ExpectedRow, SaveOp, UpdateOp } from "./group-commit.ts";
 import type { StoreDatabase } from "./tables.ts";
 
@@ -23,7 +25,17 @@ export interface MysqlStoreOptions {
    * (./mysql-batch.ts). False runs one query per call.
    */
   batchWrites?: boolean;
+  /**
+   * Milliseconds a query, a connect or a lock wait may take (default 5000). A query that gets no
+   * answer in time fails and its connection is destroyed (./mysql-pool.ts).
+   */
+  timeoutMs?: number;
 }
+
+/** Queued requests for a pooled connection, at most: past it a call fails at once instead of queueing. */
+const MAX_CONNECTION_WAITERS = 1_000;
+/** Idle time before the first TCP keepalive probe. */
+const KEEPALIVE_DELAY_MS = 10_000;
 
 /** datetime(3) columns hold UTC (see `timezone: "Z"`); read them back as epoch milliseconds. */
 const typeCast: TypeCast = (field, next) => {
@@ -31,6 +43,72 @@ const typeCast: TypeCast = (field, next) => {
   const text = field.string();
   return text === null ? null : Date.parse(`${text.replace(" ", "T")}Z`);
 };
+
+/**
+ * The kysely instance over a mysql2 pool. `serve`: the store's pool, with every timeout
+ * (docs/store-outages.md). `migrate`: one connection whose connect is bounded but whose queries
+ * are not (see MysqlStore.migrate).
+ */
+function mysqlDb(options: MysqlStoreOptions, use: "serve" | "migrate"): { db: Kysely<StoreDatabase>; destroyConnections: () => void } {
+  const timeoutMs = options.timeoutMs ?? 5_000;
+  const pool = createPool({
+    uri: options.url,
+    connectionLimit: use === "migrate" ? 1 : options.poolSize ?? 10,
+    // Binary collation for every string the connection sends, like the tables' utf8mb4_bin:
+    // comparisons are exact and never mix collations.
+    charset: "UTF8MB4_BIN",
+    timezone: "Z",
+    typeCast,
+    connectTimeout: timeoutMs,
+    queueLimit: MAX_CONNECTION_WAITERS,
+    enableKeepAlive: true,
+    keepAliveInitialDelay: KEEPALIVE_DELAY_MS,
+    // saveNewTrans sends START TRANSACTION, two INSERTs and COMMIT as one query, and the group
+    // commit (./mysql-batch.ts) a whole transaction per batch. Every value still goes through
+    // mysql2's escaping (no SQL is built from input).
+    multipleStatements: true,
+  });
+  const connections = new Set<{ destroy(): void }>();
+  pool.on("connection", (conn) => {
+    connections.add(conn);
+    // mysql2's socket (typed `any`); a closed connection is forgotten.
+    (conn as unknown as { stream: NodeJS.EventEmitter }).stream.once("close", () => connections.delete(conn));
+  });
+  // A row lock wait ends with a clean error (1205) before the client-side timeout, which would cost the connection.
+  const lockWaitSeconds = Math.max(1, Math.floor(timeoutMs / 1000));
+  const idleTransactionSeconds = Math.ceil((2 * timeoutMs + 1_000) / 1000);
+  const dialect = new MysqlDialect({
+    pool: use === "migrate" ? pool : timedPool(pool, timeoutMs),
+    onCreateConnection: async (connection) => {
+      await connection.executeQuery(CompiledQuery.raw("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"));
+      if (use === "serve") {
+        await connection.executeQuery(CompiledQuery.raw(`SET SESSION innodb_lock_wait_timeout = ${lockWaitSeconds}`));
+        await setIdleTransactionTimeout(connection, idleTransactionSeconds);
+      }
+      await connection.executeQuery(CompiledQuery.raw("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', time_zone = '+00:00'"));
+    },
+  });
+  const destroyConnections = (): void => {
+    for (const conn of connections) conn.destroy();
+    connections.clear();
+  };
+  return { db: new Kysely<StoreDatabase>({ dialect }), destroyConnections };
+}
+
+/**
+ * MariaDB ends a session that sits idle inside a transaction this long, releasing its row locks:
+ * a coordinator whose connection went silent between a `SELECT ... FOR UPDATE` and its COMMIT
+ * would otherwise hold those rows, and stall their transactions, until the server's wait_timeout
+ * (hours). MySQL has no such setting (ER_UNKNOWN_SYSTEM_VARIABLE, 1193, is ignored): there only
+ * wait_timeout and TCP keepalive on the server end such a session (docs/store-outages.md).
+ */
+async function setIdleTransactionTimeout(connection: DatabaseConnection, seconds: number): Promise<void> {
+  try {
+    await connection.executeQuery(CompiledQuery.raw(`SET SESSION idle_transaction_timeout = ${seconds}`));
+  } catch (error) {
+    if (errno(error) !== 1193) throw error;
+  }
+}
 
 /**
  * The MySQL 8 / MariaDB 10.6+ store: several coordinators can share one database. MySQL has no
@@ -45,34 +123,25 @@ const typeCast: TypeCast = (field, next) => {
  * per-call outcome, which saves most of the per-query and per-commit cost under load.
  */
 export class MysqlStore extends GroupCommitSqlStore {
-  constructor(options: MysqlStoreOptions) {
-    const pool = createPool({
-      uri: options.url,
-      connectionLimit: options.poolSize ?? 10,
-      // Binary collation for every string the connection sends, like the tables' utf8mb4_bin:
-      // comparisons are exact and never mix collations.
-      charset: "UTF8MB4_BIN",
-      timezone: "Z",
-      typeCast,
-      connectTimeout: 10_000,
-      // saveNewTrans sends START TRANSACTION, two INSERTs and COMMIT as one query, and the group
-      // commit (./mysql-batch.ts) a whole transaction per batch. Every value still goes through
-      // mysql2's escaping (no SQL is built from input).
-      multipleStatements: true,
-    });
-    const dialect = new MysqlDialect({
-      pool,
-      onCreateConnection: async (connection) => {
-        await connection.executeQuery(CompiledQuery.raw("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"));
-        await connection.executeQuery(CompiledQuery.raw("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', time_zone = '+00:00'"));
-      },
-    });
-    super(new Kysely<StoreDatabase>({ dialect }), isMysqlConflict,
-      options.batchWrites === false ? undefined : { poolSize: options.poolSize ?? 10, wroteNothing });
+  constructor(private readonly options: MysqlStoreOptions) {
+    const serving = mysqlDb(options, "serve");
+    super(serving.db, isMysqlConflict,
+      options.batchWrites === false ? undefined : { poolSize: options.poolSize ?? 10, wroteNothing, timeoutMs: options.timeoutMs ?? 5_000 });
+    this.closeTimeoutMs = options.timeoutMs ?? 5_000;
+    this.destroyConnections = serving.destroyConnections;
   }
 
-  migrate(): Promise<void> {
-    return migrateMysql(this.db, Date.now());
+  /**
+   * On a connection of its own without the query timeout: a migration may wait for another
+   * coordinator's (GET_LOCK) or alter a big table, which can take longer than any store call should.
+   */
+  async migrate(): Promise<void> {
+    const { db } = mysqlDb(this.options, "migrate");
+    try {
+      await migrateMysql(db, Date.now());
+    } finally {
+      await db.destroy();
+    }
   }
 
   protected saveNewTransOne(trans: NewTrans, branches: readonly NewBranch[]): Promise<"created" | "exists"> {

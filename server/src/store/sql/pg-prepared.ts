@@ -10,7 +10,7 @@
  * cap keeps a shape-per-call query from growing every connection's statement cache for ever.
  */
 import type { PostgresPool, PostgresPoolClient } from "kysely";
-import type pg from "pg";
+import pg from "pg";
 
 /** Distinct statement texts that get a name; later ones run unnamed. */
 const MAX_NAMED_STATEMENTS = 500;
@@ -38,16 +38,33 @@ type QueryFn = (text: string, values: readonly unknown[]) => Promise<pg.QueryRes
 /**
  * `pool` for kysely's PostgresDialect. One wrapper per pg client, because kysely keeps its
  * connection object (and runs onCreateConnection) per client object it is handed.
+ *
+ * `names` undefined runs every statement unnamed (prepareStatements: false). Either way, a client
+ * whose query failed with anything but an answer from the server (pg's query_timeout, a broken
+ * socket) is destroyed on release instead of going back to the pool: after a client-side
+ * timeout its statement is still the one pg waits for, so every later query on it would hang
+ * too (docs/store-outages.md).
  */
-export function preparingPool(pool: pg.Pool, names: StatementNames): PostgresPool {
+export function preparingPool(pool: pg.Pool, names: StatementNames | undefined): PostgresPool {
   const wrappers = new WeakMap<pg.PoolClient, PostgresPoolClient>();
+  const broken = new WeakSet<pg.PoolClient>();
   const wrap = (client: pg.PoolClient): PostgresPoolClient => {
-    const run: QueryFn = (text, values) => {
-      const name = values.length > 0 ? names.of(text) : undefined;
+    const send: QueryFn = (text, values) => {
+      const name = values.length > 0 ? names?.of(text) : undefined;
       return name === undefined ? client.query(text, [...values]) : client.query({ name, text, values: [...values] });
     };
+    const run: QueryFn = (text, values) => send(text, values).catch((error: unknown) => {
+      if (!(error instanceof pg.DatabaseError)) broken.add(client);
+      throw error;
+    });
+    const release = (): void => {
+      if (!broken.has(client)) return client.release();
+      broken.delete(client);
+      wrappers.delete(client);
+      client.release(new Error("dtx: the connection failed or timed out; destroyed"));
+    };
     // kysely only ever calls query(text, values) on a dialect without a cursor class.
-    return { query: run as unknown as PostgresPoolClient["query"], release: () => client.release() };
+    return { query: run as unknown as PostgresPoolClient["query"], release };
   };
   return {
     async connect() {

@@ -36,7 +36,24 @@ export interface PostgresStoreOptions {
    * one statement per call.
    */
   batchWrites?: boolean;
+  /**
+   * Milliseconds a statement, a connect or a wait for a pooled connection may take (default
+   * 5000): the server cancels a statement after it (statement_timeout), and the client gives up
+   * on a server that does not answer a little later (query_timeout) and destroys the connection.
+   */
+  timeoutMs?: number;
 }
+
+/** Default of {@link PostgresStoreOptions.timeoutMs}. */
+export const DEFAULT_STORE_TIMEOUT_MS = 5_000;
+/**
+ * How much longer than statement_timeout the client waits for an answer: a server that is alive
+ * cancels the statement itself and the connection stays usable; only a silent one costs a
+ * connection.
+ */
+const CLIENT_GRACE_MS = 1_000;
+/** Idle time before the first TCP keepalive probe: a dead peer is noticed on an idle connection too. */
+export const KEEPALIVE_DELAY_MS = 10_000;
 
 const INT8_OID = 20;
 const TIMESTAMPTZ_OID = 1184;
@@ -55,6 +72,48 @@ const TYPES: pg.CustomTypesConfig = {
   }) as pg.CustomTypesConfig["getTypeParser"],
 };
 
+/**
+ * The kysely instance over a pg pool. `serve`: the store's pool, with every timeout
+ * (docs/store-outages.md) and named prepared statements unless turned off. `migrate`: one
+ * connection whose connect is bounded but whose statements are not (see PostgresStore.migrate).
+ */
+function postgresDb(options: PostgresStoreOptions, schema: string, use: "serve" | "migrate"): { db: Kysely<StoreDatabase>; destroyConnections: () => void } {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
+  const statementTimeouts = use === "migrate" ? {} : {
+    statement_timeout: timeoutMs,
+    query_timeout: timeoutMs + CLIENT_GRACE_MS,
+    // A coordinator that died inside a transaction must not hold its row locks for long.
+    idle_in_transaction_session_timeout: 2 * timeoutMs + CLIENT_GRACE_MS,
+  };
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: use === "migrate" ? 1 : options.poolSize ?? 10,
+    // pg waits for ever by default. This bounds both a connect and a wait for a free client.
+    connectionTimeoutMillis: timeoutMs,
+    ...statementTimeouts,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
+    types: TYPES,
+  });
+  pool.on("error", (error) => options.onPoolError?.(error));
+  const clients = new Set<pg.PoolClient>();
+  pool.on("connect", (client) => clients.add(client));
+  pool.on("remove", (client) => clients.delete(client as pg.PoolClient));
+  const names = use === "serve" && options.prepareStatements !== false ? new StatementNames() : undefined;
+  const dialect = new PostgresDialect({
+    pool: preparingPool(pool, names),
+    onCreateConnection: async (connection) => {
+      await connection.executeQuery(CompiledQuery.raw(`SET search_path TO ${quoteIdent(schema)}`));
+    },
+  });
+  const destroyConnections = (): void => {
+    // pg has no public way to drop a client without the goodbye; its socket is `connection.stream`.
+    for (const client of clients) (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+    clients.clear();
+  };
+  return { db: new Kysely<StoreDatabase>({ dialect }), destroyConnections };
+}
+
 export function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
@@ -72,29 +131,29 @@ export function quoteIdent(name: string): string {
 export class PostgresStore extends GroupCommitSqlStore {
   private readonly schema: string;
 
-  constructor(options: PostgresStoreOptions) {
+  constructor(private readonly options: PostgresStoreOptions) {
     const schema = options.schema ?? "public";
-    const pool = new pg.Pool({
-      connectionString: options.url,
-      max: options.poolSize ?? 10,
-      // pg waits for ever by default: a blackholed host would hang the start instead of failing it.
-      connectionTimeoutMillis: 10_000,
-      types: TYPES,
-    });
-    pool.on("error", (error) => options.onPoolError?.(error));
-    const dialect = new PostgresDialect({
-      pool: options.prepareStatements === false ? pool : preparingPool(pool, new StatementNames()),
-      onCreateConnection: async (connection) => {
-        await connection.executeQuery(CompiledQuery.raw(`SET search_path TO ${quoteIdent(schema)}`));
-      },
-    });
-    super(new Kysely<StoreDatabase>({ dialect }), isPostgresConflict,
-      options.batchWrites === false ? undefined : { poolSize: options.poolSize ?? 10, wroteNothing });
+    const timeoutMs = options.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
+    const serving = postgresDb(options, schema, "serve");
+    super(serving.db, isPostgresConflict,
+      options.batchWrites === false ? undefined : { poolSize: options.poolSize ?? 10, wroteNothing, timeoutMs });
     this.schema = schema;
+    this.closeTimeoutMs = timeoutMs;
+    this.destroyConnections = serving.destroyConnections;
   }
 
-  migrate(): Promise<void> {
-    return migratePostgres(this.db, this.schema, Date.now());
+  /**
+   * On a connection of its own without the statement timeouts: a migration may wait for another
+   * coordinator's (the advisory lock) or build an index on a big table, which can take longer
+   * than any store call should.
+   */
+  async migrate(): Promise<void> {
+    const { db } = postgresDb(this.options, this.schema, "migrate");
+    try {
+      await migratePostgres(db, this.schema, Date.now());
+    } finally {
+      await db.destroy();
+    }
   }
 
   protected async saveNewTransOne(trans: NewTrans, branches: readonly NewBranch[]): Promise<"created" | "exists"> {
@@ -465,5 +524,7 @@ function branchUpdateArrays(ops: readonly UpdateOp[]): BranchUpdateArrays {
  * committed before the answer was lost, and re-running it would report a lost CAS for a won one.
  */
 function wroteNothing(error: unknown): boolean {
-  return error instanceof pg.DatabaseError;
+  // Not a statement_timeout (57014 query_canceled): the batch failed for time, not for one bad
+  // value, and running its calls one by one would only load a server that is already slow.
+  return error instanceof pg.DatabaseError && error.code !== "57014";
 }

@@ -23,6 +23,14 @@ const CONFLICT_ATTEMPTS = 4;
  */
 export abstract class SqlStore implements Store {
   private readonly inFlight = new Set<Promise<unknown>>();
+  /**
+   * How long close() lets the pool end politely; then it destroys the connections. Ending a
+   * connection waits for the server's goodbye, which a peer that vanished never sends, and a
+   * coordinator that is stopping must not hang on it (docs/store-outages.md).
+   */
+  protected closeTimeoutMs = 5_000;
+  /** Destroys every connection of the pool at once (see closeTimeoutMs). */
+  protected destroyConnections: () => void = () => undefined;
 
   protected constructor(
     protected readonly db: Kysely<StoreDatabase>,
@@ -43,7 +51,17 @@ export abstract class SqlStore implements Store {
 
   async close(): Promise<void> {
     await Promise.allSettled([...this.inFlight]);
-    await this.db.destroy();
+    const ended = this.db.destroy();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<"late">((resolve) => {
+      timer = setTimeout(() => resolve("late"), this.closeTimeoutMs);
+    });
+    const outcome = await Promise.race([ended.then(() => "ended" as const), late]);
+    clearTimeout(timer);
+    if (outcome === "late") {
+      ended.catch(() => undefined);
+      this.destroyConnections();
+    }
   }
 
   async findTrans(gid: string): Promise<TransGlobal | null> {

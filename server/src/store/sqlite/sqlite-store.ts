@@ -19,6 +19,12 @@ export interface SqliteStoreOptions {
   path: string;
   /** `full` (default) fsyncs every commit; `normal` may lose the last commits on power loss. */
   synchronous?: "full" | "normal";
+  /**
+   * Milliseconds a write waits for a lock another connection holds (SQLite's busy timeout,
+   * default 5000) before it fails as SQLITE_BUSY, which the API answers 503 STORE_UNAVAILABLE.
+   * better-sqlite3 waits synchronously, so this is also the longest the event loop can stall.
+   */
+  busyTimeoutMs?: number;
 }
 
 /**
@@ -36,7 +42,7 @@ export class SqliteStore implements Store {
     this.db = new BetterSqlite3(options.path);
     this.db.pragma("journal_mode = WAL");
     this.db.pragma(`synchronous = ${options.synchronous === "normal" ? "NORMAL" : "FULL"}`);
-    this.db.pragma("busy_timeout = 5000");
+    this.db.pragma(`busy_timeout = ${Math.round(options.busyTimeoutMs ?? 5_000)}`);
     migrateSqlite(this.db, Date.now());
     this.stmts = prepareStatements(this.db);
     this.writes = new WriteBatcher(this.db);
