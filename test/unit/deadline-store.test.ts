@@ -9,7 +9,7 @@ import { StoreUnavailableError } from "../../server/src/store/store-errors.ts";
 import { isStoreFault } from "../../server/src/store/store-faults.ts";
 import type { Store } from "../../server/src/store/store.ts";
 
-const CALLS = ["migrate", "ping", "findTrans", "findBranches", "scanTrans", "saveNewTrans", "appendBranches", "updateTrans", "claimDue",
+const CALLS = ["migrate", "ping", "findTrans", "findBranches", "scanTrans", "saveNewTrans", "appendBranches", "updateTrans", "renewLease", "claimDue",
   "resetCronTime", "resetNextCronTime", "findKV", "scanKV", "createKV", "updateKV", "deleteKV", "close"] as const;
 
 /** A store whose every call runs `answer`. */
