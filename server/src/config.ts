@@ -56,7 +56,7 @@ export const ConfigSchema = z
     leaseMargin: seconds.max(60).default(1),
     cronInterval: seconds.positive().max(3600).default(3),
     cronBatchSize: z.number().int().positive().max(10_000).default(64),
-    cronConcurrency: z.number().int().positive().max(10_000).default(32),
+    cronConcurrency: z.number().int().positive().max(10_000).default(256),
     maxBodyBytes: z.number().int().positive().default(1024 * 1024),
     maxPayloadBytes: z.number().int().positive().default(256 * 1024),
     maxBranches: z.number().int().positive().default(1000),

@@ -49,7 +49,7 @@ const DEFAULTS: Config = {
   leaseMargin: 1,
   cronInterval: 3,
   cronBatchSize: 64,
-  cronConcurrency: 32,
+  cronConcurrency: 256,
   maxBodyBytes: 1024 * 1024,
   maxPayloadBytes: 256 * 1024,
   maxBranches: 1000,
