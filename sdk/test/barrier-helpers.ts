@@ -11,7 +11,7 @@ import type { ClientSession, MongoClient } from "mongodb";
 import type { Redis } from "ioredis";
 import type mysql from "mysql2/promise";
 import type pg from "pg";
-import { BarrierError, BranchBarrier, barrierFailure } from "../src/barrier/index.ts";
+import { BarrierError, BranchBarrier, barrierFailure, getBarrierTableName } from "../src/barrier/index.ts";
 import { eventually } from "./helpers.ts";
 import type { BarrierResult, BranchInfo, PgQueryable } from "../src/barrier/index.ts";
 
@@ -26,6 +26,12 @@ export function uniqueGid(prefix: string): string {
 
 export function info(gid: string, op: string, branchId = "01", transType = "tcc"): BranchInfo {
   return { transType, gid, branchId, op };
+}
+
+/** The Mongo database and collection of the barrier table the barriers use by default. */
+function barrierCollection(): [string, string] {
+  const [db = "", coll = ""] = getBarrierTableName().split(".");
+  return [db, coll];
 }
 
 /** A barrier row as the tests look at it. */
@@ -367,14 +373,16 @@ export function mongoStore(clients: { get(conn: 0 | 1): MongoClient; renew(conn:
       return rows.map((r) => r.op);
     },
     async barrierRows(gid) {
-      const rows = await c0().db("dtm_barrier").collection<BarrierRow & { gid: string }>("barrier").find({ gid }).toArray();
+      const [db, coll] = barrierCollection();
+      const rows = await c0().db(db).collection<BarrierRow & { gid: string }>(coll).find({ gid }).toArray();
       return sortRows(rows);
     },
     isRetryable: isMongoRetryable,
     afterRetryableError: (conn) => clients.renew(conn),
     async cleanup() {
       const mine = { $regex: RUN };
-      await c0().db("dtm_barrier").collection("barrier").deleteMany({ gid: mine });
+      const [db, coll] = barrierCollection();
+      await c0().db(db).collection(coll).deleteMany({ gid: mine });
       await c0().db(MONGO_DB).collection<MongoEffect>("effects").deleteMany({ gid: mine });
     },
   };
