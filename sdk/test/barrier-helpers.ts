@@ -143,7 +143,7 @@ export function pgStore(pool: pg.Pool, clients?: [pg.Client, pg.Client], tableNa
       return r.rows.map((x) => x.op);
     },
     async barrierRows(gid) {
-      const r = await pool.query<BarrierRow>(`select branch_id, op, barrier_id, reason from ${tableName ?? "dtm_barrier.barrier"} where gid=$1`, [gid]);
+      const r = await pool.query<BarrierRow>(`select branch_id, op, barrier_id, reason from ${tableName ?? getBarrierTableName()} where gid=$1`, [gid]);
       return sortRows(r.rows);
     },
     msgInFlight(bb, id, delta, gate, entered) {
@@ -178,7 +178,7 @@ export async function mysqlBusiness(conn: mysql.Connection, bb: BranchInfo, id: 
   await conn.query(`insert into ${MY_EFFECTS}(gid, branch_id, op, store, amount) values(?,?,?,?,?)`, [bb.gid, bb.branchId, bb.op, store, delta]);
 }
 
-export function mysqlStore(pool: mysql.Pool, conns?: [mysql.Connection, mysql.Connection], tableName = "dtm_barrier.barrier"): StoreUnderTest {
+export function mysqlStore(pool: mysql.Pool, conns?: [mysql.Connection, mysql.Connection], tableName = getBarrierTableName()): StoreUnderTest {
   return {
     name: "mysql",
     hasLocalTx: true,

@@ -1,6 +1,7 @@
 /**
  * What gRPC server reflection serves: dtm's service and grpc.health.v1, with descriptors that
- * protoc-based tools (grpcurl, grpcui, Postman) accept. The README's gRPC section has the grpcurl commands a test runs.
+ * protoc-based tools (grpcurl, grpcui, Postman) accept. The README's gRPC section has the grpcurl
+ * commands that test/e2e/grpcurl.test.ts runs.
  */
 import type { PackageDefinition } from "@grpc/proto-loader";
 import { loadSync } from "@grpc/proto-loader";
