@@ -34,8 +34,10 @@ import {
   mongoStore,
   mysqlBusiness,
   mysqlStore,
+  mysqlUrlInDatabase,
   pgBusiness,
   pgStore,
+  pgUrlInSchema,
   redisStore,
   setupMysqlTables,
   setupPgTables,
@@ -189,9 +191,13 @@ async function startParticipant(): Promise<void> {
 const url = (store: StoreName, name: string): string => `${base}/api/${store}/${name}`;
 
 beforeAll(async () => {
-  pgPool = new pg.Pool({ connectionString: urls.pg, max: 8 });
+  // The accounts and effects tables too go to AREA (search_path / the connections' database).
+  const admin = await mysql.createConnection({ uri: urls.mysql });
+  await admin.query(`create database ${AREA} character set utf8mb4`);
+  await admin.end();
+  pgPool = new pg.Pool({ connectionString: pgUrlInSchema(urls.pg, AREA), max: 8 });
   pgPool.on("error", () => {});
-  myPool = mysql.createPool({ uri: urls.mysql, connectionLimit: 8 });
+  myPool = mysql.createPool({ uri: mysqlUrlInDatabase(urls.mysql, AREA), connectionLimit: 8 });
   redis = new Redis(urls.redis, { maxRetriesPerRequest: 1 });
   mongo = await startMongo();
   mongoClient = await mongo.connect();

@@ -28,6 +28,23 @@ export function info(gid: string, op: string, branchId = "01", transType = "tcc"
   return { transType, gid, branchId, op };
 }
 
+/**
+ * `url` whose connections resolve unqualified table names in `schema` (search_path), so a test
+ * file's accounts and effects tables live in its own schema, beside its barrier tables.
+ */
+export function pgUrlInSchema(url: string, schema: string): string {
+  const u = new URL(url);
+  u.searchParams.set("options", `-c search_path=${schema}`);
+  return u.toString();
+}
+
+/** `url` on database `database` (MySQL): a test file's own. */
+export function mysqlUrlInDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
 /** The Mongo database and collection of the barrier table the barriers use by default. */
 function barrierCollection(): [string, string] {
   const [db = "", coll = ""] = getBarrierTableName().split(".");

@@ -5,16 +5,17 @@ import { Kysely, MysqlDialect } from "kysely";
 import { BranchBarrier, createBarrierTable, doAndSubmitDB, getBarrierTableName, setBarrierTableName } from "../src/barrier/index.ts";
 import type { DoAndSubmitMsg } from "../src/barrier/index.ts";
 import { testServiceUrls, unreachableMessage } from "../../test/helpers/services.ts";
-import { RUN, barrierFuzz, barrierScenarios, fuzzReport, info, kyselyStore, mysqlBusiness, mysqlStore, raceReport, setupMysqlTables, uniqueGid } from "./barrier-helpers.ts";
+import { RUN, barrierFuzz, barrierScenarios, fuzzReport, info, kyselyStore, mysqlBusiness, mysqlStore, mysqlUrlInDatabase, raceReport, setupMysqlTables, uniqueGid } from "./barrier-helpers.ts";
 import type { KyselyDb, StoreUnderTest } from "./barrier-helpers.ts";
 
-const url = testServiceUrls().mysql;
+const serverUrl = testServiceUrls().mysql;
 /**
- * This file's own barrier tables: database AREA (the default table, AREA.barrier) and AREA_lean,
- * dropped at the end. Other suites use dtm's layout in their own tables: a shared
+ * This file's own tables: database AREA (the default barrier table, AREA.barrier, and the
+ * accounts and effects: the connections' database) and AREA_lean, dropped at the end. Other suites use dtm's layout in their own tables: a shared
  * dtm_barrier.barrier made one of them fail on a fresh machine.
  */
 const AREA = `dtx_bmy_${RUN}`;
+const url = mysqlUrlInDatabase(serverUrl, AREA);
 let pool: mysql.Pool;
 let conns: [mysql.Connection, mysql.Connection];
 let kysely: Kysely<KyselyDb>;
@@ -22,12 +23,14 @@ let store: StoreUnderTest;
 let kstore: StoreUnderTest;
 
 beforeAll(async () => {
-  pool = mysql.createPool({ uri: url, connectionLimit: 8 });
   try {
-    await pool.query("select 1");
+    const admin = await mysql.createConnection({ uri: serverUrl });
+    await admin.query(`create database ${AREA} character set utf8mb4`);
+    await admin.end();
   } catch (cause) {
-    throw new Error(unreachableMessage("MariaDB/MySQL", url, cause), { cause });
+    throw new Error(unreachableMessage("MariaDB/MySQL", serverUrl, cause), { cause });
   }
+  pool = mysql.createPool({ uri: url, connectionLimit: 8 });
   conns = [await mysql.createConnection({ uri: url }), await mysql.createConnection({ uri: url })];
   for (const c of conns) c.on("error", () => {});
   setBarrierTableName(`${AREA}.barrier`);

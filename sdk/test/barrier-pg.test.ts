@@ -5,16 +5,18 @@ import { Kysely, PostgresDialect } from "kysely";
 import { BranchBarrier, createBarrierTable, doAndSubmit, doAndSubmitDB, getBarrierTableName, isBarrierFailure, setBarrierTableName } from "../src/barrier/index.ts";
 import type { DoAndSubmitMsg, PgQueryable } from "../src/barrier/index.ts";
 import { testServiceUrls, unreachableMessage } from "../../test/helpers/services.ts";
-import { PG_ACCOUNTS, RUN, barrierFuzz, barrierScenarios, fuzzReport, info, kyselyStore, pgBusiness, pgStore, raceReport, setupPgTables, uniqueGid } from "./barrier-helpers.ts";
+import { PG_ACCOUNTS, RUN, barrierFuzz, barrierScenarios, fuzzReport, info, kyselyStore, pgBusiness, pgStore, pgUrlInSchema, raceReport, setupPgTables, uniqueGid } from "./barrier-helpers.ts";
 import type { KyselyDb, StoreUnderTest } from "./barrier-helpers.ts";
 
-const url = testServiceUrls().pg;
+const serverUrl = testServiceUrls().pg;
 /**
- * This file's own barrier tables: schema AREA (the default table, AREA.barrier) and AREA_lean,
- * AREA_dtm, AREA_custom, AREA_prep, all dropped at the end. Other suites use other layouts in
+ * This file's own tables: schema AREA (the default barrier table, AREA.barrier, and the accounts
+ * and effects: the connections' search_path) and AREA_lean, AREA_dtm, AREA_custom, AREA_prep
+ * (barrier tables), all dropped at the end. Other suites use other layouts in
  * other tables: a shared dtm_barrier.barrier made one of them fail on a fresh machine.
  */
 const AREA = `dtx_bpg_${RUN}`;
+const url = pgUrlInSchema(serverUrl, AREA);
 const AREA_SCHEMAS = [AREA, `${AREA}_lean`, `${AREA}_dtm`, `${AREA}_custom`, `${AREA}_prep`];
 let pool: pg.Pool;
 let clients: [pg.Client, pg.Client];
@@ -28,7 +30,7 @@ beforeAll(async () => {
   try {
     await pool.query("select 1");
   } catch (cause) {
-    throw new Error(unreachableMessage("PostgreSQL", url, cause), { cause });
+    throw new Error(unreachableMessage("PostgreSQL", serverUrl, cause), { cause });
   }
   const a = new pg.Client({ connectionString: url });
   const b = new pg.Client({ connectionString: url });
