@@ -11,7 +11,7 @@ import type { ClientSession, MongoClient } from "mongodb";
 import type { Redis } from "ioredis";
 import type mysql from "mysql2/promise";
 import type pg from "pg";
-import { BarrierError, BranchBarrier, barrierFailure } from "../src/barrier/index.ts";
+import { BarrierError, BranchBarrier, barrierFailure, getBarrierTableName } from "../src/barrier/index.ts";
 import { eventually } from "./helpers.ts";
 import type { BarrierResult, BranchInfo, PgQueryable } from "../src/barrier/index.ts";
 
@@ -26,6 +26,29 @@ export function uniqueGid(prefix: string): string {
 
 export function info(gid: string, op: string, branchId = "01", transType = "tcc"): BranchInfo {
   return { transType, gid, branchId, op };
+}
+
+/**
+ * `url` whose connections resolve unqualified table names in `schema` (search_path), so a test
+ * file's accounts and effects tables live in its own schema, beside its barrier tables.
+ */
+export function pgUrlInSchema(url: string, schema: string): string {
+  const u = new URL(url);
+  u.searchParams.set("options", `-c search_path=${schema}`);
+  return u.toString();
+}
+
+/** `url` on database `database` (MySQL): a test file's own. */
+export function mysqlUrlInDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+/** The Mongo database and collection of the barrier table the barriers use by default. */
+function barrierCollection(): [string, string] {
+  const [db = "", coll = ""] = getBarrierTableName().split(".");
+  return [db, coll];
 }
 
 /** A barrier row as the tests look at it. */
@@ -137,7 +160,7 @@ export function pgStore(pool: pg.Pool, clients?: [pg.Client, pg.Client], tableNa
       return r.rows.map((x) => x.op);
     },
     async barrierRows(gid) {
-      const r = await pool.query<BarrierRow>(`select branch_id, op, barrier_id, reason from ${tableName ?? "dtm_barrier.barrier"} where gid=$1`, [gid]);
+      const r = await pool.query<BarrierRow>(`select branch_id, op, barrier_id, reason from ${tableName ?? getBarrierTableName()} where gid=$1`, [gid]);
       return sortRows(r.rows);
     },
     msgInFlight(bb, id, delta, gate, entered) {
@@ -172,7 +195,7 @@ export async function mysqlBusiness(conn: mysql.Connection, bb: BranchInfo, id: 
   await conn.query(`insert into ${MY_EFFECTS}(gid, branch_id, op, store, amount) values(?,?,?,?,?)`, [bb.gid, bb.branchId, bb.op, store, delta]);
 }
 
-export function mysqlStore(pool: mysql.Pool, conns?: [mysql.Connection, mysql.Connection], tableName = "dtm_barrier.barrier"): StoreUnderTest {
+export function mysqlStore(pool: mysql.Pool, conns?: [mysql.Connection, mysql.Connection], tableName = getBarrierTableName()): StoreUnderTest {
   return {
     name: "mysql",
     hasLocalTx: true,
@@ -367,14 +390,16 @@ export function mongoStore(clients: { get(conn: 0 | 1): MongoClient; renew(conn:
       return rows.map((r) => r.op);
     },
     async barrierRows(gid) {
-      const rows = await c0().db("dtm_barrier").collection<BarrierRow & { gid: string }>("barrier").find({ gid }).toArray();
+      const [db, coll] = barrierCollection();
+      const rows = await c0().db(db).collection<BarrierRow & { gid: string }>(coll).find({ gid }).toArray();
       return sortRows(rows);
     },
     isRetryable: isMongoRetryable,
     afterRetryableError: (conn) => clients.renew(conn),
     async cleanup() {
       const mine = { $regex: RUN };
-      await c0().db("dtm_barrier").collection("barrier").deleteMany({ gid: mine });
+      const [db, coll] = barrierCollection();
+      await c0().db(db).collection(coll).deleteMany({ gid: mine });
       await c0().db(MONGO_DB).collection<MongoEffect>("effects").deleteMany({ gid: mine });
     },
   };

@@ -5,10 +5,17 @@ import { Kysely, MysqlDialect } from "kysely";
 import { BranchBarrier, createBarrierTable, doAndSubmitDB, getBarrierTableName, setBarrierTableName } from "../src/barrier/index.ts";
 import type { DoAndSubmitMsg } from "../src/barrier/index.ts";
 import { testServiceUrls, unreachableMessage } from "../../test/helpers/services.ts";
-import { barrierFuzz, barrierScenarios, fuzzReport, info, kyselyStore, mysqlBusiness, mysqlStore, raceReport, setupMysqlTables, uniqueGid } from "./barrier-helpers.ts";
+import { RUN, barrierFuzz, barrierScenarios, fuzzReport, info, kyselyStore, mysqlBusiness, mysqlStore, mysqlUrlInDatabase, raceReport, setupMysqlTables, uniqueGid } from "./barrier-helpers.ts";
 import type { KyselyDb, StoreUnderTest } from "./barrier-helpers.ts";
 
-const url = testServiceUrls().mysql;
+const serverUrl = testServiceUrls().mysql;
+/**
+ * This file's own tables: database AREA (the default barrier table, AREA.barrier, and the
+ * accounts and effects: the connections' database) and AREA_lean, dropped at the end. Other suites use dtm's layout in their own tables: a shared
+ * dtm_barrier.barrier made one of them fail on a fresh machine.
+ */
+const AREA = `dtx_bmy_${RUN}`;
+const url = mysqlUrlInDatabase(serverUrl, AREA);
 let pool: mysql.Pool;
 let conns: [mysql.Connection, mysql.Connection];
 let kysely: Kysely<KyselyDb>;
@@ -16,18 +23,21 @@ let store: StoreUnderTest;
 let kstore: StoreUnderTest;
 
 beforeAll(async () => {
-  pool = mysql.createPool({ uri: url, connectionLimit: 8 });
   try {
-    await pool.query("select 1");
+    const admin = await mysql.createConnection({ uri: serverUrl });
+    await admin.query(`create database ${AREA} character set utf8mb4`);
+    await admin.end();
   } catch (cause) {
-    throw new Error(unreachableMessage("MariaDB/MySQL", url, cause), { cause });
+    throw new Error(unreachableMessage("MariaDB/MySQL", serverUrl, cause), { cause });
   }
+  pool = mysql.createPool({ uri: url, connectionLimit: 8 });
   conns = [await mysql.createConnection({ uri: url }), await mysql.createConnection({ uri: url })];
   for (const c of conns) c.on("error", () => {});
+  setBarrierTableName(`${AREA}.barrier`);
   await createBarrierTable("mysql", pool);
   await setupMysqlTables(pool);
   kysely = new Kysely<KyselyDb>({ dialect: new MysqlDialect({ pool: mysql.createPool({ uri: url, connectionLimit: 4 }).pool }) });
-  store = mysqlStore(pool, conns);
+  store = mysqlStore(pool, conns, `${AREA}.barrier`);
   kstore = kyselyStore("kysely-mysql", kysely, store);
 });
 
@@ -36,6 +46,7 @@ afterAll(async () => {
   if (raceReport.length > 0) process.stdout.write(`barrier races: ${JSON.stringify(raceReport)}\n`);
   await kysely?.destroy();
   await Promise.allSettled((conns ?? []).map((c) => c.end()));
+  for (const db of [AREA, `${AREA}_lean`]) await pool?.query(`drop database if exists ${db}`).catch(() => undefined);
   await pool?.end();
 });
 
@@ -46,11 +57,11 @@ describe("barrier on MariaDB/MySQL (mysql2)", () => {
   it("createBarrierTable is idempotent and safe to run concurrently", async () => {
     await Promise.all([createBarrierTable("mysql", pool), createBarrierTable("mysql", pool), createBarrierTable("mysql", conns[0])]);
     const [rows] = await pool.query<mysql.RowDataPacket[]>(
-      "select index_name, group_concat(column_name order by seq_in_index) as cols from information_schema.statistics where table_schema='dtm_barrier' and table_name='barrier' and non_unique=0 group by index_name order by index_name",
+      `select index_name, group_concat(column_name order by seq_in_index) as cols from information_schema.statistics where table_schema='${AREA}' and table_name='barrier' and non_unique=0 group by index_name order by index_name`,
     );
-    // dtm's layout (an auto-increment id beside the unique key) or ours (the key is the primary key)
+    // ours: the key is the primary key (the table is this file's own, so never dtm's layout)
     const keys = rows.map((r) => `${String(r["index_name"])}: ${String(r["cols"])}`).sort();
-    expect([["PRIMARY: id", "gid: gid,branch_id,op,barrier_id"], ["PRIMARY: gid,branch_id,op,barrier_id"]]).toContainEqual(keys);
+    expect(keys).toEqual(["PRIMARY: gid,branch_id,op,barrier_id"]);
   });
 
   it("call() refuses a pool", async () => {
@@ -82,11 +93,11 @@ describe("barrier on MariaDB/MySQL (mysql2)", () => {
 });
 
 describe("barrier on MariaDB/MySQL, the table createBarrierTable makes (the key as primary key, no id)", () => {
-  const tableName = "dtx_barrier_lean.barrier";
+  const tableName = `${AREA}_lean.barrier`;
   let lean: StoreUnderTest;
   let before: string;
   beforeAll(async () => {
-    await pool.query("drop database if exists dtx_barrier_lean");
+    await pool.query(`drop database if exists ${AREA}_lean`);
     await createBarrierTable("mysql", pool, { tableName });
     before = getBarrierTableName();
     setBarrierTableName(tableName); // the scenarios build their barriers with the default table
@@ -95,24 +106,24 @@ describe("barrier on MariaDB/MySQL, the table createBarrierTable makes (the key 
   afterAll(() => setBarrierTableName(before));
 
   it("has dtm's columns but no id; rows are clustered on (gid, branch_id, op, barrier_id); create_time is indexed", async () => {
-    const [cols] = await pool.query<mysql.RowDataPacket[]>("select column_name as c from information_schema.columns where table_schema = 'dtx_barrier_lean' and table_name = 'barrier' order by ordinal_position");
+    const [cols] = await pool.query<mysql.RowDataPacket[]>(`select column_name as c from information_schema.columns where table_schema = '${AREA}_lean' and table_name = 'barrier' order by ordinal_position`);
     expect(cols.map((r) => String(r["c"]))).toEqual(["trans_type", "gid", "branch_id", "op", "barrier_id", "reason", "create_time", "update_time"]);
     const [idx] = await pool.query<mysql.RowDataPacket[]>(
-      "select index_name as i, group_concat(column_name order by seq_in_index) as cols from information_schema.statistics where table_schema = 'dtx_barrier_lean' and table_name = 'barrier' group by index_name order by index_name",
+      `select index_name as i, group_concat(column_name order by seq_in_index) as cols from information_schema.statistics where table_schema = '${AREA}_lean' and table_name = 'barrier' group by index_name order by index_name`,
     );
     expect(idx.map((r) => `${String(r["i"])}: ${String(r["cols"])}`)).toEqual(["create_time: create_time", "PRIMARY: gid,branch_id,op,barrier_id"]);
   });
 
   it("compares the key byte for byte (utf8mb4_bin): gids differing only in case are two transactions", async () => {
     const [coll] = await pool.query<mysql.RowDataPacket[]>(
-      "select column_name as c, collation_name as k from information_schema.columns where table_schema = 'dtx_barrier_lean' and table_name = 'barrier' and column_name in ('gid', 'branch_id', 'op', 'barrier_id') order by ordinal_position",
+      `select column_name as c, collation_name as k from information_schema.columns where table_schema = '${AREA}_lean' and table_name = 'barrier' and column_name in ('gid', 'branch_id', 'op', 'barrier_id') order by ordinal_position`,
     );
     expect(coll.map((r) => `${String(r["c"])}: ${String(r["k"])}`)).toEqual(["gid", "branch_id", "op", "barrier_id"].map((c) => `${c}: utf8mb4_bin`));
     const gid = uniqueGid("my-Case");
     for (const g of [gid, gid.toLowerCase()]) {
       expect((await new BranchBarrier(info(g, "action", "01", "saga"), { tableName }).callWithMysql(pool, async () => g)).executed).toBe(true);
     }
-    const [rows] = await pool.query<mysql.RowDataPacket[]>("select gid from dtx_barrier_lean.barrier where lower(gid) = lower(?)", [gid]);
+    const [rows] = await pool.query<mysql.RowDataPacket[]>(`select gid from ${AREA}_lean.barrier where lower(gid) = lower(?)`, [gid]);
     expect(rows.map((r) => String(r["gid"])).sort()).toEqual([gid, gid.toLowerCase()].sort());
   });
 

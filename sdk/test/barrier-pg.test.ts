@@ -5,10 +5,19 @@ import { Kysely, PostgresDialect } from "kysely";
 import { BranchBarrier, createBarrierTable, doAndSubmit, doAndSubmitDB, getBarrierTableName, isBarrierFailure, setBarrierTableName } from "../src/barrier/index.ts";
 import type { DoAndSubmitMsg, PgQueryable } from "../src/barrier/index.ts";
 import { testServiceUrls, unreachableMessage } from "../../test/helpers/services.ts";
-import { PG_ACCOUNTS, barrierFuzz, barrierScenarios, fuzzReport, info, kyselyStore, pgBusiness, pgStore, raceReport, setupPgTables, uniqueGid } from "./barrier-helpers.ts";
+import { PG_ACCOUNTS, RUN, barrierFuzz, barrierScenarios, fuzzReport, info, kyselyStore, pgBusiness, pgStore, pgUrlInSchema, raceReport, setupPgTables, uniqueGid } from "./barrier-helpers.ts";
 import type { KyselyDb, StoreUnderTest } from "./barrier-helpers.ts";
 
-const url = testServiceUrls().pg;
+const serverUrl = testServiceUrls().pg;
+/**
+ * This file's own tables: schema AREA (the default barrier table, AREA.barrier, and the accounts
+ * and effects: the connections' search_path) and AREA_lean, AREA_dtm, AREA_custom, AREA_prep
+ * (barrier tables), all dropped at the end. Other suites use other layouts in
+ * other tables: a shared dtm_barrier.barrier made one of them fail on a fresh machine.
+ */
+const AREA = `dtx_bpg_${RUN}`;
+const url = pgUrlInSchema(serverUrl, AREA);
+const AREA_SCHEMAS = [AREA, `${AREA}_lean`, `${AREA}_dtm`, `${AREA}_custom`, `${AREA}_prep`];
 let pool: pg.Pool;
 let clients: [pg.Client, pg.Client];
 let kysely: Kysely<KyselyDb>;
@@ -21,17 +30,18 @@ beforeAll(async () => {
   try {
     await pool.query("select 1");
   } catch (cause) {
-    throw new Error(unreachableMessage("PostgreSQL", url, cause), { cause });
+    throw new Error(unreachableMessage("PostgreSQL", serverUrl, cause), { cause });
   }
   const a = new pg.Client({ connectionString: url });
   const b = new pg.Client({ connectionString: url });
   for (const c of [a, b]) c.on("error", () => {});
   await Promise.all([a.connect(), b.connect()]);
   clients = [a, b];
+  setBarrierTableName(`${AREA}.barrier`);
   await createBarrierTable("postgres", pool);
   await setupPgTables(pool);
   kysely = new Kysely<KyselyDb>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 4 }) }) });
-  store = pgStore(pool, clients);
+  store = pgStore(pool, clients, `${AREA}.barrier`);
   kstore = kyselyStore("kysely-pg", kysely, store);
 });
 
@@ -40,6 +50,7 @@ afterAll(async () => {
   if (raceReport.length > 0) process.stdout.write(`barrier races: ${JSON.stringify(raceReport)}\n`);
   await kysely?.destroy();
   await Promise.allSettled((clients ?? []).map((c) => c.end()));
+  for (const schema of AREA_SCHEMAS) await pool?.query(`drop schema if exists ${schema} cascade`).catch(() => undefined);
   await pool?.end();
 });
 
@@ -49,14 +60,14 @@ describe("barrier on Postgres (pg)", () => {
 
   it("createBarrierTable is idempotent and safe to run concurrently", async () => {
     await Promise.all([createBarrierTable("postgres", pool), createBarrierTable("postgres", pool), createBarrierTable("postgres", clients[0])]);
-    // dtm's key (a unique constraint beside the serial id) or ours (the primary key), by dtm's name
-    const r = await pool.query<{ conname: string }>("select conname from pg_constraint where conrelid = 'dtm_barrier.barrier'::regclass and contype in ('u', 'p') and conname = 'uniq_barrier'");
+    // ours (the primary key), by dtm's name
+    const r = await pool.query<{ conname: string }>(`select conname from pg_constraint where conrelid = '${AREA}.barrier'::regclass and contype in ('u', 'p') and conname = 'uniq_barrier'`);
     expect(r.rows.map((x) => x.conname)).toEqual(["uniq_barrier"]);
   });
 
   it("uses a configured table name", async () => {
-    const tableName = "dtx_barrier_custom.barrier_custom";
-    await pool.query("drop schema if exists dtx_barrier_custom cascade");
+    const tableName = `${AREA}_custom.barrier_custom`;
+    await pool.query(`drop schema if exists ${AREA}_custom cascade`);
     await createBarrierTable("postgres", pool, { tableName });
     const s = pgStore(pool, clients, tableName);
     const gid = uniqueGid("pg-custom");
@@ -64,7 +75,7 @@ describe("barrier on Postgres (pg)", () => {
     const bb = new BranchBarrier(info(gid, "cancel"), { tableName });
     expect((await s.adjust(bb, `${gid}-a`, 1)).executed).toBe(false);
     expect((await s.barrierRows(gid)).map((r) => r.op)).toEqual(["cancel", "try"]);
-    expect((await pool.query("select 1 from dtm_barrier.barrier where gid=$1", [gid])).rowCount).toBe(0);
+    expect((await pool.query(`select 1 from ${AREA}.barrier where gid=$1`, [gid])).rowCount).toBe(0);
   });
 
   it("values outside [A-Za-z0-9_.:-] go as parameters (no batching), quotes and all", async () => {
@@ -145,41 +156,41 @@ function scenariosOnTable(title: string, name: string, tableName: string, create
 scenariosOnTable(
   "barrier on Postgres, the table createBarrierTable makes (the key as primary key, no id)",
   "postgres-lean",
-  "dtx_barrier_lean.barrier",
+  `${AREA}_lean.barrier`,
   async () => {
-    await pool.query("drop schema if exists dtx_barrier_lean cascade");
-    await createBarrierTable("postgres", pool, { tableName: "dtx_barrier_lean.barrier" });
+    await pool.query(`drop schema if exists ${AREA}_lean cascade`);
+    await createBarrierTable("postgres", pool, { tableName: `${AREA}_lean.barrier` });
   },
   () => {
     it("has dtm's columns but no id and no sequence; the primary key is (gid, branch_id, op, barrier_id), named uniq_barrier", async () => {
-      const cols = await pool.query<{ column_name: string }>("select column_name from information_schema.columns where table_schema = 'dtx_barrier_lean' and table_name = 'barrier' order by ordinal_position");
+      const cols = await pool.query<{ column_name: string }>(`select column_name from information_schema.columns where table_schema = '${AREA}_lean' and table_name = 'barrier' order by ordinal_position`);
       expect(cols.rows.map((r) => r.column_name)).toEqual(["trans_type", "gid", "branch_id", "op", "barrier_id", "reason", "create_time", "update_time"]);
       const keys = await pool.query<{ conname: string; contype: string; cols: string }>(
-        "select conname, contype, (select string_agg(attname, ',' order by array_position(conkey, attnum)) from pg_attribute where attrelid = conrelid and attnum = any(conkey)) as cols from pg_constraint where conrelid = 'dtx_barrier_lean.barrier'::regclass",
+        `select conname, contype, (select string_agg(attname, ',' order by array_position(conkey, attnum)) from pg_attribute where attrelid = conrelid and attnum = any(conkey)) as cols from pg_constraint where conrelid = '${AREA}_lean.barrier'::regclass`,
       );
       expect(keys.rows).toEqual([{ conname: "uniq_barrier", contype: "p", cols: "gid,branch_id,op,barrier_id" }]);
-      const indexes = await pool.query("select indexname from pg_indexes where schemaname = 'dtx_barrier_lean'");
+      const indexes = await pool.query(`select indexname from pg_indexes where schemaname = '${AREA}_lean'`);
       expect(indexes.rowCount).toBe(1);
-      const seqs = await pool.query("select 1 from pg_class where relkind = 'S' and relnamespace = 'dtx_barrier_lean'::regnamespace");
+      const seqs = await pool.query(`select 1 from pg_class where relkind = 'S' and relnamespace = '${AREA}_lean'::regnamespace`);
       expect(seqs.rowCount).toBe(0);
     });
 
     it("compares the key byte for byte: its columns are collate \"C\", and gids differing only in case are two transactions", async () => {
       const coll = await pool.query<{ attname: string; collname: string }>(
-        "select a.attname, c.collname from pg_attribute a join pg_collation c on c.oid = a.attcollation where a.attrelid = 'dtx_barrier_lean.barrier'::regclass and a.attname in ('gid', 'branch_id', 'op', 'barrier_id') order by a.attnum",
+        `select a.attname, c.collname from pg_attribute a join pg_collation c on c.oid = a.attcollation where a.attrelid = '${AREA}_lean.barrier'::regclass and a.attname in ('gid', 'branch_id', 'op', 'barrier_id') order by a.attnum`,
       );
       expect(coll.rows).toEqual(["gid", "branch_id", "op", "barrier_id"].map((attname) => ({ attname, collname: "C" })));
       const gid = uniqueGid("pg-Case");
       for (const g of [gid, gid.toLowerCase()]) {
         expect((await new BranchBarrier(info(g, "action", "01", "saga")).callWithPg(pool, async () => g)).executed).toBe(true);
       }
-      const rows = await pool.query("select gid from dtx_barrier_lean.barrier where lower(gid) = lower($1)", [gid]);
+      const rows = await pool.query(`select gid from ${AREA}_lean.barrier where lower(gid) = lower($1)`, [gid]);
       expect(rows.rows.map((r: { gid: string }) => r.gid).sort()).toEqual([gid, gid.toLowerCase()].sort());
     });
 
     it("dtm's own statement (on conflict ON CONSTRAINT uniq_barrier) works on it", async () => {
       const gid = uniqueGid("pg-dtm-stmt");
-      const sql = "insert into dtx_barrier_lean.barrier(trans_type, gid, branch_id, op, barrier_id, reason) values($1,$2,$3,$4,$5,$6) on conflict ON CONSTRAINT uniq_barrier do nothing";
+      const sql = `insert into ${AREA}_lean.barrier(trans_type, gid, branch_id, op, barrier_id, reason) values($1,$2,$3,$4,$5,$6) on conflict ON CONSTRAINT uniq_barrier do nothing`;
       expect((await pool.query(sql, ["saga", gid, "01", "action", "01", "action"])).rowCount).toBe(1);
       expect((await pool.query(sql, ["saga", gid, "01", "action", "01", "action"])).rowCount).toBe(0);
       // our compensation finds the action's row: not a null compensation, it runs
@@ -191,14 +202,14 @@ scenariosOnTable(
 scenariosOnTable(
   "barrier on Postgres, a table made by dtm's DDL (serial id + unique key)",
   "postgres-dtm",
-  "dtx_barrier_dtm.barrier",
+  `${AREA}_dtm.barrier`,
   async () => {
     // dtm's sqls/dtmcli.barrier.postgres.sql, in another schema
-    await pool.query("drop schema if exists dtx_barrier_dtm cascade");
-    await pool.query("create schema dtx_barrier_dtm");
-    await pool.query("create sequence if not exists dtx_barrier_dtm.barrier_seq");
-    await pool.query(`create table if not exists dtx_barrier_dtm.barrier(
-      id bigint NOT NULL DEFAULT NEXTVAL ('dtx_barrier_dtm.barrier_seq'),
+    await pool.query(`drop schema if exists ${AREA}_dtm cascade`);
+    await pool.query(`create schema ${AREA}_dtm`);
+    await pool.query(`create sequence if not exists ${AREA}_dtm.barrier_seq`);
+    await pool.query(`create table if not exists ${AREA}_dtm.barrier(
+      id bigint NOT NULL DEFAULT NEXTVAL ('${AREA}_dtm.barrier_seq'),
       trans_type varchar(45) default '', gid varchar(128) default '', branch_id varchar(128) default '',
       op varchar(45) default '', barrier_id varchar(45) default '', reason varchar(45) default '',
       create_time timestamp(0) with time zone DEFAULT NULL, update_time timestamp(0) with time zone DEFAULT NULL,
@@ -208,7 +219,7 @@ scenariosOnTable(
     it("fills dtm's id from its sequence", async () => {
       const gid = uniqueGid("pg-dtm-id");
       await new BranchBarrier(info(gid, "try")).callWithPg(pool, async () => undefined);
-      const r = await pool.query<{ id: string }>("select id from dtx_barrier_dtm.barrier where gid = $1", [gid]);
+      const r = await pool.query<{ id: string }>(`select id from ${AREA}_dtm.barrier where gid = $1`, [gid]);
       expect(Number(r.rows[0]?.id)).toBeGreaterThan(0);
     });
   },
@@ -260,8 +271,8 @@ describe("callWithPg: the barrier INSERT as a prepared statement", () => {
     ]);
     expect((await prepared()).filter((n) => n.startsWith("dtx_barrier_"))).toHaveLength(1);
     // another table: another statement on the same connection
-    await createBarrierTable("postgres", pool, { tableName: "dtx_barrier_prep.barrier" });
-    await new BranchBarrier(info(gid, "try"), { tableName: "dtx_barrier_prep.barrier" }).callWithPg(c, async () => undefined);
+    await createBarrierTable("postgres", pool, { tableName: `${AREA}_prep.barrier` });
+    await new BranchBarrier(info(gid, "try"), { tableName: `${AREA}_prep.barrier` }).callWithPg(c, async () => undefined);
     expect((await prepared()).filter((n) => n.startsWith("dtx_barrier_"))).toHaveLength(2);
   });
 
@@ -292,7 +303,7 @@ describe("callWithPg: the barrier INSERT as a prepared statement", () => {
     expect((await new BranchBarrier(t).callWithPg(c, (x) => pgBusiness(x, t, acct, -4))).executed).toBe(true);
     expect(shapes(c.sent)[0]).toBe("BEGIN;EXECUTE S(..)");
     expect(c.sent[1]).toBe("ROLLBACK");
-    expect(c.sent[2]).toMatch(/^BEGIN;insert into dtm_barrier\.barrier\(/);
+    expect(c.sent[2]).toMatch(new RegExp(`^BEGIN;insert into ${AREA}\\.barrier\\(`));
     expect(c.sent.at(-1)).toBe("COMMIT");
     c.sent.length = 0;
     expect((await new BranchBarrier(t).callWithPg(c, (x) => pgBusiness(x, t, acct, -4))).executed).toBe(false);
@@ -305,7 +316,7 @@ describe("callWithPg: the barrier INSERT as a prepared statement", () => {
   it("{ pgPrepare: false } sends plain INSERTs with BEGIN", async () => {
     const c = recording();
     await new BranchBarrier(info(uniqueGid("pg-noprep"), "cancel"), { pgPrepare: false }).callWithPg(c, async () => undefined);
-    expect(c.sent[0]).toMatch(/^BEGIN;insert into dtm_barrier\.barrier\(.*;insert into dtm_barrier\.barrier\(/);
+    expect(c.sent[0]).toMatch(new RegExp(`^BEGIN;insert into ${AREA}\\.barrier\\(.*;insert into ${AREA}\\.barrier\\(`));
   });
 });
 

@@ -2,6 +2,7 @@
  * XA end to end: the application (xaGlobalTransaction) -> a fastify participant using
  * xaLocalTransaction on MariaDB and on PostgreSQL -> the real coordinator's phase 2 on the same URL.
  */
+import { randomBytes } from "node:crypto";
 import type { FastifyRequest } from "fastify";
 import mysql from "mysql2/promise";
 import pg from "pg";
@@ -40,7 +41,9 @@ async function withSession<T>(dialect: Dialect, fn: (conn: XaConnection) => Prom
   }
 }
 
-const TABLE = { mysql: { account: "dtx_test.sdk_xa_account", barrier: "dtx_test.sdk_xa_barrier" }, postgres: { account: "public.sdk_xa_account", barrier: "public.sdk_xa_barrier" } };
+/** This file's own MySQL database and Postgres schema (one name), dropped at the end. */
+const AREA = `dtx_sxa_${randomBytes(5).toString("hex")}`;
+const TABLE = { mysql: { account: `${AREA}.sdk_xa_account`, barrier: `${AREA}.sdk_xa_barrier` }, postgres: { account: `${AREA}.sdk_xa_account`, barrier: `${AREA}.sdk_xa_barrier` } };
 
 async function balance(dialect: Dialect, id: number): Promise<number> {
   if (dialect === "mysql") {
@@ -92,6 +95,8 @@ beforeAll(async () => {
   await pgPool.query("select 1").catch((e: unknown) => {
     throw new Error(unreachableMessage("PostgreSQL", urls.pg, e));
   });
+  await my.query(`create database ${AREA} character set utf8mb4`);
+  await pgPool.query(`create schema ${AREA}`);
   await my.query(`create table if not exists ${TABLE.mysql.account}(id bigint primary key, balance int not null) engine=InnoDB`);
   await my.query(`create table if not exists ${TABLE.mysql.barrier}(id bigint primary key auto_increment, ${BARRIER_COLUMNS}, unique key(gid, branch_id, op, barrier_id)) engine=InnoDB`);
   await pgPool.query(`create table if not exists ${TABLE.postgres.account}(id bigint primary key, balance int not null)`);
@@ -138,6 +143,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm?.close();
   await env?.stop();
+  await Promise.allSettled([my?.query(`drop database if exists ${AREA}`), pgPool?.query(`drop schema if exists ${AREA} cascade`)]);
   await my?.end();
   await pgPool?.end();
 });

@@ -1,13 +1,33 @@
+#!/usr/bin/env -S node --max-semi-space-size=8 --max-old-space-size=160
+// The heap flags in the line above are the ones `npm start` passes (docs/overload.md): the `dtx` command gets the same sizing.
 import { getHeapStatistics } from "node:v8";
+import { parseCliArgs, USAGE } from "./cli/args.ts";
+import { startWarnings } from "./cli/banner.ts";
+import { dtxVersion } from "./cli/version.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { createLogger } from "./logger.ts";
 import { createCoordinator } from "./server.ts";
 
-/** Entry point: `npm start`. The only file that reads the process environment or handles signals. */
+/**
+ * Entry point: the `dtx` command (package.json `bin`), `npm start`, `node dist/server/src/main.js`.
+ * The only file that reads the process environment or handles signals. See docs/cli.md.
+ */
 async function main(): Promise<void> {
+  const command = parseCliArgs(process.argv.slice(2));
+  switch (command.kind) {
+    case "help":
+      process.stdout.write(USAGE);
+      return;
+    case "version":
+      process.stdout.write(`dtx ${dtxVersion()}\n`);
+      return;
+    case "error":
+      process.stderr.write(`dtx: ${command.message}\n\n${USAGE}`);
+      process.exit(2);
+  }
   let config;
   try {
-    config = loadConfig();
+    config = loadConfig(process.env, command.configFile === undefined ? [] : ["--config", command.configFile]);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`dtx: ${error.message}\n`);
@@ -18,7 +38,9 @@ async function main(): Promise<void> {
   const logger = createLogger(config.logLevel);
   warnIfHeapUncapped(logger);
   const coordinator = await createCoordinator(config, logger);
-  await coordinator.start();
+  const { httpPort, grpcPort } = await coordinator.start();
+  logger.info({ version: dtxVersion(), host: config.host, httpPort, grpcPort, store: config.store.driver, pid: process.pid }, "dtx started");
+  for (const warning of startWarnings(config)) logger.warn({ code: warning.code }, warning.message);
   let stopping = false;
   const shutdown = (signal: string): void => {
     if (stopping) return;

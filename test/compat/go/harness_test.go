@@ -75,9 +75,11 @@ func setupAndRun(m *testing.M) int {
 	if mysqlConf, err = dbConfFromURL(envOr("DTX_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/dtx_test"), dtmcli.DBTypeMysql); err == nil {
 		pgConf, err = dbConfFromURL(envOr("DTX_TEST_PG_URL", "postgres://postgres@127.0.0.1:5432/dtx_test"), dtmcli.DBTypePostgres)
 	}
+	mysqlAdmin, pgAdmin := mysqlConf, pgConf
 	if err == nil {
 		err = setupDatabases()
 	}
+	defer dropDatabases(mysqlAdmin, pgAdmin)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "compat setup: %v\n(run 'bash scripts/services.sh' to start MariaDB and PostgreSQL)\n", err)
 		return 2
@@ -129,7 +131,17 @@ func dbConfFromURL(raw, driver string) (dtmcli.DBConf, error) {
 	return conf, nil
 }
 
-const mysqlBarrierDDL = `create table if not exists dtm_barrier.barrier(
+// ownArea is this run's own MySQL database and PostgreSQL schema (one name for both, since dtm's
+// client has one barrier table name for every database): the barrier table, in dtm's layout, and
+// compat_account live there, and are dropped at the end. Other suites use barrier tables of other
+// layouts; a shared dtm_barrier.barrier made one of them fail on a fresh machine.
+var ownArea string
+
+// barrierDDL is dtm's own DDL for the barrier table (sqls/dtmcli.barrier.*.sql), in ownArea.
+func barrierDDL(driver string) []string {
+	t := ownArea + ".barrier"
+	if driver == dtmcli.DBTypeMysql {
+		return []string{`create table if not exists ` + t + `(
   id bigint(22) PRIMARY KEY AUTO_INCREMENT,
   trans_type varchar(45) default '',
   gid varchar(128) default '',
@@ -142,13 +154,14 @@ const mysqlBarrierDDL = `create table if not exists dtm_barrier.barrier(
   key(create_time),
   key(update_time),
   UNIQUE key(gid, branch_id, op, barrier_id)
-) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4`
-
-var pgBarrierDDL = []string{
-	`create schema if not exists dtm_barrier`,
-	`create sequence if not exists dtm_barrier.barrier_seq`,
-	`create table if not exists dtm_barrier.barrier(
-  id bigint NOT NULL DEFAULT NEXTVAL('dtm_barrier.barrier_seq'),
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4`,
+			`create table if not exists compat_account(id varchar(128) primary key, balance int not null) ENGINE = InnoDB`,
+		}
+	}
+	return []string{
+		`create sequence if not exists ` + t + `_seq`,
+		`create table if not exists ` + t + `(
+  id bigint NOT NULL DEFAULT NEXTVAL('` + t + `_seq'),
   trans_type varchar(45) default '',
   gid varchar(128) default '',
   branch_id varchar(128) default '',
@@ -160,21 +173,39 @@ var pgBarrierDDL = []string{
   PRIMARY KEY(id),
   CONSTRAINT uniq_barrier unique(gid, branch_id, op, barrier_id)
 )`,
-	`create table if not exists public.compat_account(id varchar(128) primary key, balance int not null)`,
+		`create table if not exists compat_account(id varchar(128) primary key, balance int not null)`,
+	}
 }
 
-// setupDatabases creates the barrier table of PROTOCOL §11.1 in both databases (dtm's own DDL)
-// and one business table, compat_account(id, balance), that the participants move money in.
+// setupDatabases creates ownArea (a database on MariaDB, a schema on PostgreSQL) with the barrier
+// table (dtm's own DDL) and one business table, compat_account(id, balance),
+// that the participants move money in; the connections then use ownArea as their database /
+// search_path.
 func setupDatabases() error {
-	var err error
+	ownArea = "dtx_compat_go_" + runID
+	dtmcli.SetBarrierTableName(ownArea + ".barrier")
+	admin, err := sql.Open("mysql", mysqlDSN(mysqlConf))
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	if _, err := admin.Exec(`create database ` + ownArea + ` /*!40100 DEFAULT CHARACTER SET utf8mb4 */`); err != nil {
+		return fmt.Errorf("mariadb %s: %w", mysqlConf.Host, err)
+	}
+	pgAdmin, err := sql.Open("postgres", pgDSN(pgConf))
+	if err != nil {
+		return err
+	}
+	defer pgAdmin.Close()
+	if _, err := pgAdmin.Exec(`create schema ` + ownArea); err != nil {
+		return fmt.Errorf("postgres %s: %w", pgConf.Host, err)
+	}
+	mysqlConf.Db = ownArea
+	pgConf.Schema = ownArea
 	if mysqlDB, err = dtmimp.PooledDB(mysqlConf); err != nil {
 		return err
 	}
-	for _, stmt := range []string{
-		`create database if not exists dtm_barrier /*!40100 DEFAULT CHARACTER SET utf8mb4 */`,
-		mysqlBarrierDDL,
-		`create table if not exists compat_account(id varchar(128) primary key, balance int not null) ENGINE = InnoDB`,
-	} {
+	for _, stmt := range barrierDDL(dtmcli.DBTypeMysql) {
 		if _, err := mysqlDB.Exec(stmt); err != nil {
 			return fmt.Errorf("mariadb %s: %w", mysqlConf.Host, err)
 		}
@@ -182,16 +213,36 @@ func setupDatabases() error {
 	if pgDB, err = dtmimp.PooledDB(pgConf); err != nil {
 		return err
 	}
-	for _, stmt := range pgBarrierDDL {
-		// Concurrent "if not exists" DDL from another suite can race on the catalog: retry once.
+	for _, stmt := range barrierDDL(dtmcli.DBTypePostgres) {
 		if _, err := pgDB.Exec(stmt); err != nil {
-			time.Sleep(200 * time.Millisecond)
-			if _, err := pgDB.Exec(stmt); err != nil {
-				return fmt.Errorf("postgres %s: %w", pgConf.Host, err)
-			}
+			return fmt.Errorf("postgres %s: %w", pgConf.Host, err)
 		}
 	}
 	return nil
+}
+
+// dropDatabases removes ownArea from both servers (best effort: a failed run's leftovers have a
+// name of their own and harm no other run).
+func dropDatabases(mysqlAdmin, pgAdmin dtmcli.DBConf) {
+	if ownArea == "" {
+		return
+	}
+	if db, err := sql.Open("mysql", mysqlDSN(mysqlAdmin)); err == nil {
+		_, _ = db.Exec(`drop database if exists ` + ownArea)
+		db.Close()
+	}
+	if db, err := sql.Open("postgres", pgDSN(pgAdmin)); err == nil {
+		_, _ = db.Exec(`drop schema if exists ` + ownArea + ` cascade`)
+		db.Close()
+	}
+}
+
+func mysqlDSN(c dtmcli.DBConf) string {
+	return fmt.Sprintf("%s:%s@tcp(%s:%d)/%s?charset=utf8mb4", c.User, c.Password, c.Host, c.Port, c.Db)
+}
+
+func pgDSN(c dtmcli.DBConf) string {
+	return fmt.Sprintf("host=%s user=%s password=%s dbname='%s' port=%d sslmode=disable", c.Host, c.User, c.Password, c.Db, c.Port)
 }
 
 // ---------------------------------------------------------------- gids, accounts
@@ -234,12 +285,12 @@ func expectBalance(t *testing.T, db *sql.DB, id string, want int) {
 	}
 }
 
-// barrierRows lists "branch_id/op/barrier_id/reason" rows of dtm's barrier table for a gid.
+// barrierRows lists "branch_id/op/barrier_id/reason" rows of this run's barrier table for a gid.
 func barrierRows(t *testing.T, db *sql.DB, gid string) []string {
 	t.Helper()
-	q := "select branch_id, op, barrier_id, reason from dtm_barrier.barrier where gid = ? order by id"
+	q := "select branch_id, op, barrier_id, reason from " + ownArea + ".barrier where gid = ? order by id"
 	if db == pgDB {
-		q = "select branch_id, op, barrier_id, reason from dtm_barrier.barrier where gid = $1 order by id"
+		q = "select branch_id, op, barrier_id, reason from " + ownArea + ".barrier where gid = $1 order by id"
 	}
 	rows, err := db.Query(q, gid)
 	if err != nil {

@@ -3,7 +3,6 @@ import type { Server as NetServer } from "node:net";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import type { sendUnaryData, ServerUnaryCall, ServiceDefinition, UntypedServiceImplementation } from "@grpc/grpc-js";
 import type { MethodDefinition, PackageDefinition } from "@grpc/proto-loader";
-import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "../../logger.ts";
 import type { Authenticator, Role } from "../auth.ts";
@@ -16,6 +15,7 @@ import { branchBody, progressesReply, transBody } from "./convert.ts";
 import { authRefused, toGrpcError, undecodable } from "./error-map.ts";
 import type { DtmBranchRequest, DtmRequest, DtmTopicRequest } from "./proto.ts";
 import { loadDtmProto } from "./proto.ts";
+import { reflectionService } from "./reflection.ts";
 
 export const DTM_SERVICE = "dtmgimp.Dtm";
 /** gRPC's default, kept explicit: a bigger request is answered RESOURCE_EXHAUSTED by grpc-js. */
@@ -79,7 +79,7 @@ export class GrpcApi {
     }
     this.server.addService(definition as ServiceDefinition, implementation);
     this.health.addToServer(this.server);
-    new ReflectionService(this.definition).addToServer(this.server);
+    reflectionService(this.definition).addToServer(this.server);
   }
 
   private unary(method: MethodDefinition<unknown, unknown>, handler: Handler, role: Role) {
