@@ -203,7 +203,7 @@ describe("the dtx command (package bin)", () => {
 
   it("with a token and an allow-list, 0.0.0.0 starts without warnings", async () => {
     const tokens = JSON.stringify([{ name: "ops", sha256: "b".repeat(64), roles: ["client", "admin", "metrics"] }]);
-    const s = await startServer(process.execPath, [BIN], { ...loopbackEnv(), DTX_HOST: "0.0.0.0", DTX_AUTH_TOKENS: tokens, DTX_BRANCH_URLS_ALLOW: "http://10.0.0.5:8080" });
+    const s = await startServer(process.execPath, [...HEAP_FLAGS, BIN], { ...loopbackEnv(), DTX_HOST: "0.0.0.0", DTX_AUTH_TOKENS: tokens, DTX_BRANCH_URLS_ALLOW: "http://10.0.0.5:8080" });
     expect(s.lines.filter((l) => l.level >= 40)).toEqual([]);
     s.child.kill("SIGTERM");
     await s.exited;
