@@ -9,6 +9,7 @@ import type { Store } from "../../server/src/store/store.ts";
 import { appendSuite } from "./suites/append.ts";
 import { cronSuite } from "./suites/cron.ts";
 import { lifecycleSuite } from "./suites/lifecycle.ts";
+import { retentionSuite } from "./suites/retention.ts";
 import { transSuite } from "./suites/trans.ts";
 
 export interface StoreFixture {
@@ -76,6 +77,7 @@ export function describeStoreConformance(fixture: StoreFixture): void {
     appendSuite(ctx);
     cronSuite(ctx);
     lifecycleSuite(ctx);
+    retentionSuite(ctx);
   });
 }
 

@@ -3,11 +3,12 @@ import type { Branch, GlobalStatus, TransGlobal } from "../../core/types.ts";
 import type { TransRow } from "../rows.ts";
 import { branchFromRow, kvFromRow, transFromRow } from "../rows.ts";
 import type {
-  AppendResult, BranchUpdate, KvEntry, NewBranch, NewTrans, ScanPage, ScanQuery, Store, TransPatch,
+  AppendResult, BranchUpdate, KvEntry, NewBranch, NewTrans, RetentionBatch, ScanPage, ScanQuery, Store, TransPatch,
 } from "../store.ts";
 import {
   branchArgs, branchRowsFromHash, branchUpdateArgs, kvRowFromHash, pairsToRecord, patchFields, transFields, transRowFromHash,
 } from "./codec.ts";
+import { durabilityMessage, readDurabilityProblems } from "./durability.ts";
 import { RedisKeys } from "./keys.ts";
 import { defineScripts } from "./scripts.ts";
 import type { ScriptCall, ScriptName } from "./scripts.ts";
@@ -30,6 +31,13 @@ export interface RedisStoreOptions {
   finishedExpireSeconds?: number;
   /** Connection errors (the client reconnects by itself); commands that fail reject on their own. */
   onError?: (error: Error) => void;
+  /**
+   * Start even if the server can lose acknowledged writes (docs/redis.md): migrate() then calls
+   * `onUnsafe` with what is unsafe instead of refusing. Default false.
+   */
+  allowUnsafe?: boolean;
+  /** The warning when `allowUnsafe` let an unsafe server through. */
+  onUnsafe?: (message: string) => void;
 }
 
 /**
@@ -43,8 +51,8 @@ export interface RedisStoreOptions {
  * it and its branches expire after `finishedExpireSeconds` (default 7 days, 0 = keep for ever);
  * the scan index forgets expired gids lazily.
  *
- * Durability is Redis's: an acknowledged write survives a crash only with AOF (`appendfsync
- * always` or `everysec`) and `maxmemory-policy noeviction` (README, Choosing a store).
+ * Durability is Redis's: an acknowledged write survives a crash only with `appendonly yes`,
+ * `appendfsync always` and `maxmemory-policy noeviction`; migrate() checks them (docs/redis.md).
  */
 export class RedisStore implements Store {
   private readonly redis: Redis;
@@ -52,8 +60,12 @@ export class RedisStore implements Store {
   private readonly scripts: Record<ScriptName, ScriptCall>;
   private readonly ttl: number;
   private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly durability: Pick<RedisStoreOptions, "allowUnsafe" | "onUnsafe">;
+  /** deleteFinished's walk over `P:ids`: the last id it looked at ("" = start from the lowest). */
+  private retentionCursor = "";
 
   constructor(options: RedisStoreOptions) {
+    this.durability = { allowUnsafe: options.allowUnsafe ?? false, ...(options.onUnsafe ? { onUnsafe: options.onUnsafe } : {}) };
     this.keys = new RedisKeys(options.prefix ?? "{dtx}");
     this.ttl = Math.floor(options.finishedExpireSeconds ?? DEFAULT_FINISHED_EXPIRE_SECONDS);
     this.redis = new Redis(options.url, {
@@ -67,8 +79,16 @@ export class RedisStore implements Store {
     this.scripts = defineScripts(this.redis);
   }
 
-  /** No schema: records the layout version, and refuses a prefix another layout wrote. */
+  /**
+   * No schema: checks that the server keeps acknowledged writes (./durability.ts), records the
+   * layout version, and refuses a prefix another layout wrote.
+   */
   async migrate(): Promise<void> {
+    const problems = await readDurabilityProblems(this.redis);
+    if (problems.length > 0) {
+      if (!this.durability.allowUnsafe) throw new Error(durabilityMessage(problems, false));
+      this.durability.onUnsafe?.(durabilityMessage(problems, true));
+    }
     await this.redis.set(this.keys.layout, LAYOUT_VERSION, "NX");
     const version = await this.redis.get(this.keys.layout);
     if (version !== LAYOUT_VERSION) {
@@ -196,6 +216,22 @@ export class RedisStore implements Store {
 
   async deleteKV(cat: string, key: string): Promise<boolean> {
     return (await this.write("dtxDeleteKV", this.keys.kv(cat, key), this.keys.kvIndex(cat), key)) === 1;
+  }
+
+  /**
+   * Finished transactions normally expire by TTL (finishedExpireSeconds); this walks `P:ids` from
+   * the lowest id, `limit` entries per call, forgetting gids that expired and deleting finished
+   * ones older than `before` that carry no TTL (finished while retention was off, or under a
+   * longer one). Each coordinator keeps its own cursor; `more` is false once it wrapped around.
+   */
+  async deleteFinished(before: number, limit: number): Promise<RetentionBatch> {
+    const min = this.retentionCursor === "" ? "-inf" : `(${this.retentionCursor}`;
+    const r = await this.write("dtxRetention", this.keys.ids, this.keys.trans(""), this.keys.branches(""), min, before, limit);
+    if (!Array.isArray(r) || r.length !== 4) throw new Error(`deleteFinished: unexpected script reply ${String(r)}`);
+    const [deleted, pruned, last, scanned] = r as [number, number, string, number];
+    const more = Number(scanned) === limit;
+    this.retentionCursor = more ? String(last) : "";
+    return { deleted: Number(deleted), pruned: Number(pruned), more };
   }
 
   /** Runs a script; close() waits for the ones running, so an accepted write is not cut off. */

@@ -4,7 +4,7 @@ import BetterSqlite3 from "better-sqlite3";
 import type { Database } from "better-sqlite3";
 import type { Branch, GlobalStatus, TransGlobal } from "../../core/types.ts";
 import type {
-  AppendResult, BranchUpdate, KvEntry, NewBranch, NewTrans, ScanPage, ScanQuery, Store, TransPatch,
+  AppendResult, BranchUpdate, KvEntry, NewBranch, NewTrans, RetentionBatch, ScanPage, ScanQuery, Store, TransPatch,
 } from "../store.ts";
 import { migrateSqlite } from "./migrations.ts";
 import type { BranchRow, KvRow, TransRow } from "../rows.ts";
@@ -197,6 +197,18 @@ export class SqliteStore implements Store {
   deleteKV(cat: string, key: string): Promise<boolean> {
     return this.writes.write(() => this.stmts.deleteKv.run(cat, key).changes === 1);
   }
+
+  /** One write of the group commit: the batch's rows are found on the partial index trans_global_finished. */
+  deleteFinished(before: number, limit: number): Promise<RetentionBatch> {
+    return this.writes.write((): RetentionBatch => {
+      const rows = this.stmts.findFinished.all(before, limit) as { id: number; gid: string }[];
+      for (const { id, gid } of rows) {
+        this.stmts.deleteBranches.run(gid);
+        this.stmts.deleteTrans.run(id);
+      }
+      return { deleted: rows.length, pruned: 0, more: rows.length === limit };
+    });
+  }
 }
 
 function prepareStatements(db: Database) {
@@ -243,5 +255,9 @@ function prepareStatements(db: Database) {
     insertKv: db.prepare("INSERT INTO kv (cat, k, v, version, create_time, update_time) VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (cat, k) DO NOTHING"),
     updateKv: db.prepare("UPDATE kv SET v = ?, version = version + 1, update_time = ? WHERE cat = ? AND k = ? AND version = ?"),
     deleteKv: db.prepare("DELETE FROM kv WHERE cat = ? AND k = ?"),
+    findFinished: db.prepare(`SELECT id, gid FROM trans_global INDEXED BY trans_global_finished
+      WHERE status IN ('succeed', 'failed') AND update_time < ? ORDER BY update_time LIMIT ?`),
+    deleteBranches: db.prepare("DELETE FROM trans_branch_op WHERE gid = ?"),
+    deleteTrans: db.prepare("DELETE FROM trans_global WHERE id = ?"),
   };
 }
