@@ -33,6 +33,7 @@ export class CoordinatorMetrics {
   private readonly passes: Counter<"model" | "status">;
   private readonly passAge: Histogram<"model">;
   private readonly branchCalls: Counter<"model" | "branchid" | "branchtype" | "status">;
+  private readonly retentionRemoved: Counter<"kind">;
 
   constructor(version: string) {
     const registers = [this.registry];
@@ -41,6 +42,10 @@ export class CoordinatorMetrics {
     this.requestSeconds = new Histogram({ name: "dtm_server_response_duration", help: "Time to answer an API request, in seconds.", labelNames: ["type", "api"], buckets: DURATION_BUCKETS, registers });
     this.passes = new Counter({ name: "dtm_transaction_process_total", help: "Processing passes over a global transaction, by trans type; fail when a branch answered an error or FAILURE, or another writer won.", labelNames: ["model", "status"], registers });
     this.passAge = new Histogram({ name: "dtm_transaction_handled_duration", help: "Age of a global transaction (now - create_time) at each processing pass, in seconds.", labelNames: ["model"], buckets: AGE_BUCKETS, registers });
+    this.retentionRemoved = new Counter({ name: "dtx_retention_removed_total", help: "What retention removed (docs/retention.md): kind=trans counts finished transactions deleted with their branches, kind=index Redis id-index entries of transactions that had expired.", labelNames: ["kind"], registers });
+    // Both series exist from the start, so a rate() over them is defined before the first deletion.
+    this.retentionRemoved.labels({ kind: "trans" }).inc(0);
+    this.retentionRemoved.labels({ kind: "index" }).inc(0);
     this.branchCalls = new Counter({ name: "dtm_branch_process_total", help: "Calls to branches (and check-backs), by trans type, branch id, op and ok/fail.", labelNames: ["model", "branchid", "branchtype", "status"], registers });
   }
 
@@ -73,6 +78,12 @@ export class CoordinatorMetrics {
   branchCalled(model: string, branchId: string, op: string, ok: boolean): void {
     const status = ok ? "ok" : "fail";
     this.child(`b\0${model}\0${branchId}\0${op}\0${status}`, () => this.branchCalls.labels({ model, branchid: branchId, branchtype: op, status })).inc();
+  }
+
+  /** A retention batch removed `deleted` transactions (with their branches) and `pruned` Redis index entries. */
+  retentionDone(deleted: number, pruned: number): void {
+    if (deleted > 0) this.retentionRemoved.labels({ kind: "trans" }).inc(deleted);
+    if (pruned > 0) this.retentionRemoved.labels({ kind: "index" }).inc(pruned);
   }
 
   /** Counts every branch call `inner` makes; a success is ok, anything else (failure too) is fail, as in dtm. */
