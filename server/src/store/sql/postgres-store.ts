@@ -290,19 +290,21 @@ export class PostgresStore extends GroupCommitSqlStore {
 
   /**
    * One statement: the oldest finished rows by the partial index trans_global_finished, locked
-   * with SKIP LOCKED (two coordinators take disjoint batches), deleted with their branches (found
-   * by the (gid, branch_id, op) key). FOR UPDATE re-checks the WHERE on the newest row version.
+   * with SKIP LOCKED (two coordinators take disjoint batches), deleted with their branches. FOR
+   * UPDATE re-checks the WHERE on the newest row version. `= ANY (ARRAY(...))` makes both DELETEs
+   * index lookups (primary key; the (gid, branch_id, op) key) whatever the planner thinks of the
+   * CTE's size: a join may pick a hash join over a scan of the whole table.
    */
   async deleteFinished(before: number, limit: number): Promise<RetentionBatch> {
     const { rows } = await this.write(() => sql<{ deleted: number }>`
       WITH c AS (
-        SELECT id FROM trans_global
+        SELECT id, gid FROM trans_global
         WHERE status IN ${sql.raw(FINISHED_SQL)} AND update_time < ${date(before)}
         ORDER BY update_time LIMIT ${limit}
         FOR UPDATE SKIP LOCKED
       ),
-      t AS (DELETE FROM trans_global AS g USING c WHERE g.id = c.id RETURNING g.gid),
-      b AS (DELETE FROM trans_branch_op AS o USING t WHERE o.gid = t.gid)
+      t AS (DELETE FROM trans_global WHERE id = ANY (ARRAY(SELECT id FROM c)) RETURNING 1),
+      b AS (DELETE FROM trans_branch_op WHERE gid = ANY (ARRAY(SELECT gid FROM c)))
       SELECT count(*) AS deleted FROM t`.execute(this.db));
     const deleted = rows[0]?.deleted ?? 0;
     return { deleted, pruned: 0, more: deleted === limit };
