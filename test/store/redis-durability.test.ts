@@ -7,6 +7,7 @@ import { durabilityMessage, durabilityProblems } from "../../server/src/store/re
 import { RedisStore } from "../../server/src/store/redis/redis-store.ts";
 import type { PrivateRedis } from "../helpers/redis-server.ts";
 import { startRedisServer } from "../helpers/redis-server.ts";
+import { startCoordinator } from "../helpers/coordinator.ts";
 import { trans } from "./suites/data.ts";
 
 const SAFE = ["--appendonly", "yes", "--appendfsync", "always", "--maxmemory-policy", "noeviction"];
@@ -106,5 +107,25 @@ describe("redis durability: RedisStore.migrate() on real servers", () => {
     stores.push(allowed);
     await allowed.migrate();
     expect(warnings.join("\n")).toMatch(/CONFIG GET is refused/);
+  });
+});
+
+describe("redis durability: a coordinator configured for an unsafe Redis", () => {
+  let server: PrivateRedis | undefined;
+  afterEach(async () => {
+    await server?.stop();
+    server = undefined;
+  });
+
+  it("refuses to start, naming store.url and the fix; store.allowUnsafeRedis starts it", async () => {
+    server = await startRedisServer(["--appendonly", "no"]);
+    const store = { driver: "redis" as const, url: server.url, prefix: "{dtx_unsafe}" };
+    await expect(startCoordinator({ store })).rejects.toThrow(/cannot open the redis store at store\.url[\s\S]*CONFIG SET appendonly yes/);
+    const dtx = await startCoordinator({ store: { ...store, allowUnsafeRedis: true } });
+    try {
+      expect(await dtx.client.query("unsafe-none")).toEqual({ transaction: null, branches: [] });
+    } finally {
+      await dtx.stop();
+    }
   });
 });
