@@ -76,6 +76,26 @@ describe("sqlite store: group commit", () => {
   });
 });
 
+describe("sqlite store: deleteFinished in slices", () => {
+  it("a batch larger than one slice (100) deletes exactly `limit`, and a write queued meanwhile commits", async () => {
+    const sliceDir = mkdtempSync(join(tmpdir(), "dtx-sqlite-slice-"));
+    const store = new SqliteStore({ path: join(sliceDir, "dtx.db") });
+    try {
+      for (let i = 0; i < 260; i++) await store.saveNewTrans(trans(`old${i}`, { status: "succeed", updateTime: T0 + i }), sagaBranches(`old${i}`, 1));
+      const [batch, saved] = await Promise.all([store.deleteFinished(T0 + 1_000, 250), store.saveNewTrans(trans("meanwhile"), [])]);
+      expect(batch).toEqual({ deleted: 250, pruned: 0, more: true });
+      expect(saved).toBe("created");
+      // the oldest went first
+      expect(await store.findTrans("old249")).toBeNull();
+      expect((await store.findTrans("old250"))?.gid).toBe("old250");
+      expect(await store.deleteFinished(T0 + 1_000, 250)).toEqual({ deleted: 10, pruned: 0, more: false });
+    } finally {
+      await store.close();
+      rmSync(sliceDir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("sqlite store: upgrade", () => {
   it("opening a database of schema version 1 adds the retention index, and keeps the rows", async () => {
     const upDir = mkdtempSync(join(tmpdir(), "dtx-sqlite-up-"));
