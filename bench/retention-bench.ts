@@ -2,13 +2,18 @@
  * Retention bench (bench/README.md, "Retention"): what a week of finished history costs the hot
  * path, and what one retention batch costs.
  *
- *   npx tsx bench/retention-bench.ts [--rows 1000000] [--stores postgres,sqlite] [--rounds 1]
- *                                    [--concurrency 64] [--seconds 8] [--warmup 2] [--batch 500]
- *                                    [--skip-saga] [--skip-delete]
+ *   npx tsx bench/retention-bench.ts [--rows 1000000] [--stores postgres,sqlite] [--concurrency 64]
+ *                                    [--slices 10] [--slice-seconds 2] [--warmup 2] [--batch 500]
+ *                                    [--pairs [--rounds 1] [--seconds 8]] [--skip-saga] [--skip-delete]
  *
- * 1. Saga throughput, side by side: for each store and round, bench/saga-bench.ts on an empty
- *    store, then on one seeded with --rows finished sagas (`--seed-finished`), each a fresh
- *    coordinator; the table gives seeded / empty per round (target: loss under 10 %).
+ * 1. Saga throughput, side by side (default): two coordinators at once, one on an empty store and
+ *    one on a store seeded with --rows finished sagas, loaded in turn in slices (ABBA order,
+ *    bench/lib/interleaved-saga.ts), so the rest of a shared machine weighs on both alike; the
+ *    result is seeded / empty over the sums of the slices, and the spread of the slice pairs.
+ *    With --pairs instead: for each store and round, bench/saga-bench.ts on an empty
+ *    store and on one seeded with --rows finished sagas (`--seed-finished`), each a fresh
+ *    coordinator, empty first in odd rounds and seeded first in even ones; the table gives
+ *    seeded / empty per round and the median (target: loss under 10 %).
  * 2. One deletion batch: a fresh store seeded with --rows finished sagas all older than the 7-day
  *    retention, then deleteFinished(now - 7 days, --batch) timed 10 times through the store class
  *    itself; on Postgres also EXPLAIN (ANALYZE, BUFFERS) of the batch's statement (rolled back).
@@ -24,6 +29,7 @@ import { PostgresStore } from "../server/src/store/sql/postgres-store.ts";
 import { SqliteStore } from "../server/src/store/sqlite/sqlite-store.ts";
 import type { Store } from "../server/src/store/store.ts";
 import { PgArea } from "../test/helpers/store-areas.ts";
+import { runInterleaved } from "./lib/interleaved-saga.ts";
 import { seedPostgres, seedSqlite } from "./lib/seed-finished.ts";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -40,10 +46,13 @@ interface Options {
   batch: number;
   saga: boolean;
   delete: boolean;
+  pairs: boolean;
+  slices: number;
+  sliceSeconds: number;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { rows: 1_000_000, stores: ["postgres", "sqlite"], rounds: 1, concurrency: 64, seconds: 8, warmup: 2, batch: 500, saga: true, delete: true };
+  const o: Options = { rows: 1_000_000, stores: ["postgres", "sqlite"], rounds: 1, concurrency: 64, seconds: 8, warmup: 2, batch: 500, saga: true, delete: true, pairs: false, slices: 10, sliceSeconds: 2 };
   const num = (v: string | undefined, flag: string, min: number): number => {
     const n = Number(v);
     if (!Number.isFinite(n) || n < min) throw new Error(`${flag} must be a number >= ${min}`);
@@ -59,6 +68,9 @@ function parseArgs(argv: string[]): Options {
       case "--warmup": o.warmup = num(argv[++i], flag, 0); break;
       case "--batch": o.batch = num(argv[++i], flag, 1); break;
       case "--skip-saga": o.saga = false; break;
+      case "--pairs": o.pairs = true; break;
+      case "--slices": o.slices = num(argv[++i], flag, 1); break;
+      case "--slice-seconds": o.sliceSeconds = num(argv[++i], flag, 0.5); break;
       case "--skip-delete": o.delete = false; break;
       case "--stores": {
         const list = (argv[++i] ?? "").split(",");
@@ -187,11 +199,29 @@ async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   console.log(`retention-bench: ${o.rows} finished sagas, stores ${o.stores.join(", ")}, C = ${o.concurrency}, ${o.warmup} s + ${o.seconds} s per run, ${o.rounds} round(s); load ${os.loadavg().map((n) => n.toFixed(2)).join(" ")}`);
   const runs: SagaRun[] = [];
-  if (o.saga) {
+  const interleaved: string[] = [];
+  if (o.saga && !o.pairs) {
+    for (const store of o.stores) {
+      const loadStart = os.loadavg()[0] ?? 0;
+      const r = await runInterleaved({ store, rows: o.rows, concurrency: o.concurrency, sliceSeconds: o.sliceSeconds, slices: o.slices, warmupSeconds: o.warmup });
+      const sum = (xs: number[]): number => xs.reduce((n, x) => n + x, 0);
+      const pairRatios = r.seeded.map((s, i) => s / (r.empty[i] ?? NaN)).sort((a, b) => a - b);
+      const line = `| ${store} | ${f(sum(r.empty) / r.empty.length)} | ${f(sum(r.seeded) / r.seeded.length)} | ${(sum(r.seeded) / sum(r.empty)).toFixed(3)} | ` +
+        `${f(pairRatios[Math.floor(pairRatios.length / 2)], 3)} (${f(pairRatios[0], 2)} to ${f(pairRatios[pairRatios.length - 1], 2)}) | ` +
+        `${r.empty.map((x) => f(x)).join(" ")} | ${r.seeded.map((x) => f(x)).join(" ")} | ${r.errors.empty} / ${r.errors.seeded} | ${loadStart.toFixed(1)} / ${(os.loadavg()[0] ?? 0).toFixed(1)} | ${r.seedSeconds.toFixed(1)} |`;
+      console.log(line);
+      interleaved.push(line);
+    }
+  }
+  if (o.saga && o.pairs) {
     for (let round = 0; round < o.rounds; round++) {
       for (const store of o.stores) {
-        runs.push(await sagaBench(o, store, false));
-        runs.push(await sagaBench(o, store, true));
+        // Every other round runs the seeded store first, so neither side always gets the
+        // warmer (or quieter) slot.
+        const order = round % 2 === 0 ? [false, true] : [true, false];
+        const pair: SagaRun[] = [];
+        for (const seeded of order) pair.push(await sagaBench(o, store, seeded));
+        runs.push(...pair.sort((a, b) => Number(a.seeded) - Number(b.seeded)));
       }
     }
   }
@@ -199,6 +229,12 @@ async function main(): Promise<void> {
   if (o.delete) for (const store of o.stores) timings.push(await deletionBatch(o, store));
 
   console.log("");
+  if (interleaved.length > 0) {
+    console.log(`Interleaved: C = ${o.concurrency}, ${o.slices} slices of ${o.sliceSeconds} s per side (ABBA), after ${o.warmup} s of warm-up each`);
+    console.log("| store | empty sagas/s (mean) | seeded sagas/s (mean) | seeded / empty | per-slice-pair ratio: median (min to max) | empty slices | seeded slices | errors empty / seeded | load 1-min start / end | seed s |");
+    console.log("|---|---:|---:|---:|---|---|---|---:|---:|---:|");
+    for (const line of interleaved) console.log(line);
+  }
   if (runs.length > 0) {
     console.log(`| store | round | empty sagas/s | seeded sagas/s | seeded / empty | p50 / p99 ms empty | p50 / p99 ms seeded | other CPU % empty / seeded | load at start empty / seeded | seed s |`);
     console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
@@ -209,6 +245,12 @@ async function main(): Promise<void> {
       const round = Math.floor(i / (2 * o.stores.length)) + 1;
       console.log(`| ${e.store} | ${round} | ${f(e.throughput)} | ${f(s.throughput)} | ${(s.throughput / e.throughput).toFixed(3)} | ${f(e.p50, 2)} / ${f(e.p99, 2)} | ${f(s.p50, 2)} / ${f(s.p99, 2)} | ${f(e.otherCpuPct)} / ${f(s.otherCpuPct)} | ${e.load[0]} / ${s.load[0]} | ${f(s.seedSeconds, 1)} |`);
       if (e.errors + s.errors > 0) console.log(`  errors: empty ${e.errors}, seeded ${s.errors}`);
+    }
+    for (const store of o.stores) {
+      const mine = runs.filter((r) => r.store === store);
+      const ratios = mine.filter((r) => r.seeded).map((s, i) => s.throughput / (mine.filter((r) => !r.seeded)[i]?.throughput ?? NaN)).sort((a, b) => a - b);
+      const sum = (seeded: boolean): number => mine.filter((r) => r.seeded === seeded).reduce((n, r) => n + r.throughput, 0);
+      console.log(`${store}: seeded / empty median of ${ratios.length} round(s) ${f(ratios[Math.floor(ratios.length / 2)], 3)} (range ${f(ratios[0], 3)} to ${f(ratios[ratios.length - 1], 3)}); ratio of the sums ${(sum(true) / sum(false)).toFixed(3)}`);
     }
   }
   for (const t of timings) {
