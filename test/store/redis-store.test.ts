@@ -173,7 +173,7 @@ describe("redis store: coordinators sharing one Redis, retention, layout", () =>
     const store = await open();
     for (let i = 0; i < 7; i++) await store.saveNewTrans(trans(`e${i}`, { status: i === 3 ? "submitted" : "succeed" }), []);
     for (const i of [0, 1, 2, 4, 5, 6]) await mustAdmin().unlink(`${prefix}:g:e${i}`); // as if their TTL ran out
-    const before = T0 - 1; // nothing is old enough to delete: only the index is cleaned
+    const before = T0 + 1; // created before it, but unfinished or expired: only the index is cleaned
     const batches = [];
     for (let i = 0; i < 10; i++) {
       const batch = await store.deleteFinished(before, 3);
@@ -189,6 +189,19 @@ describe("redis store: coordinators sharing one Redis, retention, layout", () =>
     expect(await mustAdmin().zrange(`${prefix}:ids`, "0", "-1")).toEqual(["e3"]);
     // The next round starts from the lowest id again.
     expect(await store.deleteFinished(before, 3)).toEqual({ deleted: 0, pruned: 0, more: false });
+  });
+
+  it("deleteFinished's walk ends at the first trans created after the cut-off: nothing newer can be due yet", async () => {
+    const store = await open();
+    await store.saveNewTrans(trans("x-old", { status: "succeed", createTime: T0 }), []);
+    await store.saveNewTrans(trans("x-young", { status: "succeed", createTime: T0 + 100 }), []);
+    await store.saveNewTrans(trans("x-after"), []);
+    await mustAdmin().unlink(`${prefix}:g:x-old`, `${prefix}:g:x-after`); // as if their TTL ran out
+    expect(await store.deleteFinished(T0 + 50, 10)).toEqual({ deleted: 0, pruned: 1, more: false });
+    expect(await mustAdmin().zrange(`${prefix}:ids`, "0", "-1")).toEqual(["x-young", "x-after"]);
+    // A later round, past x-young's creation, goes on (x-young itself is finished at T0: deleted).
+    expect(await store.deleteFinished(T0 + 200, 10)).toEqual({ deleted: 1, pruned: 1, more: false });
+    expect(await mustAdmin().zcard(`${prefix}:ids`)).toBe(0);
   });
 
   it("deleteFinished deletes an old finished trans that carries no TTL (finished while retention was off)", async () => {

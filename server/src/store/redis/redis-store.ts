@@ -222,14 +222,16 @@ export class RedisStore implements Store {
    * Finished transactions normally expire by TTL (finishedExpireSeconds); this walks `P:ids` from
    * the lowest id, `limit` entries per call, forgetting gids that expired and deleting finished
    * ones older than `before` that carry no TTL (finished while retention was off, or under a
-   * longer one). Each coordinator keeps its own cursor; `more` is false once it wrapped around.
+   * longer one). The walk ends at the first trans created at or after `before` (or at the end of
+   * the index); the next round starts again from the lowest id. Each coordinator keeps its own
+   * cursor.
    */
   async deleteFinished(before: number, limit: number): Promise<RetentionBatch> {
     const min = this.retentionCursor === "" ? "-inf" : `(${this.retentionCursor}`;
     const r = await this.write("dtxRetention", this.keys.ids, this.keys.trans(""), this.keys.branches(""), min, before, limit);
-    if (!Array.isArray(r) || r.length !== 4) throw new Error(`deleteFinished: unexpected script reply ${String(r)}`);
-    const [deleted, pruned, last, scanned] = r as [number, number, string, number];
-    const more = Number(scanned) === limit;
+    if (!Array.isArray(r) || r.length !== 5) throw new Error(`deleteFinished: unexpected script reply ${String(r)}`);
+    const [deleted, pruned, last, scanned, reachedYoung] = r as [number, number, string, number, number];
+    const more = Number(reachedYoung) === 0 && Number(scanned) === limit;
     this.retentionCursor = more ? String(last) : "";
     return { deleted: Number(deleted), pruned: Number(pruned), more };
   }

@@ -176,16 +176,21 @@ return n
  * KEYS: ids. ARGV: trans key prefix, branches key prefix, min score (exclusive cursor or -inf),
  * before (ms), limit. Walks up to `limit` index entries upwards from the cursor: a gid whose trans
  * expired leaves the index; a finished trans last updated before `before` is deleted with its
- * branches. Unfinished ones are never touched. Returns {deleted, pruned, last score, scanned}.
+ * branches. Unfinished ones are never touched. Ids ascend with creation, so the first trans
+ * created at or after `before` ends the walk: nothing newer can be due for deletion yet, and a
+ * round costs what there is to remove, not the size of the index.
+ * Returns {deleted, pruned, last score, scanned, reached young (0/1)}.
  */
 const RETENTION = `
 local ids, before, limit = KEYS[1], tonumber(ARGV[4]), tonumber(ARGV[5])
 local entries = redis.call('ZRANGEBYSCORE', ids, ARGV[3], '+inf', 'WITHSCORES', 'LIMIT', 0, limit)
-local deleted, pruned, last = 0, 0, ''
+local deleted, pruned, last, scanned = 0, 0, '', 0
 for i = 1, #entries, 2 do
   local gid = entries[i]
+  local h = redis.call('HMGET', ARGV[1] .. gid, 'status', 'update_time', 'create_time')
+  if h[1] and tonumber(h[3]) >= before then return {deleted, pruned, last, scanned, 1} end
   last = entries[i + 1]
-  local h = redis.call('HMGET', ARGV[1] .. gid, 'status', 'update_time')
+  scanned = scanned + 1
   if not h[1] then
     pruned = pruned + redis.call('ZREM', ids, gid)
   elseif (h[1] == 'succeed' or h[1] == 'failed') and tonumber(h[2]) < before then
@@ -194,7 +199,7 @@ for i = 1, #entries, 2 do
     deleted = deleted + 1
   end
 end
-return {deleted, pruned, last, #entries / 2}
+return {deleted, pruned, last, scanned, 0}
 `;
 
 /** KEYS: kv, kvIndex, seq. ARGV: k, v, now. Returns 'created' | 'exists'. */
