@@ -208,7 +208,7 @@ async function main(): Promise<void> {
       const pairRatios = r.seeded.map((s, i) => s / (r.empty[i] ?? NaN)).sort((a, b) => a - b);
       const line = `| ${store} | ${f(sum(r.empty) / r.empty.length)} | ${f(sum(r.seeded) / r.seeded.length)} | ${(sum(r.seeded) / sum(r.empty)).toFixed(3)} | ` +
         `${f(pairRatios[Math.floor(pairRatios.length / 2)], 3)} (${f(pairRatios[0], 2)} to ${f(pairRatios[pairRatios.length - 1], 2)}) | ` +
-        `${f(r.cpuMsPerSaga.empty.coordinator, 2)} / ${f(r.cpuMsPerSaga.seeded.coordinator, 2)} | ${store === "postgres" ? `${f(r.cpuMsPerSaga.empty.postgres, 2)} / ${f(r.cpuMsPerSaga.seeded.postgres, 2)}` : "-"} | ` +
+        `${f(r.cpuMsPerSaga.empty, 2)} / ${f(r.cpuMsPerSaga.seeded, 2)} | ` +
         `${r.empty.map((x) => f(x)).join(" ")} | ${r.seeded.map((x) => f(x)).join(" ")} | ${r.errors.empty} / ${r.errors.seeded} | ${loadStart.toFixed(1)} / ${(os.loadavg()[0] ?? 0).toFixed(1)} | ${r.seedSeconds.toFixed(1)} |`;
       console.log(line);
       interleaved.push(line);
@@ -232,8 +232,8 @@ async function main(): Promise<void> {
   console.log("");
   if (interleaved.length > 0) {
     console.log(`Interleaved: C = ${o.concurrency}, ${o.slices} slices of ${o.sliceSeconds} s per side (ABBA), after ${o.warmup} s of warm-up each`);
-    console.log("| store | empty sagas/s (mean) | seeded sagas/s (mean) | seeded / empty | per-slice-pair ratio: median (min to max) | coordinator CPU ms/saga empty / seeded | postgres CPU ms/saga empty / seeded | empty slices | seeded slices | errors empty / seeded | load 1-min start / end | seed s |");
-    console.log("|---|---:|---:|---:|---|---:|---:|---|---|---:|---:|---:|");
+    console.log("| store | empty sagas/s (mean) | seeded sagas/s (mean) | seeded / empty | per-slice-pair ratio: median (min to max) | coordinator CPU ms/saga empty / seeded | empty slices | seeded slices | errors empty / seeded | load 1-min start / end | seed s |");
+    console.log("|---|---:|---:|---:|---|---:|---|---|---:|---:|---:|");
     for (const line of interleaved) console.log(line);
   }
   if (runs.length > 0) {

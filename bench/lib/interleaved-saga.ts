@@ -7,7 +7,7 @@
  */
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -35,11 +35,8 @@ export interface InterleavedResult {
   /** Sagas per second of each slice, in order, per side. */
   empty: number[];
   seeded: number[];
-  /**
-   * CPU ms per saga over all slices of a side: the coordinator process (SQLite's work included),
-   * and every `postgres` process on the machine (other users of the server count too).
-   */
-  cpuMsPerSaga: { empty: { coordinator: number; postgres: number }; seeded: { coordinator: number; postgres: number } };
+  /** The coordinator process's CPU ms per saga over all slices of a side (SQLite's work included). */
+  cpuMsPerSaga: { empty: number; seeded: number };
   errors: { empty: number; seeded: number };
   seedSeconds: number;
 }
@@ -90,20 +87,6 @@ function cpuMs(pid: number | undefined): number {
   } catch {
     return 0;
   }
-}
-
-/** CPU ms of every process named `postgres` (server and backends). */
-function postgresCpuMs(): number {
-  let total = 0;
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/comm`, "utf8").trim() === "postgres") total += cpuMs(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return total;
 }
 
 async function startCoordinator(name: string, store: BenchStore, dbPath: string): Promise<{ proc: Proc; origin: string }> {
@@ -185,19 +168,17 @@ export async function runInterleaved(o: InterleavedOptions): Promise<Interleaved
     await load(b.origin, busi, o.concurrency, o.warmupSeconds, `warm-s-${runId}`);
     const result: InterleavedResult = {
       empty: [], seeded: [], errors: { empty: 0, seeded: 0 }, seedSeconds,
-      cpuMsPerSaga: { empty: { coordinator: 0, postgres: 0 }, seeded: { coordinator: 0, postgres: 0 } },
+      cpuMsPerSaga: { empty: 0, seeded: 0 },
     };
     const pids = { empty: a.proc.child.pid, seeded: b.proc.child.pid };
-    const cpu = { empty: { coordinator: 0, postgres: 0, sagas: 0 }, seeded: { coordinator: 0, postgres: 0, sagas: 0 } };
+    const cpu = { empty: { coordinator: 0, sagas: 0 }, seeded: { coordinator: 0, sagas: 0 } };
     for (let i = 0; i < o.slices; i++) {
       // ABBA: each side goes first in every other pair.
       const order: ["empty" | "seeded", string][] = i % 2 === 0 ? [["empty", a.origin], ["seeded", b.origin]] : [["seeded", b.origin], ["empty", a.origin]];
       for (const [side, origin] of order) {
         const c0 = cpuMs(pids[side]);
-        const p0 = o.store === "postgres" ? postgresCpuMs() : 0;
         const r = await load(origin, busi, o.concurrency, o.sliceSeconds, `${side}-${runId}-${i}`);
         cpu[side].coordinator += cpuMs(pids[side]) - c0;
-        cpu[side].postgres += o.store === "postgres" ? postgresCpuMs() - p0 : 0;
         cpu[side].sagas += r.done;
         result[side].push(r.done / o.sliceSeconds);
         result.errors[side] += r.errors;
@@ -205,7 +186,7 @@ export async function runInterleaved(o: InterleavedOptions): Promise<Interleaved
     }
     for (const side of ["empty", "seeded"] as const) {
       const n = Math.max(1, cpu[side].sagas);
-      result.cpuMsPerSaga[side] = { coordinator: cpu[side].coordinator / n, postgres: cpu[side].postgres / n };
+      result.cpuMsPerSaga[side] = cpu[side].coordinator / n;
     }
     return result;
   } finally {
