@@ -4,12 +4,14 @@
  *
  *   npx tsx bench/retention-bench.ts [--rows 1000000] [--stores postgres,sqlite] [--concurrency 64]
  *                                    [--slices 10] [--slice-seconds 2] [--warmup 2] [--batch 500]
- *                                    [--pairs [--rounds 1] [--seconds 8]] [--skip-saga] [--skip-delete]
+ *                                    [--expired] [--pairs [--rounds 1] [--seconds 8]] [--skip-saga] [--skip-delete]
  *
  * 1. Saga throughput, side by side (default): two coordinators at once, one on an empty store and
  *    one on a store seeded with --rows finished sagas, loaded in turn in slices (ABBA order,
  *    bench/lib/interleaved-saga.ts), so the rest of a shared machine weighs on both alike; the
  *    result is seeded / empty over the sums of the slices, and the spread of the slice pairs.
+ *    With --expired the seeded rows are all past the 7-day retention and the seeded coordinator's
+ *    retention runs every second: throughput while a backlog is being deleted.
  *    With --pairs instead: for each store and round, bench/saga-bench.ts on an empty
  *    store and on one seeded with --rows finished sagas (`--seed-finished`), each a fresh
  *    coordinator, empty first in odd rounds and seeded first in even ones; the table gives
@@ -47,12 +49,13 @@ interface Options {
   saga: boolean;
   delete: boolean;
   pairs: boolean;
+  expired: boolean;
   slices: number;
   sliceSeconds: number;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { rows: 1_000_000, stores: ["postgres", "sqlite"], rounds: 1, concurrency: 64, seconds: 8, warmup: 2, batch: 500, saga: true, delete: true, pairs: false, slices: 10, sliceSeconds: 2 };
+  const o: Options = { rows: 1_000_000, stores: ["postgres", "sqlite"], rounds: 1, concurrency: 64, seconds: 8, warmup: 2, batch: 500, saga: true, delete: true, pairs: false, expired: false, slices: 10, sliceSeconds: 2 };
   const num = (v: string | undefined, flag: string, min: number): number => {
     const n = Number(v);
     if (!Number.isFinite(n) || n < min) throw new Error(`${flag} must be a number >= ${min}`);
@@ -69,6 +72,7 @@ function parseArgs(argv: string[]): Options {
       case "--batch": o.batch = num(argv[++i], flag, 1); break;
       case "--skip-saga": o.saga = false; break;
       case "--pairs": o.pairs = true; break;
+      case "--expired": o.expired = true; break;
       case "--slices": o.slices = num(argv[++i], flag, 1); break;
       case "--slice-seconds": o.sliceSeconds = num(argv[++i], flag, 0.5); break;
       case "--skip-delete": o.delete = false; break;
@@ -203,13 +207,13 @@ async function main(): Promise<void> {
   if (o.saga && !o.pairs) {
     for (const store of o.stores) {
       const loadStart = os.loadavg()[0] ?? 0;
-      const r = await runInterleaved({ store, rows: o.rows, concurrency: o.concurrency, sliceSeconds: o.sliceSeconds, slices: o.slices, warmupSeconds: o.warmup });
+      const r = await runInterleaved({ store, rows: o.rows, concurrency: o.concurrency, sliceSeconds: o.sliceSeconds, slices: o.slices, warmupSeconds: o.warmup, expired: o.expired });
       const sum = (xs: number[]): number => xs.reduce((n, x) => n + x, 0);
       const pairRatios = r.seeded.map((s, i) => s / (r.empty[i] ?? NaN)).sort((a, b) => a - b);
       const line = `| ${store} | ${f(sum(r.empty) / r.empty.length)} | ${f(sum(r.seeded) / r.seeded.length)} | ${(sum(r.seeded) / sum(r.empty)).toFixed(3)} | ` +
         `${f(pairRatios[Math.floor(pairRatios.length / 2)], 3)} (${f(pairRatios[0], 2)} to ${f(pairRatios[pairRatios.length - 1], 2)}) | ` +
         `${f(r.cpuMsPerSaga.empty, 2)} / ${f(r.cpuMsPerSaga.seeded, 2)} | ` +
-        `${r.empty.map((x) => f(x)).join(" ")} | ${r.seeded.map((x) => f(x)).join(" ")} | ${r.errors.empty} / ${r.errors.seeded} | ${loadStart.toFixed(1)} / ${(os.loadavg()[0] ?? 0).toFixed(1)} | ${r.seedSeconds.toFixed(1)} |`;
+        `${r.empty.map((x) => f(x)).join(" ")} | ${r.seeded.map((x) => f(x)).join(" ")} | ${r.errors.empty} / ${r.errors.seeded} | ${loadStart.toFixed(1)} / ${(os.loadavg()[0] ?? 0).toFixed(1)} | ${r.seedSeconds.toFixed(1)} | ${r.retentionDeleted} |`;
       console.log(line);
       interleaved.push(line);
     }
@@ -231,9 +235,9 @@ async function main(): Promise<void> {
 
   console.log("");
   if (interleaved.length > 0) {
-    console.log(`Interleaved: C = ${o.concurrency}, ${o.slices} slices of ${o.sliceSeconds} s per side (ABBA), after ${o.warmup} s of warm-up each`);
-    console.log("| store | empty sagas/s (mean) | seeded sagas/s (mean) | seeded / empty | per-slice-pair ratio: median (min to max) | coordinator CPU ms/saga empty / seeded | empty slices | seeded slices | errors empty / seeded | load 1-min start / end | seed s |");
-    console.log("|---|---:|---:|---:|---|---:|---|---|---:|---:|---:|");
+    console.log(`Interleaved${o.expired ? " (seeded rows all past the 7-day retention, which runs every second on the seeded side)" : ""}: C = ${o.concurrency}, ${o.slices} slices of ${o.sliceSeconds} s per side (ABBA), after ${o.warmup} s of warm-up each`);
+    console.log("| store | empty sagas/s (mean) | seeded sagas/s (mean) | seeded / empty | per-slice-pair ratio: median (min to max) | coordinator CPU ms/saga empty / seeded | empty slices | seeded slices | errors empty / seeded | load 1-min start / end | seed s | deleted by retention meanwhile |");
+    console.log("|---|---:|---:|---:|---|---:|---|---|---:|---:|---:|---:|");
     for (const line of interleaved) console.log(line);
   }
   if (runs.length > 0) {

@@ -29,6 +29,11 @@ export interface InterleavedOptions {
   /** Slices per side. */
   slices: number;
   warmupSeconds: number;
+  /**
+   * Seed rows 8 to 14 days old (past the 7-day retention) and run the seeded coordinator's
+   * retention every second: the slices then measure saga throughput while retention deletes.
+   */
+  expired: boolean;
 }
 
 export interface InterleavedResult {
@@ -39,6 +44,8 @@ export interface InterleavedResult {
   cpuMsPerSaga: { empty: number; seeded: number };
   errors: { empty: number; seeded: number };
   seedSeconds: number;
+  /** Transactions the seeded coordinator's retention deleted by the end (dtx_retention_removed_total). */
+  retentionDeleted: number;
 }
 
 interface Proc {
@@ -89,18 +96,25 @@ function cpuMs(pid: number | undefined): number {
   }
 }
 
-async function startCoordinator(name: string, store: BenchStore, dbPath: string): Promise<{ proc: Proc; origin: string }> {
+async function startCoordinator(name: string, store: BenchStore, dbPath: string, extraEnv: Record<string, string> = {}): Promise<{ proc: Proc; origin: string }> {
   const httpPort = await freePort();
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     DTX_HTTP_PORT: String(httpPort), DTX_GRPC_PORT: String(await freePort()), DTX_HOST: "127.0.0.1",
-    DTX_STORE_PATH: dbPath, DTX_LOG_LEVEL: "warn", ...store.env,
+    DTX_STORE_PATH: dbPath, DTX_LOG_LEVEL: "warn", ...store.env, ...extraEnv,
   };
   delete env["DTX_CONFIG"];
   const proc = start(name, ["--import", "tsx", "server/src/main.ts"], env);
   const origin = `http://127.0.0.1:${httpPort}`;
   await waitForPing(origin);
   return { proc, origin };
+}
+
+async function removedByRetention(origin: string): Promise<number> {
+  const res = await request(`${origin}/api/metrics`);
+  const text = await res.body.text();
+  const line = text.split("\n").find((l) => l.startsWith('dtx_retention_removed_total{kind="trans"}'));
+  return Number(line?.split(" ")[1] ?? 0);
 }
 
 /** Closed-loop saga load on `origin` for `seconds`; sagas completed and errors. */
@@ -144,7 +158,9 @@ export async function runInterleaved(o: InterleavedOptions): Promise<Interleaved
     stores.push(seeded);
     const emptyPath = path.join(tmp, "empty.db");
     const seededPath = path.join(tmp, "seeded.db");
-    const spec = { count: o.rows, newest: Date.now() - HOUR, spanMs: 6 * 24 * HOUR - HOUR, prefix: `seed-${runId}-` };
+    const spec = o.expired
+      ? { count: o.rows, newest: Date.now() - 8 * 24 * HOUR, spanMs: 6 * 24 * HOUR, prefix: `seed-${runId}-` }
+      : { count: o.rows, newest: Date.now() - HOUR, spanMs: 6 * 24 * HOUR - HOUR, prefix: `seed-${runId}-` };
     const t0 = Date.now();
     if (o.store === "sqlite") await seedSqlite(seededPath, spec);
     else await seedPostgres(seeded.env["DTX_STORE_URL"] ?? "", seeded.env["DTX_STORE_SCHEMA"] ?? "public", spec);
@@ -161,13 +177,13 @@ export async function runInterleaved(o: InterleavedOptions): Promise<Interleaved
     const busi = `http://127.0.0.1:${port}/api/busi`;
     const a = await startCoordinator("empty", empty, emptyPath);
     procs.push(a.proc);
-    const b = await startCoordinator("seeded", seeded, seededPath);
+    const b = await startCoordinator("seeded", seeded, seededPath, o.expired ? { DTX_RETENTION_INTERVAL: "1" } : {});
     procs.push(b.proc);
 
     await load(a.origin, busi, o.concurrency, o.warmupSeconds, `warm-e-${runId}`);
     await load(b.origin, busi, o.concurrency, o.warmupSeconds, `warm-s-${runId}`);
     const result: InterleavedResult = {
-      empty: [], seeded: [], errors: { empty: 0, seeded: 0 }, seedSeconds,
+      empty: [], seeded: [], errors: { empty: 0, seeded: 0 }, seedSeconds, retentionDeleted: 0,
       cpuMsPerSaga: { empty: 0, seeded: 0 },
     };
     const pids = { empty: a.proc.child.pid, seeded: b.proc.child.pid };
@@ -184,6 +200,7 @@ export async function runInterleaved(o: InterleavedOptions): Promise<Interleaved
         result.errors[side] += r.errors;
       }
     }
+    result.retentionDeleted = await removedByRetention(b.origin);
     for (const side of ["empty", "seeded"] as const) {
       const n = Math.max(1, cpu[side].sagas);
       result.cpuMsPerSaga[side] = cpu[side].coordinator / n;
