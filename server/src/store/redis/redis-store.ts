@@ -48,8 +48,9 @@ export interface RedisStoreOptions {
  *
  * Retention: unfinished transactions are kept until they finish (dtm expires them after
  * DataExpire; losing an unfinished trans would silently drop its work). Once a trans finishes,
- * it and its branches expire after `finishedExpireSeconds` (default 7 days, 0 = keep for ever);
- * the scan index forgets expired gids lazily.
+ * it and its branches expire after `finishedExpireSeconds` (default 7 days, 0 = keep for ever;
+ * the coordinator passes retention.finishedAge); the id index forgets expired gids in the
+ * retention loop's walk (deleteFinished) and when a scan meets them (docs/retention.md).
  *
  * Durability is Redis's: an acknowledged write survives a crash only with `appendonly yes`,
  * `appendfsync always` and `maxmemory-policy noeviction`; migrate() checks them (docs/redis.md).
