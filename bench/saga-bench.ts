@@ -7,6 +7,7 @@
  *                               [--synchronous full|normal] [--pin] [--build] [--profile]
  *                               [--profile-dir DIR] [--out DIR]
  *                               [--target URL [--target-pid PID] [--target-name NAME]]
+ *                               [--seed-finished N]
  *
  * With --target, no coordinator is started: the same driver and participant measure an external,
  * already-running dtm-compatible coordinator (e.g. dtm itself, see bench/dtm-compare.sh), and the
@@ -29,6 +30,7 @@ import type { TimeWindow } from "./top-functions.ts";
 import { formatSummary, loadProfile, summarize } from "./top-functions.ts";
 import { buildServer } from "./lib/build-server.ts";
 import { openBenchStore } from "./lib/bench-store.ts";
+import { seedPostgres, seedSqlite } from "./lib/seed-finished.ts";
 import { forEachLine, freePort, percentile, sleep } from "./lib/util.ts";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -72,6 +74,8 @@ interface Options {
   targetPid: number | undefined;
   /** Name of the external coordinator in the results file name, e.g. "dtm". */
   targetName: string;
+  /** Finished transactions put in the store before the coordinator starts (sqlite, postgres). */
+  seedFinished: number;
 }
 
 const USAGE = `usage: npx tsx bench/saga-bench.ts [options]
@@ -93,7 +97,10 @@ const USAGE = `usage: npx tsx bench/saga-bench.ts [options]
                         http://127.0.0.1:36789/api/dtmsvr) instead of spawning dtx; --store then
                         only names the store it uses (for the results file), nothing is created
   --target-pid PID      pid of the --target coordinator, for its CPU % and RSS (from /proc)
-  --target-name NAME    name of the --target coordinator in the results file (default "dtm")`;
+  --target-name NAME    name of the --target coordinator in the results file (default "dtm")
+  --seed-finished N     fill the store with N finished sagas (2 branch rows each, updated 1 h to
+                        6 days ago) before the coordinator starts (sqlite, postgres; see
+                        bench/retention-bench.ts)`;
 
 function parseArgs(argv: string[]): Options {
   const opts: Options = {
@@ -113,6 +120,7 @@ function parseArgs(argv: string[]): Options {
     target: undefined,
     targetPid: undefined,
     targetName: "dtm",
+    seedFinished: 0,
   };
   const value = (i: number, flag: string): string => {
     const v = argv[i + 1];
@@ -182,6 +190,12 @@ function parseArgs(argv: string[]): Options {
         opts.targetName = v;
         break;
       }
+      case "--seed-finished": {
+        const v = Number(next());
+        if (!Number.isInteger(v) || v < 0) fail("--seed-finished must be a whole number >= 0");
+        opts.seedFinished = v;
+        break;
+      }
       case "-h":
       case "--help":
         console.log(USAGE);
@@ -190,6 +204,9 @@ function parseArgs(argv: string[]): Options {
       default:
         fail(`unknown argument ${raw}\n${USAGE}`);
     }
+  }
+  if (opts.seedFinished > 0 && (opts.target !== undefined || (opts.store !== "sqlite" && opts.store !== "postgres"))) {
+    fail("--seed-finished works on a spawned dtx with --store sqlite or postgres");
   }
   if (opts.target !== undefined) {
     if (!/^https?:\/\/[^/]+\/./.test(opts.target)) fail("--target must be a URL with the API path, e.g. http://127.0.0.1:36789/api/dtmsvr");
@@ -678,6 +695,24 @@ async function startDtx(opts: Options, tmp: string, dbPath: string, storeEnv: No
   return { child, origin, command: `${cCmd} ${cArgs.join(" ")}` };
 }
 
+/**
+ * --seed-finished: fills the (migrated) store with finished sagas before the coordinator starts,
+ * updated between 6 days and 1 hour ago, so the coordinator's retention (7 days) keeps them all.
+ * Returns the seconds it took.
+ */
+async function seedStore(opts: Options, dbPath: string, storeEnv: Record<string, string>, runId: string): Promise<number | null> {
+  if (opts.seedFinished === 0) return null;
+  const hour = 3600 * 1000;
+  const spec = { count: opts.seedFinished, newest: Date.now() - hour, spanMs: 6 * 24 * hour - hour, prefix: `seed-${runId}-` };
+  const t0 = performance.now();
+  console.log(`saga-bench: seeding ${opts.seedFinished} finished sagas (+${2 * opts.seedFinished} branch rows) into ${opts.store}...`);
+  if (opts.store === "sqlite") await seedSqlite(dbPath, spec);
+  else await seedPostgres(storeEnv["DTX_STORE_URL"] ?? "", storeEnv["DTX_STORE_SCHEMA"] ?? "public", spec);
+  const seconds = (performance.now() - t0) / 1000;
+  console.log(`saga-bench: seeded in ${seconds.toFixed(1)} s`);
+  return round(seconds, 1);
+}
+
 /** Waits until an external coordinator answers GET url (dtm and dtx both serve …/newGid). */
 async function waitForTarget(url: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -724,6 +759,8 @@ async function main(): Promise<void> {
     const pLine = await waitForLine(participant, (l) => l.includes("participant listening"), 30_000);
     const participantPort = (JSON.parse(pLine) as { port: number }).port;
 
+    const seedSeconds = await seedStore(opts, dbPath, area.env, runId);
+
     // Coordinator: spawn dtx, or use the --target one.
     const external = opts.target === undefined ? undefined : new URL(opts.target);
     const dtx = external ? undefined : await startDtx(opts, tmp, dbPath, area.env, canPin, profileDir);
@@ -759,7 +796,7 @@ async function main(): Promise<void> {
 
     const cpus = os.cpus();
     /** Results file stem: saga-<store>, or saga-<target-name>-<store> with --target; -empty for --empty-urls. */
-    const name = `saga-${external ? `${opts.targetName}-` : ""}${opts.store}${opts.emptyUrls ? "-empty" : ""}`;
+    const name = `saga-${external ? `${opts.targetName}-` : ""}${opts.store}${opts.emptyUrls ? "-empty" : ""}${opts.seedFinished > 0 ? "-seeded" : ""}`;
     const coordinatorCommand = dtx ? dtx.command : `external: ${opts.target}`;
     const report = {
       benchmark: name,
@@ -788,6 +825,8 @@ async function main(): Promise<void> {
         workload: `saga with 2 branches (action+compensate each), payloads {} , wait_result: true; ${opts.emptyUrls ? "empty branch URLs (no branch calls, as dtm's benchEmptyUrl)" : "no-op node:http participant"}; closed loop, one undici Pool with connections = C`,
         coordinatorCommand,
         sameCoordinatorForAllLevels: true,
+        seedFinished: opts.seedFinished,
+        seedSeconds,
       },
       results,
       targets: evaluateTargets(results),

@@ -2,7 +2,7 @@
 # Makes sure the services the test suite needs are up:
 #   PostgreSQL  postgres://postgres@127.0.0.1:5432/dtx_test  (trust auth, max_prepared_transactions >= 64)
 #   MariaDB     mysql://root@127.0.0.1:3306/dtx_test         (root, empty password)
-#   Redis       redis://127.0.0.1:6379
+#   Redis       redis://127.0.0.1:6379                       (appendonly yes, appendfsync always, noeviction)
 #
 # Idempotent and fast (well under 5 s) when everything is already up: each service is
 # checked first and only what is missing is installed (Debian packages, as root),
@@ -62,6 +62,35 @@ redis_ok() {
   [[ $out == PONG ]]
 }
 
+# The settings dtx's Redis store checks at start (docs/redis.md): without them it refuses to start,
+# because Redis could lose transactions it acknowledged. Name/value pairs.
+readonly REDIS_SAFE=(appendonly yes appendfsync always maxmemory-policy noeviction)
+
+redis_cli() { timeout 5 env -u REDISCLI_AUTH redis-cli "$@" </dev/null 2>/dev/null; }
+
+redis_durable() { # [redis-cli connection args...] -> 0 if every REDIS_SAFE setting holds
+  local i got
+  for ((i = 0; i < ${#REDIS_SAFE[@]}; i += 2)); do
+    got=$(redis_cli "$@" config get "${REDIS_SAFE[i]}" | sed -n 2p) || return 1
+    [[ $got == "${REDIS_SAFE[i + 1]}" ]] || return 1
+  done
+}
+
+# Fast path too: a Redis that is already running (started by an older version of this script, or
+# by the distribution) gets the settings with CONFIG SET, live; then they are read back.
+redis_make_durable() {
+  local -a at=(-h "$HOST" -p "$REDIS_PORT")
+  redis_durable "${at[@]}" && return 0
+  say "redis: CONFIG SET appendonly yes, appendfsync always, maxmemory-policy noeviction"
+  local i
+  for ((i = 0; i < ${#REDIS_SAFE[@]}; i += 2)); do
+    redis_cli "${at[@]}" config set "${REDIS_SAFE[i]}" "${REDIS_SAFE[i + 1]}" >>"$LOG" || true
+  done
+  redis_durable "${at[@]}" && return 0
+  warn "redis: could not set ${REDIS_SAFE[*]} with CONFIG SET (log: $LOG); dtx's Redis store refuses a server without them (docs/redis.md)"
+  return 1
+}
+
 # ---------------------------------------------------------------- external servers (env vars)
 
 # host and port of a URL like scheme://user:pass@host:port/db?x=y
@@ -80,7 +109,13 @@ check_external() { # name var default-port
   local ok=1
   case $name in
     postgres) if have pg_isready; then timeout 10 pg_isready -q -t 3 -d "$url" </dev/null || ok=0; else tcp_ok "$host" "$port" || ok=0; fi ;;
-    redis) if have redis-cli; then [[ $(timeout 5 redis-cli -u "$url" --no-auth-warning ping </dev/null 2>/dev/null) == PONG ]] || ok=0; else tcp_ok "$host" "$port" || ok=0; fi ;;
+    redis)
+      if have redis-cli; then
+        [[ $(timeout 5 redis-cli -u "$url" --no-auth-warning ping </dev/null 2>/dev/null) == PONG ]] || ok=0
+        if ((ok)) && ! redis_durable -u "$url" --no-auth-warning; then
+          warn "redis: $(url_safe "$url") lacks ${REDIS_SAFE[*]} (or refuses CONFIG GET); dtx's Redis store will refuse it (docs/redis.md)"
+        fi
+      else tcp_ok "$host" "$port" || ok=0; fi ;;
     *) tcp_ok "$host" "$port" || ok=0 ;;
   esac
   if ((ok)); then
@@ -275,6 +310,7 @@ redis_setup() {
   [[ -f $conf ]] || conf=""
   # daemonize: detaches and closes stdio.
   (cd / && runuser -u redis -- redis-server ${conf:+"$conf"} --daemonize yes --port "$REDIS_PORT" \
+    --appendonly yes --appendfsync always --maxmemory-policy noeviction \
     --pidfile /run/redis/redis-server.pid --logfile /var/log/redis/redis-server.log </dev/null >>"$LOG" 2>&1 9>&-) ||
     { warn "redis: redis-server failed to start; see /var/log/redis/redis-server.log"; return 1; }
   local i
@@ -298,6 +334,7 @@ for s in pg my redis; do
     check_external "${NAME[$s]}" "${VAR[$s]}" "${PORT[$s]}" || failed=1
   elif "${s}_ok"; then
     say "${NAME[$s]}: up ($HOST:${PORT[$s]})"
+    if [[ $s == redis ]]; then redis_make_durable || failed=1; fi
   else
     todo+=("$s")
   fi
@@ -326,7 +363,12 @@ fi
 # Another run may have done the work while we waited.
 pending=()
 for s in "${todo[@]}"; do
-  if "${s}_ok"; then say "${NAME[$s]}: up ($HOST:${PORT[$s]})"; else pending+=("$s"); fi
+  if "${s}_ok"; then
+    say "${NAME[$s]}: up ($HOST:${PORT[$s]})"
+    if [[ $s == redis ]]; then redis_make_durable || failed=1; fi
+  else
+    pending+=("$s")
+  fi
 done
 
 pkgs=()
@@ -344,6 +386,7 @@ for s in "${pending[@]}"; do
   fi
   if "$(setup_fn "$s")" && "${s}_ok"; then
     say "${NAME[$s]}: up ($HOST:${PORT[$s]})"
+    if [[ $s == redis ]]; then redis_make_durable || failed=1; fi
   else
     warn "${NAME[$s]}: FAILED to bring up at $HOST:${PORT[$s]} (log: $LOG) - fix the error above, or set ${VAR[$s]}"
     failed=1

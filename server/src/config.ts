@@ -6,6 +6,8 @@ import { parseUrlPattern } from "./service/url-policy.ts";
 
 const seconds = z.number().finite().nonnegative();
 const port = z.number().int().min(0).max(65535);
+/** Ten years: longer is "for ever", which is 0. */
+const MAX_RETENTION_SECONDS = 10 * 365 * 24 * 3600;
 
 /**
  * The coordinator's configuration. Time knobs are seconds and accept fractions (D7), so tests
@@ -35,8 +37,10 @@ export const ConfigSchema = z
         schema: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, "must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63 characters)").default("public"),
         /** redis only: the start of every key; keep a {hash tag} so a cluster puts them in one slot. */
         prefix: z.string().min(1).default("{dtx}"),
-        /** redis only: seconds a finished trans is kept (0 = for ever); unfinished ones never expire. */
-        finishedExpire: z.number().int().nonnegative().default(7 * 24 * 3600),
+        /** redis only, deprecated: the old name of retention.finishedAge (parseConfig moves it there). */
+        finishedExpire: z.number().int().nonnegative().max(MAX_RETENTION_SECONDS).optional(),
+        /** redis only: start even if Redis can lose acknowledged writes (docs/redis.md); logs a warning. */
+        allowUnsafeRedis: z.boolean().default(false),
         /**
          * Seconds any one store call may take (statement, command, connect, waiting for a pooled
          * connection or a lock) before it fails as STORE_UNAVAILABLE (docs/store-outages.md).
@@ -45,6 +49,20 @@ export const ConfigSchema = z
       })
       .strict()
       .superRefine(checkStoreUrl)
+      .prefault({}),
+    /** Deleting finished transactions (docs/retention.md). */
+    retention: z
+      .object({
+        /** Seconds a finished trans is kept after its last update (0 = for ever); also Redis' TTL. */
+        finishedAge: z.number().int().nonnegative().max(MAX_RETENTION_SECONDS).default(7 * 24 * 3600),
+        /** Seconds between retention rounds (jittered); a Node timer, so at most a day. */
+        interval: seconds.positive().max(86_400).default(300),
+        /** Transactions deleted per statement. */
+        batchSize: z.number().int().positive().max(10_000).default(500),
+        /** Seconds between two batches of a round, so deletion never hogs the database. */
+        batchPause: seconds.max(60).default(0.1),
+      })
+      .strict()
       .prefault({}),
     retryInterval: seconds.positive().default(10),
     maxRetryInterval: seconds.positive().default(60),
@@ -192,6 +210,11 @@ const ENV_KEYS: Record<string, [string[], EnvKind]> = {
   DTX_STORE_PREFIX: [["store", "prefix"], "string"],
   DTX_STORE_FINISHED_EXPIRE: [["store", "finishedExpire"], "number"],
   DTX_STORE_TIMEOUT: [["store", "timeout"], "number"],
+  DTX_STORE_ALLOW_UNSAFE_REDIS: [["store", "allowUnsafeRedis"], "boolean"],
+  DTX_RETENTION_FINISHED_AGE: [["retention", "finishedAge"], "number"],
+  DTX_RETENTION_INTERVAL: [["retention", "interval"], "number"],
+  DTX_RETENTION_BATCH_SIZE: [["retention", "batchSize"], "number"],
+  DTX_RETENTION_BATCH_PAUSE: [["retention", "batchPause"], "number"],
   DTX_RETRY_INTERVAL: [["retryInterval"], "number"],
   DTX_MAX_RETRY_INTERVAL: [["maxRetryInterval"], "number"],
   DTX_RETRY_JITTER: [["retryJitter"], "number"],
@@ -238,12 +261,29 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly 
 }
 
 export function parseConfig(input: unknown): Config {
-  const result = ConfigSchema.safeParse(input);
+  const result = ConfigSchema.safeParse(moveFinishedExpire(input));
   if (!result.success) {
     const lines = result.error.issues.map((i) => `  ${i.path.join(".") || "(root)"}: ${i.message}`);
     throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
   }
   return Object.freeze(result.data);
+}
+
+/**
+ * `store.finishedExpire` (DTX_STORE_FINISHED_EXPIRE) was the Redis-only retention; one setting,
+ * retention.finishedAge, now governs every store, so the old key is read as the new one. Both
+ * given with different values is an error rather than a silent choice.
+ */
+function moveFinishedExpire(input: unknown): unknown {
+  if (!isPlainObject(input) || !isPlainObject(input["store"])) return input;
+  const old = input["store"]["finishedExpire"];
+  if (old === undefined) return input;
+  const retention = isPlainObject(input["retention"]) ? input["retention"] : {};
+  const given = retention["finishedAge"];
+  if (given !== undefined && given !== old) {
+    throw new ConfigError("invalid configuration:\n  store.finishedExpire: is the old name of retention.finishedAge (DTX_RETENTION_FINISHED_AGE); both are set, to different values: keep only retention.finishedAge");
+  }
+  return { ...input, retention: { ...retention, finishedAge: old } };
 }
 
 function configFilePath(env: NodeJS.ProcessEnv, argv: readonly string[]): string | undefined {

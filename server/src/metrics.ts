@@ -45,6 +45,7 @@ export class CoordinatorMetrics {
   private readonly passes: Counter<"model" | "status">;
   private readonly passAge: Histogram<"model">;
   private readonly branchCalls: Counter<"model" | "branchtype" | "status">;
+  private readonly retentionRemoved: Counter<"kind">;
 
   constructor(version: string) {
     const registers = [this.registry];
@@ -53,6 +54,10 @@ export class CoordinatorMetrics {
     this.requestSeconds = new Histogram({ name: "dtm_server_response_duration", help: "Time to answer an API request, in seconds.", labelNames: ["type", "api"], buckets: DURATION_BUCKETS, registers });
     this.passes = new Counter({ name: "dtm_transaction_process_total", help: "Processing passes over a global transaction, by trans type; fail when a branch answered an error or FAILURE, or another writer won.", labelNames: ["model", "status"], registers });
     this.passAge = new Histogram({ name: "dtm_transaction_handled_duration", help: "Age of a global transaction (now - create_time) at each processing pass, in seconds.", labelNames: ["model"], buckets: AGE_BUCKETS, registers });
+    this.retentionRemoved = new Counter({ name: "dtx_retention_removed_total", help: "What retention removed (docs/retention.md): kind=trans counts finished transactions deleted with their branches, kind=index Redis id-index entries of transactions that had expired.", labelNames: ["kind"], registers });
+    // Both series exist from the start, so a rate() over them is defined before the first deletion.
+    this.retentionRemoved.labels({ kind: "trans" }).inc(0);
+    this.retentionRemoved.labels({ kind: "index" }).inc(0);
     // dtm also labels by branch id; ids (and workflow ops) are chosen by clients, so each new one
     // would be a series kept for ever. Only closed sets label here (docs/overload.md).
     this.branchCalls = new Counter({ name: "dtm_branch_process_total", help: "Calls to branches (and check-backs), by trans type, op (a closed set, else other) and ok/fail.", labelNames: ["model", "branchtype", "status"], registers });
@@ -91,6 +96,12 @@ export class CoordinatorMetrics {
     const m = closedLabel(MODELS, model);
     const branchtype = closedLabel(OPS, op);
     this.child(`b\0${m}\0${branchtype}\0${status}`, () => this.branchCalls.labels({ model: m, branchtype, status })).inc();
+  }
+
+  /** A retention batch removed `deleted` transactions (with their branches) and `pruned` Redis index entries. */
+  retentionDone(deleted: number, pruned: number): void {
+    if (deleted > 0) this.retentionRemoved.labels({ kind: "trans" }).inc(deleted);
+    if (pruned > 0) this.retentionRemoved.labels({ kind: "index" }).inc(pruned);
   }
 
   /** Counts every branch call `inner` makes; a success is ok, anything else (failure too) is fail, as in dtm. */

@@ -5,6 +5,7 @@ import { createProcessors } from "./core/processors.ts";
 import type { TimingConfig } from "./core/retry.ts";
 import { AdjustableClock } from "./cron/clock.ts";
 import { RecoveryLoop } from "./cron/recovery-loop.ts";
+import { RetentionLoop } from "./cron/retention-loop.ts";
 import { alertWebhook } from "./driver/alert-webhook.ts";
 import { DispatchInvoker } from "./driver/dispatch-invoker.ts";
 import { HttpInvoker } from "./driver/http-invoker.ts";
@@ -35,6 +36,8 @@ export interface Coordinator {
   readonly grpc: GrpcApi;
   readonly store: Store;
   readonly cron: RecoveryLoop;
+  /** Deletes old finished transactions; undefined when retention.finishedAge is 0 (keep for ever). */
+  readonly retention: RetentionLoop | undefined;
   readonly service: TransService;
   readonly clock: AdjustableClock;
   /** Listens on the configured ports and starts the cron. Resolves with the bound HTTP and gRPC ports. */
@@ -85,8 +88,10 @@ async function openDriverStore(config: Config, logger: Logger, timeoutMs: number
     case "redis": {
       const { RedisStore } = await import("./store/redis/redis-store.ts");
       return new RedisStore({
-        url: store.url, prefix: store.prefix, finishedExpireSeconds: store.finishedExpire, timeoutMs,
+        url: store.url, prefix: store.prefix, finishedExpireSeconds: config.retention.finishedAge, timeoutMs,
         onError: (err) => logger.warn({ err }, "redis: the connection failed; reconnecting"),
+        allowUnsafe: store.allowUnsafeRedis,
+        onUnsafe: (message) => logger.warn({ unsafe: message }, "redis: store.allowUnsafeRedis is set; starting on a Redis that can lose acknowledged writes"),
       });
     }
   }
@@ -157,27 +162,36 @@ export async function createCoordinator(config: Config, logger: Logger): Promise
     newToken: () => tokens.next(),
     gate: admission,
   }, logger);
+  const retention = config.retention.finishedAge > 0
+    ? new RetentionLoop(store, clock, {
+      finishedAgeMs: config.retention.finishedAge * 1000,
+      intervalMs: config.retention.interval * 1000,
+      batchSize: config.retention.batchSize,
+      batchPauseMs: config.retention.batchPause * 1000,
+    }, logger, (batch) => metrics.retentionDone(batch.deleted, batch.pruned))
+    : undefined;
   const auth = new Authenticator(config.auth.tokens);
   const grpc = new GrpcApi({ service, topics, logger, metrics, auth });
   const http = buildHttpApp({
     service, topics, store, logger, maxBodyBytes: config.maxBodyBytes, version: VERSION, metrics, auth, admission,
-    ...(config.testControl ? { testControl: { clock, cron, crash, settle: () => executor.drain() } } : {}),
+    ...(config.testControl ? { testControl: { clock, cron, crash, settle: () => executor.drain(), ...(retention ? { retention } : {}) } } : {}),
   });
 
   return {
-    config, http, grpc, store, cron, service, clock,
+    config, http, grpc, store, cron, retention, service, clock,
     async start() {
       logger.info({ config: redactConfig(config) }, "dtx starting");
       await http.listen({ port: config.httpPort, host: config.host });
       const grpcPort = await grpc.listen(config.host, config.grpcPort);
       cron.start();
+      retention?.start();
       const address = http.server.address();
       const httpPort = typeof address === "object" && address ? address.port : config.httpPort;
       logger.info({ httpPort, grpcPort, store: config.store.driver, testControl: config.testControl, auth: auth.enabled }, "dtx listening");
       return { httpPort, grpcPort };
     },
     async stop() {
-      await cron.stop();
+      await Promise.all([cron.stop(), retention?.stop()]);
       await Promise.all([http.close(), grpc.close(GRPC_SHUTDOWN_GRACE_MS)]);
       await executor.drain();
       await invoker.close();

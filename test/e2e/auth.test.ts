@@ -164,6 +164,7 @@ const HTTP_CASES: HttpCase[] = [
   { route: "/api/dtmsvr/topic/:topicName", method: "DELETE", request: () => ({ path: `/api/dtmsvr/topic/${gid()}` }), ok: 404 },
   { route: "/api/dtx/test/clock", method: "POST", request: () => ({ path: "/api/dtx/test/clock", body: {} }), ok: 200 },
   { route: "/api/dtx/test/cron", method: "POST", request: () => ({ path: "/api/dtx/test/cron", body: {} }), ok: 200 },
+  { route: "/api/dtx/test/retention", method: "POST", request: () => ({ path: "/api/dtx/test/retention", body: {} }), ok: 200 },
   { route: "/api/dtx/test/settle", method: "POST", request: () => ({ path: "/api/dtx/test/settle", body: {} }), ok: 200 },
   { route: "/api/dtx/test/crash", method: "POST", request: () => ({ path: "/api/dtx/test/crash", body: { point: "no-such-point" } }), ok: 400 },
 ];

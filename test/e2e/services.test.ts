@@ -54,7 +54,7 @@ describe("test services (scripts/services.sh)", () => {
     expect(Number(rows[0]?.["max_connections"]), "MariaDB max_connections: run scripts/services.sh").toBeGreaterThanOrEqual(300);
   });
 
-  it("Redis answers PING", async () => {
+  it("Redis answers PING, and keeps what it acknowledges (the settings dtx's Redis store requires)", async () => {
     const redis = new Redis(urls.redis, {
       lazyConnect: true,
       connectTimeout: CONNECT_TIMEOUT_MS,
@@ -73,5 +73,9 @@ describe("test services (scripts/services.sh)", () => {
     await reach("Redis", urls.redis, () => redis.connect().catch((error: unknown) => Promise.reject(lastError ?? error)));
 
     expect(await redis.ping()).toBe("PONG");
+    for (const [name, safe] of [["appendonly", "yes"], ["appendfsync", "always"], ["maxmemory-policy", "noeviction"]]) {
+      const [, value] = (await redis.config("GET", name ?? "")) as string[];
+      expect(value, `Redis ${name} must be ${safe} (docs/redis.md): run scripts/services.sh`).toBe(safe);
+    }
   });
 });

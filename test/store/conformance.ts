@@ -10,6 +10,7 @@ import { appendSuite } from "./suites/append.ts";
 import { cronSuite } from "./suites/cron.ts";
 import { fencingSuite } from "./suites/fencing.ts";
 import { lifecycleSuite } from "./suites/lifecycle.ts";
+import { retentionSuite } from "./suites/retention.ts";
 import { transSuite } from "./suites/trans.ts";
 
 export interface StoreFixture {
@@ -78,6 +79,7 @@ export function describeStoreConformance(fixture: StoreFixture): void {
     cronSuite(ctx);
     fencingSuite(ctx);
     lifecycleSuite(ctx);
+    retentionSuite(ctx);
   });
 }
 

@@ -22,7 +22,7 @@ describe("mysql store: migrations and columns", () => {
     try {
       await Promise.all(stores.map((s) => s.migrate()));
       const versions = await area.query<{ version: number }>(`SELECT version FROM ${area.database}.dtx_migrations`);
-      expect(versions.map((v) => v.version)).toEqual([1]);
+      expect(versions.map((v) => v.version)).toEqual([1, 2]);
       const tables = await area.query<{ name: string }>(
         "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = ? ORDER BY table_name",
         [area.database],
@@ -87,5 +87,31 @@ describe("mysql store: saveNewTrans in one round trip", () => {
     } finally {
       await store.close();
     }
+  });
+});
+
+describe("mysql store: retention index", () => {
+  beforeAll(async () => {
+    await area.query(`DROP DATABASE IF EXISTS ${area.database}`);
+    await area.query(`CREATE DATABASE ${area.database} CHARACTER SET utf8mb4`);
+    await (await openStore()).close();
+  });
+
+  const hasIndex = async (): Promise<boolean> =>
+    (await area.query(`SHOW INDEX FROM ${area.table("trans_global")} WHERE Key_name = 'finished'`)).length > 0;
+
+  it("migrating a database of version 1 adds the index; a migration interrupted after adding it runs again", async () => {
+    // Interrupted: the index is there, the version row is not.
+    await area.query(`DELETE FROM ${area.table("dtx_migrations")} WHERE version = 2`);
+    await (await openStore()).close();
+    expect(await hasIndex()).toBe(true);
+    // A version-1 database.
+    await area.query(`ALTER TABLE ${area.table("trans_global")} DROP INDEX finished`);
+    await area.query(`DELETE FROM ${area.table("dtx_migrations")} WHERE version = 2`);
+    expect(await hasIndex()).toBe(false);
+    await (await openStore()).close();
+    expect(await hasIndex()).toBe(true);
+    const versions = await area.query<{ version: number }>(`SELECT version FROM ${area.table("dtx_migrations")} ORDER BY version`);
+    expect(versions.map((v) => v.version)).toEqual([1, 2]);
   });
 });

@@ -28,7 +28,7 @@ describe("postgres store: schema and migrations", () => {
     try {
       await Promise.all(stores.map((s) => s.migrate()));
       const versions = await area.query<{ version: number }>(`SELECT version FROM ${area.schema}.dtx_migrations`);
-      expect(versions.map((v) => v.version)).toEqual([1]);
+      expect(versions.map((v) => v.version)).toEqual([1, 2]);
       const tables = await area.query<{ table_name: string }>(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name",
         [area.schema],
@@ -63,6 +63,31 @@ describe("postgres store: schema and migrations", () => {
     const store = new PostgresStore({ url: area.url, schema: area.schema });
     try {
       await expect(store.migrate()).rejects.toThrow(/trans_global table that dtx did not create/);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe("postgres store: retention index", () => {
+  beforeAll(async () => {
+    await area.drop();
+    await (await openStore()).close();
+  });
+
+  it("migrating a schema of version 1 adds the partial index, and deleteFinished's query uses it", async () => {
+    await area.query(`DROP INDEX ${area.table("trans_global_finished")}`);
+    await area.query(`DELETE FROM ${area.table("dtx_migrations")} WHERE version = 2`);
+    const store = await openStore();
+    try {
+      const indexes = await area.query<{ indexdef: string }>("SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND indexname = 'trans_global_finished'", [area.schema]);
+      expect(indexes[0]?.indexdef).toMatch(/\(update_time\) WHERE .*succeed.*failed/);
+      // Planner statistics of a big table: a plan on the index, not a scan of every row.
+      await area.query(`SET enable_seqscan = off`);
+      const plan = await area.query<{ "QUERY PLAN": string }>(`EXPLAIN SELECT id FROM ${area.table("trans_global")}
+        WHERE status IN ('succeed', 'failed') AND update_time < now() ORDER BY update_time LIMIT 500 FOR UPDATE SKIP LOCKED`);
+      await area.query(`RESET enable_seqscan`);
+      expect(plan.map((r) => r["QUERY PLAN"]).join("\n")).toMatch(/Index Scan using trans_global_finished/);
     } finally {
       await store.close();
     }

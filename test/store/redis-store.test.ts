@@ -169,6 +169,52 @@ describe("redis store: coordinators sharing one Redis, retention, layout", () =>
     expect((await store.scanTrans({ position: "", limit: 1 })).transactions.map((t) => t.gid)).toEqual(["s3"]);
   });
 
+  it("deleteFinished forgets expired gids in the id index, a bounded walk at a time, without anyone listing", async () => {
+    const store = await open();
+    for (let i = 0; i < 7; i++) await store.saveNewTrans(trans(`e${i}`, { status: i === 3 ? "submitted" : "succeed" }), []);
+    for (const i of [0, 1, 2, 4, 5, 6]) await mustAdmin().unlink(`${prefix}:g:e${i}`); // as if their TTL ran out
+    const before = T0 + 1; // created before it, but unfinished or expired: only the index is cleaned
+    const batches = [];
+    for (let i = 0; i < 10; i++) {
+      const batch = await store.deleteFinished(before, 3);
+      batches.push(batch);
+      if (!batch.more) break;
+    }
+    // 7 entries, 3 per call: the walk ends (and wraps) on the third call.
+    expect(batches).toEqual([
+      { deleted: 0, pruned: 3, more: true },
+      { deleted: 0, pruned: 2, more: true },
+      { deleted: 0, pruned: 1, more: false },
+    ]);
+    expect(await mustAdmin().zrange(`${prefix}:ids`, "0", "-1")).toEqual(["e3"]);
+    // The next round starts from the lowest id again.
+    expect(await store.deleteFinished(before, 3)).toEqual({ deleted: 0, pruned: 0, more: false });
+  });
+
+  it("deleteFinished's walk ends at the first trans created after the cut-off: nothing newer can be due yet", async () => {
+    const store = await open();
+    await store.saveNewTrans(trans("x-old", { status: "succeed", createTime: T0 }), []);
+    await store.saveNewTrans(trans("x-young", { status: "succeed", createTime: T0 + 100 }), []);
+    await store.saveNewTrans(trans("x-after"), []);
+    await mustAdmin().unlink(`${prefix}:g:x-old`, `${prefix}:g:x-after`); // as if their TTL ran out
+    expect(await store.deleteFinished(T0 + 50, 10)).toEqual({ deleted: 0, pruned: 1, more: false });
+    expect(await mustAdmin().zrange(`${prefix}:ids`, "0", "-1")).toEqual(["x-young", "x-after"]);
+    // A later round, past x-young's creation, goes on (x-young itself is finished at T0: deleted).
+    expect(await store.deleteFinished(T0 + 200, 10)).toEqual({ deleted: 1, pruned: 1, more: false });
+    expect(await mustAdmin().zcard(`${prefix}:ids`)).toBe(0);
+  });
+
+  it("deleteFinished deletes an old finished trans that carries no TTL (finished while retention was off)", async () => {
+    const keepForever = await open({ finishedExpireSeconds: 0 });
+    await keepForever.saveNewTrans(trans("fin"), sagaBranches("fin", 1));
+    await keepForever.updateTrans("fin", "submitted", { status: "succeed", updateTime: T0 + 1 }, []);
+    expect(await mustAdmin().ttl(`${prefix}:g:fin`)).toBe(-1);
+    expect(await keepForever.deleteFinished(T0 + 1, 10)).toEqual({ deleted: 0, pruned: 0, more: false });
+    expect(await keepForever.deleteFinished(T0 + 2, 10)).toEqual({ deleted: 1, pruned: 0, more: false });
+    expect(await mustAdmin().exists(`${prefix}:g:fin`, `${prefix}:b:fin`, `${prefix}:due`)).toBe(0);
+    expect(await mustAdmin().zscore(`${prefix}:ids`, "fin")).toBeNull();
+  });
+
   it("keeps every key under its prefix: two prefixes on one Redis do not see each other", async () => {
     const store = await open();
     const elsewhere = new RedisStore({ url, prefix: `${prefix}other` });

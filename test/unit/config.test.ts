@@ -39,8 +39,9 @@ const DEFAULTS: Config = {
   httpPort: 36789,
   grpcPort: 36790,
   store: {
-    driver: "sqlite", path: "./data/dtx.db", synchronous: "full", url: "", poolSize: 10, prepareStatements: true, schema: "public", prefix: "{dtx}", finishedExpire: 604_800, timeout: 5,
+    driver: "sqlite", path: "./data/dtx.db", synchronous: "full", url: "", poolSize: 10, prepareStatements: true, schema: "public", prefix: "{dtx}", allowUnsafeRedis: false, timeout: 5,
   },
+  retention: { finishedAge: 604_800, interval: 300, batchSize: 500, batchPause: 0.1 },
   retryInterval: 10,
   maxRetryInterval: 60,
   retryJitter: 0.1,
@@ -343,14 +344,15 @@ describe("loadConfig: the network stores", () => {
       { DTX_STORE_DRIVER: "redis", DTX_STORE_URL: "redis://:pw@cache.local:6379/2", DTX_STORE_PREFIX: "{dtx-a}", DTX_STORE_FINISHED_EXPIRE: "0" },
       [],
     );
-    expect(config.store).toMatchObject({ driver: "redis", url: "redis://:pw@cache.local:6379/2", prefix: "{dtx-a}", finishedExpire: 0 });
-    expect(loadConfig({ DTX_STORE_DRIVER: "redis", DTX_STORE_URL: "rediss://cache.local" }, []).store).toMatchObject({ prefix: "{dtx}", finishedExpire: 604_800 });
+    expect(config.store).toMatchObject({ driver: "redis", url: "redis://:pw@cache.local:6379/2", prefix: "{dtx-a}" });
+    // The old Redis-only name is read as retention.finishedAge, which governs every store.
+    expect(config.retention.finishedAge).toBe(0);
+    expect(loadConfig({ DTX_STORE_DRIVER: "redis", DTX_STORE_URL: "rediss://cache.local" }, []).store).toMatchObject({ prefix: "{dtx}", allowUnsafeRedis: false });
   });
 
   const cases: [string, Record<string, string>, string, RegExp][] = [
     ["redis without a URL", { DTX_STORE_DRIVER: "redis" }, "store.url", /required when store.driver is redis.*redis:\/\//],
     ["a redis driver with a postgres URL", { DTX_STORE_DRIVER: "redis", DTX_STORE_URL: "postgres://u:secret-pw@db/dtx" }, "store.url", /must start with redis:\/\/ or rediss:\/\//],
-    ["a negative finishedExpire", { DTX_STORE_FINISHED_EXPIRE: "-1" }, "store.finishedExpire", /./],
     ["postgres without a URL", { DTX_STORE_DRIVER: "postgres" }, "store.url", /required when store.driver is postgres/],
     ["mysql without a URL", { DTX_STORE_DRIVER: "mysql" }, "store.url", /required/],
     ["a URL that does not parse", { DTX_STORE_DRIVER: "postgres", DTX_STORE_URL: "not a url" }, "store.url", /not a valid URL/],
@@ -459,5 +461,36 @@ describe("overload", () => {
     ["DTX_BRANCH_QUEUE", "100001", "overload.branchQueue"],
   ])("refuses %s=%s, naming the key", (name, value, key) => {
     expect(configError(() => loadConfig({ [name]: value }, [])).message).toContain(key);
+  });
+});
+
+describe("retention and store.allowUnsafeRedis", () => {
+  it("DTX_RETENTION_* and DTX_STORE_ALLOW_UNSAFE_REDIS", () => {
+    const config = loadConfig({
+      DTX_RETENTION_FINISHED_AGE: "86400", DTX_RETENTION_INTERVAL: "60", DTX_RETENTION_BATCH_SIZE: "100", DTX_RETENTION_BATCH_PAUSE: "0",
+      DTX_STORE_ALLOW_UNSAFE_REDIS: "1",
+    }, []);
+    expect(config.retention).toEqual({ finishedAge: 86_400, interval: 60, batchSize: 100, batchPause: 0 });
+    expect(config.store.allowUnsafeRedis).toBe(true);
+    expect(loadConfig({ DTX_RETENTION_FINISHED_AGE: "0" }, []).retention.finishedAge).toBe(0);
+  });
+
+  it.each([
+    ["a negative finishedAge", { DTX_RETENTION_FINISHED_AGE: "-1" }, "retention.finishedAge"],
+    ["a fractional finishedAge (Redis TTLs are whole seconds)", { DTX_RETENTION_FINISHED_AGE: "1.5" }, "retention.finishedAge"],
+    ["a finishedAge past ten years (0 is for ever)", { DTX_RETENTION_FINISHED_AGE: "400000000" }, "retention.finishedAge"],
+    ["an interval of 0", { DTX_RETENTION_INTERVAL: "0" }, "retention.interval"],
+    ["an interval past a day", { DTX_RETENTION_INTERVAL: "90000" }, "retention.interval"],
+    ["a batch size of 0", { DTX_RETENTION_BATCH_SIZE: "0" }, "retention.batchSize"],
+    ["a batch size past 10,000", { DTX_RETENTION_BATCH_SIZE: "10001" }, "retention.batchSize"],
+    ["a negative batch pause", { DTX_RETENTION_BATCH_PAUSE: "-0.1" }, "retention.batchPause"],
+    ["a negative finishedExpire (the old name)", { DTX_STORE_FINISHED_EXPIRE: "-1" }, "store.finishedExpire"],
+  ])("rejects %s", (_name, env, path) => {
+    expect(() => loadConfig(env, [])).toThrow(new RegExp(path.replace(".", "\\.")));
+  });
+
+  it("store.finishedExpire and retention.finishedAge set to different values is an error; equal values are fine", () => {
+    expect(() => loadConfig({ DTX_STORE_FINISHED_EXPIRE: "60", DTX_RETENTION_FINISHED_AGE: "120" }, [])).toThrow(/old name of retention\.finishedAge/);
+    expect(loadConfig({ DTX_STORE_FINISHED_EXPIRE: "60", DTX_RETENTION_FINISHED_AGE: "60" }, []).retention.finishedAge).toBe(60);
   });
 });

@@ -10,7 +10,7 @@ import { isStoreFault } from "../../server/src/store/store-faults.ts";
 import type { Store } from "../../server/src/store/store.ts";
 
 const CALLS = ["migrate", "ping", "findTrans", "findBranches", "scanTrans", "saveNewTrans", "appendBranches", "updateTrans", "renewLease", "claimDue",
-  "resetCronTime", "resetNextCronTime", "findKV", "scanKV", "createKV", "updateKV", "deleteKV", "close"] as const;
+  "resetCronTime", "resetNextCronTime", "findKV", "scanKV", "createKV", "updateKV", "deleteKV", "deleteFinished", "close"] as const;
 
 /** A store whose every call runs `answer`. */
 function standIn(answer: () => Promise<unknown>): Store & { extra(): string } {

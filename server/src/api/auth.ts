@@ -59,6 +59,7 @@ export const HTTP_ROUTE_ROLES: Readonly<Record<string, Access>> = {
   "/api/dtmsvr/topic/:topicName": "admin",
   "/api/dtx/test/clock": "admin",
   "/api/dtx/test/cron": "admin",
+  "/api/dtx/test/retention": "admin",
   "/api/dtx/test/settle": "admin",
   "/api/dtx/test/crash": "admin",
 };

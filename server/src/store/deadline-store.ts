@@ -23,7 +23,7 @@ type StoreCall = (...args: never[]) => Promise<unknown>;
 const CALLS: Record<Exclude<keyof Store, "close">, true> = {
   migrate: true, ping: true, findTrans: true, findBranches: true, scanTrans: true, saveNewTrans: true, appendBranches: true,
   updateTrans: true, renewLease: true, claimDue: true, resetCronTime: true, resetNextCronTime: true, findKV: true, scanKV: true,
-  createKV: true, updateKV: true, deleteKV: true,
+  createKV: true, updateKV: true, deleteKV: true, deleteFinished: true,
 };
 
 /**

@@ -70,6 +70,24 @@ export interface Store {
   /** Writes `value` and bumps the version if the stored version is `expectedVersion`. */
   updateKV(cat: string, key: string, value: string, expectedVersion: number, now: number): Promise<boolean>;
   deleteKV(cat: string, key: string): Promise<boolean>;
+
+  /**
+   * Retention (docs/retention.md): deletes up to `limit` finished transactions (status succeed or
+   * failed, never an unfinished one) whose update_time is before `before`, with their branches, as
+   * one short statement or transaction. Several coordinators may call it at once. Redis also
+   * forgets, in the same bounded walk, index entries whose transaction has expired.
+   */
+  deleteFinished(before: number, limit: number): Promise<RetentionBatch>;
+}
+
+/** What one {@link Store.deleteFinished} call removed. */
+export interface RetentionBatch {
+  /** Finished transactions deleted (each with all its branches). */
+  deleted: number;
+  /** Redis only: entries of the id index whose transaction had already expired (TTL). */
+  pruned: number;
+  /** True when another call may find more to remove now; false when this round is done. */
+  more: boolean;
 }
 
 export interface KvEntry {

@@ -2,6 +2,7 @@ import type { FastifyInstance } from "fastify";
 import { CoordinatorError } from "../../core/errors.ts";
 import type { AdjustableClock } from "../../cron/clock.ts";
 import type { RecoveryLoop } from "../../cron/recovery-loop.ts";
+import type { RetentionLoop } from "../../cron/retention-loop.ts";
 import type { CrashPoints } from "../../service/crash-points.ts";
 import { CRASH_POINTS } from "../../service/crash-points.ts";
 import { asObject } from "../../service/request.ts";
@@ -12,6 +13,8 @@ export interface TestControlDeps {
   crash: CrashPoints;
   /** Resolves once every pass running now has ended. */
   settle: () => Promise<void>;
+  /** Absent when retention is off (retention.finishedAge 0). */
+  retention?: RetentionLoop;
 }
 
 function advanceOf(body: unknown): number {
@@ -23,8 +26,8 @@ function advanceOf(body: unknown): number {
 
 /**
  * The opt-in test-control API under /api/dtx/test (DTX_TEST_CONTROL=1, refused in production):
- * move the coordinator's clock forward, run one cron round, wait for running passes to end,
- * arm a crash point.
+ * move the coordinator's clock forward, run one cron round or one retention round, wait for
+ * running passes to end, arm a crash point.
  */
 export function testControlRoutes(deps: TestControlDeps) {
   return async (app: FastifyInstance): Promise<void> => {
@@ -36,6 +39,13 @@ export function testControlRoutes(deps: TestControlDeps) {
       deps.clock.advance(advanceOf(req.body));
       const processed = await deps.cron.tickOnce();
       return { processed, now: deps.clock.now() };
+    });
+    app.post("/retention", async (req) => {
+      const { retention } = deps;
+      if (!retention) throw new CoordinatorError("INVALID_REQUEST", "retention is off (retention.finishedAge is 0)");
+      deps.clock.advance(advanceOf(req.body));
+      const round = await retention.runOnce();
+      return { ...round, now: deps.clock.now() };
     });
     app.post("/settle", async () => {
       await deps.settle();

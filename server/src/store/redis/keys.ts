@@ -9,7 +9,7 @@
  * | `P:seq` | string | INCR counter: ids of transactions, branches and KV entries |
  * | `P:g:<gid>` | hash | the trans, one field per trans_global column (times in ms) |
  * | `P:b:<gid>` | hash | its branches, see {@link branchField} |
- * | `P:ids` | zset | member gid, score id: every trans, for scanTrans |
+ * | `P:ids` | zset | member gid, score id: every trans, for scanTrans; expired gids pruned by retention (docs/retention.md) |
  * | `P:due` | zset | member gid, score next_cron_time (ms): unfinished trans only, for claimDue |
  * | `P:kv:<len(cat)>:<cat>:<k>` | hash | one KV entry (id, v, version, create_time, update_time) |
  * | `P:kvi:<cat>` | zset | member k, score id: the entries of one category, for scanKV |

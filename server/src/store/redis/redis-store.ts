@@ -3,12 +3,13 @@ import type { Branch, GlobalStatus, TransGlobal } from "../../core/types.ts";
 import type { TransRow } from "../rows.ts";
 import { branchFromRow, kvFromRow, transFromRow } from "../rows.ts";
 import type {
-  AppendResult, BranchUpdate, KvEntry, NewBranch, NewTrans, ScanPage, ScanQuery, Store, TransGuard, TransPatch,
+  AppendResult, BranchUpdate, KvEntry, NewBranch, NewTrans, RetentionBatch, ScanPage, ScanQuery, Store, TransGuard, TransPatch,
 } from "../store.ts";
 import { guardParts } from "../store.ts";
 import {
   branchArgs, branchRowsFromHash, branchUpdateArgs, kvRowFromHash, pairsToRecord, patchFields, transFields, transRowFromHash,
 } from "./codec.ts";
+import { durabilityMessage, readDurabilityProblems } from "./durability.ts";
 import { RedisKeys } from "./keys.ts";
 import { defineScripts } from "./scripts.ts";
 import type { ScriptCall, ScriptName } from "./scripts.ts";
@@ -37,6 +38,13 @@ export interface RedisStoreOptions {
    * every later command waiting on the same dead socket (docs/store-outages.md).
    */
   timeoutMs?: number;
+  /**
+   * Start even if the server can lose acknowledged writes (docs/redis.md): migrate() then calls
+   * `onUnsafe` with what is unsafe instead of refusing. Default false.
+   */
+  allowUnsafe?: boolean;
+  /** The warning when `allowUnsafe` let an unsafe server through. */
+  onUnsafe?: (message: string) => void;
 }
 
 /** Idle time before the first TCP keepalive probe. */
@@ -50,11 +58,12 @@ const KEEPALIVE_DELAY_MS = 10_000;
  *
  * Retention: unfinished transactions are kept until they finish (dtm expires them after
  * DataExpire; losing an unfinished trans would silently drop its work). Once a trans finishes,
- * it and its branches expire after `finishedExpireSeconds` (default 7 days, 0 = keep for ever);
- * the scan index forgets expired gids lazily.
+ * it and its branches expire after `finishedExpireSeconds` (default 7 days, 0 = keep for ever;
+ * the coordinator passes retention.finishedAge); the id index forgets expired gids in the
+ * retention loop's walk (deleteFinished) and when a scan meets them (docs/retention.md).
  *
- * Durability is Redis's: an acknowledged write survives a crash only with AOF (`appendfsync
- * always` or `everysec`) and `maxmemory-policy noeviction` (README, Choosing a store).
+ * Durability is Redis's: an acknowledged write survives a crash only with `appendonly yes`,
+ * `appendfsync always` and `maxmemory-policy noeviction`; migrate() checks them (docs/redis.md).
  */
 export class RedisStore implements Store {
   private readonly redis: Redis;
@@ -64,8 +73,12 @@ export class RedisStore implements Store {
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly timeoutMs: number;
   private lastReconnect = 0;
+  private readonly durability: Pick<RedisStoreOptions, "allowUnsafe" | "onUnsafe">;
+  /** deleteFinished's walk over `P:ids`: the last id it looked at ("" = start from the lowest). */
+  private retentionCursor = "";
 
   constructor(options: RedisStoreOptions) {
+    this.durability = { allowUnsafe: options.allowUnsafe ?? false, ...(options.onUnsafe ? { onUnsafe: options.onUnsafe } : {}) };
     this.keys = new RedisKeys(options.prefix ?? "{dtx}");
     this.ttl = Math.floor(options.finishedExpireSeconds ?? DEFAULT_FINISHED_EXPIRE_SECONDS);
     this.timeoutMs = options.timeoutMs ?? 5_000;
@@ -105,8 +118,16 @@ export class RedisStore implements Store {
     this.redis.disconnect(true);
   }
 
-  /** No schema: records the layout version, and refuses a prefix another layout wrote. */
+  /**
+   * No schema: checks that the server keeps acknowledged writes (./durability.ts), records the
+   * layout version, and refuses a prefix another layout wrote.
+   */
   async migrate(): Promise<void> {
+    const problems = await readDurabilityProblems(this.redis);
+    if (problems.length > 0) {
+      if (!this.durability.allowUnsafe) throw new Error(durabilityMessage(problems, false));
+      this.durability.onUnsafe?.(durabilityMessage(problems, true));
+    }
     await this.redis.set(this.keys.layout, LAYOUT_VERSION, "NX");
     const version = await this.redis.get(this.keys.layout);
     if (version !== LAYOUT_VERSION) {
@@ -247,6 +268,24 @@ export class RedisStore implements Store {
 
   async deleteKV(cat: string, key: string): Promise<boolean> {
     return (await this.write("dtxDeleteKV", this.keys.kv(cat, key), this.keys.kvIndex(cat), key)) === 1;
+  }
+
+  /**
+   * Finished transactions normally expire by TTL (finishedExpireSeconds); this walks `P:ids` from
+   * the lowest id, `limit` entries per call, forgetting gids that expired and deleting finished
+   * ones older than `before` that carry no TTL (finished while retention was off, or under a
+   * longer one). The walk ends at the first trans created at or after `before` (or at the end of
+   * the index); the next round starts again from the lowest id. Each coordinator keeps its own
+   * cursor.
+   */
+  async deleteFinished(before: number, limit: number): Promise<RetentionBatch> {
+    const min = this.retentionCursor === "" ? "-inf" : `(${this.retentionCursor}`;
+    const r = await this.write("dtxRetention", this.keys.ids, this.keys.trans(""), this.keys.branches(""), min, before, limit);
+    if (!Array.isArray(r) || r.length !== 5) throw new Error(`deleteFinished: unexpected script reply ${String(r)}`);
+    const [deleted, pruned, last, scanned, reachedYoung] = r as [number, number, string, number, number];
+    const more = Number(reachedYoung) === 0 && Number(scanned) === limit;
+    this.retentionCursor = more ? String(last) : "";
+    return { deleted: Number(deleted), pruned: Number(pruned), more };
   }
 
   /** Runs a script; close() waits for the ones running, so an accepted write is not cut off. */

@@ -10,7 +10,7 @@ import type { Arg } from "./codec.ts";
  * Redis does not roll a script back when it fails half way, so every script checks everything
  * (CHECK / UNIQUE rules included) before its first write.
  *
- * claimDue, resetCronTime and pruneIds reach trans hashes they cannot name in KEYS (the gids come
+ * claimDue, resetCronTime, pruneIds and retention reach trans hashes they cannot name in KEYS (the gids come
  * out of a zset), as dtm's LockOneGlobalTrans does: the prefix's hash tag keeps them in the slot
  * of the declared keys, which is what Redis Cluster needs.
  */
@@ -203,6 +203,36 @@ end
 return n
 `;
 
+/**
+ * KEYS: ids. ARGV: trans key prefix, branches key prefix, min score (exclusive cursor or -inf),
+ * before (ms), limit. Walks up to `limit` index entries upwards from the cursor: a gid whose trans
+ * expired leaves the index; a finished trans last updated before `before` is deleted with its
+ * branches. Unfinished ones are never touched. Ids ascend with creation, so the first trans
+ * created at or after `before` ends the walk: nothing newer can be due for deletion yet, and a
+ * round costs what there is to remove, not the size of the index.
+ * Returns {deleted, pruned, last score, scanned, reached young (0/1)}.
+ */
+const RETENTION = `
+local ids, before, limit = KEYS[1], tonumber(ARGV[4]), tonumber(ARGV[5])
+local entries = redis.call('ZRANGEBYSCORE', ids, ARGV[3], '+inf', 'WITHSCORES', 'LIMIT', 0, limit)
+local deleted, pruned, last, scanned = 0, 0, '', 0
+for i = 1, #entries, 2 do
+  local gid = entries[i]
+  local h = redis.call('HMGET', ARGV[1] .. gid, 'status', 'update_time', 'create_time')
+  if h[1] and tonumber(h[3]) >= before then return {deleted, pruned, last, scanned, 1} end
+  last = entries[i + 1]
+  scanned = scanned + 1
+  if not h[1] then
+    pruned = pruned + redis.call('ZREM', ids, gid)
+  elseif (h[1] == 'succeed' or h[1] == 'failed') and tonumber(h[2]) < before then
+    redis.call('UNLINK', ARGV[1] .. gid, ARGV[2] .. gid)
+    redis.call('ZREM', ids, gid)
+    deleted = deleted + 1
+  end
+end
+return {deleted, pruned, last, scanned, 0}
+`;
+
 /** KEYS: kv, kvIndex, seq. ARGV: k, v, now. Returns 'created' | 'exists'. */
 const CREATE_KV = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'exists' end
@@ -236,6 +266,7 @@ const SCRIPTS = {
   dtxResetCronTime: { numberOfKeys: 1, lua: RESET_CRON_TIME },
   dtxResetNextCronTime: { numberOfKeys: 2, lua: RESET_NEXT_CRON_TIME },
   dtxPruneIds: { numberOfKeys: 1, lua: PRUNE_IDS },
+  dtxRetention: { numberOfKeys: 1, lua: RETENTION },
   dtxCreateKV: { numberOfKeys: 3, lua: CREATE_KV },
   dtxUpdateKV: { numberOfKeys: 1, lua: UPDATE_KV },
   dtxDeleteKV: { numberOfKeys: 2, lua: DELETE_KV },

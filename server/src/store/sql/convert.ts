@@ -61,3 +61,6 @@ export function positionBound(position: string): number | undefined {
 
 /** The statuses the cron looks at; written as literals so Postgres can use the partial index. */
 export const UNFINISHED_SQL = "('prepared', 'submitted', 'aborting')";
+
+/** The finished statuses retention deletes; literals so Postgres can use the partial index trans_global_finished. */
+export const FINISHED_SQL = "('succeed', 'failed')";

@@ -27,11 +27,23 @@ export async function migrateMysql(db: Kysely<StoreDatabase>, now: number): Prom
       ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin`.execute(conn);
       const applied = await conn.selectFrom("dtx_migrations").select("version").execute();
       for (const m of pendingMigrations(applied.map((r) => r.version))) {
-        for (const statement of m.mysql) await sql.raw(statement).execute(conn);
+        for (const statement of m.mysql) await runIdempotent(conn, statement);
         await conn.insertInto("dtx_migrations").values({ version: m.version, name: m.name, applied_at: new Date(now) }).execute();
       }
     } finally {
       await sql`SELECT RELEASE_LOCK(${lockName})`.execute(conn);
     }
   });
+}
+
+/**
+ * MySQL 8 has no ADD INDEX IF NOT EXISTS: an index that a migration interrupted half-way already
+ * added (ER_DUP_KEYNAME) counts as done, so the migration can simply run again.
+ */
+async function runIdempotent(conn: Kysely<StoreDatabase>, statement: string): Promise<void> {
+  try {
+    await sql.raw(statement).execute(conn);
+  } catch (error) {
+    if ((error as { errno?: unknown } | null)?.errno !== 1061) throw error;
+  }
 }

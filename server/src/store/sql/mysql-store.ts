@@ -5,8 +5,8 @@ import type { TypeCast } from "mysql2";
 import type { GlobalStatus, TransGlobal } from "../../core/types.ts";
 import type { TransRow } from "../rows.ts";
 import { isSameBranch, transFromRow } from "../rows.ts";
-import type { AppendResult, BranchUpdate, NewBranch, NewTrans, TransPatch } from "../store.ts";
-import { at, branchInsert, date, patchSet, transInsert } from "./convert.ts";
+import type { AppendResult, BranchUpdate, NewBranch, NewTrans, RetentionBatch, TransPatch } from "../store.ts";
+import { at, branchInsert, date, FINISHED_SQL, patchSet, transInsert } from "./convert.ts";
 import { foundGids, rollbackAndFindQuery, saveBatchQuery, updateBatchQuery, updateBatchWins } from "./mysql-batch.ts";
 import { migrateMysql } from "./mysql-migrate.ts";
 import { GroupCommitSqlStore } from "./group-commit.ts";
@@ -274,6 +274,23 @@ export class MysqlStore extends GroupCommitSqlStore {
       const remaining = await sql`SELECT id FROM trans_global WHERE due_time > ${at(after)} AND owner = '' LIMIT 1`.execute(this.db);
       return { count: Number(updated.numAffectedRows ?? 0n), hasRemaining: remaining.rows.length > 0 };
     });
+  }
+
+  /**
+   * A short transaction: the batch's rows by the (status, update_time) index, locked with SKIP
+   * LOCKED (two coordinators take disjoint batches), then their branches and themselves deleted.
+   * No ORDER BY: the index holds the two statuses as two ranges, and any old rows will do.
+   */
+  deleteFinished(before: number, limit: number): Promise<RetentionBatch> {
+    return this.write(() => this.db.transaction().execute(async (trx): Promise<RetentionBatch> => {
+      const { rows } = await sql<{ id: number; gid: string }>`SELECT id, gid FROM trans_global FORCE INDEX (finished)
+        WHERE status IN ${sql.raw(FINISHED_SQL)} AND update_time < ${at(before)} LIMIT ${limit}
+        FOR UPDATE SKIP LOCKED`.execute(trx);
+      if (rows.length === 0) return { deleted: 0, pruned: 0, more: false };
+      await trx.deleteFrom("trans_branch_op").where("gid", "in", rows.map((r) => r.gid)).execute();
+      await trx.deleteFrom("trans_global").where("id", "in", rows.map((r) => r.id)).execute();
+      return { deleted: rows.length, pruned: 0, more: rows.length === limit };
+    }));
   }
 
   createKV(cat: string, key: string, value: string, now: number): Promise<"created" | "exists"> {

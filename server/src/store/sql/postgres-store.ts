@@ -4,8 +4,8 @@ import pg from "pg";
 import type { GlobalStatus, TransGlobal } from "../../core/types.ts";
 import type { TransRow } from "../rows.ts";
 import { transFromRow } from "../rows.ts";
-import type { AppendResult, BranchUpdate, NewBranch, NewTrans, TransPatch } from "../store.ts";
-import { branchInsert, date, patchSet, transInsert, UNFINISHED_SQL } from "./convert.ts";
+import type { AppendResult, BranchUpdate, NewBranch, NewTrans, RetentionBatch, TransPatch } from "../store.ts";
+import { branchInsert, date, FINISHED_SQL, patchSet, transInsert, UNFINISHED_SQL } from "./convert.ts";
 import {
   GroupCommitSqlStore, patchFields, SET_FINISH_TIME, SET_NEXT_CRON_INTERVAL, SET_NEXT_CRON_TIME, SET_OWNER, SET_RESULT, SET_ROLLBACK_REASON,
   SET_ROLLBACK_TIME, SET_STATUS,
@@ -352,6 +352,28 @@ export class PostgresStore extends GroupCommitSqlStore {
       SELECT (SELECT count(*) FROM u) AS count, (SELECT count(*) FROM c) AS found`.execute(this.db));
     const r = rows[0];
     return { count: r?.count ?? 0, hasRemaining: (r?.found ?? 0) > limit };
+  }
+
+  /**
+   * One statement: the oldest finished rows by the partial index trans_global_finished, locked
+   * with SKIP LOCKED (two coordinators take disjoint batches), deleted with their branches. FOR
+   * UPDATE re-checks the WHERE on the newest row version. `= ANY (ARRAY(...))` makes both DELETEs
+   * index lookups (primary key; the (gid, branch_id, op) key) whatever the planner thinks of the
+   * CTE's size: a join may pick a hash join over a scan of the whole table.
+   */
+  async deleteFinished(before: number, limit: number): Promise<RetentionBatch> {
+    const { rows } = await this.write(() => sql<{ deleted: number }>`
+      WITH c AS (
+        SELECT id, gid FROM trans_global
+        WHERE status IN ${sql.raw(FINISHED_SQL)} AND update_time < ${date(before)}
+        ORDER BY update_time LIMIT ${limit}
+        FOR UPDATE SKIP LOCKED
+      ),
+      t AS (DELETE FROM trans_global WHERE id = ANY (ARRAY(SELECT id FROM c)) RETURNING 1),
+      b AS (DELETE FROM trans_branch_op WHERE gid = ANY (ARRAY(SELECT gid FROM c)))
+      SELECT count(*) AS deleted FROM t`.execute(this.db));
+    const deleted = rows[0]?.deleted ?? 0;
+    return { deleted, pruned: 0, more: deleted === limit };
   }
 
   async createKV(cat: string, key: string, value: string, now: number): Promise<"created" | "exists"> {

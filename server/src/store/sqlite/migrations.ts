@@ -64,6 +64,16 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: "retention",
+    sql: `
+      -- Partial index: retention (deleteFinished) finds old finished rows without scanning the
+      -- table; unfinished rows are not in it, so the write path pays only when a trans finishes.
+      CREATE INDEX IF NOT EXISTS trans_global_finished ON trans_global (update_time)
+        WHERE status IN ('succeed', 'failed');
+    `,
+  },
 ];
 
 /** Applies pending migrations, each in its own transaction together with its bookkeeping row. */

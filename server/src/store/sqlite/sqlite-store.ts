@@ -4,7 +4,7 @@ import BetterSqlite3 from "better-sqlite3";
 import type { Database } from "better-sqlite3";
 import type { Branch, GlobalStatus, TransGlobal } from "../../core/types.ts";
 import type {
-  AppendResult, BranchUpdate, KvEntry, NewBranch, NewTrans, ScanPage, ScanQuery, Store, TransGuard, TransPatch,
+  AppendResult, BranchUpdate, KvEntry, NewBranch, NewTrans, RetentionBatch, ScanPage, ScanQuery, Store, TransGuard, TransPatch,
 } from "../store.ts";
 import { guardParts } from "../store.ts";
 import { migrateSqlite } from "./migrations.ts";
@@ -13,6 +13,8 @@ import { branchFromRow, branchToRow, isSameBranch, kvFromRow, transFromRow, tran
 import { WriteBatcher } from "./write-batcher.ts";
 
 const UNFINISHED = "('prepared', 'submitted', 'aborting')";
+/** Finished transactions deleted per write transaction (deleteFinished): a few ms of the writer. */
+const DELETE_SLICE = 100;
 
 export interface SqliteStoreOptions {
   /** File path, or ":memory:". */
@@ -212,6 +214,29 @@ export class SqliteStore implements Store {
   deleteKV(cat: string, key: string): Promise<boolean> {
     return this.writes.write(() => this.stmts.deleteKv.run(cat, key).changes === 1);
   }
+
+  /**
+   * The rows are found on the partial index trans_global_finished. SQLite has one writer, so the
+   * batch goes through the group commit in slices of {@link DELETE_SLICE}: writes queued meanwhile
+   * run between two slices instead of waiting for the whole batch.
+   */
+  async deleteFinished(before: number, limit: number): Promise<RetentionBatch> {
+    let deleted = 0;
+    while (deleted < limit) {
+      const slice = Math.min(DELETE_SLICE, limit - deleted);
+      const n = await this.writes.write(() => {
+        const rows = this.stmts.findFinished.all(before, slice) as { id: number; gid: string }[];
+        for (const { id, gid } of rows) {
+          this.stmts.deleteBranches.run(gid);
+          this.stmts.deleteTrans.run(id);
+        }
+        return rows.length;
+      });
+      deleted += n;
+      if (n < slice) return { deleted, pruned: 0, more: false };
+    }
+    return { deleted, pruned: 0, more: true };
+  }
 }
 
 function prepareStatements(db: Database) {
@@ -261,5 +286,9 @@ function prepareStatements(db: Database) {
     insertKv: db.prepare("INSERT INTO kv (cat, k, v, version, create_time, update_time) VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (cat, k) DO NOTHING"),
     updateKv: db.prepare("UPDATE kv SET v = ?, version = version + 1, update_time = ? WHERE cat = ? AND k = ? AND version = ?"),
     deleteKv: db.prepare("DELETE FROM kv WHERE cat = ? AND k = ?"),
+    findFinished: db.prepare(`SELECT id, gid FROM trans_global INDEXED BY trans_global_finished
+      WHERE status IN ('succeed', 'failed') AND update_time < ? ORDER BY update_time LIMIT ?`),
+    deleteBranches: db.prepare("DELETE FROM trans_branch_op WHERE gid = ?"),
+    deleteTrans: db.prepare("DELETE FROM trans_global WHERE id = ?"),
   };
 }
