@@ -1,5 +1,6 @@
 import { Metadata, status } from "@grpc/grpc-js";
 import type { ServiceError } from "@grpc/grpc-js";
+import { clip } from "../../core/echo.ts";
 import { CoordinatorError, WireResult } from "../../core/errors.ts";
 import type { Logger } from "../../logger.ts";
 import type { AuthErrorCode } from "../auth.ts";
@@ -36,7 +37,7 @@ export function toGrpcError(error: unknown, logger: Logger, method: string): Par
 
 /** A request message that is not valid protobuf for its RPC: the client's mistake. */
 export function undecodable(path: string, error: unknown): Partial<ServiceError> {
-  const why = error instanceof Error ? error.message : String(error);
+  const why = clip(error instanceof Error ? error.message : "undecodable");
   return serviceError(status.INVALID_ARGUMENT, `cannot decode the request of ${path}: ${why}`, "INVALID_REQUEST");
 }
 

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import type { ErrorCode } from "../../core/errors.ts";
+import { clip } from "../../core/echo.ts";
 import { CoordinatorError, ERROR_CATALOGUE, WireResult } from "../../core/errors.ts";
 import type { Logger } from "../../logger.ts";
 import type { AuthErrorCode } from "../auth.ts";
@@ -40,10 +41,11 @@ export function toErrorReply(error: unknown, logger: Logger): { status: number; 
   }
   const fe = error as Partial<FastifyError>;
   const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
-  if (mapped) return { status: ERROR_CATALOGUE[mapped].httpStatus, body: { message: fe.message ?? mapped, code: mapped } };
-  if (error instanceof SyntaxError) return { status: 400, body: { message: `invalid JSON: ${error.message}`, code: "INVALID_JSON" } };
+  // fastify's and V8's texts may quote the request (a content type, a piece of the body): clipped.
+  if (mapped) return { status: ERROR_CATALOGUE[mapped].httpStatus, body: { message: clip(fe.message ?? mapped), code: mapped } };
+  if (error instanceof SyntaxError) return { status: 400, body: { message: `invalid JSON: ${clip(error.message)}`, code: "INVALID_JSON" } };
   if (typeof fe.statusCode === "number" && fe.statusCode >= 400 && fe.statusCode < 500) {
-    return { status: fe.statusCode, body: { message: fe.message ?? "bad request", code: CODE_BY_STATUS[fe.statusCode] ?? "INVALID_REQUEST" } };
+    return { status: fe.statusCode, body: { message: clip(fe.message ?? "bad request"), code: CODE_BY_STATUS[fe.statusCode] ?? "INVALID_REQUEST" } };
   }
   logger.error({ err: error }, "unexpected error while handling a request");
   return { status: 500, body: { message: "internal error; see the coordinator log", code: "INTERNAL" } };
