@@ -28,6 +28,7 @@ export const ERROR_CATALOGUE = {
   PAYLOAD_TOO_LARGE: { httpStatus: 413, grpcCode: 8, description: "The request body or one branch payload is larger than the configured limit." },
   BAD_HTTP_REQUEST: { httpStatus: 400, grpcCode: 3, description: "Node's HTTP parser refused the request itself (request line, header syntax, framing)." },
   HEADERS_TOO_LARGE: { httpStatus: 431, grpcCode: 8, description: "The request's headers are larger than the HTTP server accepts." },
+  URI_TOO_LONG: { httpStatus: 414, grpcCode: 3, description: "A path segment (a topic name in the URL) is longer than the router accepts." },
   REQUEST_TIMEOUT: { httpStatus: 408, grpcCode: 4, description: "The client did not send a whole request in time." },
   UNSUPPORTED_MEDIA_TYPE: { httpStatus: 415, grpcCode: 3, description: "The request's Content-Type is not application/json." },
   INVALID_BRANCH: { httpStatus: 400, grpcCode: 3, description: "A registerBranch field (branch_id, op, status, URLs) is missing or malformed." },
