@@ -3,7 +3,9 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { status } from "@grpc/grpc-js";
 import { ERROR_CATALOGUE } from "../../server/src/core/errors.ts";
+import { DtmGrpcClient } from "../busi/grpc-busi.ts";
 import type { TestCoordinator } from "../helpers/coordinator.ts";
 import { startCoordinator } from "../helpers/coordinator.ts";
 
@@ -259,6 +261,24 @@ describe("JSON-RPC -32603 does not echo the exception", () => {
       expect(body.error.message).not.toMatch(/database|connection|sqlite/i);
     } finally {
       await other.stop().catch(() => undefined);
+    }
+  });
+});
+
+describe("gRPC answers a message quoting half a surrogate pair", () => {
+  it("Prepare with Steps that is an emoji: INVALID_ARGUMENT, not an unanswered call and an unhandled rejection", async () => {
+    const grpc = new DtmGrpcClient(`127.0.0.1:${dtx.grpcPort}`);
+    try {
+      // V8's JSON syntax error quotes one UTF-16 unit of the emoji; grpc-js's encodeURI threw on it.
+      const r = await grpc.call("Prepare", { Gid: "grpc-emoji-steps", TransType: "msg", Steps: "\u{1F600}", QueryPrepared: "http://127.0.0.1:1/q" });
+      expect(r.ok).toBe(false);
+      if (!r.ok) {
+        expect(status[r.code]).toBe("INVALID_ARGUMENT");
+        expect(r.dtxCode).toBe("INVALID_REQUEST");
+      }
+      await expectNothingStored("grpc-emoji-steps");
+    } finally {
+      grpc.close();
     }
   });
 });

@@ -45,3 +45,12 @@ export function describeValue(value: unknown): string {
 export function quoteName(name: string): string {
   return JSON.stringify(clip(name));
 }
+
+/**
+ * `text` with every lone surrogate replaced by U+FFFD. V8's own messages can quote half of a
+ * surrogate pair from the input (a JSON syntax error names one UTF-16 unit), and grpc-js sends a
+ * status message through encodeURI, which throws on one; HTTP's JSON encoder escapes them instead.
+ */
+export function wellFormed(text: string): string {
+  return text.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, "\uFFFD");
+}
