@@ -159,6 +159,19 @@ describe("numbers that become times are range-checked", () => {
   });
 });
 
+describe("the test clock moves at most a year per call", () => {
+  for (const advanceMs of [31_536_000_001, 1e13, 1e308]) {
+    it(`advanceMs ${advanceMs}: 400 INVALID_REQUEST, the clock unmoved`, async () => {
+      const before = (await send("POST", "/api/dtx/test/clock", JSON.stringify({ advanceMs: 0 }))).json?.["now"];
+      const r = await send("POST", "/api/dtx/test/cron", JSON.stringify({ advanceMs }));
+      expect(r.status, r.text).toBe(400);
+      expect(r.json?.["code"]).toBe("INVALID_REQUEST");
+      const after = (await send("POST", "/api/dtx/test/clock", JSON.stringify({ advanceMs: 0 }))).json?.["now"];
+      expect(Number(after) - Number(before)).toBeLessThan(60_000);
+    });
+  }
+});
+
 describe("a stored row with impossible times never breaks query or /all", () => {
   it("is listed, its times rendered within years 0000-9999", async () => {
     const db = new Database(join(dtx.dataDir, "dtx.db"));
