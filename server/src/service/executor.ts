@@ -131,8 +131,6 @@ export class Executor {
           if (outcome.kind === "error" || outcome.kind === "failure") {
             lastError = outcome.message;
             lastErrorUrl = current.queryPrepared;
-            // A workflow resume is retried at the same interval, so reportBackoff never sees it.
-            if (current.transType === "workflow") this.reportFailedResume(current, outcome.message);
           }
           ongoing = outcome.kind === "ongoing";
           break;
@@ -205,14 +203,6 @@ export class Executor {
       "branch call failed; retrying later",
     );
     this.deps.onBackoff?.({ gid: trans.gid, status: trans.status, retryCount, branchUrl, error });
-  }
-
-  private reportFailedResume(trans: TransGlobal, error: string): void {
-    const callback = urlForLog(trans.queryPrepared);
-    this.deps.logger.warn(
-      { gid: trans.gid, transType: trans.transType, status: trans.status, callback, error: error.split(trans.queryPrepared).join(callback) },
-      "workflow resume failed; resuming again later",
-    );
   }
 
   private apply(pass: Pass, processor: Processor, index: number, outcome: Outcome): void {
