@@ -3,13 +3,15 @@ import { describe, expect, it } from "vitest";
 import { DEFAULT_OPTIONS, decodeOptions, encodeOptions } from "../../server/src/core/options.ts";
 import type { TransOptions } from "../../server/src/core/types.ts";
 
-/** Durations are stored in seconds; any whole number of milliseconds survives the trip. */
-const duration = fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 10 ** 10 }));
+/** Durations are stored in seconds; any whole number of milliseconds in range survives the trip. */
+const duration = fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 365 * 24 * 3600 * 1000 }));
+/** request_timeout's range is shorter: the longest timer Node can arm (core/time-limits.ts). */
+const requestTimeout = fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 2_147_483_000 }));
 
 const optionsArb: fc.Arbitrary<TransOptions> = fc.record({
   waitResult: fc.boolean(),
   timeoutToFail: duration,
-  requestTimeout: duration,
+  requestTimeout,
   retryInterval: duration,
   branchHeaders: fc.dictionary(fc.string({ minLength: 1, maxLength: 12 }), fc.string({ maxLength: 20 }), { maxKeys: 4 }),
   concurrent: fc.boolean(),

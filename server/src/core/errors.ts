@@ -4,6 +4,8 @@
  * (a unit test keeps the two in sync).
  */
 
+import { clip, MAX_MESSAGE_CHARS } from "./echo.ts";
+
 export interface ErrorSpec {
   readonly httpStatus: number;
   /** gRPC status code number (3 INVALID_ARGUMENT, 5 NOT_FOUND, 8 RESOURCE_EXHAUSTED, 10 ABORTED, 9 FAILED_PRECONDITION, 14 UNAVAILABLE); 10 exactly for the 409s, 9 exactly for the 425s. */
@@ -21,9 +23,13 @@ export const ERROR_CATALOGUE = {
   URL_NOT_ALLOWED: { httpStatus: 400, grpcCode: 3, description: "A branch URL is outside the operator's branch URL policy (branchUrls.allow / branchUrls.denyPrivate)." },
   INVALID_PAYLOADS: { httpStatus: 400, grpcCode: 3, description: "payloads does not match steps, or a payload is not a string." },
   INVALID_ORDERS: { httpStatus: 400, grpcCode: 3, description: "custom_data.orders names an unknown step or forms a cycle." },
-  INVALID_OPTIONS: { httpStatus: 400, grpcCode: 3, description: "A transaction option (timeouts, retry settings, branch_headers) is invalid." },
+  INVALID_OPTIONS: { httpStatus: 400, grpcCode: 3, description: "A transaction option (timeouts, retry settings, branch_headers, a msg's delay) is invalid or out of range." },
   TOO_MANY_BRANCHES: { httpStatus: 400, grpcCode: 8, description: "The transaction has more branches than the configured limit." },
   PAYLOAD_TOO_LARGE: { httpStatus: 413, grpcCode: 8, description: "The request body or one branch payload is larger than the configured limit." },
+  BAD_HTTP_REQUEST: { httpStatus: 400, grpcCode: 3, description: "Node's HTTP parser refused the request itself (request line, header syntax, framing)." },
+  HEADERS_TOO_LARGE: { httpStatus: 431, grpcCode: 8, description: "The request's headers are larger than the HTTP server accepts." },
+  URI_TOO_LONG: { httpStatus: 414, grpcCode: 3, description: "A path segment (a topic name in the URL) is longer than the router accepts." },
+  REQUEST_TIMEOUT: { httpStatus: 408, grpcCode: 4, description: "The client did not send a whole request in time." },
   UNSUPPORTED_MEDIA_TYPE: { httpStatus: 415, grpcCode: 3, description: "The request's Content-Type is not application/json." },
   INVALID_BRANCH: { httpStatus: 400, grpcCode: 3, description: "A registerBranch field (branch_id, op, status, URLs) is missing or malformed." },
   BRANCH_CONFLICT: { httpStatus: 409, grpcCode: 10, description: "That (branch_id, op) is already registered with a different URL or payload (D4)." },
@@ -62,7 +68,8 @@ export class CoordinatorError extends Error {
   readonly grpcCode: number;
 
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    // Messages quote client input clipped at the source (core/echo.ts); this is the backstop.
+    super(clip(message, MAX_MESSAGE_CHARS), options);
     this.name = "CoordinatorError";
     this.code = code;
     this.httpStatus = ERROR_CATALOGUE[code].httpStatus;
@@ -84,12 +91,16 @@ export class WireResult extends Error {
   }
 }
 
-export function failure(message: string): WireResult {
+/** Room for a rollback reason (up to 1,024 characters) and the text around it. */
+const MAX_WIRE_MESSAGE_CHARS = 1200;
+
+export function failure(text: string): WireResult {
+  const message = clip(text, MAX_WIRE_MESSAGE_CHARS);
   return new WireResult("FAILURE", message.endsWith("FAILURE") ? message : `${message} FAILURE`);
 }
 
 export function ongoing(message: string): WireResult {
-  return new WireResult("ONGOING", message);
+  return new WireResult("ONGOING", clip(message, MAX_WIRE_MESSAGE_CHARS));
 }
 
 /**

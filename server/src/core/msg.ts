@@ -1,21 +1,38 @@
 import type { Decision, Pass, Processor } from "./pass.ts";
 import { retryKindOf } from "./pass.ts";
+import { describeValue } from "./echo.ts";
 import type { TimingConfig } from "./retry.ts";
+import { clampNumber, MAX_MSG_DELAY_SECONDS } from "./time-limits.ts";
 import { isTimedOut } from "./retry.ts";
 
-/** The `delay` of a msg's custom_data in ms (the key is matched case-insensitively, as dtm does). */
-export function msgDelay(customData: string): number {
-  if (!customData) return 0;
+/** The numeric `delay` values of a msg's custom_data (the key is matched case-insensitively, as dtm does). */
+function delayValues(customData: string): number[] {
+  if (!customData) return [];
+  let parsed: unknown;
   try {
-    const parsed: unknown = JSON.parse(customData);
-    if (parsed === null || typeof parsed !== "object") return 0;
-    for (const [key, value] of Object.entries(parsed as Record<string, unknown>)) {
-      if (key.toLowerCase() === "delay" && typeof value === "number" && Number.isFinite(value) && value > 0) return value * 1000;
-    }
+    parsed = JSON.parse(customData);
   } catch {
-    return 0;
+    return [];
   }
-  return 0;
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return [];
+  return Object.entries(parsed as Record<string, unknown>)
+    .filter((e): e is [string, number] => e[0].toLowerCase() === "delay" && typeof e[1] === "number")
+    .map((e) => e[1]);
+}
+
+/**
+ * The `delay` of a msg's custom_data in ms. A stored value outside the range a request may set
+ * (written before it was checked) is clamped to it, so the next cron time is always a real date.
+ */
+export function msgDelay(customData: string): number {
+  const value = delayValues(customData).find((v) => v > 0);
+  return value === undefined ? 0 : Math.round(clampNumber(value, 0, MAX_MSG_DELAY_SECONDS) * 1000);
+}
+
+/** Why a request's msg `delay` is refused, or undefined when it is absent or in range. */
+export function msgDelayProblem(customData: string): string | undefined {
+  const bad = delayValues(customData).find((v) => !(v >= 0 && v <= MAX_MSG_DELAY_SECONDS));
+  return bad === undefined ? undefined : `custom_data.delay must be a number of seconds between 0 and ${MAX_MSG_DELAY_SECONDS}; got ${describeValue(bad)}`;
 }
 
 const EMPTY = new Uint8Array(0);

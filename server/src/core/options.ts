@@ -1,3 +1,4 @@
+import { clampNumber, MAX_REQUEST_TIMEOUT_SECONDS, MAX_RETRY_COUNT, MAX_SECONDS } from "./time-limits.ts";
 import type { TransOptions } from "./types.ts";
 
 export const DEFAULT_OPTIONS: TransOptions = Object.freeze({
@@ -28,7 +29,10 @@ export function encodeOptions(o: TransOptions): string {
   return JSON.stringify(out);
 }
 
-/** Decodes a stored `options` column; tolerant of anything an older coordinator wrote. */
+/**
+ * Decodes a stored `options` column; tolerant of anything an older coordinator (or a hand edit)
+ * wrote: values outside the ranges a request may set are clamped into them (core/time-limits.ts).
+ */
 export function decodeOptions(text: string): TransOptions {
   if (!text) return { ...DEFAULT_OPTIONS, branchHeaders: {} };
   let raw: Record<string, unknown>;
@@ -38,19 +42,19 @@ export function decodeOptions(text: string): TransOptions {
   } catch {
     raw = {};
   }
-  const seconds = (key: string): number => {
+  const seconds = (key: string, max = MAX_SECONDS): number => {
     const v = raw[key];
-    return typeof v === "number" && Number.isFinite(v * 1000) && v > 0 ? Math.round(v * 1000) : 0;
+    return typeof v === "number" && Number.isFinite(v) && v > 0 ? Math.round(clampNumber(v, 0, max) * 1000) : 0;
   };
   const count = (key: string): number => {
     const v = raw[key];
-    return typeof v === "number" && Number.isFinite(v) && v > 0 ? Math.floor(v) : 0;
+    return typeof v === "number" && Number.isFinite(v) && v > 0 ? Math.floor(clampNumber(v, 0, MAX_RETRY_COUNT)) : 0;
   };
   const headers = raw["branch_headers"];
   return {
     waitResult: raw["wait_result"] === true,
     timeoutToFail: seconds("timeout_to_fail"),
-    requestTimeout: seconds("request_timeout"),
+    requestTimeout: seconds("request_timeout", MAX_REQUEST_TIMEOUT_SECONDS),
     retryInterval: seconds("retry_interval"),
     branchHeaders: stringRecord(headers),
     concurrent: raw["concurrent"] === true,

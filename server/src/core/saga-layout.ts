@@ -1,3 +1,4 @@
+import { describeValue, quoteName } from "./echo.ts";
 import type { PassBranch } from "./pass.ts";
 
 /** A saga's steps: which branch index holds each step's action and compensation. */
@@ -39,11 +40,11 @@ export function parseSagaCustomData(customData: string, stepCount: number): Saga
     if (typeof rawOrders !== "object" || Array.isArray(rawOrders)) return { problem: "orders must be an object of step -> [steps]" };
     for (const [key, value] of Object.entries(rawOrders as Record<string, unknown>)) {
       const step = Number(key);
-      if (!isStepIndex(step, stepCount) || String(step) !== key) return { problem: `orders names unknown step ${JSON.stringify(key)}` };
+      if (!isStepIndex(step, stepCount) || String(step) !== key) return { problem: `orders names unknown step ${quoteName(key)}` };
       if (!Array.isArray(value)) return { problem: `orders[${key}] must be an array of step indexes` };
       const pre: number[] = [];
       for (const p of value) {
-        if (typeof p !== "number" || !isStepIndex(p, stepCount)) return { problem: `orders[${key}] names unknown step ${JSON.stringify(p)}` };
+        if (typeof p !== "number" || !isStepIndex(p, stepCount)) return { problem: `orders[${key}] names unknown step ${describeValue(p)}` };
         if (p === step) return { problem: `orders[${key}] depends on itself` };
         pre.push(p);
       }

@@ -1,3 +1,4 @@
+import { clip, describeValue } from "../core/echo.ts";
 import { CoordinatorError } from "../core/errors.ts";
 import type { BranchStatus, TransGlobal } from "../core/types.ts";
 import { BRANCH_STATUSES } from "../core/types.ts";
@@ -31,7 +32,7 @@ function asStringMap(body: unknown): { fields: Record<string, string>; data: Uin
       data = v;
       continue;
     }
-    if (typeof v !== "string") throw new CoordinatorError("INVALID_BRANCH", `${k} must be a string`);
+    if (typeof v !== "string") throw new CoordinatorError("INVALID_BRANCH", `${clip(k)} must be a string; got ${describeValue(v)}`);
     if (k === "data") data = Buffer.from(v, "utf8");
     else fields[k] = v;
   }

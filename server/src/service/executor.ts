@@ -7,7 +7,7 @@ import { isFinal } from "../core/types.ts";
 import type { Clock } from "../cron/clock.ts";
 import type { BranchInvoker } from "../driver/invoker.ts";
 import type { Logger } from "../logger.ts";
-import { urlForLog } from "../logger.ts";
+import { redactUrls, urlForLog } from "../logger.ts";
 import type { BranchUpdate, Store, TransPatch } from "../store/store.ts";
 import { Claim } from "./claim.ts";
 import type { LeaseConfig } from "./claim.ts";
@@ -311,7 +311,7 @@ export class Executor {
     const base = baseInterval(trans, this.deps.timing);
     const retryCount = Math.floor(Math.log2(trans.nextCronInterval / base));
     this.deps.logger.warn(
-      { gid: trans.gid, transType: trans.transType, status: trans.status, retryCount, nextRetryMs: trans.nextCronInterval, branch: urlForLog(branchUrl), error },
+      { gid: trans.gid, transType: trans.transType, status: trans.status, retryCount, nextRetryMs: trans.nextCronInterval, branch: urlForLog(branchUrl), error: redactUrls(error) },
       "branch call failed; retrying later",
     );
     this.deps.onBackoff?.({ gid: trans.gid, status: trans.status, retryCount, branchUrl, error });
@@ -329,7 +329,7 @@ export class Executor {
     const branch = pass.branches[index];
     recordOutcome(pass, index, outcome, branch !== undefined && processor.failureIsTerminal(branch));
     if (outcome.kind !== "success") {
-      this.deps.logger.debug({ gid: pass.trans.gid, branchId: branch?.branchId, op: branch?.op, outcome }, "branch did not succeed");
+      this.deps.logger.debug({ gid: pass.trans.gid, branchId: branch?.branchId, op: branch?.op, outcome: outcome.kind, error: "message" in outcome ? redactUrls(outcome.message) : undefined }, "branch did not succeed");
     }
   }
 

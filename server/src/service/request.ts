@@ -1,5 +1,8 @@
+import { clip, describeValue, quoteName } from "../core/echo.ts";
 import { CoordinatorError } from "../core/errors.ts";
+import { msgDelayProblem } from "../core/msg.ts";
 import { DEFAULT_OPTIONS } from "../core/options.ts";
+import { MAX_REQUEST_TIMEOUT_SECONDS, MAX_RETRY_COUNT, MAX_SECONDS } from "../core/time-limits.ts";
 import { parseSagaCustomData } from "../core/saga-layout.ts";
 import type { Protocol, TransOptions, TransType } from "../core/types.ts";
 import { PROTOCOLS, TRANS_TYPES } from "../core/types.ts";
@@ -29,9 +32,6 @@ export interface TransRequest {
 }
 
 const MAX_URL_LENGTH = 1024;
-const MAX_SECONDS = 365 * 24 * 3600;
-/** request_timeout ends up in a Node timer, which silently fires after 1 ms past 2^31-1 ms. */
-const MAX_REQUEST_TIMEOUT_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
 const MAX_HEADERS = 32;
 const MAX_HEADER_BYTES = 8 * 1024;
 /**
@@ -59,7 +59,7 @@ export function asObject(body: unknown): Record<string, unknown> {
 function optionalString(o: Record<string, unknown>, key: string): string {
   const v = o[key];
   if (v === undefined || v === null) return "";
-  if (typeof v !== "string") throw invalid(`${key} must be a string`);
+  if (typeof v !== "string") throw invalid(`${key} must be a string; got ${describeValue(v)}`);
   return v;
 }
 
@@ -74,7 +74,7 @@ export function parseGid(value: unknown): string {
 
 export function parseTransType(value: unknown): TransType {
   if (typeof value !== "string" || !(TRANS_TYPES as readonly string[]).includes(value)) {
-    throw new CoordinatorError("INVALID_TRANS_TYPE", `trans_type must be one of ${TRANS_TYPES.join(", ")}; got ${JSON.stringify(value ?? null)}`);
+    throw new CoordinatorError("INVALID_TRANS_TYPE", `trans_type must be one of ${TRANS_TYPES.join(", ")}; got ${describeValue(value ?? null)}`);
   }
   return value as TransType;
 }
@@ -91,7 +91,7 @@ function seconds(o: Record<string, unknown>, key: string, max = MAX_SECONDS): nu
   const v = o[key];
   if (v === undefined || v === null) return 0;
   if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || v > max) {
-    throw new CoordinatorError("INVALID_OPTIONS", `${key} must be a number of seconds between 0 and ${max}`);
+    throw new CoordinatorError("INVALID_OPTIONS", `${key} must be a number of seconds between 0 and ${max}; got ${describeValue(v)}`);
   }
   return Math.round(v * 1000);
 }
@@ -99,8 +99,8 @@ function seconds(o: Record<string, unknown>, key: string, max = MAX_SECONDS): nu
 function count(o: Record<string, unknown>, key: string): number {
   const v = o[key];
   if (v === undefined || v === null) return 0;
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 1_000_000) {
-    throw new CoordinatorError("INVALID_OPTIONS", `${key} must be a whole number between 0 and 1000000`);
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > MAX_RETRY_COUNT) {
+    throw new CoordinatorError("INVALID_OPTIONS", `${key} must be a whole number between 0 and ${MAX_RETRY_COUNT}; got ${describeValue(v)}`);
   }
   return v;
 }
@@ -120,13 +120,13 @@ export function parseBranchHeaders(value: unknown): Record<string, string> {
   let size = 0;
   const out: [string, string][] = [];
   for (const [name, v] of entries) {
-    if (typeof v !== "string") throw new CoordinatorError("INVALID_OPTIONS", `branch_headers.${name} must be a string`);
+    if (typeof v !== "string") throw new CoordinatorError("INVALID_OPTIONS", `branch_headers.${clip(name)} must be a string`);
     if (!HEADER_NAME.test(name) || FORBIDDEN_HEADERS.has(name.toLowerCase())) {
-      throw new CoordinatorError("INVALID_OPTIONS", `branch_headers may not set ${JSON.stringify(name)}`);
+      throw new CoordinatorError("INVALID_OPTIONS", `branch_headers may not set ${quoteName(name)}`);
     }
-    if (/[\r\n\0]/.test(v)) throw new CoordinatorError("INVALID_OPTIONS", `branch_headers.${name} contains a line break`);
+    if (/[\r\n\0]/.test(v)) throw new CoordinatorError("INVALID_OPTIONS", `branch_headers.${clip(name)} contains a line break`);
     if (!HEADER_VALUE.test(v)) {
-      throw new CoordinatorError("INVALID_OPTIONS", `branch_headers.${name} may only hold visible ASCII, Latin-1, spaces and tabs`);
+      throw new CoordinatorError("INVALID_OPTIONS", `branch_headers.${clip(name)} may only hold visible ASCII, Latin-1, spaces and tabs`);
     }
     size += name.length + v.length;
     out.push([name, v]);
@@ -170,7 +170,7 @@ function checkUrlShape(url: string, protocol: Protocol, field: string): void {
     try {
       parsed = new URL(url);
     } catch {
-      throw new CoordinatorError("INVALID_URL", `${field} is not a valid URL: ${JSON.stringify(url)}`);
+      throw new CoordinatorError("INVALID_URL", `${field} is not a valid URL: ${JSON.stringify(clip(url))}`);
     }
     if (!parsed.hostname) throw new CoordinatorError("INVALID_URL", `${field} has no host`);
     return;
@@ -191,7 +191,7 @@ function parseSteps(value: unknown): Record<string, string>[] {
     if (step === null || typeof step !== "object" || Array.isArray(step)) throw invalid(`steps[${i}] must be an object`);
     const out: Record<string, string> = {};
     for (const [k, v] of Object.entries(step as Record<string, unknown>)) {
-      if (typeof v !== "string") throw invalid(`steps[${i}].${k} must be a string`);
+      if (typeof v !== "string") throw invalid(`steps[${i}].${clip(k)} must be a string; got ${describeValue(v)}`);
       out[k] = v;
     }
     return out;
@@ -227,7 +227,7 @@ function parseReqExtra(value: unknown): Record<string, string> {
   if (typeof value !== "object" || Array.isArray(value)) throw invalid("req_extra must be an object of strings");
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-    if (typeof v !== "string") throw invalid(`req_extra.${k} must be a string`);
+    if (typeof v !== "string") throw invalid(`req_extra.${clip(k)} must be a string; got ${describeValue(v)}`);
     out[k] = v;
   }
   return out;
@@ -257,6 +257,10 @@ export function parseTransRequest(body: unknown, limits: RequestLimits): TransRe
   const reqExtra = parseReqExtra(o["req_extra"]);
   if (queryPrepared) checkBranchUrl(queryPrepared, protocol, "query_prepared", limits.urlPolicy);
   if (transType === "saga") checkSagaShape(steps, customData, protocol, limits);
+  if (transType === "msg") {
+    const problem = msgDelayProblem(customData);
+    if (problem) throw new CoordinatorError("INVALID_OPTIONS", problem);
+  }
   return { gid, transType, protocol, steps, payloads, customData, queryPrepared, options, rollbackReason, reqExtra };
 }
 

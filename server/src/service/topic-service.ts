@@ -1,4 +1,5 @@
 import { CoordinatorError } from "../core/errors.ts";
+import { renderTime } from "../core/time-limits.ts";
 import type { Clock } from "../cron/clock.ts";
 import type { KvEntry, Store } from "../store/store.ts";
 import { checkBranchUrl } from "./request.ts";
@@ -100,8 +101,8 @@ export class TopicService {
 export function kvToWire(e: KvEntry): Record<string, unknown> {
   return {
     id: e.id,
-    create_time: e.createTime ? new Date(e.createTime).toISOString() : null,
-    update_time: e.updateTime ? new Date(e.updateTime).toISOString() : null,
+    create_time: e.createTime ? renderTime(e.createTime) : null,
+    update_time: e.updateTime ? renderTime(e.updateTime) : null,
     cat: e.cat,
     k: e.k,
     v: e.v,

@@ -1,10 +1,9 @@
 import { encodeOptions } from "../core/options.ts";
+import { renderTime } from "../core/time-limits.ts";
 import type { Branch, TransGlobal } from "../core/types.ts";
 
-/** dtm prints times as RFC 3339; null when unset. */
-function time(ms: number | null): string | null {
-  return ms === null ? null : new Date(ms).toISOString();
-}
+/** dtm prints times as RFC 3339; null when unset. Never throws, whatever a stored row holds. */
+const time = renderTime;
 
 /**
  * The trans as dtm's `/query` and `/all` show it on a SQL store (PROTOCOL §2.1): option keys
@@ -27,7 +26,7 @@ export function transToWire(t: TransGlobal): Record<string, unknown> {
   if (t.rollbackReason) out["rollback_reason"] = t.rollbackReason;
   out["options"] = encodeOptions(t.options);
   if (t.customData) out["custom_data"] = t.customData;
-  out["next_cron_interval"] = t.nextCronInterval / 1000;
+  out["next_cron_interval"] = Number.isFinite(t.nextCronInterval) ? t.nextCronInterval / 1000 : 0;
   out["next_cron_time"] = time(t.nextCronTime);
   if (t.owner) out["owner"] = t.owner;
   if (t.extData) out["ext_data"] = t.extData;

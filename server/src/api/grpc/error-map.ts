@@ -1,5 +1,6 @@
 import { Metadata, status } from "@grpc/grpc-js";
 import type { ServiceError } from "@grpc/grpc-js";
+import { clip, wellFormed } from "../../core/echo.ts";
 import { CoordinatorError, WireResult } from "../../core/errors.ts";
 import type { Logger } from "../../logger.ts";
 import { OVERLOADED_RETRY_AFTER_SECONDS } from "../../service/pass-admission.ts";
@@ -9,7 +10,10 @@ import { AUTH_ERROR_CODES } from "../auth.ts";
 /** Trailing metadata key carrying dtx's stable error code (`INVALID_GID`, `FAILURE`, ...). */
 export const ERROR_CODE_KEY = "dtx-code";
 
-function serviceError(code: status, details: string, stableCode: string): Partial<ServiceError> {
+function serviceError(code: status, text: string, stableCode: string): Partial<ServiceError> {
+  // grpc-js percent-encodes the status message with encodeURI, which throws on a lone surrogate
+  // (one can come from the client's own input, quoted by a parse error) and left the call unanswered.
+  const details = wellFormed(text);
   const metadata = new Metadata();
   metadata.set(ERROR_CODE_KEY, stableCode);
   return { code, details, message: details, metadata };
@@ -43,7 +47,7 @@ export function toGrpcError(error: unknown, logger: Logger, method: string): Par
 
 /** A request message that is not valid protobuf for its RPC: the client's mistake. */
 export function undecodable(path: string, error: unknown): Partial<ServiceError> {
-  const why = error instanceof Error ? error.message : String(error);
+  const why = clip(error instanceof Error ? error.message : "undecodable");
   return serviceError(status.INVALID_ARGUMENT, `cannot decode the request of ${path}: ${why}`, "INVALID_REQUEST");
 }
 

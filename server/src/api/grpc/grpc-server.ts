@@ -109,10 +109,14 @@ export class GrpcApi {
         callback(undecodable(method.path, error));
         return;
       }
-      handler(request as never).then(
-        (reply) => callback(null, reply),
-        (error: unknown) => callback(toGrpcError(error, logger, method.path)),
-      );
+      handler(request as never)
+        .then(
+          (reply) => callback(null, reply),
+          (error: unknown) => callback(toGrpcError(error, logger, method.path)),
+        )
+        // Sending the answer can throw (grpc-js serialises and encodes it synchronously); that
+        // must be logged, not become an unhandled rejection that ends the process.
+        .catch((error: unknown) => logger.error({ err: error, method: method.path }, "could not send a gRPC answer"));
     };
   }
 

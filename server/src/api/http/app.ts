@@ -10,6 +10,8 @@ import { jsonRpcRoute } from "./route-json-rpc.ts";
 import type { Store } from "../../store/store.ts";
 import type { Authenticator } from "../auth.ts";
 import { HTTP_ROUTE_ROLES } from "../auth.ts";
+import { clip } from "../../core/echo.ts";
+import { clientErrorHandler } from "./client-error.ts";
 import { authRefusal, errorHandler } from "./error-map.ts";
 import { adminRoutes } from "./routes-admin.ts";
 import { dtmsvrRoutes } from "./routes-dtmsvr.ts";
@@ -51,12 +53,14 @@ export function buildHttpApp(deps: HttpAppDeps): FastifyInstance {
     return503OnClosing: true,
     // Errors fastify raises before routing (a malformed URL) get our JSON body and code too.
     frameworkErrors: errorHandler(deps.logger),
+    // ...and so do requests Node's HTTP parser refuses (431, malformed request lines).
+    clientErrorHandler: clientErrorHandler(deps.logger),
   });
   // Only JSON is accepted (a text/plain body is a 415, not a parse attempt).
   app.removeContentTypeParser("text/plain");
   app.setErrorHandler(errorHandler(deps.logger));
   app.setNotFoundHandler((req, reply) => {
-    void reply.status(404).send({ message: `no route ${req.method} ${req.url.split("?")[0]}`, code: "ROUTE_NOT_FOUND" });
+    void reply.status(404).send({ message: `no route ${clip(req.method)} ${clip(req.url.split("?")[0] ?? "")}`, code: "ROUTE_NOT_FOUND" });
   });
 
   // Who may call each route is decided in one table (auth.ts); a route missing there is a bug.

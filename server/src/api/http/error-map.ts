@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import type { ErrorCode } from "../../core/errors.ts";
+import { clip } from "../../core/echo.ts";
 import { CoordinatorError, dtmResultForStatus, ERROR_CATALOGUE, WIRE_RESULT_CODES, WireResult } from "../../core/errors.ts";
 import type { Logger } from "../../logger.ts";
 import { OVERLOADED_RETRY_AFTER_SECONDS } from "../../service/pass-admission.ts";
@@ -15,9 +16,10 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_JSON_BODY: "INVALID_JSON",
   FST_ERR_BAD_URL: "INVALID_REQUEST",
   FST_ERR_NOT_FOUND: "ROUTE_NOT_FOUND",
+  FST_ERR_MAX_PARAM_LENGTH: "URI_TOO_LONG",
 };
 
-/** Other client errors fastify or Node raise, by HTTP status; anything else 4xx is INVALID_REQUEST. */
+/** Other client errors fastify or Node raise, by HTTP status; any other 4xx becomes 400 INVALID_REQUEST. */
 const CODE_BY_STATUS: Partial<Record<number, ErrorCode>> = {
   404: "ROUTE_NOT_FOUND",
   413: "PAYLOAD_TOO_LARGE",
@@ -61,10 +63,13 @@ function replyWithoutDtmResult(error: unknown, logger: Logger): { status: number
   }
   const fe = error as Partial<FastifyError>;
   const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
-  if (mapped) return { status: ERROR_CATALOGUE[mapped].httpStatus, body: { message: fe.message ?? mapped, code: mapped } };
-  if (error instanceof SyntaxError) return { status: 400, body: { message: `invalid JSON: ${error.message}`, code: "INVALID_JSON" } };
+  // fastify's and V8's texts may quote the request (a content type, a piece of the body): clipped.
+  if (mapped) return { status: ERROR_CATALOGUE[mapped].httpStatus, body: { message: clip(fe.message ?? mapped), code: mapped } };
+  if (error instanceof SyntaxError) return { status: 400, body: { message: `invalid JSON: ${clip(error.message)}`, code: "INVALID_JSON" } };
   if (typeof fe.statusCode === "number" && fe.statusCode >= 400 && fe.statusCode < 500) {
-    return { status: fe.statusCode, body: { message: fe.message ?? "bad request", code: CODE_BY_STATUS[fe.statusCode] ?? "INVALID_REQUEST" } };
+    // The status always matches the code's (docs/errors.md), so an unmapped 4xx is answered 400.
+    const code = CODE_BY_STATUS[fe.statusCode] ?? "INVALID_REQUEST";
+    return { status: ERROR_CATALOGUE[code].httpStatus, body: { message: clip(fe.message ?? "bad request"), code } };
   }
   logger.error({ err: error }, "unexpected error while handling a request");
   return { status: 500, body: { message: "internal error; see the coordinator log", code: "INTERNAL" } };

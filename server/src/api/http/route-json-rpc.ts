@@ -1,4 +1,5 @@
 import type { FastifyInstance } from "fastify";
+import { clip, describeValue } from "../../core/echo.ts";
 import { CoordinatorError, dtmResultForStatus, WireResult } from "../../core/errors.ts";
 import { JSONRPC_FAILURE, JSONRPC_ONGOING } from "../../driver/jsonrpc-invoker.ts";
 import type { Logger } from "../../logger.ts";
@@ -41,17 +42,19 @@ export function jsonRpcRoute(service: TransService, logger: Logger) {
         try {
           parsed = JSON.parse(String(req.body ?? ""));
         } catch (error) {
-          return res.status(400).send(reply(null, null, { code: -32700, message: `Parse json error: ${(error as Error).message}` }));
+          return res.status(400).send(reply(null, null, { code: -32700, message: `Parse json error: ${clip((error as Error).message)}`, data: { code: "INVALID_JSON" } }));
         }
         const o = parsed !== null && typeof parsed === "object" && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : {};
         const id = o["id"];
         if (typeof id !== "string") {
-          return res.status(400).send(reply(null, null, { code: -32700, message: "Parse json error: id must be a string" }));
+          return res.status(400).send(reply(null, null, { code: -32700, message: "Parse json error: id must be a string", data: { code: "INVALID_REQUEST" } }));
         }
-        if (id === "" || o["jsonrpc"] !== "2.0") return reply(id, null, { code: -32600, message: "Bad json request: id must be set and jsonrpc must be 2.0" });
+        if (id === "" || o["jsonrpc"] !== "2.0") {
+          return reply(id, null, { code: -32600, message: "Bad json request: id must be set and jsonrpc must be 2.0", data: { code: "INVALID_REQUEST" } });
+        }
         const name = o["method"];
         const method = typeof name === "string" && Object.hasOwn(methods, name) ? methods[name] : undefined;
-        if (!method) return reply(id, null, { code: -32601, message: `Method not found: ${String(o["method"])}` });
+        if (!method) return reply(id, null, { code: -32601, message: `Method not found: ${typeof name === "string" ? clip(name) : describeValue(name)}`, data: { code: "ROUTE_NOT_FOUND" } });
         try {
           return reply(id, await method(o["params"]), null);
         } catch (error) {
@@ -88,5 +91,8 @@ function rpcError(error: unknown, logger: Logger): RpcError {
   }
   if (error instanceof CoordinatorError && error.code === "OVERLOADED") return { code: JSONRPC_OVERLOADED, message: error.message, data: { code: error.code } };
   logger.error({ err: error }, "JSON-RPC call failed");
-  return { code: -32603, message: error instanceof Error ? error.message : String(error) };
+  // Our own 5xx messages are written for clients (STORE_UNAVAILABLE, a concurrent change); any
+  // other exception's text is an implementation detail (a stack, a driver's message): logged only.
+  if (error instanceof CoordinatorError) return { code: -32603, message: error.message, data: { code: error.code } };
+  return { code: -32603, message: "internal error; see the coordinator log", data: { code: "INTERNAL" } };
 }

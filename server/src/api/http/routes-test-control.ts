@@ -1,5 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import { CoordinatorError } from "../../core/errors.ts";
+import { MAX_SECONDS } from "../../core/time-limits.ts";
 import type { AdjustableClock } from "../../cron/clock.ts";
 import type { RecoveryLoop } from "../../cron/recovery-loop.ts";
 import type { RetentionLoop } from "../../cron/retention-loop.ts";
@@ -17,10 +18,15 @@ export interface TestControlDeps {
   retention?: RetentionLoop;
 }
 
+const MAX_ADVANCE_MS = MAX_SECONDS * 1000;
+
 function advanceOf(body: unknown): number {
   const raw = body === undefined || body === null ? {} : asObject(body);
   const ms = raw["advanceMs"] ?? 0;
-  if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) throw new CoordinatorError("INVALID_REQUEST", "advanceMs must be a non-negative number");
+  // One step of at most a year: the clock must stay a time every store and toISOString can hold.
+  if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0 || ms > MAX_ADVANCE_MS) {
+    throw new CoordinatorError("INVALID_REQUEST", `advanceMs must be a number of milliseconds between 0 and ${MAX_ADVANCE_MS}`);
+  }
   return ms;
 }
 

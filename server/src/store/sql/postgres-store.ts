@@ -57,7 +57,17 @@ export const KEEPALIVE_DELAY_MS = 10_000;
 
 const INT8_OID = 20;
 const TIMESTAMPTZ_OID = 1184;
-const parseTimestamptz = pg.types.getTypeParser(TIMESTAMPTZ_OID, "text") as (text: string) => Date;
+const parseTimestamptz = pg.types.getTypeParser(TIMESTAMPTZ_OID, "text") as (text: string) => Date | number;
+
+/**
+ * A timestamptz as epoch ms. pg answers `infinity` / `-infinity` as a number, not a Date, and a
+ * year past JS's range as an invalid Date (NaN); either must still read back (the API renders
+ * them within years 0000-9999, docs/input-limits.md), not throw and fail the whole listing.
+ */
+function timestampMs(text: string): number {
+  const parsed = parseTimestamptz(text);
+  return typeof parsed === "number" ? parsed : parsed.getTime();
+}
 
 /**
  * This pool's own type parsers (pg's global ones are left alone for other users of pg in the
@@ -67,7 +77,7 @@ const parseTimestamptz = pg.types.getTypeParser(TIMESTAMPTZ_OID, "text") as (tex
 const TYPES: pg.CustomTypesConfig = {
   getTypeParser: ((oid: number, format?: "text" | "binary") => {
     if (oid === INT8_OID) return (text: string) => Number(text);
-    if (oid === TIMESTAMPTZ_OID) return (text: string) => parseTimestamptz(text).getTime();
+    if (oid === TIMESTAMPTZ_OID) return timestampMs;
     return format === "binary" ? pg.types.getTypeParser(oid, "binary") : pg.types.getTypeParser(oid, "text");
   }) as pg.CustomTypesConfig["getTypeParser"],
 };
