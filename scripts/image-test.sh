@@ -158,7 +158,7 @@ build_image() {
 cleanup() {
   local ids
   ids=$("${PODMAN[@]}" ps -aq --filter "label=$LABEL" 2>/dev/null || true)
-  [[ -n $ids ]] && "${PODMAN[@]}" rm -f -t 2 $ids >/dev/null 2>&1
+  [[ -n $ids ]] && "${PODMAN[@]}" rm -f -v -t 2 $ids >/dev/null 2>&1
   ids=$("${PODMAN[@]}" volume ls -q --filter "label=$LABEL" 2>/dev/null || true)
   [[ -n $ids ]] && "${PODMAN[@]}" volume rm -f $ids >/dev/null 2>&1
   return 0

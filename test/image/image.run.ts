@@ -109,12 +109,12 @@ class Coordinator {
   async stop(): Promise<number> {
     await podman("stop", "-t", "20", this.name);
     const code = Number((await podman("inspect", "--format", "{{.State.ExitCode}}", this.name)).stdout.trim());
-    await podman("rm", this.name);
+    await podman("rm", "-v", this.name); // -v: the anonymous /data volume too
     return code;
   }
 
   async remove(): Promise<void> {
-    await podman("rm", "-f", "-t", "2", this.name).catch(() => undefined);
+    await podman("rm", "-f", "-v", "-t", "2", this.name).catch(() => undefined);
   }
 }
 
@@ -129,8 +129,8 @@ async function query(dtx: Coordinator, gid: string): Promise<QueryAnswer> {
   return (await res.json()) as QueryAnswer;
 }
 
-/** Submits a two-step transfer saga against the participant and waits for its end. */
-async function runSaga(dtx: Coordinator, busi: Busi, gid: string): Promise<QueryAnswer> {
+/** Submits a two-step transfer saga against a participant and waits for its end. */
+async function runSaga(dtx: Coordinator, busi: Pick<Busi, "url">, gid: string): Promise<QueryAnswer> {
   const res = await fetch(`${dtx.url}/api/dtmsvr/submit`, {
     method: "POST",
     headers: { "content-type": "application/json" },
@@ -234,6 +234,17 @@ describe("the image on a named volume (SQLite)", () => {
   });
 });
 
+/** examples/participant.ts run by the image's Node, as docker-compose.yml's cluster profile runs it. */
+async function startSampleParticipant(): Promise<{ name: string; url(step: string): string }> {
+  const name = `dtx-image-test-${RUN_ID}-participant`;
+  const port = await freePort();
+  const file = new URL("../../examples/participant.ts", import.meta.url).pathname;
+  await podman("run", "-d", "--name", name, ...RUN_FLAGS, "-v", `${file}:/app/examples/participant.ts:ro`, "-e", "HOST=127.0.0.1", "-e", `PORT=${port}`, IMAGE, "node", "examples/participant.ts");
+  const base = `http://127.0.0.1:${port}/api`;
+  await waitFor("the sample participant to answer", async () => ((await fetch(`${base}/TransOut`, { method: "POST" })).ok ? true : undefined));
+  return { name, url: (step) => `${base}/${step}` };
+}
+
 describe("the image on the host's PostgreSQL", () => {
   const pg = new PgArea("image");
   before(() => pg.open());
@@ -243,12 +254,21 @@ describe("the image on the host's PostgreSQL", () => {
     const gid = `image-pg-${RUN_ID}`;
     const env = { DTX_STORE_DRIVER: "postgres", DTX_STORE_URL: pg.url, DTX_STORE_SCHEMA: pg.schema };
     const first = coordinator();
-    await first.start([], env);
+    // As deploy/k8s runs it: read-only root filesystem (podman adds a tmpfs /tmp, like the emptyDir).
+    await first.start(["--read-only"], env);
     const ended = await runSaga(first, busi, gid);
     assert.equal(ended.transaction?.status, "succeed");
     assert.deepEqual(callNames(busi, gid), ["TransOut", "TransIn"]);
     const rows = await pg.query<{ status: string }>(`SELECT status FROM ${pg.table("trans_global")} WHERE gid = $1`, [gid]);
     assert.deepEqual(rows, [{ status: "succeed" }]);
+
+    const participant = await startSampleParticipant();
+    const viaSample = `${gid}-sample`;
+    assert.equal((await runSaga(first, participant, viaSample)).transaction?.status, "succeed");
+    const { stdout } = await podman("logs", participant.name);
+    assert.match(stdout, new RegExp(`POST /api/TransOut gid=${viaSample} branch_id=01 op=action`));
+    assert.match(stdout, new RegExp(`POST /api/TransIn gid=${viaSample} branch_id=02 op=action`));
+    await podman("rm", "-f", "-v", "-t", "2", participant.name);
     assert.equal(await first.stop(), 0);
 
     const second = coordinator();
