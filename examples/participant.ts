@@ -1,13 +1,15 @@
 /**
  * A tiny sample participant ("branch" service) for the README's curl example.
  *
- *   npm run example:participant        # listens on 127.0.0.1:8081 (PORT overrides)
+ *   npm run example:participant        # listens on 127.0.0.1:8081 (PORT, HOST override)
  *
  * Every endpoint answers 200 {"dtm_result":"SUCCESS"} and logs the call as one line.
  */
 import Fastify from "fastify";
 
 const port = Number(process.env["PORT"] ?? 8081);
+// In a container (docker-compose.yml's cluster profile) it must listen on 0.0.0.0.
+const host = process.env["HOST"] ?? "127.0.0.1";
 const app = Fastify({ logger: false });
 
 // Keep the body as raw text whatever its content type (and accept an empty JSON body).
@@ -24,8 +26,8 @@ for (const name of ["TransOut", "TransOutRevert", "TransIn", "TransInRevert"]) {
 }
 
 try {
-  await app.listen({ port, host: "127.0.0.1" });
-  console.log(`sample participant listening on http://127.0.0.1:${port}/api`);
+  await app.listen({ port, host });
+  console.log(`sample participant listening on http://${host}:${port}/api`);
 } catch (err) {
   console.error(err);
   process.exit(1);
