@@ -1,9 +1,10 @@
-import { Agent, request } from "undici";
+import { request } from "undici";
 import type { Outcome } from "../core/types.ts";
 import type { BranchCall, BranchInvoker } from "./invoker.ts";
 import { classifyHttpResult } from "./outcome.ts";
 import type { BranchClientLimits } from "./origin-limiter.ts";
-import { DEFAULT_BRANCH_CLIENT_LIMITS, OriginLimiter } from "./origin-limiter.ts";
+import { DEFAULT_BRANCH_CLIENT_LIMITS } from "./origin-limiter.ts";
+import { BoundedHttpClient } from "./bounded-http-client.ts";
 
 /** The most of a participant's answer we read; the rest is discarded (a hostile RM cannot bloat us). */
 const MAX_RESPONSE_BYTES = 64 * 1024;
@@ -16,23 +17,14 @@ const MAX_RESPONSE_BYTES = 64 * 1024;
  * `limits.queue` calls waiting for one (docs/overload.md).
  */
 export class HttpInvoker implements BranchInvoker {
-  private readonly agent: Agent;
-  private readonly limiter: OriginLimiter;
+  private readonly client: BoundedHttpClient;
 
   constructor(private readonly strictResults: boolean, limits: BranchClientLimits = DEFAULT_BRANCH_CLIENT_LIMITS) {
-    // pipelining 1: a slow answer must not hold up the calls queued behind it on one socket.
-    this.agent = new Agent({ keepAliveTimeout: 30_000, connections: limits.connections, pipelining: 1 });
-    this.limiter = new OriginLimiter(limits);
+    this.client = new BoundedHttpClient(limits);
   }
 
-  async invoke(call: BranchCall): Promise<Outcome> {
-    let target: URL;
-    try {
-      target = new URL(call.url);
-    } catch {
-      return { kind: "error", message: `invalid url: ${call.url}` };
-    }
-    return this.limiter.run(target.origin, () => this.send(call, target));
+  invoke(call: BranchCall): Promise<Outcome> {
+    return this.client.run(call.url, (url) => `invalid url: ${url}`, (target) => this.send(call, target));
   }
 
   private async send(call: BranchCall, target: URL): Promise<Outcome> {
@@ -53,7 +45,7 @@ export class HttpInvoker implements BranchInvoker {
     try {
       const res = await request(target, {
         method,
-        dispatcher: this.agent,
+        dispatcher: this.client.agent,
         headers: { "content-type": "application/json", ...call.headers },
         body: hasBody ? Buffer.from(call.body.buffer, call.body.byteOffset, call.body.byteLength) : undefined,
         headersTimeout: call.timeoutMs,
@@ -70,8 +62,8 @@ export class HttpInvoker implements BranchInvoker {
     }
   }
 
-  async close(): Promise<void> {
-    await this.agent.close();
+  close(): Promise<void> {
+    return this.client.close();
   }
 }
 

@@ -1,10 +1,11 @@
-import { Agent, request } from "undici";
+import { request } from "undici";
 import type { Outcome } from "../core/types.ts";
 import { newGid } from "../service/gid.ts";
 import type { BranchCall, BranchInvoker } from "./invoker.ts";
 import { classifyAnswer, dtmResultField, parseObject } from "./outcome.ts";
 import type { BranchClientLimits } from "./origin-limiter.ts";
-import { DEFAULT_BRANCH_CLIENT_LIMITS, OriginLimiter } from "./origin-limiter.ts";
+import { DEFAULT_BRANCH_CLIENT_LIMITS } from "./origin-limiter.ts";
+import { BoundedHttpClient } from "./bounded-http-client.ts";
 
 export const JSONRPC_FAILURE = -32901;
 export const JSONRPC_ONGOING = -32902;
@@ -18,23 +19,15 @@ export const JSONRPC_ONGOING = -32902;
  * never matches; ours does.)
  */
 export class JsonRpcInvoker implements BranchInvoker {
-  /** Its own agent, bounded like the HTTP invoker's (undici's global one has no connection limit). */
-  private readonly agent: Agent;
-  private readonly limiter: OriginLimiter;
+  /** Its own bounded client, like the HTTP invoker's (undici's global agent has no connection limit). */
+  private readonly client: BoundedHttpClient;
 
   constructor(private readonly strictResults: boolean, limits: BranchClientLimits = DEFAULT_BRANCH_CLIENT_LIMITS) {
-    this.agent = new Agent({ keepAliveTimeout: 30_000, connections: limits.connections, pipelining: 1 });
-    this.limiter = new OriginLimiter(limits);
+    this.client = new BoundedHttpClient(limits);
   }
 
-  async invoke(call: BranchCall): Promise<Outcome> {
-    let target: URL;
-    try {
-      target = new URL(call.url);
-    } catch {
-      return { kind: "error", message: `cannot build a JSON-RPC call to ${call.url}: invalid url` };
-    }
-    return this.limiter.run(target.origin, () => this.send(call, target));
+  invoke(call: BranchCall): Promise<Outcome> {
+    return this.client.run(call.url, (url) => `cannot build a JSON-RPC call to ${url}: invalid url`, (target) => this.send(call, target));
   }
 
   private async send(call: BranchCall, target: URL): Promise<Outcome> {
@@ -52,7 +45,7 @@ export class JsonRpcInvoker implements BranchInvoker {
     try {
       const res = await request(call.url, {
         method: "POST",
-        dispatcher: this.agent,
+        dispatcher: this.client.agent,
         headers: { "content-type": "application/json", ...call.headers },
         body: JSON.stringify({ id: newGid(), jsonrpc: "2.0", method, params }),
         headersTimeout: call.timeoutMs,
@@ -69,8 +62,8 @@ export class JsonRpcInvoker implements BranchInvoker {
     }
   }
 
-  async close(): Promise<void> {
-    await this.agent.close();
+  close(): Promise<void> {
+    return this.client.close();
   }
 }
 
