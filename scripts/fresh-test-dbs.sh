@@ -23,11 +23,11 @@ MY_URL=${DTX_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306/dtx_test}
 REDIS_URL=${DTX_TEST_REDIS_URL:-redis://127.0.0.1:6379}
 PATTERN=${DTX_FRESH_DB_PATTERN:-dtx\\_%}
 EXTRA=${DTX_FRESH_DB_EXTRA-dtm_barrier}
-[[ -z $EXTRA ]] || ident "$EXTRA" >/dev/null
 
 say() { printf 'fresh-test-dbs: %s\n' "$*"; }
 die() { printf 'fresh-test-dbs: %s\n' "$*" >&2; exit 1; }
 ident() { [[ $1 =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || die "not a plain database name: '$1'"; printf '%s' "$1"; }
+[[ -z $EXTRA ]] || ident "$EXTRA" >/dev/null
 
 # scheme://user:pass@host:port/db?x -> parts
 url_db() { local r=${1#*://}; r=${r#*/}; [[ $r == "$1" || $r == "${1#*://}" ]] && r=""; r=${r%%\?*}; printf '%s' "$r"; }
