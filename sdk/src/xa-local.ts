@@ -1,5 +1,5 @@
 /**
- * The participant (RM) side of XA (PROTOCOL §7.4, §11.6): the local XA transaction of a branch
+ * The participant (RM) side of XA (docs/protocol.md#xa and docs/protocol.md#xa-barrier): the local XA transaction of a branch
  * and its phase 2, for MySQL/MariaDB (`XA START/END/PREPARE/COMMIT/ROLLBACK`) and PostgreSQL
  * (`BEGIN` / `PREPARE TRANSACTION` / `COMMIT PREPARED` / `ROLLBACK PREPARED`).
  */

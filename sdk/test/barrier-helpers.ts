@@ -645,7 +645,7 @@ export function barrierScenarios(getStore: () => StoreUnderTest, options: SuiteO
 export const raceReport: { store: string; races: number; both: number; neither: number; retries: number }[] = [];
 
 // ---------------------------------------------------------------------------------------------
-// Fuzz (RELIABILITY.md §7.6): random interleavings of a branch's ops, with random failures inside
+// Fuzz (docs/reliability.md#fuzzing): random interleavings of a branch's ops, with random failures inside
 // the business callback, checked against the §7.4 invariants.
 
 const FUZZ_OPS = { tcc: ["try", "cancel", "confirm"], saga: ["action", "compensate"] } as const;

@@ -6,7 +6,7 @@ import type { SagaLayout } from "./saga-layout.ts";
 import { sagaLayout } from "./saga-layout.ts";
 
 /**
- * SAGA (PROTOCOL §7.1): run actions forward (in sequence, or as a DAG when concurrent), and on a
+ * SAGA (docs/protocol.md#saga): run actions forward (in sequence, or as a DAG when concurrent), and on a
  * FAILURE, a timeout or an exhausted `retry_limit`, compensate in reverse every action that was
  * (or may have been) started.
  *
