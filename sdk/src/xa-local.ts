@@ -79,7 +79,7 @@ export interface XaOptions {
   readonly client?: DtxClient;
   /**
    * The barrier table (`database.table` / `schema.table`, dtm's DDL) that receives the XA barrier
-   * rows of §11.6; `false` to skip them. Default `dtm_barrier.barrier`.
+   * rows (docs/protocol.md#xa-barrier); `false` to skip them. Default `dtm_barrier.barrier`.
    */
   readonly barrierTable?: string | false;
 }

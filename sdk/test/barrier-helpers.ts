@@ -646,7 +646,7 @@ export const raceReport: { store: string; races: number; both: number; neither: 
 
 // ---------------------------------------------------------------------------------------------
 // Fuzz (docs/reliability.md#fuzzing): random interleavings of a branch's ops, with random failures inside
-// the business callback, checked against the §7.4 invariants.
+// the business callback, checked against the barrier's invariants (docs/protocol.md#barrier-algorithm).
 
 const FUZZ_OPS = { tcc: ["try", "cancel", "confirm"], saga: ["action", "compensate"] } as const;
 const FUZZ_DELTA: Readonly<Record<string, number>> = { try: -10, action: -10, cancel: 10, compensate: 10, confirm: 0 };

@@ -39,7 +39,7 @@ function actionStatus(pass: Pass, layout: SagaLayout, step: number): string | un
   return index === undefined ? undefined : pass.branches[index]?.status;
 }
 
-/** Whether a step's prerequisites allow its action to run now (the forward rule of §7.1). */
+/** Whether a step's prerequisites allow its action to run now (the forward rule, docs/protocol.md#saga). */
 function prerequisitesMet(pass: Pass, layout: SagaLayout, step: number): boolean {
   if (!layout.concurrent && step > 0 && actionStatus(pass, layout, step - 1) !== "succeed") return false;
   return (layout.orders.get(step) ?? []).every((p) => actionStatus(pass, layout, p) === "succeed");
