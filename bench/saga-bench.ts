@@ -618,7 +618,7 @@ async function runLevel(level: number, c: number, opts: Options, procs: Procs, r
 // Report
 
 const BASE_TARGETS = { throughputC64: 2000, throughputC64Stretch: 4000, p50C1Ms: 3, rssMaxMB: 150 };
-/** C = 64 throughput per store (RELIABILITY.md G12); the SQLite figures are the foundation issue's. */
+/** C = 64 throughput per store (the targets in bench/README.md); the SQLite figures are the foundation issue's. */
 const THROUGHPUT_C64: Record<StoreDriver, number> = { sqlite: 2000, postgres: 2000, mysql: 1500, redis: 5000 };
 let TARGETS = BASE_TARGETS;
 

@@ -3,7 +3,11 @@
  *
  *   npm run example:participant        # listens on 127.0.0.1:8081 (PORT, HOST override)
  *
- * Every endpoint answers 200 {"dtm_result":"SUCCESS"} and logs the call as one line.
+ * Every endpoint answers 200 {"dtm_result":"SUCCESS"} and logs the call as one line. Told to fail
+ * (a branch URL with `?fail=1`, e.g. `http://127.0.0.1:8081/api/TransIn?fail=1`), it answers
+ * 409 {"dtm_result":"FAILURE"} instead, so a saga whose action fails can be tried by hand: the
+ * coordinator keeps the URL's own query and adds gid, trans_type, branch_id and op to it.
+ * GET is served too: the coordinator calls a branch with GET when its payload is empty.
  */
 import Fastify from "fastify";
 
@@ -16,12 +20,23 @@ const app = Fastify({ logger: false });
 app.removeAllContentTypeParsers();
 app.addContentTypeParser("*", { parseAs: "string" }, (_req, body, done) => done(null, body));
 
+const SUCCESS = '{"dtm_result":"SUCCESS"}';
+const FAILURE = '{"dtm_result":"FAILURE"}';
+
 for (const name of ["TransOut", "TransOutRevert", "TransIn", "TransInRevert"]) {
-  app.post<{ Querystring: Record<string, string | undefined> }>(`/api/${name}`, async (req, reply) => {
-    const { gid = "", branch_id = "", op = "" } = req.query;
-    const body = typeof req.body === "string" ? req.body : "";
-    console.log(`${req.method} /api/${name} gid=${gid} branch_id=${branch_id} op=${op} body=${body}`);
-    return reply.code(200).header("content-type", "application/json").send('{"dtm_result":"SUCCESS"}');
+  app.route<{ Querystring: Record<string, string | undefined> }>({
+    method: ["GET", "POST"],
+    url: `/api/${name}`,
+    handler: async (req, reply) => {
+      const { gid = "", branch_id = "", op = "", fail = "" } = req.query;
+      const body = typeof req.body === "string" ? req.body : "";
+      const failing = fail === "1";
+      console.log(`${req.method} /api/${name} gid=${gid} branch_id=${branch_id} op=${op} body=${body}${failing ? " -> FAILURE" : ""}`);
+      return reply
+        .code(failing ? 409 : 200)
+        .header("content-type", "application/json")
+        .send(failing ? FAILURE : SUCCESS);
+    },
   });
 }
 

@@ -1,4 +1,4 @@
--- dtx / dtm branch barrier table for MySQL and MariaDB (PROTOCOL.md §11.1). Idempotent.
+-- dtx / dtm branch barrier table for MySQL and MariaDB (docs/protocol.md#barrier-table). Idempotent.
 -- Create it in the database your participant's business tables live in (the barrier row and the
 -- business change must commit in one local transaction).
 --

@@ -1,4 +1,4 @@
--- dtx / dtm branch barrier table for PostgreSQL (PROTOCOL.md §11.1). Idempotent.
+-- dtx / dtm branch barrier table for PostgreSQL (docs/protocol.md#barrier-table). Idempotent.
 -- Create it in the database your participant's business tables live in.
 --
 -- dtm's columns, but leaner than dtm's sqls/dtmcli.barrier.postgres.sql: the key

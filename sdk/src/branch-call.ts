@@ -34,7 +34,7 @@ export function branchResponse(status: number, body: Uint8Array): BranchResponse
   };
 }
 
-/** One call from the application to a participant (PROTOCOL §12 `TransRequestBranch`). */
+/** One call from the application to a participant (docs/protocol.md#what-clients-send `TransRequestBranch`). */
 export interface BranchRequest {
   /** `http(s)://...` or a gRPC target `host:port/package.Service/Method`. */
   readonly url: string;
@@ -51,7 +51,7 @@ export interface BranchRequest {
 }
 
 /**
- * Calls a participant as dtm's SDK does and decodes its answer (PROTOCOL §12): resolves on
+ * Calls a participant as dtm's SDK does and decodes its answer (docs/protocol.md#what-clients-send): resolves on
  * SUCCESS; throws {@link DtxFailure} for HTTP 409 / a body with FAILURE / gRPC ABORTED,
  * {@link DtxOngoing} for 425 / ONGOING / FAILED_PRECONDITION, another {@link DtxError} otherwise.
  */

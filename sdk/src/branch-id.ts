@@ -1,7 +1,7 @@
 import { invalidArgument } from "./errors.ts";
 
 /**
- * dtm's `BranchIDGen` (PROTOCOL §12): sub-branch ids `<parent><%02d>` counting from `01`. A nested
+ * dtm's `BranchIDGen` (docs/protocol.md#what-clients-send): sub-branch ids `<parent><%02d>` counting from `01`. A nested
  * TCC started from branch `02` numbers its branches `0201`, `0202`, ...
  */
 export class BranchIdGen {

@@ -1,5 +1,5 @@
 /**
- * The SDK's error model (ARCHITECTURE §3): every error the SDK raises is a {@link DtxError} with a
+ * The SDK's error model (docs/architecture.md#errors): every error the SDK raises is a {@link DtxError} with a
  * stable {@link DtxErrorCode}. Branch on `code`, never on the message text or the class.
  *
  * Two codes are dtm's wire outcomes and have their own classes:

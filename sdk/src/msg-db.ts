@@ -2,7 +2,7 @@ import type { BranchInfo } from "./types.ts";
 
 /**
  * The hook {@link Msg.doAndSubmitDB} uses to run the business inside a local transaction guarded
- * by the msg barrier (PROTOCOL §7.2, §11.3). The barrier module's database adapters implement it;
+ * by the msg barrier (docs/protocol.md#msg and docs/protocol.md#msg-check-back). The barrier module's database adapters implement it;
  * any object with this method works.
  */
 export interface MsgBarrierDb<Tx = unknown> {

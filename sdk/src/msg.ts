@@ -11,7 +11,7 @@ import type { Payload, TransOptions } from "./types.ts";
 export const TOPIC_PREFIX = "topic://";
 
 /**
- * A two-phase message (PROTOCOL §7.2): once submitted, the coordinator calls every action until
+ * A two-phase message (docs/protocol.md#msg): once submitted, the coordinator calls every action until
  * it succeeds; it never rolls back. With {@link prepare} first, the coordinator calls the
  * check-back URL (`queryPrepared`) of a msg left prepared to learn whether the local transaction
  * committed. {@link doAndSubmit} is the usual pattern.

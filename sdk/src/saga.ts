@@ -5,7 +5,7 @@ import { TransBase } from "./trans-base.ts";
 import type { Payload, TransOptions } from "./types.ts";
 
 /**
- * A saga (PROTOCOL §7.1): steps of `action` + `compensate`. The coordinator runs the actions in
+ * A saga (docs/protocol.md#saga): steps of `action` + `compensate`. The coordinator runs the actions in
  * order (or by {@link addBranchOrder} dependencies when {@link enableConcurrent}); when an action
  * answers FAILURE, it runs the compensations of the started steps in reverse.
  *

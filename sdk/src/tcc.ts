@@ -52,7 +52,7 @@ export class Tcc {
 }
 
 /**
- * dtm's `TccGlobalTransaction` (PROTOCOL §7.3, §12): prepares a TCC, runs `fn`, then submits
+ * dtm's `TccGlobalTransaction` (docs/protocol.md#tcc and docs/protocol.md#what-clients-send): prepares a TCC, runs `fn`, then submits
  * (the coordinator confirms every branch) and resolves with `fn`'s result. When `fn` throws (a
  * Try answered FAILURE, or anything else), aborts with `rollback_reason` = the error's message
  * (the coordinator cancels every registered branch) and rethrows the error.

@@ -1,5 +1,5 @@
 /**
- * Wire values and shared types (PROTOCOL §2.4, §2.1 options, §12).
+ * Wire values and shared types (docs/protocol.md#data-model, docs/protocol.md#options and docs/protocol.md#what-clients-send).
  */
 
 /** dtm's transaction types. */
@@ -34,7 +34,7 @@ export type DtmResult = "SUCCESS" | "FAILURE" | "ONGOING";
 /**
  * Branch identity, as the coordinator (or the application) sends it to every branch call: query
  * parameters `trans_type`, `gid`, `branch_id`, `op` over HTTP, metadata `dtm-*` over gRPC
- * (PROTOCOL §6, §12). Structurally the same as the barrier module's `BranchInfo`.
+ * (docs/protocol.md#branch-calls and docs/protocol.md#what-clients-send). Structurally the same as the barrier module's `BranchInfo`.
  */
 export interface BranchInfo {
   /** `saga`, `msg`, `tcc`, `xa` or `workflow`. */
@@ -62,8 +62,8 @@ export interface BranchRequestInfo extends BranchInfo {
 export type Payload = string | Uint8Array | object | number | boolean | null | undefined;
 
 /**
- * Options of a global transaction (PROTOCOL §2.1). Times are in **seconds**, as in dtm. dtx
- * accepts fractions of a second over HTTP (D7); over gRPC they must be whole numbers.
+ * Options of a global transaction (docs/protocol.md#options). Times are in **seconds**, as in dtm. dtx
+ * accepts fractions of a second over HTTP (docs/deviations.md D7); over gRPC they must be whole numbers.
  */
 export interface TransOptions {
   /**

@@ -1,5 +1,5 @@
 /**
- * The participant (RM) side of XA (PROTOCOL §7.4, §11.6): the local XA transaction of a branch
+ * The participant (RM) side of XA (docs/protocol.md#xa and docs/protocol.md#xa-barrier): the local XA transaction of a branch
  * and its phase 2, for MySQL/MariaDB (`XA START/END/PREPARE/COMMIT/ROLLBACK`) and PostgreSQL
  * (`BEGIN` / `PREPARE TRANSACTION` / `COMMIT PREPARED` / `ROLLBACK PREPARED`).
  */
@@ -79,7 +79,7 @@ export interface XaOptions {
   readonly client?: DtxClient;
   /**
    * The barrier table (`database.table` / `schema.table`, dtm's DDL) that receives the XA barrier
-   * rows of §11.6; `false` to skip them. Default `dtm_barrier.barrier`.
+   * rows (docs/protocol.md#xa-barrier); `false` to skip them. Default `dtm_barrier.barrier`.
    */
   readonly barrierTable?: string | false;
 }

@@ -19,7 +19,7 @@ export class XaGlobal {
 
   /**
    * Calls one XA branch: POST `url` with `payload` and query `dtm`, `gid`, `branch_id`,
-   * `trans_type=xa`, `op=action`, `phase2_url=<url>` (PROTOCOL §7.4). The participant runs its
+   * `trans_type=xa`, `op=action`, `phase2_url=<url>` (docs/protocol.md#xa). The participant runs its
    * local XA transaction (see {@link xaLocalTransaction}), registers the branch with `phase2_url`,
    * and prepares. The same URL later receives `op=commit` or `op=rollback`.
    */

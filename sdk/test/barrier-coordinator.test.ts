@@ -270,7 +270,7 @@ describe("saga participants behind the barrier, driven by the coordinator", () =
       payloads: steps.map(([s, , , amount]) => payload(ids[s], amount)),
       wait_result: true,
     });
-    // the lost responses are errors to the coordinator: wait_result reports "not yet" (425 ONGOING, D11)
+    // the lost responses are errors to the coordinator: wait_result reports "not yet" (425 ONGOING, docs/deviations.md D11)
     expect(r.status === 200 || (r.status === 425 && r.text.includes('"code":"ONGOING"')), r.text).toBe(true);
     await cronUntil(gid, "succeed");
     expect(await balances(ids)).toEqual({ pg: 70, mysql: 110, redis: 110, mongo: 110 });

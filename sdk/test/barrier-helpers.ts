@@ -645,8 +645,8 @@ export function barrierScenarios(getStore: () => StoreUnderTest, options: SuiteO
 export const raceReport: { store: string; races: number; both: number; neither: number; retries: number }[] = [];
 
 // ---------------------------------------------------------------------------------------------
-// Fuzz (RELIABILITY.md §7.6): random interleavings of a branch's ops, with random failures inside
-// the business callback, checked against the §7.4 invariants.
+// Fuzz (docs/reliability.md#fuzzing): random interleavings of a branch's ops, with random failures inside
+// the business callback, checked against the barrier's invariants (docs/protocol.md#barrier-algorithm).
 
 const FUZZ_OPS = { tcc: ["try", "cancel", "confirm"], saga: ["action", "compensate"] } as const;
 const FUZZ_DELTA: Readonly<Record<string, number>> = { try: -10, action: -10, cancel: 10, compensate: 10, confirm: 0 };

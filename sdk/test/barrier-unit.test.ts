@@ -167,7 +167,7 @@ function recordingTx(dialect: "postgres" | "mysql"): BarrierSqlTx & { statements
   };
 }
 
-describe("the algorithm (PROTOCOL.md §11.2), statement by statement", () => {
+describe("the algorithm (docs/protocol.md#barrier-algorithm), statement by statement", () => {
   const bb = (op: string, transType = "tcc"): BranchBarrier => new BranchBarrier({ transType, gid: "g", branchId: "01", op });
 
   it("try: one insert, then the business", async () => {

@@ -228,7 +228,7 @@ describe("the coordinator reads the helpers' answers as dtm does", () => {
     expect(calls).toEqual(["ok:action", "failure:action", "failureRevert:compensate", "okRevert:compensate"]);
 
     const gidErr = gidFor("h-err");
-    // wait_result on a saga that is not finished: ONGOING, not FAILURE (D11)
+    // wait_result on a saga that is not finished: ONGOING, not FAILURE (docs/deviations.md D11)
     await expect(saga(gidErr, "error").submit()).rejects.toBeInstanceOf(DtxOngoing);
     expect(await env.dtx.client.status(gidErr)).toBe("submitted");
 

@@ -10,7 +10,7 @@ const port = z.number().int().min(0).max(65535);
 const MAX_RETENTION_SECONDS = 10 * 365 * 24 * 3600;
 
 /**
- * The coordinator's configuration. Time knobs are seconds and accept fractions (D7), so tests
+ * The coordinator's configuration. Time knobs are seconds and accept fractions (docs/deviations.md D7), so tests
  * can run on millisecond timings. Read from defaults, then a YAML/JSON file (`DTX_CONFIG` or
  * `--config`), then `DTX_*` environment variables; see the README's table.
  */

@@ -1,5 +1,5 @@
 /**
- * Prometheus metrics (PROTOCOL §14): dtm's metric names and labels, so dtm's dashboards and alerts
+ * Prometheus metrics (docs/protocol.md#admin-metrics-and-health): dtm's metric names and labels, so dtm's dashboards and alerts
  * work on dtx unchanged, plus Node's process metrics in place of Go's runtime ones.
  *
  * Each coordinator has a registry of its own (tests run many in one process); the process-wide

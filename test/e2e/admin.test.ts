@@ -1,4 +1,4 @@
-// The built-in admin view (PROTOCOL §14): its routes and security headers over real HTTP, static
+// The built-in admin view (docs/protocol.md#admin-metrics-and-health): its routes and security headers over real HTTP, static
 // checks of the page and script, and the exact API calls the script makes against a coordinator.
 import { describe, expect, it } from "vitest";
 import { ADMIN_API, ADMIN_JS } from "../../server/src/api/http/admin-page.ts";

@@ -1,5 +1,5 @@
 /**
- * Opt-in bearer-token authentication (RELIABILITY §5.3) against real servers on loopback: every
+ * Opt-in bearer-token authentication (docs/security.md#authentication) against real servers on loopback: every
  * HTTP route and every dtmgimp.Dtm method × {no token, bad token, client, admin, metrics}, the
  * answers to refused calls (401 + WWW-Authenticate / 403, UNAUTHENTICATED / PERMISSION_DENIED),
  * that a refused call writes nothing, the open routes, auth off by default, and the SDK's token.

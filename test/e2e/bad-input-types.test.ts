@@ -1,5 +1,5 @@
 /**
- * Client mistakes on the msg / tcc / xa / workflow / topic routes (PROTOCOL §0 D1, D8;
+ * Client mistakes on the msg / tcc / xa / workflow / topic routes (docs/deviations.md D1, D8;
  * docs/errors.md): each request is refused with an exact 4xx status and stable `code`, never a
  * 5xx, and writes nothing: every transaction, branch and topic is byte-for-byte the same after it.
  */

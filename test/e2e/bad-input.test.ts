@@ -6,8 +6,8 @@ import { startCoordinator } from "../helpers/coordinator.ts";
 
 /**
  * A fixed corpus of bad inputs over real HTTP, each with the exact status and stable code it must
- * get (PROTOCOL §0 D1/D8, RELIABILITY §5.3 and §7.6), and a check that a refused request wrote
- * nothing. The repeated-submit answers (409 once finished, D2 200 while submitted) are covered in
+ * get (docs/deviations.md D1/D8, docs/security.md and docs/reliability.md#fuzzing), and a check that a refused request wrote
+ * nothing. The repeated-submit answers (409 once finished, 200 while submitted: docs/deviations.md D2) are covered in
  * saga.test.ts.
  */
 
@@ -254,7 +254,7 @@ const submitRows: Row[] = [
 ];
 
 const otherRows: Row[] = [
-  // D8: unknown gid on the admin writes
+  // docs/deviations.md D8: unknown gid on the admin writes
   { name: "forceStop of an unknown gid", path: "/api/dtmsvr/forceStop", body: { gid: "bad-input-nope-1" }, status: 404, code: "TRANS_NOT_FOUND" },
   { name: "resetNextCronTime of an unknown gid", path: "/api/dtmsvr/resetNextCronTime", body: { gid: "bad-input-nope-2" }, status: 404, code: "TRANS_NOT_FOUND" },
   { name: "forceStop without gid", path: "/api/dtmsvr/forceStop", body: {}, status: 400, code: "INVALID_GID" },

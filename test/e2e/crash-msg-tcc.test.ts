@@ -1,5 +1,5 @@
 /**
- * Crash recovery for two-phase messages and TCC (PROTOCOL §7.2, §7.3), in the style of
+ * Crash recovery for two-phase messages and TCC (docs/protocol.md#msg and docs/protocol.md#tcc), in the style of
  * crash-recovery.test.ts: the real coordinator runs as a child process on a SQLite file, is
  * SIGKILLed (at an armed crash point, or by the test while the participant holds a call), is
  * restarted on the same file, and the cron (driven through the test-control API) must finish:

@@ -2,7 +2,7 @@
  * Crash recovery on the network stores (PostgreSQL, Redis): real coordinator processes share one
  * database and one is SIGKILLed mid-saga. What it acknowledged or started must be finished by the other coordinator on the
  * same database (for the store, no different from a restarted one), without repeating a step
- * whose success was recorded (PROTOCOL §7.1).
+ * whose success was recorded (docs/protocol.md#saga).
  *
  * As in crash-recovery.test.ts: retries and leases are 30 s, so nothing becomes due in real time;
  * recovery is driven by `cron(60_000)` through the test-control API, and every wait is on an event.

@@ -2,7 +2,7 @@
  * Crash recovery end to end: the real coordinator runs as a child process on a SQLite file, is
  * SIGKILLed while sagas are in flight (by an armed crash point or by the test), is restarted on the
  * same file, and the cron (driven through the test-control API) must finish every saga with the
- * statuses and participant calls PROTOCOL §7.1 prescribes.
+ * statuses and participant calls docs/protocol.md#saga prescribes.
  *
  * No sleeps: every wait is on an event (a busi call, the child's exit, an HTTP response).
  *

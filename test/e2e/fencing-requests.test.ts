@@ -39,7 +39,7 @@ describe("requests under fencing", () => {
     expect((await a.client.submit(body)).status).toBe(200);
     await busi.waitForCalls({ gid, name: "TransOut" }, 1);
 
-    // D2: a resubmit of a submitted saga continues it, but here A's pass holds it.
+    // docs/deviations.md D2: a resubmit of a submitted saga continues it, but here A's pass holds it.
     expect((await b.client.submit(body)).status).toBe(200);
     await b.client.settle();
     expect(busi.calls({ gid }).map((c) => c.name)).toEqual(["TransOut"]);

@@ -1,5 +1,5 @@
 /**
- * dtm's gRPC API (`dtmgimp.Dtm`, PROTOCOL §5) and gRPC branch calls (§6.2) end to end: a real
+ * dtm's gRPC API (`dtmgimp.Dtm`, docs/protocol.md#grpc-api) and gRPC branch calls (docs/protocol.md#grpc-branch-calls) end to end: a real
  * @grpc/grpc-js client loaded from proto/dtmgimp.proto talks to an in-process coordinator, whose
  * branches are served by a real gRPC participant (test/busi/grpc-busi.ts). No sleeps: waits are on
  * calls, answers and cron rounds.
@@ -203,7 +203,7 @@ describe("dtmgimp.Dtm over gRPC", () => {
 
     expect((await dtm.call("Submit", { Gid: gid, TransType: "workflow", ReqExtra: { status: "succeed", result: Buffer.from("done").toString("base64") } })).ok).toBe(true);
     const done = await dtm.ok<DtmProgressesReply>("PrepareWorkflow", req);
-    // dtm does not fill Result over gRPC (PROTOCOL §5).
+    // dtm does not fill Result over gRPC (docs/protocol.md#grpc-api).
     expect(done.Transaction).toEqual({ Gid: gid, Status: "succeed", RollbackReason: "", Result: "" });
     expect((await dtx.client.query(gid)).transaction?.status).toBe("succeed");
   });

@@ -1,9 +1,9 @@
 /**
  * JSON-RPC 2.0, both directions:
- * - the API an application calls, POST /api/json-rpc (PROTOCOL §4): dtm's methods and error codes,
+ * - the API an application calls, POST /api/json-rpc (docs/protocol.md#json-rpc-api): dtm's methods and error codes,
  *   plus dtx's -32602 with a stable `data.code` for a client mistake;
  * - the branch protocol the coordinator calls participants with when a trans has
- *   `protocol: "json-rpc"` and its URLs carry `?method=` (PROTOCOL §6.3).
+ *   `protocol: "json-rpc"` and its URLs carry `?method=` (docs/protocol.md#json-rpc-branch-calls).
  */
 import { createServer } from "node:http";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
@@ -94,7 +94,7 @@ class RpcParticipant {
       : answer === "ongoing" ? { code: -32902, message: "still processing" }
       : answer === "internal" ? { code: -32603, message: "database down" }
       : null;
-    // D9: dtm_result decides before the words; these two mention the other outcome on purpose.
+    // docs/deviations.md D9: dtm_result decides before the words; these two mention the other outcome on purpose.
     const reply =
       answer === "success-mentions-ongoing" ? { jsonrpc: "2.0", id: body.id, result: { dtm_result: "SUCCESS", note: "was ONGOING before" }, error: null }
       : answer === "ongoing-mentions-failure" ? { jsonrpc: "2.0", id: body.id, error: { code: -32902, message: "no FAILURE yet" } }
@@ -316,7 +316,7 @@ describe("JSON-RPC branch calls (protocol json-rpc, URL with ?method=)", () => {
     const gid = "rpc-branch-ongoing";
     rpc.program("transOut", "ongoing", "ongoing");
     const r = await dtx.client.submit(rpcSaga(gid, { wait_result: true }));
-    expect(r.status).toBe(425); // a saga still running is unfinished, not a failure (D11)
+    expect(r.status).toBe(425); // a saga still running is unfinished, not a failure (docs/deviations.md D11)
     expect(r.body).toMatchObject({ code: "ONGOING", dtm_result: "ONGOING" });
     expect(await dtx.client.status(gid)).toBe("submitted");
     await dtx.client.cron(60_000);

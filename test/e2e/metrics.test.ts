@@ -1,4 +1,4 @@
-// GET /api/metrics (PROTOCOL §14): dtm's metric names and labels, counted from real HTTP and gRPC
+// GET /api/metrics (docs/protocol.md#admin-metrics-and-health): dtm's metric names and labels, counted from real HTTP and gRPC
 // requests, real branch calls and real processing passes.
 import { describe, expect, it } from "vitest";
 import { DtxClient as SdkClient } from "../../sdk/src/index.ts";

@@ -115,7 +115,7 @@ describe("saga over HTTP", () => {
     const gid = "saga-backoff";
     busi.program({ gid, name: "TransIn" }, "ONGOING", "ERROR", "ERROR", "ERROR", "ERROR", "ERROR");
     const r = await dtx.client.submit(sagaBody(gid, (n) => busi.url(n), { wait_result: true }));
-    expect(r.status).toBe(425); // still submitted, and it will succeed: not a FAILURE (D11)
+    expect(r.status).toBe(425); // still submitted, and it will succeed: not a FAILURE (docs/deviations.md D11)
     expect(r.body).toMatchObject({ dtm_result: "ONGOING", code: "ONGOING" });
     const intervals: number[] = [];
     const record = async (): Promise<void> => {

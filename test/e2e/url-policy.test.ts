@@ -1,4 +1,4 @@
-// The branch URL policy (RELIABILITY §5.2) end to end, over real HTTP on loopback: refused at
+// The branch URL policy (docs/security.md#branch-url-policy) end to end, over real HTTP on loopback: refused at
 // registration with 400 URL_NOT_ALLOWED and nothing stored, refused again before every call (a row
 // stored before the policy changed becomes an error outcome, retried and alerted, and is never
 // called), redirects never followed, odd host encodings refused.

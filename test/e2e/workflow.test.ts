@@ -1,5 +1,5 @@
 /**
- * Workflow end to end (PROTOCOL §7.5): the coordinator only stores what the application's workflow
+ * Workflow end to end (docs/protocol.md#workflow): the coordinator only stores what the application's workflow
  * SDK records (prepareWorkflow, registerBranch, submit with req_extra) and, while a workflow stays
  * prepared, calls the application back at its query_prepared URL so it re-runs the workflow. The
  * SDK side is played by test/helpers/workflow-client.ts, a scripted double of dtm's Go client.
@@ -197,7 +197,7 @@ describe("workflow: prepareWorkflow, registerBranch, submit", () => {
     const otherData = await post("registerBranch", { ...rec, data: "result-2" });
     expect(otherData.status).toBe(409);
     expect(otherData.body).toMatchObject({ code: "BRANCH_CONFLICT" });
-    // A repeat that records a different status for the same progress is a conflict (D4): accepting
+    // A repeat that records a different status for the same progress is a conflict (docs/deviations.md D4): accepting
     // it silently would make a client that believes it recorded `failed` replay `succeed`.
     const otherStatus = await post("registerBranch", { ...rec, status: "failed" });
     expect(otherStatus.status).toBe(409);

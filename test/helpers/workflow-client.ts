@@ -1,6 +1,6 @@
 /**
  * A scripted workflow client for end-to-end tests: a test double of dtm's Go `workflow` package
- * speaking the HTTP protocol of PROTOCOL §7.5, not a full SDK.
+ * speaking the HTTP protocol of docs/protocol.md#workflow, not a full SDK.
  *
  * `execute(name, gid, data, fn)`:
  * 1. POST /api/dtmsvr/prepareWorkflow (query_prepared = the resume callback URL, custom_data
@@ -100,7 +100,7 @@ async function postJson(url: string, body: unknown): Promise<{ status: number; t
   return { status: res.statusCode, text: await res.body.text() };
 }
 
-/** dtm's HTTPResp2DtmError (PROTOCOL §6.1), as the Go SDK applies it to a participant's answer. */
+/** dtm's HTTPResp2DtmError (docs/protocol.md#http-branch-calls), as the Go SDK applies it to a participant's answer. */
 function classify(status: number, text: string): CallResult {
   if (status === 425 || text.includes("ONGOING")) return { kind: "ongoing", message: text || "ONGOING" };
   if (status === 409 || text.includes("FAILURE")) return { kind: "failure", message: text || "FAILURE" };

@@ -1,5 +1,5 @@
 /**
- * The store contract (server/src/store/store.ts, PROTOCOL §10.1) as one suite that every store
+ * The store contract (server/src/store/store.ts, docs/protocol.md#storage) as one suite that every store
  * runs against its real database: test/store/<driver>-store.test.ts each call
  * {@link describeStoreConformance} with a fixture that owns a private database area (a temp dir,
  * a Postgres schema, a MySQL database), so parallel test files never see each other's rows.

@@ -51,7 +51,7 @@ describe("mysql store: migrations and columns", () => {
   it("refuses a database whose trans_global dtm created, instead of adopting it", async () => {
     await area.query(`DROP DATABASE ${area.database}`);
     await area.query(`CREATE DATABASE ${area.database} CHARACTER SET utf8mb4`);
-    // dtm's DDL (PROTOCOL §10.2), cut down: whole-second datetimes.
+    // dtm's DDL (docs/protocol.md#storage), cut down: whole-second datetimes.
     await area.query(`CREATE TABLE ${area.table("trans_global")} (id bigint PRIMARY KEY, gid varchar(128) NOT NULL UNIQUE,
       create_time datetime DEFAULT NULL)`);
     const store = new MysqlStore({ url: area.url });

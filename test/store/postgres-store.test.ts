@@ -57,7 +57,7 @@ describe("postgres store: schema and migrations", () => {
   it("refuses a schema whose trans_global dtm created, instead of adopting it", async () => {
     await area.drop();
     await area.query(`CREATE SCHEMA ${area.schema}`);
-    // dtm's DDL (PROTOCOL §10.3), cut down: whole-second times.
+    // dtm's DDL (docs/protocol.md#storage), cut down: whole-second times.
     await area.query(`CREATE TABLE ${area.table("trans_global")} (id bigint PRIMARY KEY, gid varchar(128) NOT NULL UNIQUE,
       create_time timestamp(0) with time zone DEFAULT NULL)`);
     const store = new PostgresStore({ url: area.url, schema: area.schema });

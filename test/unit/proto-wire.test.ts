@@ -1,5 +1,5 @@
 /**
- * proto/dtmgimp.proto and proto/wf.proto must stay wire-identical to dtm's (PROTOCOL §5, §7.5):
+ * proto/dtmgimp.proto and proto/wf.proto must stay wire-identical to dtm's (docs/protocol.md#grpc-api and docs/protocol.md#workflow):
  * every message's field numbers and types are compared with a table written from the spec, first
  * through @grpc/proto-loader's descriptors, then on the wire, by decoding what the loaded
  * serializers produce with a hand-written protobuf reader. The gRPC invoker's pure parts (URL
@@ -21,7 +21,7 @@ interface Field {
   repeated?: boolean;
 }
 
-/** PROTOCOL §5 and §7.5, field by field. */
+/** docs/protocol.md#grpc-api and docs/protocol.md#workflow, field by field. */
 const SPEC: Record<string, Field[]> = {
   "dtmgimp.DtmTransOptions": [
     { n: 1, name: "WaitResult", type: "bool" },
@@ -181,7 +181,7 @@ function expectedWire(t: FieldType): number {
   return WIRE_TYPE[t] ?? 2;
 }
 
-describe("proto/dtmgimp.proto and proto/wf.proto match dtm's (PROTOCOL §5, §7.5)", () => {
+describe("proto/dtmgimp.proto and proto/wf.proto match dtm's (docs/protocol.md#grpc-api and docs/protocol.md#workflow)", () => {
   it("declares exactly the spec's messages", () => {
     const messages = Object.keys(all).filter((k) => !k.startsWith("google.") && !(all[k] as { format?: string }).format?.startsWith("Protocol Buffer 3 Enum") && k !== "dtmgimp.Dtm" && k !== "workflow.Workflow");
     expect(messages.sort()).toEqual(Object.keys(SPEC).sort());
@@ -252,7 +252,7 @@ describe("proto/dtmgimp.proto and proto/wf.proto match dtm's (PROTOCOL §5, §7.
   });
 });
 
-describe("gRPC branch-call helpers (PROTOCOL §6.2)", () => {
+describe("gRPC branch-call helpers (docs/protocol.md#grpc-branch-calls)", () => {
   it("splits a URL at the first slash", () => {
     expect(parseGrpcUrl("localhost:58081/busi.Busi/TransOut")).toEqual({ target: "localhost:58081", method: "/busi.Busi/TransOut" });
     expect(parseGrpcUrl("127.0.0.1:1/a.b.C/D/E")).toEqual({ target: "127.0.0.1:1", method: "/a.b.C/D/E" });
@@ -291,7 +291,7 @@ describe("gRPC branch-call helpers (PROTOCOL §6.2)", () => {
   });
 });
 
-describe("DtmRequest -> the service's JSON-shaped body (PROTOCOL §5 mapping)", () => {
+describe("DtmRequest -> the service's JSON-shaped body (docs/protocol.md#grpc-api mapping)", () => {
   const req: DtmRequest = {
     Gid: "g;1", TransType: "saga", CustomedData: "{}", BinPayloads: [Buffer.from([0xff])], QueryPrepared: "", Steps: '[{"action":"a","compensate":"c"}]',
     ReqExtra: { k: "v" }, RollbackReason: "why",

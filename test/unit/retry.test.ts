@@ -27,7 +27,7 @@ function trans(transType: TransType, o: Partial<TransOptions> = {}) {
   return { transType, createTime: CREATED, options: { ...DEFAULT_OPTIONS, branchHeaders: {}, ...o } };
 }
 
-describe("baseInterval (PROTOCOL §9.1)", () => {
+describe("baseInterval (docs/protocol.md#retries)", () => {
   it("uses the trans's own retry_interval first", () => {
     expect(baseInterval(trans("saga", { retryInterval: 2_500 }), CFG)).toBe(2_500);
     expect(baseInterval(trans("saga", { retryInterval: 90_000, timeoutToFail: 1_000 }), CFG)).toBe(90_000);

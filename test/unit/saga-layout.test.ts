@@ -16,7 +16,7 @@ function problem(customData: string, steps: number): string {
   return parsed.problem;
 }
 
-/** Standard saga branches (PROTOCOL §7.1): step i -> [compensate, action] with branch_id %02d of i+1. */
+/** Standard saga branches (docs/protocol.md#saga): step i -> [compensate, action] with branch_id %02d of i+1. */
 function sagaBranches(steps: number): PassBranch[] {
   const out: PassBranch[] = [];
   for (let i = 0; i < steps; i++) {

@@ -1,5 +1,5 @@
 /**
- * Property tests of the pure saga planner (PROTOCOL §7.1, ARCHITECTURE §3 "Property tests on core").
+ * Property tests of the pure saga planner (docs/protocol.md#saga, docs/architecture.md#tests).
  *
  * The test drives `sagaProcessor(timing).decide(pass, now)` with a small simulator that mirrors
  * what service/executor.ts does with each decision:
@@ -113,7 +113,7 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc
 // ---------------------------------------------------------------------------------------------
 // The simulator
 
-/** Layout as the service generates it (PROTOCOL §7.1): index 2i = compensate, 2i+1 = action. */
+/** Layout as the service generates it (docs/protocol.md#saga): index 2i = compensate, 2i+1 = action. */
 const actionIndex = (step: number): number => 2 * step + 1;
 const compIndex = (step: number): number => 2 * step;
 const stepOf = (index: number): number => Math.floor(index / 2);
@@ -399,7 +399,7 @@ function simulate(s: Scenario, check: Check): { persisted: Persisted; truth: Tru
         const branch = pass.branches[index];
         if (!branch) throw new Error(`invoke of index ${index} out of range`);
         assert.ok(!pass.inFlight.has(index), "a call is already in flight");
-        // A branch is called once per pass (PROTOCOL §7.1), except an action's retry_limit retries.
+        // A branch is called once per pass (docs/protocol.md#saga), except an action's retry_limit retries.
         if (pass.started.has(index)) {
           assert.ok(decision.retry === true && isAction(index), `branch ${index} called twice in one pass`);
         }
@@ -461,7 +461,7 @@ function simulate(s: Scenario, check: Check): { persisted: Persisted; truth: Tru
       const a = persisted.branches[actionIndex(step)];
       if (a === "succeed" || a === "failed") assert.equal(persisted.branches[compIndex(step)], "succeed", `step ${step} left uncompensated`);
       if (check.strict && truth.actionInvoked[step]) {
-        // Atomicity (RELIABILITY §7: failed => n(action) = n(compensate)): an action whose call went
+        // Atomicity (docs/reliability.md#saga-atomicity: failed => n(action) = n(compensate)): an action whose call went
         // out may have applied its effect, so its compensation must have run.
         assert.ok(truth.compSucceeded[step], `step ${step}: its action was invoked but it was never compensated`);
       }

@@ -1,4 +1,4 @@
-// The branch URL policy's matcher (RELIABILITY §5.2): pure functions, plus the call-time address
+// The branch URL policy's matcher (docs/security.md#branch-url-policy): pure functions, plus the call-time address
 // check with a fake resolver.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";

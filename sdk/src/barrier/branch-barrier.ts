@@ -1,5 +1,5 @@
 /**
- * The sub-transaction barrier (PROTOCOL.md §11): makes an RM handler safe against duplicate
+ * The sub-transaction barrier (docs/protocol.md#branch-barrier): makes an RM handler safe against duplicate
  * requests, a compensation that arrives before its try/action (null compensation) and a
  * try/action that arrives after its compensation (hanging).
  */
@@ -267,7 +267,7 @@ export class BranchBarrier implements BranchInfo {
   }
 
   /**
-   * The msg check-back (PROTOCOL.md §11.3) for a barrier built from the check-back request:
+   * The msg check-back (docs/protocol.md#msg-check-back) for a barrier built from the check-back request:
    * resolves when the local transaction committed (the coordinator then submits the msg); rejects
    * with a FAILURE {@link BarrierError} when it did not and never will (answer 409 / ABORTED).
    * `db`: a pg Pool/Client, a mysql2/promise Pool/Connection, a Kysely, a MongoClient or a

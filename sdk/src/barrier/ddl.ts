@@ -1,5 +1,5 @@
 /**
- * The barrier table's DDL (PROTOCOL.md §11.1). `sdk/sql/barrier.{mysql,postgres}.sql` hold the
+ * The barrier table's DDL (docs/protocol.md#barrier-table). `sdk/sql/barrier.{mysql,postgres}.sql` hold the
  * same statements for the default name; a test keeps them in step.
  */
 import { BarrierError } from "./errors.ts";

@@ -1,7 +1,7 @@
 /**
  * Errors raised by the branch barrier. Every one has a stable `code`; branch on it, never on the
  * message text. `httpStatus` and `grpcCode` are what an RM handler should answer with, so that the
- * coordinator reads the outcome the way dtm does (PROTOCOL.md §6.1, §6.2, §12).
+ * coordinator reads the outcome the way dtm does (docs/protocol.md#http-branch-calls, docs/protocol.md#grpc-branch-calls and docs/protocol.md#what-clients-send).
  */
 
 export type BarrierErrorCode =

@@ -1,6 +1,6 @@
 /**
  * The branch barrier: makes participant (RM) handlers safe against duplicate requests, null
- * compensation and hanging, on Postgres, MySQL/MariaDB, Kysely, Mongo and Redis (PROTOCOL.md §11).
+ * compensation and hanging, on Postgres, MySQL/MariaDB, Kysely, Mongo and Redis (docs/protocol.md#branch-barrier).
  */
 export { BranchBarrier, isMongoClient } from "./branch-barrier.ts";
 export type { BarrierDb, BranchMetadata, BranchQuery, MysqlPoolOf, PgPoolOf } from "./branch-barrier.ts";

@@ -1,5 +1,5 @@
 /**
- * The Mongo barrier (PROTOCOL.md §11.5): the SQL algorithm inside a session transaction, with
+ * The Mongo barrier (docs/protocol.md#mongo-barrier): the SQL algorithm inside a session transaction, with
  * FindOne + InsertOne per barrier row and a unique index on {gid, branch_id, op, barrier_id}.
  * Mongo transactions need a replica set (or a sharded cluster).
  */
@@ -105,7 +105,7 @@ export async function mongoBarrierCall<S extends MongoSessionLike, T>(
   }
 }
 
-/** PROTOCOL.md §11.3 on Mongo, outside any transaction. */
+/** docs/protocol.md#msg-check-back on Mongo, outside any transaction. */
 export async function mongoQueryPrepared(info: BranchInfo, tableName: string, client: MongoClientLike): Promise<void> {
   const coll = barrierCollection(client, tableName);
   const key = { gid: info.gid, branch_id: MSG_BRANCH_ID, op: MSG_OP, barrier_id: MSG_BARRIER_ID };

@@ -1,5 +1,5 @@
 /**
- * The two-phase message's DoAndSubmit (PROTOCOL.md §7.2, §11.3): prepare, run the local
+ * The two-phase message's DoAndSubmit (docs/protocol.md#msg and docs/protocol.md#msg-check-back): prepare, run the local
  * transaction with the msg barrier row in it, then submit, or abort when the local transaction
  * definitely did not commit.
  */

@@ -1,5 +1,5 @@
 /**
- * The Redis barrier (PROTOCOL.md §11.4): one Lua script checks the amount, the barrier key and
+ * The Redis barrier (docs/protocol.md#redis-barrier): one Lua script checks the amount, the barrier key and
  * the origin key, and adjusts the amount, atomically.
  *
  * Caveat: every barrier key has a TTL (default 7 days). After it expires, or if Redis evicts it
@@ -22,7 +22,7 @@ const REDIS_ORIGIN_OP: Readonly<Record<string, string>> = { cancel: "try", compe
  * For cancel and compensate. KEYS[1] amount key, KEYS[2] this op's barrier key, KEYS[3] the
  * origin op's barrier key. ARGV[1] amount, ARGV[2] origin op, ARGV[3] expiry in seconds, ARGV[4] op.
  */
-export const CHECK_ADJUST_AMOUNT_LUA = `-- dtx barrier: RedisCheckAdjustAmount (PROTOCOL.md 11.4)
+export const CHECK_ADJUST_AMOUNT_LUA = `-- dtx barrier: RedisCheckAdjustAmount (docs/protocol.md#redis-barrier)
 local v = redis.call('GET', KEYS[1])
 if v == false or tonumber(v) + tonumber(ARGV[1]) < 0 then
   return 'FAILURE'
@@ -46,7 +46,7 @@ return 'OK'
  * and three arguments to send and check instead of three and four.
  * KEYS[1] amount key, KEYS[2] this op's barrier key. ARGV[1] amount, ARGV[2] expiry, ARGV[3] op.
  */
-export const CHECK_ADJUST_AMOUNT_NO_ORIGIN_LUA = `-- dtx barrier: RedisCheckAdjustAmount, op without origin (PROTOCOL.md 11.4)
+export const CHECK_ADJUST_AMOUNT_NO_ORIGIN_LUA = `-- dtx barrier: RedisCheckAdjustAmount, op without origin (docs/protocol.md#redis-barrier)
 local v = redis.call('GET', KEYS[1])
 if v == false or tonumber(v) + tonumber(ARGV[1]) < 0 then
   return 'FAILURE'
@@ -59,7 +59,7 @@ return 'OK'
 `;
 
 /** KEYS[1] the msg barrier key; ARGV[1] expiry in seconds. */
-export const QUERY_PREPARED_LUA = `-- dtx barrier: RedisQueryPrepared (PROTOCOL.md 11.4)
+export const QUERY_PREPARED_LUA = `-- dtx barrier: RedisQueryPrepared (docs/protocol.md#redis-barrier)
 local v = redis.call('GET', KEYS[1])
 if v == false then
   redis.call('SET', KEYS[1], 'rollback', 'EX', ARGV[1])

@@ -1,5 +1,5 @@
 /**
- * The SQL barrier (PROTOCOL.md §11.2, §11.3) over pg, mysql2/promise, Kysely, or any driver
+ * The SQL barrier (docs/protocol.md#barrier-algorithm and docs/protocol.md#msg-check-back) over pg, mysql2/promise, Kysely, or any driver
  * wrapped as a {@link BarrierSqlTx}.
  */
 import { createHash } from "node:crypto";
@@ -26,7 +26,7 @@ export interface SqlRunner {
   rows(sql: string, params: readonly unknown[]): Promise<readonly Record<string, unknown>[]>;
 }
 
-/** The row the msg check-back looks for (PROTOCOL.md §11.3). */
+/** The row the msg check-back looks for (docs/protocol.md#msg-check-back). */
 export const MSG_BRANCH_ID = "00";
 export const MSG_OP = "msg";
 export const MSG_BARRIER_ID = "01";
@@ -185,7 +185,7 @@ async function pgPlainBatch(client: PgQueryable, table: string, values: string[]
 // ---------------------------------------------------------------------------------------------
 // The algorithm
 
-/** The barrier rows a call inserts, the origin op's first (PROTOCOL.md §11.2). */
+/** The barrier rows a call inserts, the origin op's first (docs/protocol.md#barrier-algorithm). */
 export function barrierRows(info: BranchInfo, barrierId: string): BarrierRowValues[] {
   const originOp = sqlOriginOp(info.op);
   const row = (op: string): BarrierRowValues => ({ transType: info.transType, gid: info.gid, branchId: info.branchId, op, barrierId, reason: info.op });
@@ -208,7 +208,7 @@ export function barrierSkip(info: BranchInfo, barrierId: string, counts: readonl
 }
 
 /**
- * PROTOCOL.md §11.2, inside the caller's transaction. The caller commits when this resolves and
+ * docs/protocol.md#barrier-algorithm, inside the caller's transaction. The caller commits when this resolves and
  * rolls back when it rejects.
  */
 export async function sqlBarrierCall<T>(info: BranchInfo, table: string, barrierId: string, runner: SqlRunner, busi: () => Promise<T>): Promise<BarrierResult<T>> {
@@ -218,7 +218,7 @@ export async function sqlBarrierCall<T>(info: BranchInfo, table: string, barrier
 }
 
 /**
- * PROTOCOL.md §11.3: insert the rollback marker if the msg row is absent (waiting while a local
+ * docs/protocol.md#msg-check-back: insert the rollback marker if the msg row is absent (waiting while a local
  * transaction holds it), then read the reason. `rollback` -> FAILURE; anything else -> success.
  */
 export async function sqlQueryPrepared(info: BranchInfo, table: string, runner: SqlRunner): Promise<void> {

@@ -4,7 +4,7 @@
  * for type checking; the real driver objects satisfy them.
  */
 
-/** Branch identity, as dtm sends it to every branch call (PROTOCOL.md §12). */
+/** Branch identity, as dtm sends it to every branch call (docs/protocol.md#what-clients-send). */
 export interface BranchInfo {
   readonly transType: string;
   readonly gid: string;

@@ -10,7 +10,7 @@ export interface HandlerReply {
 }
 
 /**
- * dtm's result words are matched as substrings by dtm's coordinator and SDKs (PROTOCOL §6.1), so
+ * dtm's result words are matched as substrings by dtm's coordinator and SDKs (docs/protocol.md#http-branch-calls), so
  * the message of an ordinary error must not contain them: an error saying "FAILURE" would roll
  * a saga back. They are lower-cased in 500 bodies.
  */
@@ -19,7 +19,7 @@ function defuse(text: string): string {
 }
 
 /**
- * The HTTP answer for a handler's outcome (dtm's `WrapHandler`, PROTOCOL §3.1):
+ * The HTTP answer for a handler's outcome (dtm's `WrapHandler`, docs/protocol.md#response-envelope):
  * - resolved with `undefined`/`null`: 200 `{"dtm_result":"SUCCESS"}`; with a value: 200 and the value as JSON;
  * - threw FAILURE ({@link DtxFailure}, or any error whose `code` is `"FAILURE"`): 409 `{"dtm_result":"FAILURE","message":...}`;
  * - threw ONGOING: 425 `{"dtm_result":"ONGOING","message":...}`;

@@ -33,7 +33,7 @@ function loadGrpc(): Promise<GrpcModule> {
   return grpcModule;
 }
 
-/** A gRPC target `host:port/package.Service/Method`, split at the first `/` (PROTOCOL §6.2). */
+/** A gRPC target `host:port/package.Service/Method`, split at the first `/` (docs/protocol.md#grpc-branch-calls). */
 export function parseGrpcUrl(url: string): { target: string; path: string } | undefined {
   if (url.includes("://")) return undefined;
   const slash = url.indexOf("/");
@@ -47,7 +47,7 @@ export function isHttpUrl(url: string): boolean {
 }
 
 /**
- * Maps a failed gRPC call the way dtm's SDK does (PROTOCOL §12): ABORTED is FAILURE (except the
+ * Maps a failed gRPC call the way dtm's SDK does (docs/protocol.md#what-clients-send): ABORTED is FAILURE (except the
  * message `ONGOING`), FAILED_PRECONDITION is ONGOING; the rest map to stable codes. The
  * coordinator's `dtx-code` trailer becomes `serverCode`.
  */

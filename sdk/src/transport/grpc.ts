@@ -59,7 +59,7 @@ function wholeSeconds(name: string, value: number | undefined): number {
   return value;
 }
 
-/** `DtmTransOptions` of a request (PROTOCOL §5); seconds must be whole numbers. */
+/** `DtmTransOptions` of a request (docs/protocol.md#grpc-api); seconds must be whole numbers. */
 export function grpcTransOptions(o: TransOptions): Record<string, unknown> {
   return {
     WaitResult: o.waitResult ?? false,
@@ -88,7 +88,7 @@ export function dtmRequest(req: GlobalRequest): Record<string, unknown> {
 }
 
 /**
- * Talks to the coordinator's gRPC API, service `dtmgimp.Dtm` (PROTOCOL §5). Needs the optional
+ * Talks to the coordinator's gRPC API, service `dtmgimp.Dtm` (docs/protocol.md#grpc-api). Needs the optional
  * peer dependencies `@grpc/grpc-js` and `@grpc/proto-loader`, loaded on first use.
  *
  * Over gRPC the coordinator records the transaction with protocol `grpc`; it still calls branch

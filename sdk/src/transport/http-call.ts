@@ -54,7 +54,7 @@ export function errorBodyFields(text: string): { message?: string; code?: string
 }
 
 /**
- * How dtm's SDK reads a participant's HTTP answer (`RespAsErrorCompatible`, PROTOCOL §12):
+ * How dtm's SDK reads a participant's HTTP answer (`RespAsErrorCompatible`, docs/protocol.md#what-clients-send):
  * 425 or a body containing ONGOING is ONGOING; 409 or a body containing FAILURE is FAILURE; any
  * other non-200 is an error (`HTTP_ERROR`, `UNAVAILABLE` for 503). Returns normally for SUCCESS.
  */

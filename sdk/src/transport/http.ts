@@ -31,7 +31,7 @@ export function normalizeServerUrl(server: string): string {
 }
 
 /**
- * The JSON body dtm's Go SDK sends for a `TransBase` (PROTOCOL §3.3), keys in Go's field order:
+ * The JSON body dtm's Go SDK sends for a `TransBase` (docs/protocol.md#request-bodies), keys in Go's field order:
  * gid, trans_type, custom_data, steps, payloads, query_prepared, protocol, rollback_reason, the
  * options, and `concurrent` (always present).
  */
@@ -63,7 +63,7 @@ export function authorizationHeader(token: string | undefined): Record<string, s
   return { authorization: `Bearer ${token}` };
 }
 
-/** Talks to the coordinator's HTTP API (`/api/dtmsvr/*`, PROTOCOL §3) with the global `fetch`. */
+/** Talks to the coordinator's HTTP API (`/api/dtmsvr/*`, docs/protocol.md#http-api) with the global `fetch`. */
 export class HttpTransport implements Transport {
   /** Always `http`. */
   readonly protocol = "http" as const;

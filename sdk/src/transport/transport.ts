@@ -2,7 +2,7 @@ import type { TransOptions, TransType } from "../types.ts";
 
 /**
  * A global-transaction request as the builders produce it, independent of the wire: the HTTP
- * transport turns it into dtm's JSON body (PROTOCOL §3.3), the gRPC one into `DtmRequest` (§5).
+ * transport turns it into dtm's JSON body (docs/protocol.md#request-bodies), the gRPC one into `DtmRequest` (docs/protocol.md#grpc-api).
  */
 export interface GlobalRequest {
   /** The global id. */
@@ -29,7 +29,7 @@ export interface GlobalRequest {
   readonly protocol?: string;
 }
 
-/** A registerBranch request (PROTOCOL §3.2 / `DtmBranchRequest`). */
+/** A registerBranch request (docs/protocol.md#http-routes / `DtmBranchRequest`). */
 export interface BranchRegistration {
   /** The global id. */
   readonly gid: string;

@@ -22,7 +22,7 @@ export interface WorkflowHttpInit {
 }
 
 /**
- * What a workflow function sees (dtm's `workflow.Workflow`, PROTOCOL §7.5). Each step
+ * What a workflow function sees (dtm's `workflow.Workflow`, docs/protocol.md#workflow). Each step
  * ({@link do}, {@link callHttp}, {@link callGrpc}) runs in a branch (`01`, `02`, ...) and is
  * recorded with the coordinator; when the workflow is executed again (a resume after a crash or
  * an ONGOING answer) recorded steps are replayed, not re-run. The code must therefore be

@@ -60,7 +60,7 @@ function storedInput(customData: string): Buffer | undefined {
 }
 
 /**
- * Workflows by name, executed against one coordinator (dtm's `workflow` package, PROTOCOL §7.5).
+ * Workflows by name, executed against one coordinator (dtm's `workflow` package, docs/protocol.md#workflow).
  * {@link Workflow} is a process-wide instance with static methods.
  *
  * `execute` prepares the workflow (or loads its recorded progress), runs the function, then
@@ -156,7 +156,7 @@ export class WorkflowRegistry {
   }
 
   /**
-   * The gRPC resume callback: `workflow.Workflow/Execute` (PROTOCOL §5) as a grpc-js service
+   * The gRPC resume callback: `workflow.Workflow/Execute` (docs/protocol.md#grpc-api) as a grpc-js service
    * definition and implementation, for `server.addService(svc.definition, svc.implementation)`.
    * The workflow name and gid come from metadata `dtm-op` and `dtm-gid`.
    */

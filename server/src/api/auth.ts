@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { ErrorSpec } from "../core/errors.ts";
 
 /**
- * Opt-in API authentication (RELIABILITY §5.3): bearer tokens, stored as SHA-256 digests and
+ * Opt-in API authentication (docs/security.md#authentication): bearer tokens, stored as SHA-256 digests and
  * compared in constant time, each with roles. With no token configured (the default) every
  * request is let through, exactly as dtm does, so dtm's own clients keep working.
  *

@@ -38,7 +38,7 @@ export function msgDelayProblem(customData: string): string | undefined {
 const EMPTY = new Uint8Array(0);
 
 /**
- * Two-phase message (PROTOCOL §7.2). A prepared msg whose sender went quiet past its timeout is
+ * Two-phase message (docs/protocol.md#msg). A prepared msg whose sender went quiet past its timeout is
  * checked back through `query_prepared`: SUCCESS submits it, FAILURE fails it, anything else waits.
  * A submitted msg calls every branch (in order, or all at once when `concurrent`) until each has
  * succeeded; it never rolls back.

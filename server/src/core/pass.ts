@@ -10,7 +10,7 @@ import type { BranchStatus, GlobalStatus, Outcome, TransGlobal } from "./types.t
 export interface Pass {
   readonly trans: PassTrans;
   readonly branches: PassBranch[];
-  /** Branch indexes invoked at least once in this pass (saga compensates these; PROTOCOL Q5). */
+  /** Branch indexes invoked at least once in this pass (saga compensates these; docs/protocol.md#saga). */
   readonly started: Set<number>;
   /** Branch indexes whose call has not answered yet. */
   readonly inFlight: Set<number>;
@@ -89,7 +89,7 @@ export function markInvoked(pass: Pass, index: number, isRetry = false): void {
 /**
  * Folds a branch's answer into the pass. `failureIsTerminal` is true only for ops whose FAILURE
  * means "roll back" (saga actions); for every other op a FAILURE is retried like an error
- * (PROTOCOL §6.4, Q2).
+ * (docs/protocol.md#result-mapping).
  */
 export function recordOutcome(pass: Pass, index: number, outcome: Outcome, failureIsTerminal: boolean): void {
   pass.inFlight.delete(index);
@@ -113,7 +113,7 @@ export function setBranchStatus(pass: Pass, index: number, status: BranchStatus)
   pass.dirty.set(index, status);
 }
 
-/** The retry schedule that follows from the worst outcome of a pass (PROTOCOL §6.4). */
+/** The retry schedule that follows from the worst outcome of a pass (docs/protocol.md#result-mapping). */
 export function retryKindOf(pass: Pass): RetryKind {
   if (pass.worst === "error") return "backoff";
   if (pass.worst === "ongoing") return "keep";

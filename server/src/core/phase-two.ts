@@ -7,7 +7,7 @@ interface PhaseTwoShape {
   /** The op to run when submitted, and when aborting. */
   commitOp: string;
   rollbackOp: string;
-  /** TCC walks the branches in reverse store order, XA forward (PROTOCOL §7.3, §7.4). */
+  /** TCC walks the branches in reverse store order, XA forward (docs/protocol.md#tcc and docs/protocol.md#xa). */
   reverse: boolean;
 }
 

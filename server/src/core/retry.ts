@@ -15,7 +15,7 @@ export type RetryKind = "reset" | "keep" | "backoff";
 type TimedTrans = Pick<TransGlobal, "options" | "transType" | "createTime">;
 
 /**
- * The base retry interval of a trans (PROTOCOL §9.1): its own `retry_interval`, else its
+ * The base retry interval of a trans (docs/protocol.md#retries): its own `retry_interval`, else its
  * `timeout_to_fail` when that is shorter than the global interval, else the global interval.
  */
 export function baseInterval(trans: Pick<TransGlobal, "options">, cfg: TimingConfig): number {
@@ -28,7 +28,7 @@ export function baseInterval(trans: Pick<TransGlobal, "options">, cfg: TimingCon
 
 /**
  * The interval after a pass that did not finish. dtm doubles forever; dtx caps the doubling
- * at `maxRetryInterval` (D3) so an RM back from a long outage is retried promptly.
+ * at `maxRetryInterval` (docs/deviations.md D3) so an RM back from a long outage is retried promptly.
  */
 export function nextInterval(current: number, kind: RetryKind, base: number, cfg: TimingConfig): number {
   if (kind === "reset") return base;
@@ -61,7 +61,7 @@ export function isTimedOut(trans: TimedTrans, now: number, cfg: TimingConfig): b
   return timeout > 0 && now - trans.createTime >= timeout;
 }
 
-/** dtm's rollback reason for a timeout; D6: it prints the effective timeout, in whole seconds. */
+/** dtm's rollback reason for a timeout; docs/deviations.md D6: it prints the effective timeout, in whole seconds. */
 export function timeoutReason(trans: Pick<TransGlobal, "options" | "transType">, cfg: TimingConfig): string {
   return `Timeout after ${Math.round(effectiveTimeout(trans, cfg) / 1000)} seconds`;
 }

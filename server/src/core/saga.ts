@@ -6,7 +6,7 @@ import type { SagaLayout } from "./saga-layout.ts";
 import { sagaLayout } from "./saga-layout.ts";
 
 /**
- * SAGA (PROTOCOL §7.1): run actions forward (in sequence, or as a DAG when concurrent), and on a
+ * SAGA (docs/protocol.md#saga): run actions forward (in sequence, or as a DAG when concurrent), and on a
  * FAILURE, a timeout or an exhausted `retry_limit`, compensate in reverse every action that was
  * (or may have been) started.
  *
@@ -39,7 +39,7 @@ function actionStatus(pass: Pass, layout: SagaLayout, step: number): string | un
   return index === undefined ? undefined : pass.branches[index]?.status;
 }
 
-/** Whether a step's prerequisites allow its action to run now (the forward rule of §7.1). */
+/** Whether a step's prerequisites allow its action to run now (the forward rule, docs/protocol.md#saga). */
 function prerequisitesMet(pass: Pass, layout: SagaLayout, step: number): boolean {
   if (!layout.concurrent && step > 0 && actionStatus(pass, layout, step - 1) !== "succeed") return false;
   return (layout.orders.get(step) ?? []).every((p) => actionStatus(pass, layout, p) === "succeed");

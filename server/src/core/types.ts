@@ -82,7 +82,7 @@ export interface Branch {
   finishTime: number | null;
 }
 
-/** What a participant answered, after classification (PROTOCOL §6.1, D9). */
+/** What a participant answered, after classification (docs/protocol.md#http-branch-calls, docs/deviations.md D9). */
 export type Outcome =
   | { kind: "success" }
   | { kind: "failure"; message: string }

@@ -19,7 +19,7 @@ export function workflowCustomData(customData: string): WorkflowCustomData {
 }
 
 /**
- * Workflow, server side (PROTOCOL §7.5): the application drives it. While it is prepared, each
+ * Workflow, server side (docs/protocol.md#workflow): the application drives it. While it is prepared, each
  * cron claim calls the application back (`query_prepared`, op = workflow name, body = input) so it
  * re-runs the workflow and replays the recorded branches; the answer is only logged, and the next
  * resume comes after one retry interval.

@@ -31,7 +31,7 @@ export interface ClaimGate {
 const ROOM_POLL_MS = 20;
 
 /**
- * The cron (PROTOCOL §9.2, D10): claims due, unfinished transactions with a lease and runs a pass
+ * The cron (docs/protocol.md#recovery-loop, docs/deviations.md D10): claims due, unfinished transactions with a lease and runs a pass
  * on each, as a rolling pool of at most `concurrency` passes: when enough slots are free it
  * claims `min(free slots, batchSize)` more, so one slow pass never holds up the others (it only
  * takes its own slot). After a crash this is what finishes the work: every unfinished trans

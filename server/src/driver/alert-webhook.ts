@@ -4,7 +4,7 @@ import { redactUrls, urlForLog } from "../logger.ts";
 import type { BackoffEvent } from "../service/executor.ts";
 
 /**
- * dtm's alert webhook (PROTOCOL §6.4, §9.6): once a trans's retry interval has doubled
+ * dtm's alert webhook (docs/protocol.md#result-mapping and docs/protocol.md#retries): once a trans's retry interval has doubled
  * `limit` times, each further backoff POSTs `{branch, error, gid, retry_count, status}` to the
  * configured URL, so stuck transactions reach a human. Delivery is best effort: failures are logged.
  */

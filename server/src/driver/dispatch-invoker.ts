@@ -11,7 +11,7 @@ export interface Transports {
 }
 
 /**
- * Routes each call to the transport its trans protocol and URL select (PROTOCOL §6). With a URL
+ * Routes each call to the transport its trans protocol and URL select (docs/protocol.md#branch-calls). With a URL
  * policy, every call is checked first (a stored row may predate a policy change): a refused call
  * is never made and becomes an `error` outcome, retried and alerted like any failing branch.
  */

@@ -9,7 +9,7 @@ import type { BranchCall, BranchInvoker } from "./invoker.ts";
 import type { BranchClientLimits } from "./origin-limiter.ts";
 import { DEFAULT_BRANCH_CLIENT_LIMITS, OriginLimiter } from "./origin-limiter.ts";
 
-/** dtm's default outgoing service config (PROTOCOL §6.2, `GrpcServiceConfig`). */
+/** dtm's default outgoing service config (docs/protocol.md#grpc-branch-calls, `GrpcServiceConfig`). */
 export const DEFAULT_GRPC_SERVICE_CONFIG = '{"loadBalancingConfig":[{"round_robin":{}}]}';
 /** Beyond this many distinct targets the least recently used connection is closed. */
 const MAX_CHANNELS = 1024;
@@ -22,7 +22,7 @@ export interface GrpcInvokerOptions {
   limits?: BranchClientLimits;
 }
 
-/** A gRPC branch URL `host:port/package.Service/Method`, split at the first `/` (PROTOCOL §6.2). */
+/** A gRPC branch URL `host:port/package.Service/Method`, split at the first `/` (docs/protocol.md#grpc-branch-calls). */
 export function parseGrpcUrl(url: string): { target: string; method: string } | undefined {
   if (url.includes("://")) return undefined;
   const slash = url.indexOf("/");
@@ -47,14 +47,14 @@ export function encodeWorkflowData(data: Uint8Array): Buffer {
  * The request message of a call. The stored `bin_data` is already a serialized protobuf written
  * by the client, so it is sent verbatim; the one exception is the workflow resume (branch `00`,
  * op = workflow name), whose callback `workflow.Workflow/Execute` takes `WorkflowData{Data}`
- * wrapping the workflow's input (PROTOCOL §7.5).
+ * wrapping the workflow's input (docs/protocol.md#workflow).
  */
 export function requestMessage(call: BranchCall): Buffer {
   if (call.transType === "workflow" && call.branchId === "00") return encodeWorkflowData(call.body);
   return Buffer.from(call.body.buffer, call.body.byteOffset, call.body.byteLength);
 }
 
-/** dtm's `GrpcError2DtmError` (PROTOCOL §6.2). */
+/** dtm's `GrpcError2DtmError` (docs/protocol.md#grpc-branch-calls). */
 export function classifyGrpcResult(error: Pick<ServiceError, "code" | "details"> | null): Outcome {
   if (error === null || error.code === status.OK) return { kind: "success" };
   if (error.code === status.ABORTED) {
@@ -81,7 +81,7 @@ interface GrpcStatus {
 }
 
 /**
- * Calls participants over gRPC as dtm does (PROTOCOL §6.2): an insecure HTTP/2 connection per
+ * Calls participants over gRPC as dtm does (docs/protocol.md#grpc-branch-calls): an insecure HTTP/2 connection per
  * `host:port`, the raw payload as the request, metadata `dtm-gid`, `dtm-trans_type`,
  * `dtm-branch_id`, `dtm-op`, `dtm-dtm` plus the trans's branch_headers, and the call's timeout as
  * the deadline. The answer's bytes are ignored; only its status counts.

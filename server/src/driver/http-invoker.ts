@@ -10,7 +10,7 @@ import { BoundedHttpClient } from "./bounded-http-client.ts";
 const MAX_RESPONSE_BYTES = 64 * 1024;
 
 /**
- * Calls participants over HTTP as dtm does (PROTOCOL §6.1): POST with the raw payload (GET when
+ * Calls participants over HTTP as dtm does (docs/protocol.md#http-branch-calls): POST with the raw payload (GET when
  * there is none, except for XA), `gid`, `trans_type`, `branch_id`, `op` merged into the query,
  * `Content-Type: application/json` plus the trans's `branch_headers`. Connections are kept alive
  * and pooled per origin by one undici Agent, with at most `limits.connections` per origin and

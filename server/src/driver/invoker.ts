@@ -1,6 +1,6 @@
 import type { Outcome, Protocol, TransType } from "../core/types.ts";
 
-/** One call from the coordinator to a participant (PROTOCOL §6). */
+/** One call from the coordinator to a participant (docs/protocol.md#branch-calls). */
 export interface BranchCall {
   gid: string;
   transType: TransType;
@@ -24,7 +24,7 @@ export interface BranchInvoker {
   close(): Promise<void>;
 }
 
-/** The transport a URL is called over (PROTOCOL §6 dispatch rules). */
+/** The transport a URL is called over (docs/protocol.md#branch-calls dispatch rules). */
 export function transportOf(protocol: Protocol, url: string): "http" | "json-rpc" | "grpc" {
   const isHttpUrl = url.startsWith("http://") || url.startsWith("https://");
   if (protocol === "json-rpc" && isHttpUrl && url.includes("method")) return "json-rpc";

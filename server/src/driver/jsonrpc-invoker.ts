@@ -11,7 +11,7 @@ export const JSONRPC_FAILURE = -32901;
 export const JSONRPC_ONGOING = -32902;
 
 /**
- * Calls a participant with JSON-RPC 2.0 (PROTOCOL §6.3): POST to the URL with
+ * Calls a participant with JSON-RPC 2.0 (docs/protocol.md#json-rpc-branch-calls): POST to the URL with
  * `{"id","jsonrpc":"2.0","method":<the URL's ?method=>,"params":<payload object + gid, trans_type,
  * branch_id, op>}`. The HTTP status decides first (409, 425), then a `dtm_result` (top level or
  * in `result`), then an `error` member: -32901 FAILURE, -32902 ONGOING; then, unless strict,

@@ -1,7 +1,7 @@
 import type { Outcome } from "../core/types.ts";
 
 /**
- * Classifies a participant's HTTP answer (PROTOCOL §6.1 and D9): the status code first (425
+ * Classifies a participant's HTTP answer (docs/protocol.md#http-branch-calls and docs/deviations.md D9): the status code first (425
  * ONGOING, 409 FAILURE), then a `dtm_result` field in a JSON body, which decides when present
  * (SUCCESS included: a SUCCESS body that mentions ONGOING elsewhere is still a success), then,
  * unless strict mode is on, dtm's legacy rule that any body containing the word ONGOING or

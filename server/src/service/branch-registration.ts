@@ -20,7 +20,7 @@ function field(o: Record<string, string>, key: string): string {
 }
 
 /**
- * registerBranch bodies are flat maps of strings (PROTOCOL §3.2). Only the gRPC adapter may pass
+ * registerBranch bodies are flat maps of strings (docs/protocol.md#http-routes). Only the gRPC adapter may pass
  * `data` as raw bytes (BusiPayload); JSON can never produce a Uint8Array.
  */
 function asStringMap(body: unknown): { fields: Record<string, string>; data: Uint8Array } {
@@ -40,8 +40,8 @@ function asStringMap(body: unknown): { fields: Record<string, string>; data: Uin
 }
 
 /**
- * registerBranch for TCC, XA and workflow (PROTOCOL §3.2): adds branch rows to a trans that is
- * still prepared, atomically with the status check. An identical repeat is accepted (D4); a
+ * registerBranch for TCC, XA and workflow (docs/protocol.md#http-routes): adds branch rows to a trans that is
+ * still prepared, atomically with the status check. An identical repeat is accepted (docs/deviations.md D4); a
  * conflicting one is refused.
  */
 export class BranchRegistration {

@@ -10,7 +10,7 @@ function branch(gid: string, branchId: string, op: string, url: string, binData:
 }
 
 /**
- * The branches a saga or msg request generates (PROTOCOL §7.1, §7.2): for saga step i, rows
+ * The branches a saga or msg request generates (docs/protocol.md#saga and docs/protocol.md#msg): for saga step i, rows
  * (compensate, action) with branch_id `%02d` of i+1; for msg, one action row per step.
  * TCC, XA and workflow register their branches later.
  */

@@ -22,7 +22,7 @@ export function checkMsgShape(req: TransRequest, limits: RequestLimits): void {
 }
 
 /**
- * msg branches (PROTOCOL §7.2): one `action` per step, or, for a `topic://` step, one per
+ * msg branches (docs/protocol.md#msg): one `action` per step, or, for a `topic://` step, one per
  * subscriber with branch_id `<step>-<subscriber>` (1-based) when the topic has several.
  */
 export async function generateMsgBranches(req: TransRequest, now: number, topics: TopicService, limits: RequestLimits): Promise<NewBranch[]> {

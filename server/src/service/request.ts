@@ -234,7 +234,7 @@ function parseReqExtra(value: unknown): Record<string, string> {
 }
 
 /**
- * gRPC's `BinPayloads` (PROTOCOL §5): raw bytes, stored exactly as given. Only the gRPC adapter
+ * gRPC's `BinPayloads` (docs/protocol.md#grpc-api): raw bytes, stored exactly as given. Only the gRPC adapter
  * sets `bin_payloads`; a JSON body can never hold a Uint8Array, so HTTP ignores the key as before.
  */
 function binPayloads(value: unknown): Uint8Array[] | undefined {
@@ -242,7 +242,7 @@ function binPayloads(value: unknown): Uint8Array[] | undefined {
   return value as Uint8Array[];
 }
 
-/** Parses and validates a trans body as dtm's clients send it (PROTOCOL §3.1, §3.3). */
+/** Parses and validates a trans body as dtm's clients send it (docs/protocol.md#response-envelope and docs/protocol.md#request-bodies). */
 export function parseTransRequest(body: unknown, limits: RequestLimits): TransRequest {
   const o = asObject(body);
   const gid = parseGid(o["gid"]);

@@ -34,7 +34,7 @@ function checkTopicName(topic: string | undefined): string {
 }
 
 /**
- * Topics for msg fan-out (PROTOCOL §15), kept in the store's KV under category `topics`. Each
+ * Topics for msg fan-out (docs/protocol.md#topics), kept in the store's KV under category `topics`. Each
  * change is a version CAS, retried on a lost race, so concurrent subscribers never overwrite
  * each other. Unlike dtm, the subscriber list is read from the store when a msg is prepared, so
  * a new subscription is visible at once.

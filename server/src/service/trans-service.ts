@@ -87,7 +87,7 @@ export class TransService {
     await this.processAfterRequest(trans, waitResult, undefined, "submit", claimed);
   }
 
-  /** A delayed msg is stored, not delivered: a wait_result submit can only say it is unfinished (D11). */
+  /** A delayed msg is stored, not delivered: a wait_result submit can only say it is unfinished (docs/deviations.md D11). */
   private reportDelayed(trans: TransGlobal, waitResult: boolean): void {
     if (waitResult) this.reportWaited(trans, "submit");
   }
@@ -107,7 +107,7 @@ export class TransService {
     if (stored && stored.status !== "prepared") throw failure(`current status '${stored.status}', cannot prepare.`);
   }
 
-  /** abort: a prepared msg fails at once; a prepared or aborting tcc/xa rolls back (PROTOCOL §3.2). */
+  /** abort: a prepared msg fails at once; a prepared or aborting tcc/xa rolls back (docs/protocol.md#http-routes). */
   async abort(body: unknown): Promise<void> {
     const o = asObject(body);
     const gid = parseGid(o["gid"]);
@@ -164,7 +164,7 @@ export class TransService {
 
   /**
    * A submit for a gid that exists: prepared -> submitted; submitted continues from the stored
-   * branches (D2). Either takes the claim with a status CAS (docs/fencing.md), unless a running
+   * branches (docs/deviations.md D2). Either takes the claim with a status CAS (docs/fencing.md), unless a running
    * pass holds it (`claimed` false: that pass drives the trans) or a msg delay defers the work
    * to the cron.
    */
@@ -335,7 +335,7 @@ function parseScanQuery(params: Record<string, string | undefined>): ScanQuery {
     if (!Number.isInteger(n) || n < 0 || n > max) throw new CoordinatorError("INVALID_REQUEST", `${key} must be a whole number between 0 and ${max}`);
     return n;
   };
-  // A page holds at most MAX_PAGE items, as scanKV's; a larger limit is clamped, not refused (D12).
+  // A page holds at most MAX_PAGE items, as scanKV's; a larger limit is clamped, not refused (docs/deviations.md D12).
   const limit = Math.min(int("limit", 100, Number.MAX_SAFE_INTEGER) ?? 100, MAX_PAGE);
   const q: ScanQuery = { position: String(int("position", undefined, Number.MAX_SAFE_INTEGER) ?? ""), limit };
   const status = params["status"];

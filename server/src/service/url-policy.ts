@@ -3,7 +3,7 @@ import { BlockList, isIP } from "node:net";
 import { CoordinatorError } from "../core/errors.ts";
 
 /**
- * The branch URL policy (RELIABILITY §5.2): which URLs the coordinator may call. Off by default,
+ * The branch URL policy (docs/security.md#branch-url-policy): which URLs the coordinator may call. Off by default,
  * as in dtm, which calls any URL a client names. Two independent controls:
  *
  * - `allow`: patterns `http(s)://host[:port][/path-prefix]` and `grpc://host:port[/path-prefix]`.

@@ -6,7 +6,7 @@ import type { Branch, TransGlobal } from "../core/types.ts";
 const time = renderTime;
 
 /**
- * The trans as dtm's `/query` and `/all` show it on a SQL store (PROTOCOL §2.1): option keys
+ * The trans as dtm's `/query` and `/all` show it on a SQL store (docs/protocol.md#data-model): option keys
  * live inside the `options` string, and only `concurrent` appears at the top level.
  */
 export function transToWire(t: TransGlobal): Record<string, unknown> {

@@ -10,7 +10,7 @@ export interface WorkflowProgress {
 }
 
 /**
- * Workflow, server side (PROTOCOL §7.5): the SDK prepares, records each branch's result with
+ * Workflow, server side (docs/protocol.md#workflow): the SDK prepares, records each branch's result with
  * registerBranch, then submits the final status. The coordinator only stores, and resumes a
  * prepared workflow by calling the application back from the cron.
  */

@@ -3,7 +3,7 @@ import type { Branch, BranchStatus, GlobalStatus, Protocol, TransGlobal, TransTy
 import type { KvEntry, NewBranch, NewTrans } from "./store.ts";
 
 /**
- * Row shapes of the three tables (PROTOCOL §10.2) as every SQL store reads them back, times as
+ * Row shapes of the three tables (docs/protocol.md#storage) as every SQL store reads them back, times as
  * epoch milliseconds, and the mapping to and from the domain types. SQLite stores them this way;
  * the network stores convert their timestamp columns at the driver (see sql/time.ts) so they
  * share this mapping instead of copying it.
@@ -132,7 +132,7 @@ export function kvFromRow(r: KvRow): KvEntry {
 }
 
 /**
- * appendBranches' idempotency rule (D4): a stored (branch_id, op) row matches a new one when url,
+ * appendBranches' idempotency rule (docs/deviations.md D4): a stored (branch_id, op) row matches a new one when url,
  * status and payload bytes are equal. A stored NULL payload counts as empty.
  */
 export function isSameBranch(existing: Pick<BranchRow, "url" | "status" | "bin_data">, b: NewBranch): boolean {

@@ -1,7 +1,7 @@
 import type { Branch, BranchStatus, GlobalStatus, TransGlobal, TransType } from "../core/types.ts";
 
 /**
- * The store contract (PROTOCOL §10.1). Every implementation (SQLite, Postgres, MySQL, Redis)
+ * The store contract (docs/protocol.md#storage). Every implementation (SQLite, Postgres, MySQL, Redis)
  * passes the same conformance suite. Expected conditions come back as values; only faults
  * (the database is down, the disk is full) throw.
  *
@@ -62,7 +62,7 @@ export interface Store {
   /** resetNextCronTime: makes one trans due now. False if the gid is unknown. */
   resetNextCronTime(gid: string, now: number): Promise<boolean>;
 
-  /** KV (topics, PROTOCOL §2.3): versioned values; every update is a CAS on `version`. */
+  /** KV (topics, docs/protocol.md#topics): versioned values; every update is a CAS on `version`. */
   findKV(cat: string, key: string): Promise<KvEntry | null>;
   /** Newest first; `position` is an exclusive upper bound on `id` ("" = from the newest). */
   scanKV(cat: string, position: string, limit: number): Promise<{ kv: KvEntry[]; nextPosition: string }>;

@@ -80,7 +80,7 @@ func TestBranchHeaders(t *testing.T) {
 }
 
 // WithRetryLimit: an action that keeps erroring is retried at once up to the limit, then the saga
-// rolls back (PROTOCOL §7.1); WaitResult reports the rollback as dtm's 409.
+// rolls back (docs/protocol.md#saga); WaitResult reports the rollback as dtm's 409.
 func TestSagaRetryLimit(t *testing.T) {
 	gid := newGid("saga-rlimit")
 	program(gid, "TransIn", outError)

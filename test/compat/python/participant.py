@@ -181,7 +181,7 @@ class Busi:
             conn.close()
         return "SUCCESS"
 
-    # ------------------------------------------------------------ XA (PROTOCOL §7.4, §11.6)
+    # ------------------------------------------------------------ XA (docs/protocol.md#xa and docs/protocol.md#xa-barrier)
     # dtm's XaLocalTransaction, by hand: XA START 'gid-branch', the xa barrier, the business SQL and
     # its check, registerBranch {url: phase2_url} with dtx, XA END, XA PREPARE. Any error before
     # the prepare: XA END + XA ROLLBACK, and the branch answers FAILURE (409) or ERROR (500).

@@ -304,7 +304,7 @@ def test_msg_wait_result_ongoing(busi):
 # ---------------------------------------------------------------- XA (no dtmcli helpers in 1.7.7.0)
 
 class Xa:
-    """The application's side of dtm's XA (PROTOCOL §7.4, §12), as Go's dtmcli.Xa does it."""
+    """The application's side of dtm's XA (docs/protocol.md#xa and docs/protocol.md#what-clients-send), as Go's dtmcli.Xa does it."""
 
     def __init__(self, dtm, gid):
         self.dtm = dtm

@@ -1,4 +1,4 @@
-/** appendBranches: registerBranch's status check, idempotent repeats and conflicts (D4). */
+/** appendBranches: registerBranch's status check, idempotent repeats and conflicts (docs/deviations.md D4). */
 import { beforeEach, describe, expect, it } from "vitest";
 import type { ConformanceContext } from "../conformance.ts";
 import { branch, plain, T0, trans } from "./data.ts";

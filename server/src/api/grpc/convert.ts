@@ -3,7 +3,7 @@ import type { WorkflowProgress } from "../../service/workflow-service.ts";
 import type { DtmBranchRequest, DtmProgressesReply, DtmRequest } from "./proto.ts";
 
 /**
- * Turns a `DtmRequest` into the JSON-shaped body the HTTP API hands to TransService (PROTOCOL §5,
+ * Turns a `DtmRequest` into the JSON-shaped body the HTTP API hands to TransService (docs/protocol.md#grpc-api,
  * "Mapping of DtmRequest"): protocol `grpc`; options copied; `Steps` parsed from its JSON text;
  * `BinPayloads` passed as raw bytes (`bin_payloads`) so protobuf payloads are stored verbatim; gid
  * not escaped.
@@ -41,7 +41,7 @@ function parseSteps(text: string): unknown {
 }
 
 /**
- * The flat map registerBranch takes (PROTOCOL §3.2): the `Data` map (tcc confirm/cancel, xa url,
+ * The flat map registerBranch takes (docs/protocol.md#http-routes): the `Data` map (tcc confirm/cancel, xa url,
  * workflow op/status/sync) plus gid, trans_type, branch_id, and `BusiPayload` as `data` — raw
  * bytes, stored exactly (serialized protobufs are often not valid UTF-8). `Op` is ignored, as in dtm.
  */

@@ -20,7 +20,7 @@ function serviceError(code: status, text: string, stableCode: string): Partial<S
 }
 
 /**
- * Maps what a service call threw to a gRPC status (PROTOCOL §5 and D1): dtm's FAILURE is ABORTED
+ * Maps what a service call threw to a gRPC status (docs/protocol.md#grpc-api and docs/deviations.md D1): dtm's FAILURE is ABORTED
  * and ONGOING is FAILED_PRECONDITION (what dtm's clients look for); a CoordinatorError carries its
  * own code (INVALID_ARGUMENT, RESOURCE_EXHAUSTED, NOT_FOUND, ...). Nothing a client sends is
  * answered INTERNAL: an unexpected fault is UNKNOWN, which is also what dtm's clients see for a

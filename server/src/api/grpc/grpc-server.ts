@@ -34,7 +34,7 @@ export interface GrpcApiDeps {
 type Handler = (request: never) => Promise<unknown>;
 
 /**
- * dtm's gRPC API, `dtmgimp.Dtm` (PROTOCOL §5), plus grpc.health.v1 and server reflection. Each RPC
+ * dtm's gRPC API, `dtmgimp.Dtm` (docs/protocol.md#grpc-api), plus grpc.health.v1 and server reflection. Each RPC
  * decodes its message, converts it to the body the HTTP API would pass, and calls the same
  * service; see {@link toGrpcError} for the status codes.
  *

@@ -34,13 +34,13 @@ export function protoDir(): string {
 
 let dtmDefinition: PackageDefinition | undefined;
 
-/** `dtmgimp.Dtm` and its messages (PROTOCOL §5). Loaded once per process. */
+/** `dtmgimp.Dtm` and its messages (docs/protocol.md#grpc-api). Loaded once per process. */
 export function loadDtmProto(): PackageDefinition {
   dtmDefinition ??= loadSync(join(protoDir(), "dtmgimp.proto"), PROTO_LOADER_OPTIONS);
   return dtmDefinition;
 }
 
-/** `workflow.Workflow` (PROTOCOL §7.5), the callback a workflow application serves. */
+/** `workflow.Workflow` (docs/protocol.md#workflow), the callback a workflow application serves. */
 export function loadWorkflowProto(): PackageDefinition {
   return loadSync(join(protoDir(), "wf.proto"), PROTO_LOADER_OPTIONS);
 }

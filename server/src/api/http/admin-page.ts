@@ -1,5 +1,5 @@
 /**
- * The built-in admin view (PROTOCOL §14): dtm's All Transactions, Transaction Detail and Topics
+ * The built-in admin view (docs/protocol.md#admin-metrics-and-health): dtm's All Transactions, Transaction Detail and Topics
  * pages as one static HTML page, one script and one stylesheet. They are string constants so `tsc`
  * puts them in `dist/` with nothing to copy. The script is plain browser JS with no dependencies;
  * every value from the API goes through `textContent`, never through HTML parsing, because gids,

@@ -15,7 +15,7 @@ function send(reply: FastifyReply, contentType: string, body: string): FastifyRe
     .send(body);
 }
 
-/** The built-in admin view (PROTOCOL §14): `/` leads to `/admin/`, which uses the /api/dtmsvr API. */
+/** The built-in admin view (docs/protocol.md#admin-metrics-and-health): `/` leads to `/admin/`, which uses the /api/dtmsvr API. */
 export function adminRoutes() {
   return async (app: FastifyInstance): Promise<void> => {
     app.get("/", async (_req, reply) => reply.redirect("/admin/", 302));

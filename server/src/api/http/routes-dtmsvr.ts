@@ -19,7 +19,7 @@ function singleValues(raw: unknown): Query {
   return out;
 }
 
-/** dtm's REST API under /api/dtmsvr (PROTOCOL §3). Each handler decodes, calls the service, encodes. */
+/** dtm's REST API under /api/dtmsvr (docs/protocol.md#http-api). Each handler decodes, calls the service, encodes. */
 export function dtmsvrRoutes(service: TransService, topics: TopicService, version: string) {
   return async (app: FastifyInstance): Promise<void> => {
     app.get("/version", async () => ({ version }));

@@ -1,5 +1,5 @@
 /**
- * The Redis key layout (PROTOCOL §10.4 is dtm's; this is dtx's, and where it differs it says why).
+ * The Redis key layout (docs/protocol.md#storage is dtm's; this is dtx's, and where it differs it says why).
  * Every key starts with the prefix, hash-tagged by default (`{dtx}`), so all of them live in one
  * cluster slot and every Lua script may touch any of them.
  *

@@ -51,7 +51,7 @@ export interface RedisStoreOptions {
 const KEEPALIVE_DELAY_MS = 10_000;
 
 /**
- * The Redis store (PROTOCOL §10.4, layout in keys.ts): several coordinators can share one Redis.
+ * The Redis store (docs/protocol.md#storage, layout in keys.ts): several coordinators can share one Redis.
  * Every multi-key write is one Lua script (scripts.ts), so status changes and KV updates are
  * compare-and-sets that Redis runs atomically, and claimDue takes due transactions and pushes
  * their lease in one script: two coordinators never get the same trans while its lease holds.

@@ -1,5 +1,5 @@
 /**
- * Group commit for the SQL stores' hot writes (PERFORMANCE §5): calls that arrive while
+ * Group commit for the SQL stores' hot writes (docs/architecture.md#group-commit): calls that arrive while
  * earlier statements are in flight are sent together as one multi-row statement. Each statement
  * costs a round trip, a writev and a plan execution on both sides, so under load one statement
  * for N operations is much cheaper than N; at low load nothing waits (a call that finds a free

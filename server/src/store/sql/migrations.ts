@@ -4,7 +4,7 @@
  * Every statement is idempotent (IF NOT EXISTS), so a migration interrupted half-way (MySQL
  * commits each DDL statement on its own) simply runs again.
  *
- * The tables follow dtm's DDL (PROTOCOL §10.2, §10.3): same table, column and key names, so an
+ * The tables follow dtm's DDL (docs/protocol.md#storage): same table, column and key names, so an
  * operator who knows dtm can read them. Deliberate differences:
  * - times are `timestamp(3) with time zone` / `datetime(3)` (dtm: whole seconds), because the
  *   engine schedules retries with millisecond precision; MySQL's datetime has no zone and holds

@@ -11,7 +11,7 @@ interface QueuedWrite {
 /**
  * Group commit for the embedded store. Writes queued while the event loop is busy are applied
  * together in one SQLite transaction, so N concurrent transactions share one fsync instead of
- * paying N (PERFORMANCE §5.3). No timer is involved: a flush is scheduled with setImmediate,
+ * paying N (docs/architecture.md#group-commit). No timer is involved: a flush is scheduled with setImmediate,
  * so a lone write commits at once and batches form only under load.
  *
  * A batch first runs as one plain transaction. If a write throws, the batch is rolled back and
