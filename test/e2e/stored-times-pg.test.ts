@@ -32,7 +32,8 @@ describe("stored times out of the JS range on PostgreSQL", () => {
     const submit = await request(`${dtx.url}/api/dtmsvr/submit`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ gid: "pg-absurd", trans_type: "saga", steps: [{ action: "", compensate: "" }], payloads: [""] }),
+      // wait_result: the pass has ended (and written its times) before the test overwrites them.
+      body: JSON.stringify({ gid: "pg-absurd", trans_type: "saga", wait_result: true, steps: [{ action: "", compensate: "" }], payloads: [""] }),
     });
     expect(submit.statusCode).toBe(200);
     await submit.body.dump();

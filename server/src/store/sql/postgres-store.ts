@@ -107,7 +107,15 @@ function postgresDb(options: PostgresStoreOptions, schema: string, use: "serve" 
   });
   pool.on("error", (error) => options.onPoolError?.(error));
   const clients = new Set<pg.PoolClient>();
-  pool.on("connect", (client) => clients.add(client));
+  pool.on("connect", (client) => {
+    clients.add(client);
+    // pg emits "error" on a client whose connection ends while it is checked out between queries
+    // (a failover, or our own destroy of a hung connection); pg-pool listens only while a client is
+    // idle, and an "error" with no listener is an uncaught exception that kills the coordinator.
+    // Nothing is lost by ignoring it here: the client's next query fails, its caller sees that,
+    // and the failed client is destroyed on release (idle clients' errors still reach onPoolError).
+    client.on("error", () => undefined);
+  });
   pool.on("remove", (client) => clients.delete(client as pg.PoolClient));
   const names = use === "serve" && options.prepareStatements !== false ? new StatementNames() : undefined;
   const dialect = new PostgresDialect({
