@@ -73,6 +73,10 @@ function mysqlDb(options: MysqlStoreOptions, use: "serve" | "migrate"): { db: Ky
     connections.add(conn);
     // mysql2's socket (typed `any`); a closed connection is forgotten.
     (conn as unknown as { stream: NodeJS.EventEmitter }).stream.once("close", () => connections.delete(conn));
+    // mysql2's pool listens for a connection's first "error" only (once); a broken connection can
+    // emit more (a write after the fatal error), and an "error" with no listener is an uncaught
+    // exception that kills the coordinator. The failed query already reports the fault to its caller.
+    conn.on("error", () => undefined);
   });
   // A row lock wait ends with a clean error (1205) before the client-side timeout, which would cost the connection.
   const lockWaitSeconds = Math.max(1, Math.floor(timeoutMs / 1000));
