@@ -18,13 +18,13 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChildCoordinator } from "../helpers/coordinator.ts";
 import { spawnCoordinator } from "../helpers/coordinator.ts";
 import { MysqlArea } from "../helpers/store-areas.ts";
+import { freePort } from "../helpers/processes.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const GO_DIR = join(ROOT, "test/compat/go");
@@ -122,13 +122,6 @@ async function startDtx(dbPath: string, env: Record<string, string>): Promise<Ch
   }
 }
 
-async function freePort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
 
 let setup: Run | undefined;
 let goRun: Run | undefined;

@@ -2,8 +2,6 @@
 // each returns what happened (final statuses and balances), asserted exactly here.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DtxClient as SdkClient } from "../../sdk/src/index.ts";
@@ -15,6 +13,7 @@ import { run as runBankTransferSaga } from "../../examples/bank-transfer-saga.ts
 import { run as runTccFrozenBalance } from "../../examples/tcc-frozen-balance-redis.ts";
 import { MSG_TIMEOUT_TO_FAIL, run as runOrderInventoryMsg } from "../../examples/order-inventory-msg.ts";
 import { run as runWorkflowMixed } from "../../examples/workflow-mixed.ts";
+import { freePort } from "../helpers/processes.ts";
 
 let dtx: TestCoordinator;
 let opts: ExampleOptions;
@@ -29,14 +28,6 @@ afterAll(async () => {
   await dtx?.stop();
 });
 
-/** A TCP port that was free a moment ago, so that a restarted coordinator keeps its URL. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 describe("examples", () => {
   it("bank-transfer-saga: moves 30 from Postgres to MySQL, then compensates an overdraft", async () => {

@@ -5,42 +5,16 @@
  * .proto file is given to grpcurl. Only the address, the participant's port and the gid are
  * replaced.
  */
-import { spawn } from "node:child_process";
-import type { ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { createServer } from "node:net";
-import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TestCoordinator } from "../helpers/coordinator.ts";
 import { startCoordinator } from "../helpers/coordinator.ts";
+import type { RunResult, SampleParticipant } from "../helpers/processes.ts";
+import { ROOT, runToEnd, startSampleParticipant } from "../helpers/processes.ts";
 
-const ROOT = new URL("../../", import.meta.url).pathname;
 const BUILD_TIMEOUT_MS = 10 * 60_000;
-const RUN_TIMEOUT_MS = 30_000;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[], env: Record<string, string> = {}, timeoutMs = RUN_TIMEOUT_MS): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.on("error", (e) => (stderr += String(e)));
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 /** The `grpcurl ...` lines of the README's gRPC section, in order. */
 function readmeCommands(): string[] {
@@ -63,55 +37,30 @@ const find = (what: string): string => {
 
 let grpcurlDir = "";
 let dtx: TestCoordinator;
-let participant: ChildProcess | undefined;
+let participant: SampleParticipant;
 let participantBase = "";
-const participantLog: string[] = [];
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
 
-/** Starts examples/participant.ts on a free port; resolves with its base URL once it listens. */
-async function startParticipant(): Promise<string> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "examples/participant.ts")], {
-    cwd: ROOT,
-    env: { ...process.env, PORT: String(port) },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  participant = child;
-  return new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on("line", (line) => {
-      participantLog.push(line);
-      const m = /listening on (http:\/\/\S+\/api)/.exec(line);
-      if (m) resolve(m[1]!);
-    });
-    child.once("exit", (code) => reject(new Error(`the sample participant exited (${String(code)}) before listening`)));
-  });
-}
 
 /** Runs one README line through bash with the built grpcurl first on PATH. */
-function runReadmeLine(line: string, gid = "grpcurl-saga-1"): Promise<Run> {
+function runReadmeLine(line: string, gid = "grpcurl-saga-1"): Promise<RunResult> {
   const adapted = line
     .replaceAll("localhost:36790", `127.0.0.1:${dtx.grpcPort}`)
     .replaceAll("http://127.0.0.1:8081/api", participantBase)
     .replaceAll("grpcurl-saga-1", gid);
-  return run("bash", ["-c", adapted], { PATH: `${grpcurlDir}:${process.env["PATH"] ?? ""}` });
+  return runToEnd("bash", ["-c", adapted], { PATH: `${grpcurlDir}:${process.env["PATH"] ?? ""}` });
 }
 
 beforeAll(async () => {
-  const build = await run("bash", ["scripts/grpcurl.sh", "build"], {}, BUILD_TIMEOUT_MS);
+  const build = await runToEnd("bash", ["scripts/grpcurl.sh", "build"], {}, BUILD_TIMEOUT_MS);
   if (build.code !== 0) throw new Error(`scripts/grpcurl.sh build failed (exit ${String(build.code)}):\n${build.stderr}`);
   grpcurlDir = join(build.stdout.trim(), "..");
-  [dtx, participantBase] = await Promise.all([startCoordinator(), startParticipant()]);
+  [dtx, participant] = await Promise.all([startCoordinator(), startSampleParticipant()]);
+  participantBase = participant.base;
 }, BUILD_TIMEOUT_MS + 60_000);
 
 afterAll(async () => {
-  participant?.kill("SIGKILL");
+  participant?.child.kill("SIGKILL");
   await dtx?.stop();
 });
 
@@ -169,8 +118,8 @@ describe("grpcurl over server reflection (the README's commands)", () => {
     const { transaction, branches } = await dtx.client.query(gid);
     expect(transaction?.status).toBe("succeed");
     expect(branches.map((b) => `${b.op}:${b.status}`)).toEqual(["compensate:prepared", "action:succeed", "compensate:prepared", "action:succeed"]);
-    const calls = participantLog.filter((l) => l.includes(`gid=${gid} `)).map((l) => l.split(" ").slice(0, 2).join(" "));
+    const calls = participant.log.filter((l) => l.includes(`gid=${gid} `)).map((l) => l.split(" ").slice(0, 2).join(" "));
     expect(calls).toEqual(["POST /api/TransOut", "POST /api/TransIn"]);
-    expect(participantLog.filter((l) => l.includes(`gid=${gid} `)).every((l) => l.endsWith("body={}"))).toBe(true);
+    expect(participant.log.filter((l) => l.includes(`gid=${gid} `)).every((l) => l.endsWith("body={}"))).toBe(true);
   });
 });

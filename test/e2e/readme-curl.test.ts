@@ -5,41 +5,15 @@
  * JSON-RPC submit. Only the coordinator's address and the participant's port are replaced. Also
  * checks what the README says about an empty payload: the branch is called with GET.
  */
-import { spawn } from "node:child_process";
-import type { ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { createServer } from "node:net";
-import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TestCoordinator } from "../helpers/coordinator.ts";
 import { startCoordinator } from "../helpers/coordinator.ts";
+import type { RunResult, SampleParticipant } from "../helpers/processes.ts";
+import { ROOT, runToEnd, startSampleParticipant } from "../helpers/processes.ts";
 
-const ROOT = new URL("../../", import.meta.url).pathname;
-const RUN_TIMEOUT_MS = 30_000;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill("SIGKILL"), RUN_TIMEOUT_MS);
-    child.on("error", (e) => (stderr += String(e)));
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 interface Example {
   /** The first command of the section's `curl -s -XPOST` block, as written. */
@@ -64,48 +38,22 @@ function readmeExample(heading: string): Example {
 }
 
 let dtx: TestCoordinator;
-let participant: ChildProcess | undefined;
+let participant: SampleParticipant;
 let participantBase = "";
-const participantLog: string[] = [];
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
 
-/** Starts examples/participant.ts on a free port; resolves with its base URL once it listens. */
-async function startParticipant(): Promise<string> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "examples/participant.ts")], {
-    cwd: ROOT,
-    env: { ...process.env, PORT: String(port) },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  participant = child;
-  return new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on("line", (line) => {
-      participantLog.push(line);
-      const m = /listening on (http:\/\/\S+\/api)/.exec(line);
-      if (m) resolve(m[1]!);
-    });
-    child.once("exit", (code) => reject(new Error(`the sample participant exited (${String(code)}) before listening`)));
-  });
-}
 
 /** Runs a README command through bash against this test's coordinator and participant. */
-function runReadme(command: string): Promise<Run> {
+function runReadme(command: string): Promise<RunResult> {
   const adapted = command
     .replaceAll("localhost:36789", dtx.url.replace("http://", ""))
     .replaceAll("http://127.0.0.1:8081/api", participantBase);
-  return run("bash", ["-c", adapted]);
+  return runToEnd("bash", ["-c", adapted]);
 }
 
 /** The participant's log lines for one gid, without the gid (the participant logs each call). */
 function callsOf(gid: string): string[] {
-  return participantLog.filter((l) => l.includes(` gid=${gid} `)).map((l) => l.replace(` gid=${gid}`, ""));
+  return participant.log.filter((l) => l.includes(` gid=${gid} `)).map((l) => l.replace(` gid=${gid}`, ""));
 }
 
 interface QueryAnswer {
@@ -119,11 +67,12 @@ async function query(gid: string): Promise<QueryAnswer> {
 }
 
 beforeAll(async () => {
-  [dtx, participantBase] = await Promise.all([startCoordinator(), startParticipant()]);
+  [dtx, participant] = await Promise.all([startCoordinator(), startSampleParticipant()]);
+  participantBase = participant.base;
 });
 
 afterAll(async () => {
-  participant?.kill("SIGKILL");
+  participant?.child.kill("SIGKILL");
   await dtx?.stop();
 });
 
