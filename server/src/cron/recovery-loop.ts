@@ -1,6 +1,7 @@
 import type { TransGlobal } from "../core/types.ts";
 import type { Logger } from "../logger.ts";
 import type { Executor } from "../service/executor.ts";
+import type { ClaimGate } from "../service/pass-admission.ts";
 import type { Store } from "../store/store.ts";
 import type { Clock } from "./clock.ts";
 
@@ -17,14 +18,6 @@ export interface RecoveryLoopOptions {
   newToken: () => string;
   /** The process-wide pass cap the loop's claims must respect too (docs/overload.md); none = only `concurrency`. */
   gate?: ClaimGate;
-}
-
-/** Bounds the loop's claims by the pass slots the whole process has free (service/pass-admission.ts). */
-export interface ClaimGate {
-  /** Pass slots free now. */
-  room(): number;
-  /** Holds `n` slots while a claim is in the store; the returned function releases them, given how many rows the claim took. */
-  hold(n: number): (claimed: number) => void;
 }
 
 /** How often the loop looks again when its pool is empty but requests hold every pass slot. */

@@ -1,5 +1,16 @@
 import { CoordinatorError } from "../core/errors.ts";
-import type { ClaimGate } from "../cron/recovery-loop.ts";
+
+/**
+ * What the recovery loop (cron/recovery-loop.ts) asks before it claims: the pass slots the whole
+ * process has free, so its claims respect the same cap as requests. Defined here, below the cron,
+ * so the import goes one way (cron -> service).
+ */
+export interface ClaimGate {
+  /** Pass slots free now. */
+  room(): number;
+  /** Holds `n` slots while a claim is in the store; the returned function releases them, given how many rows the claim took. */
+  hold(n: number): (claimed: number) => void;
+}
 
 /** The bounds one coordinator keeps on work in flight (config `overload`, see docs/overload.md). */
 export interface AdmissionLimits {
