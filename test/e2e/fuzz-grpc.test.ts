@@ -258,7 +258,7 @@ describe(`fuzzing every dtmgimp.Dtm method (seed ${FUZZ_SEED}, ${BATCHES} x ${RU
     });
   }
 
-  it.runIf(RUNS_PER_BATCH >= 500)("sent the requests it promised and reached every kind of answer", () => {
+  it("sent the requests it promised and reached every kind of answer", () => {
     process.stdout.write(`[fuzz] ${FILE}: ${stats.summary()}\n`);
     expect(stats.requests).toBeGreaterThanOrEqual(BATCHES * RUNS_PER_BATCH);
     const aimed = ["OK Submit", "OK Prepare", "OK NewGid", "OK PrepareWorkflow", "FAILURE", "INVALID_REQUEST", "INVALID_GID", "INVALID_TRANS_TYPE", "INVALID_OPTIONS", "INVALID_PAYLOADS"];

@@ -295,7 +295,7 @@ describe(`fuzzing every HTTP route (seed ${FUZZ_SEED}, ${BATCHES} x ${RUNS_PER_B
     });
   }
 
-  it.runIf(RUNS_PER_BATCH >= 500)("sent the requests it promised and reached every answer the mutations aim at", () => {
+  it("sent the requests it promised and reached every answer the mutations aim at", () => {
     process.stdout.write(`[fuzz] ${FILE}: ${stats.summary()}\n`);
     expect(stats.requests).toBeGreaterThanOrEqual(BATCHES * RUNS_PER_BATCH);
     const aimed = [

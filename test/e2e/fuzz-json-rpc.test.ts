@@ -171,7 +171,7 @@ describe(`fuzzing every JSON-RPC method (seed ${FUZZ_SEED}, ${BATCHES} x ${RUNS_
     });
   }
 
-  it.runIf(RUNS_PER_BATCH >= 500)("sent the requests it promised and reached every kind of answer", () => {
+  it("sent the requests it promised and reached every kind of answer", () => {
     process.stdout.write(`[fuzz] ${FILE}: ${stats.summary()}\n`);
     expect(stats.requests).toBeGreaterThanOrEqual(BATCHES * RUNS_PER_BATCH);
     const aimed = ["ok submit", "ok prepare", "ok newGid", "FAILURE", "http 400 INVALID_JSON", "-32600 INVALID_REQUEST", "-32601 ROUTE_NOT_FOUND", "-32602 INVALID_GID", "-32602 INVALID_OPTIONS"];

@@ -7,6 +7,7 @@ import { AUTH_ERROR_CODES } from "../../server/src/api/auth.ts";
 import type { ErrorSpec } from "../../server/src/core/errors.ts";
 import { ERROR_CATALOGUE, WIRE_RESULT_CODES } from "../../server/src/core/errors.ts";
 import type { TestCoordinator } from "./coordinator.ts";
+import { freePort } from "./processes.ts";
 
 /**
  * What the three fuzz suites (test/e2e/fuzz-http, fuzz-json-rpc, fuzz-grpc) share: the seed, the
@@ -14,12 +15,20 @@ import type { TestCoordinator } from "./coordinator.ts";
  * after every request and every batch (docs/input-limits.md, "Fuzzing").
  *
  * Replay: every suite prints `DTX_FUZZ_SEED=<n>`; run the same file with that variable set.
- * `DTX_FUZZ_SCALE` multiplies the number of runs (default 1; CI's total is over 20,000 requests).
+ * `DTX_FUZZ_SCALE` multiplies the number of runs (default 1; CI's total is over 20,000 requests). It
+ * is at least 0.5: below that the suites' coverage checks (every kind of answer reached) would not
+ * hold, and a smaller run that silently checked less would be a quiet skip.
  */
 
 /** The seed of this run: DTX_FUZZ_SEED, else a random one (printed by {@link announceSeed}). */
 export const FUZZ_SEED: number = process.env["DTX_FUZZ_SEED"] ? Number(process.env["DTX_FUZZ_SEED"]) : Math.floor(Math.random() * 2 ** 31);
-export const FUZZ_SCALE: number = Number(process.env["DTX_FUZZ_SCALE"] ?? 1);
+export const FUZZ_SCALE: number = fuzzScale(process.env["DTX_FUZZ_SCALE"]);
+
+function fuzzScale(raw: string | undefined): number {
+  const scale = Number(raw ?? 1);
+  if (!Number.isFinite(scale) || scale < 0.5) throw new Error(`DTX_FUZZ_SCALE must be a number of at least 0.5, not '${raw ?? ""}'`);
+  return scale;
+}
 
 export function announceSeed(file: string): void {
   process.stdout.write(`[fuzz] ${file}: seed ${FUZZ_SEED}; replay with DTX_FUZZ_SEED=${FUZZ_SEED} npx vitest run ${file}\n`);
@@ -337,11 +346,5 @@ export class FuzzStats {
 
 /** A port nothing listens on: bound, then released. */
 export async function unusedPort(): Promise<number> {
-  const { createServer } = await import("node:net");
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  const port = typeof address === "object" && address ? address.port : 0;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  return freePort();
 }
