@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { ROLES } from "./api/auth.ts";
-import { parseUrlPattern } from "./service/url-policy.ts";
+import { parseUrlPattern } from "./driver/url-policy.ts";
 
 const seconds = z.number().finite().nonnegative();
 const port = z.number().int().min(0).max(65535);

@@ -3,7 +3,7 @@ import type { Config } from "./config.ts";
 import { redactConfig, redactUrl } from "./config.ts";
 import { createProcessors } from "./core/processors.ts";
 import type { TimingConfig } from "./core/retry.ts";
-import { AdjustableClock } from "./cron/clock.ts";
+import { AdjustableClock } from "./core/clock.ts";
 import { RecoveryLoop } from "./cron/recovery-loop.ts";
 import { RetentionLoop } from "./cron/retention-loop.ts";
 import { alertWebhook } from "./driver/alert-webhook.ts";
@@ -22,7 +22,7 @@ import { Executor } from "./service/executor.ts";
 import { PassAdmission } from "./service/pass-admission.ts";
 import { TopicService } from "./service/topic-service.ts";
 import { TransService } from "./service/trans-service.ts";
-import { UrlPolicy } from "./service/url-policy.ts";
+import { UrlPolicy } from "./driver/url-policy.ts";
 import { withDeadline } from "./store/deadline-store.ts";
 import type { Store } from "./store/store.ts";
 

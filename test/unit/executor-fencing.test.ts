@@ -14,7 +14,7 @@ import { DEFAULT_OPTIONS } from "../../server/src/core/options.ts";
 import { createProcessors } from "../../server/src/core/processors.ts";
 import type { TimingConfig } from "../../server/src/core/retry.ts";
 import type { TransGlobal } from "../../server/src/core/types.ts";
-import { AdjustableClock } from "../../server/src/cron/clock.ts";
+import { AdjustableClock } from "../../server/src/core/clock.ts";
 import { HttpInvoker } from "../../server/src/driver/http-invoker.ts";
 import { ClaimTokens } from "../../server/src/service/claim.ts";
 import { CrashPoints } from "../../server/src/service/crash-points.ts";

@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { DEFAULT_OPTIONS } from "../../server/src/core/options.ts";
 import { createProcessors } from "../../server/src/core/processors.ts";
 import type { TimingConfig } from "../../server/src/core/retry.ts";
-import { AdjustableClock } from "../../server/src/cron/clock.ts";
+import { AdjustableClock } from "../../server/src/core/clock.ts";
 import { RecoveryLoop } from "../../server/src/cron/recovery-loop.ts";
 import { HttpInvoker } from "../../server/src/driver/http-invoker.ts";
 import { ClaimTokens } from "../../server/src/service/claim.ts";

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { AdjustableClock } from "../../server/src/cron/clock.ts";
+import { AdjustableClock } from "../../server/src/core/clock.ts";
 import type { Wait } from "../../server/src/cron/retention-loop.ts";
 import { RetentionLoop } from "../../server/src/cron/retention-loop.ts";
 import { createLogger } from "../../server/src/logger.ts";

@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { CoordinatorError } from "../../server/src/core/errors.ts";
 import {
   isAllowedUrl, isPrivateAddress, matchesPattern, parseCallUrl, parseUrlPattern, UrlPolicy,
-} from "../../server/src/service/url-policy.ts";
+} from "../../server/src/driver/url-policy.ts";
 
 const label = fc.stringMatching(/^[a-z][a-z0-9-]{0,10}[a-z0-9]$/);
 const hostArb = fc.oneof(fc.array(label, { minLength: 1, maxLength: 3 }).map((ls) => [...ls, "example"].join(".")), fc.ipV4());

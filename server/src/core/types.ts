@@ -88,3 +88,13 @@ export type Outcome =
   | { kind: "failure"; message: string }
   | { kind: "ongoing" }
   | { kind: "error"; message: string };
+
+/** A transaction that backs off again after errors: what the alert webhook is told. */
+export interface BackoffEvent {
+  gid: string;
+  status: string;
+  /** floor(log2(interval / base)): how many times the interval has doubled (dtm's retry_count). */
+  retryCount: number;
+  branchUrl: string;
+  error: string;
+}

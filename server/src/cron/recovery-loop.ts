@@ -3,7 +3,7 @@ import type { Logger } from "../logger.ts";
 import type { Executor } from "../service/executor.ts";
 import type { ClaimGate } from "../service/pass-admission.ts";
 import type { Store } from "../store/store.ts";
-import type { Clock } from "./clock.ts";
+import type { Clock } from "../core/clock.ts";
 
 export interface RecoveryLoopOptions {
   /** Idle sleep between claims when nothing was due (ms). */

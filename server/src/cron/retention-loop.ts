@@ -1,7 +1,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import type { Logger } from "../logger.ts";
 import type { RetentionBatch, Store } from "../store/store.ts";
-import type { Clock } from "./clock.ts";
+import type { Clock } from "../core/clock.ts";
 
 export interface RetentionLoopOptions {
   /** A finished trans older than this (ms since its last update) is deleted; > 0. */

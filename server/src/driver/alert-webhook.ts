@@ -1,7 +1,7 @@
 import { request } from "undici";
 import type { Logger } from "../logger.ts";
 import { redactUrls, urlForLog } from "../logger.ts";
-import type { BackoffEvent } from "../service/executor.ts";
+import type { BackoffEvent } from "../core/types.ts";
 
 /**
  * dtm's alert webhook (docs/protocol.md#result-mapping and docs/protocol.md#retries): once a trans's retry interval has doubled

@@ -1,5 +1,5 @@
 import type { Outcome } from "../core/types.ts";
-import type { UrlPolicy } from "../service/url-policy.ts";
+import type { UrlPolicy } from "../driver/url-policy.ts";
 import type { BranchCall, BranchInvoker } from "./invoker.ts";
 import { transportOf } from "./invoker.ts";
 

@@ -1,6 +1,6 @@
 import { request } from "undici";
 import type { Outcome } from "../core/types.ts";
-import { newGid } from "../service/gid.ts";
+import { newGid } from "../core/gid.ts";
 import type { BranchCall, BranchInvoker } from "./invoker.ts";
 import { classifyAnswer, dtmResultField, parseObject } from "./outcome.ts";
 import type { BranchClientLimits } from "./origin-limiter.ts";

@@ -2,7 +2,7 @@ import { clip, describeValue } from "../core/echo.ts";
 import { CoordinatorError } from "../core/errors.ts";
 import type { BranchStatus, TransGlobal } from "../core/types.ts";
 import { BRANCH_STATUSES } from "../core/types.ts";
-import type { Clock } from "../cron/clock.ts";
+import type { Clock } from "../core/clock.ts";
 import type { NewBranch, Store } from "../store/store.ts";
 import type { RequestLimits } from "./request.ts";
 import { asObject, checkBranchUrl, parseGid, parseTransType } from "./request.ts";

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { Clock } from "../cron/clock.ts";
+import type { Clock } from "../core/clock.ts";
 import type { Store } from "../store/store.ts";
 
 /** The abort reason of calls still in flight when their pass ends (one instance: no stack captured per pass). */

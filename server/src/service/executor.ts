@@ -2,9 +2,9 @@ import type { Decision, Pass, Processor } from "../core/pass.ts";
 import { markInvoked, newPass, recordOutcome } from "../core/pass.ts";
 import type { TimingConfig } from "../core/retry.ts";
 import { baseInterval, nextInterval, requestTimeout, retryAt } from "../core/retry.ts";
-import type { Branch, GlobalStatus, Outcome, TransGlobal, TransType } from "../core/types.ts";
+import type { BackoffEvent, Branch, GlobalStatus, Outcome, TransGlobal, TransType } from "../core/types.ts";
 import { isFinal } from "../core/types.ts";
-import type { Clock } from "../cron/clock.ts";
+import type { Clock } from "../core/clock.ts";
 import type { BranchInvoker } from "../driver/invoker.ts";
 import type { Logger } from "../logger.ts";
 import { redactUrls, urlForLog } from "../logger.ts";
@@ -28,15 +28,6 @@ export interface ExecutorDeps {
   onBackoff?: (event: BackoffEvent) => void;
   /** Told when a pass ends (drives the metrics); a pass that threw is not reported. */
   onPassEnd?: (trans: TransGlobal, result: PassResult) => void;
-}
-
-export interface BackoffEvent {
-  gid: string;
-  status: string;
-  /** floor(log2(interval / base)): how many times the interval has doubled (dtm's retry_count). */
-  retryCount: number;
-  branchUrl: string;
-  error: string;
 }
 
 /** What one pass ended with. */

@@ -6,8 +6,8 @@ import { MAX_REQUEST_TIMEOUT_SECONDS, MAX_RETRY_COUNT, MAX_SECONDS } from "../co
 import { parseSagaCustomData } from "../core/saga-layout.ts";
 import type { Protocol, TransOptions, TransType } from "../core/types.ts";
 import { PROTOCOLS, TRANS_TYPES } from "../core/types.ts";
-import { GID_PATTERN } from "./gid.ts";
-import type { UrlPolicy } from "./url-policy.ts";
+import { GID_PATTERN } from "../core/gid.ts";
+import type { UrlPolicy } from "../driver/url-policy.ts";
 
 /** Limits applied to every request before anything is written. */
 export interface RequestLimits {

@@ -1,9 +1,9 @@
 import { CoordinatorError } from "../core/errors.ts";
 import { renderTime } from "../core/time-limits.ts";
-import type { Clock } from "../cron/clock.ts";
+import type { Clock } from "../core/clock.ts";
 import type { KvEntry, Store } from "../store/store.ts";
 import { checkBranchUrl } from "./request.ts";
-import type { UrlPolicy } from "./url-policy.ts";
+import type { UrlPolicy } from "../driver/url-policy.ts";
 
 export const TOPICS_CAT = "topics";
 const MAX_CAS_ATTEMPTS = 8;

@@ -3,7 +3,7 @@ import type { TimingConfig } from "../core/retry.ts";
 import { baseInterval } from "../core/retry.ts";
 import type { Branch, GlobalStatus, TransGlobal } from "../core/types.ts";
 import { GLOBAL_STATUSES, isFinal, TRANS_TYPES } from "../core/types.ts";
-import type { Clock } from "../cron/clock.ts";
+import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../logger.ts";
 import type { NewBranch, NewTrans, ScanQuery, Store } from "../store/store.ts";
 import { generateBranches } from "./branches.ts";
@@ -18,7 +18,7 @@ import type { WaitRequest } from "../core/wait-result.ts";
 import { waitVerdict } from "../core/wait-result.ts";
 import type { RequestLimits, TransRequest } from "./request.ts";
 import { asObject, parseGid, parseTransRequest, parseTransType } from "./request.ts";
-import { newGid } from "./gid.ts";
+import { newGid } from "../core/gid.ts";
 import type { PassAdmission } from "./pass-admission.ts";
 
 export interface TransServiceDeps {

@@ -1,6 +1,6 @@
 import { CoordinatorError, failure } from "../core/errors.ts";
 import type { Branch, TransGlobal } from "../core/types.ts";
-import type { Clock } from "../cron/clock.ts";
+import type { Clock } from "../core/clock.ts";
 import type { NewTrans, Store } from "../store/store.ts";
 import type { TransRequest } from "./request.ts";
 

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { CoordinatorError } from "../../core/errors.ts";
 import { MAX_SECONDS } from "../../core/time-limits.ts";
-import type { AdjustableClock } from "../../cron/clock.ts";
+import type { AdjustableClock } from "../../core/clock.ts";
 import type { RecoveryLoop } from "../../cron/recovery-loop.ts";
 import type { RetentionLoop } from "../../cron/retention-loop.ts";
 import type { CrashPoints } from "../../service/crash-points.ts";
