@@ -319,7 +319,13 @@ export class Executor {
   private apply(pass: Pass, processor: Processor, index: number, outcome: Outcome): void {
     const branch = pass.branches[index];
     recordOutcome(pass, index, outcome, branch !== undefined && processor.failureIsTerminal(branch));
-    if (outcome.kind !== "success") {
+    if (outcome.kind === "error" && outcome.unauthenticated) {
+      // Not routine like a busy branch: a key mismatch (docs/security.md#signed-branch-calls) holds every call to it.
+      this.deps.logger.warn(
+        { gid: pass.trans.gid, branchId: branch?.branchId, op: branch?.op, url: urlForLog(branch?.url ?? ""), error: redactUrls(outcome.message) },
+        "branch refused the call as unauthenticated (HTTP 401 / gRPC UNAUTHENTICATED); check the branch signing keys; retrying",
+      );
+    } else if (outcome.kind !== "success") {
       this.deps.logger.debug({ gid: pass.trans.gid, branchId: branch?.branchId, op: branch?.op, outcome: outcome.kind, error: "message" in outcome ? redactUrls(outcome.message) : undefined }, "branch did not succeed");
     }
   }
