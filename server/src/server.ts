@@ -143,7 +143,10 @@ export async function createCoordinator(config: Config, logger: Logger): Promise
   const clock = new AdjustableClock();
   // Before the store: a key set that cannot be read fails the start with nothing to close.
   const signingKeys = openSigningKeys(config, logger);
-  const store = await openMigratedStore(config, logger);
+  const store = await openMigratedStore(config, logger).catch((error: unknown) => {
+    signingKeys?.close();
+    throw error;
+  });
   const crash = new CrashPoints();
   const metrics = new CoordinatorMetrics(VERSION);
   const urlPolicy = new UrlPolicy(config.branchUrls);
