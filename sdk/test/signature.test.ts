@@ -8,10 +8,9 @@
 import type { FastifyRequest } from "fastify";
 import { createHmac } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ExpressResponseLike } from "../src/index.ts";
 import { BranchBarrier, BranchSignatureVerifier, canonicalBranchRequest, expressHandler, fastifyHandler } from "../src/index.ts";
 import type { App } from "./helpers.ts";
-import { startApp } from "./helpers.ts";
+import { recordingResponse, startApp } from "./helpers.ts";
 
 const KEY = { id: "k1", secret: "0123456789abcdef0123456789abcdef-sdk" };
 const NOW_S = 1_765_000_000;
@@ -67,36 +66,22 @@ describe("fastifyHandler with a signature", () => {
 });
 
 describe("expressHandler with a signature", () => {
-  const reply = (): { res: ExpressResponseLike; sent: { status?: number; body?: unknown } } => {
-    const sent: { status?: number; body?: unknown } = {};
-    const res: ExpressResponseLike = {
-      status(code) {
-        sent.status = code;
-        return res;
-      },
-      json(body) {
-        sent.body = body;
-        return res;
-      },
-    };
-    return { res, sent };
-  };
   const handler = expressHandler(() => undefined, { signature: verifier });
   const request = (signature: string, extra: Record<string, unknown>) => ({
-    method: "POST", originalUrl: PATH, url: "/TransOut", headers: { "x-dtx-signature": signature, "content-length": "13" }, body: { amount: 30 }, ...extra,
+    method: "POST", originalUrl: PATH, url: "/TransOut", query: {}, params: {}, headers: { "x-dtx-signature": signature, "content-length": "13" }, body: { amount: 30 }, ...extra,
   });
 
   it("verifies over originalUrl and the raw body kept by express.json({ verify })", async () => {
-    const { res, sent } = reply();
+    const { res, sent } = recordingResponse();
     await handler(request(sign("POST", PATH, BODY), { rawBody: Buffer.from(BODY) }), res);
     expect(sent).toEqual({ status: 200, body: { dtm_result: "SUCCESS" } });
   });
 
   it("a wrong signature is 401; a parsed body without the raw one is a setup error (500), not a pass", async () => {
-    const wrong = reply();
+    const wrong = recordingResponse();
     await handler(request(sign("POST", PATH, "{}"), { rawBody: Buffer.from(BODY) }), wrong.res);
     expect(wrong.sent.status).toBe(401);
-    const noRaw = reply();
+    const noRaw = recordingResponse();
     await handler(request(sign("POST", PATH, BODY), {}), noRaw.res);
     expect(noRaw.sent.status).toBe(500);
     expect(String((noRaw.sent.body as { message: string }).message)).toContain("raw request body");

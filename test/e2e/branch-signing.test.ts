@@ -8,8 +8,8 @@
  * replayed after the allowed skew is refused; a new active key in the key file is used without a
  * restart while the participant still accepts the old one.
  */
-import { Client, credentials, Metadata, Server, ServerCredentials, status } from "@grpc/grpc-js";
-import type { ServiceError, UntypedServiceImplementation } from "@grpc/grpc-js";
+import { Client, credentials, Server, ServerCredentials, status } from "@grpc/grpc-js";
+import type { Metadata, ServiceError, UntypedServiceImplementation } from "@grpc/grpc-js";
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { IncomingHttpHeaders, Server as HttpServer } from "node:http";

@@ -11,6 +11,12 @@ export interface ExpressRequestLike {
   readonly params: unknown;
   /** The parsed body (with a body-parsing middleware). */
   readonly body: unknown;
+  /** The method; read to verify a branch signature. */
+  readonly method?: string;
+  /** The raw path and query as received; read to verify a branch signature. */
+  readonly originalUrl?: string;
+  /** The request headers; read to verify a branch signature. */
+  readonly headers?: unknown;
 }
 
 /** The part of an express `Response` the helper uses (structural: the SDK does not depend on express). */
