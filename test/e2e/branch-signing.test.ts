@@ -56,6 +56,9 @@ interface SeenGrpc {
   message: Buffer;
 }
 const grpcSeen: SeenGrpc[] = [];
+let rpcServer: HttpServer;
+let rpcBase = "";
+const rpcSeen: string[] = [];
 let grpcServer: Server;
 let grpcTarget = "";
 
@@ -106,6 +109,26 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => httpServer.listen(0, "127.0.0.1", resolve));
   httpBase = `http://127.0.0.1:${(httpServer.address() as AddressInfo).port}/api`;
 
+  // JSON-RPC has no SDK handler helper: the participant calls the verifier itself.
+  rpcServer = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const body = Buffer.concat(chunks);
+      try {
+        verifier.verifyHttp({ method: req.method ?? "", url: req.url ?? "", headers: req.headers, body });
+      } catch (error) {
+        res.writeHead(401, { "content-type": "application/json" }).end(JSON.stringify({ message: (error as Error).message }));
+        return;
+      }
+      const call = JSON.parse(body.toString("utf8")) as { id: string; method: string; params: { gid: string } };
+      rpcSeen.push(`${call.params.gid} ${call.method}`);
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ jsonrpc: "2.0", id: call.id, result: null, error: null }));
+    });
+  });
+  await new Promise<void>((resolve) => rpcServer.listen(0, "127.0.0.1", resolve));
+  rpcBase = `http://127.0.0.1:${(rpcServer.address() as AddressInfo).port}/api/json-rpc`;
+
   grpcServer = new Server();
   const implementation: UntypedServiceImplementation = {};
   for (const name of METHODS) {
@@ -120,7 +143,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await dtx?.stop();
-  await new Promise<void>((resolve) => (httpServer ? httpServer.close(() => resolve()) : resolve()));
+  for (const server of [httpServer, rpcServer]) await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
   grpcServer?.forceShutdown();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
@@ -185,6 +208,20 @@ describe("signed branch calls over HTTP", () => {
     const { statusCode, body } = await request(`${httpBase}/TransOut?gid=forged&trans_type=saga&branch_id=01&op=action`, { method: "POST", body: "{}" });
     expect(statusCode).toBe(401);
     expect(await body.json()).toEqual({ message: "branch signature refused: no x-dtx-signature" });
+  });
+});
+
+describe("signed branch calls over JSON-RPC", () => {
+  it("the envelope as sent is signed: the participant verifies it, and refuses it with the wrong key until it gets the right one", async () => {
+    const rpcSaga = (gid: string): Record<string, unknown> => sagaBody(gid, (name) => `${rpcBase}?method=${name}`, { protocol: "json-rpc", wait_result: true });
+    expect((await dtx.client.submit(rpcSaga("sign-rpc-ok"))).status).toBe(200);
+    expect(rpcSeen.filter((c) => c.startsWith("sign-rpc-ok "))).toEqual(["sign-rpc-ok TransOut", "sign-rpc-ok TransIn"]);
+    accepted = [K1_WRONG];
+    expect((await dtx.client.submit(rpcSaga("sign-rpc-wrong-key"))).status).toBe(425);
+    await logged((l) => l["gid"] === "sign-rpc-wrong-key" && String(l["msg"]).includes("unauthenticated"));
+    accepted = [K1];
+    await dtx.client.cron(60_000);
+    expect(await dtx.client.status("sign-rpc-wrong-key")).toBe("succeed");
   });
 });
 
