@@ -204,6 +204,22 @@ describe("signed branch calls over HTTP", () => {
     expect(httpSeen.length).toBe(before); // refused before the business code
   });
 
+  it("a msg check-back is signed too: refused with the wrong key (logged for branch 00), then the msg goes through", async () => {
+    const gid = "sign-msg-check-back";
+    accepted = [K1_WRONG];
+    const prepared = await dtx.client.call("POST", "/api/dtmsvr/prepare", {
+      gid, trans_type: "msg", steps: [{ action: `${httpBase}/TransIn` }], payloads: ['{"amount":30}'], query_prepared: `${httpBase}/QueryPrepared`,
+    });
+    expect(prepared.status, prepared.text).toBe(200);
+    await dtx.client.cron(60_000);
+    expect(await dtx.client.status(gid)).toBe("prepared");
+    expect(await logged((l) => l["gid"] === gid && String(l["msg"]).includes("unauthenticated"))).toMatchObject({ branchId: "00", url: `${httpBase}/QueryPrepared` });
+    accepted = [K1];
+    await dtx.client.cron(60_000);
+    expect(await dtx.client.status(gid)).toBe("succeed");
+    expect(httpSeen.filter((c) => c.url.includes(`gid=${gid}`)).map((c) => c.url.split("?")[0])).toEqual(["/api/QueryPrepared", "/api/TransIn"]);
+  });
+
   it("without the header the participant answers 401", async () => {
     const { statusCode, body } = await request(`${httpBase}/TransOut?gid=forged&trans_type=saga&branch_id=01&op=action`, { method: "POST", body: "{}" });
     expect(statusCode).toBe(401);
