@@ -10,7 +10,7 @@
  */
 import { Client, credentials, Server, ServerCredentials, status } from "@grpc/grpc-js";
 import type { Metadata, ServiceError, UntypedServiceImplementation } from "@grpc/grpc-js";
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { IncomingHttpHeaders, Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -19,7 +19,9 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { request } from "undici";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { parseConfig } from "../../server/src/config.ts";
 import { createLogger } from "../../server/src/logger.ts";
+import { createCoordinator } from "../../server/src/server.ts";
 import { BranchSignatureVerifier, DtxFailure, grpcHandler, nodeHandler } from "../../sdk/src/index.ts";
 import type { BranchSigningKey } from "../../sdk/src/index.ts";
 import type { TestCoordinator } from "../helpers/coordinator.ts";
@@ -304,5 +306,14 @@ describe("key rotation without a restart", () => {
     accepted = [K1];
     writeKeys("k1", [K1]);
     await logged((l) => l["msg"] === "branch signing keys reloaded" && l["activeKeyId"] === "k1" && l["previousKeyId"] === "k2");
+  });
+});
+
+describe("a key set that cannot be read", () => {
+  it("fails the start with a message naming the file, before the store is opened", async () => {
+    const missing = join(dir, "no-such-keys.json");
+    const config = parseConfig({ host: "127.0.0.1", httpPort: 0, grpcPort: 0, store: { path: join(dir, "never-created.db") }, branchSigning: { keysFile: missing } });
+    await expect(createCoordinator(config, createLogger("silent"))).rejects.toThrow(`cannot load the branch signing keys (branchSigning): cannot read the branch signing key file ${missing}: ENOENT`);
+    expect(existsSync(join(dir, "never-created.db"))).toBe(false);
   });
 });

@@ -65,9 +65,9 @@ export function canonicalBranchRequest(timestamp: number, method: string, pathAn
 }
 
 /**
- * Checks one request; resolves to nothing (returns the key id used) when it is signed by an
- * accepted key within the allowed skew, throws an `UNAUTHENTICATED` {@link DtxError} otherwise. The
- * error's message says which check failed, never a secret.
+ * Checks one request: returns the id of the key that signed it when it is signed by an accepted
+ * key within the allowed skew, throws an `UNAUTHENTICATED` {@link DtxError} otherwise. The error's
+ * message says which check failed, never a secret.
  */
 export function verifyBranchSignature(request: SignedRequest, options: BranchSignatureOptions): { keyId: string } {
   if (request.signature === undefined || request.signature === "") throw unauthenticated(`no ${BRANCH_SIGNATURE_HEADER}`);
