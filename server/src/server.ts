@@ -23,6 +23,8 @@ import { PassAdmission } from "./service/pass-admission.ts";
 import { TopicService } from "./service/topic-service.ts";
 import { TransService } from "./service/trans-service.ts";
 import { UrlPolicy } from "./driver/url-policy.ts";
+import { BranchSigner } from "./driver/branch-signer.ts";
+import { SigningKeyRing, signingEnabled } from "./driver/signing-keys.ts";
 import { withDeadline } from "./store/deadline-store.ts";
 import type { Store } from "./store/store.ts";
 
@@ -125,19 +127,36 @@ function describeError(error: unknown): string {
   return typeof code === "string" && !text.includes(code) ? `${code}: ${text}` : text;
 }
 
+/** The branch signing keys, watched for changes; undefined when signing is off. A key set that cannot be read fails the start. */
+function openSigningKeys(config: Config, logger: Logger): SigningKeyRing | undefined {
+  if (!signingEnabled(config.branchSigning)) return undefined;
+  try {
+    return new SigningKeyRing(config.branchSigning, logger);
+  } catch (error) {
+    throw new Error(`cannot load the branch signing keys (branchSigning): ${(error as Error).message}`, { cause: error });
+  }
+}
+
 /** The composition root: wires config, store, engine, cron and API together. */
 export async function createCoordinator(config: Config, logger: Logger): Promise<Coordinator> {
   const timing = timingOf(config);
   const clock = new AdjustableClock();
-  const store = await openMigratedStore(config, logger);
+  // Before the store: a key set that cannot be read fails the start with nothing to close.
+  const signingKeys = openSigningKeys(config, logger);
+  const store = await openMigratedStore(config, logger).catch((error: unknown) => {
+    signingKeys?.close();
+    throw error;
+  });
   const crash = new CrashPoints();
   const metrics = new CoordinatorMetrics(VERSION);
   const urlPolicy = new UrlPolicy(config.branchUrls);
   const branchLimits = { connections: config.overload.branchConnections, queue: config.overload.branchQueue };
+  const signer = signingKeys ? new BranchSigner(signingKeys, () => clock.now()) : undefined;
+  const callOptions = { echoBodies: config.echoBranchBodies, ...(signer ? { signer } : {}) };
   const invoker = metrics.meter(new DispatchInvoker({
-    http: new HttpInvoker(config.strictResults, branchLimits),
-    "json-rpc": new JsonRpcInvoker(config.strictResults, branchLimits),
-    grpc: new GrpcInvoker({ limits: branchLimits }),
+    http: new HttpInvoker(config.strictResults, branchLimits, callOptions),
+    "json-rpc": new JsonRpcInvoker(config.strictResults, branchLimits, callOptions),
+    grpc: new GrpcInvoker({ limits: branchLimits, ...(signer ? { signer } : {}) }),
   }, urlPolicy));
   const executor = new Executor({
     store, invoker, clock, timing, processors: createProcessors(timing), logger, crash, random: Math.random,
@@ -187,7 +206,7 @@ export async function createCoordinator(config: Config, logger: Logger): Promise
       retention?.start();
       const address = http.server.address();
       const httpPort = typeof address === "object" && address ? address.port : config.httpPort;
-      logger.info({ httpPort, grpcPort, store: config.store.driver, testControl: config.testControl, auth: auth.enabled }, "dtx listening");
+      logger.info({ httpPort, grpcPort, store: config.store.driver, testControl: config.testControl, auth: auth.enabled, branchSigningKeyId: signingKeys?.active.id ?? "off" }, "dtx listening");
       return { httpPort, grpcPort };
     },
     async stop() {
@@ -195,6 +214,7 @@ export async function createCoordinator(config: Config, logger: Logger): Promise
       await Promise.all([http.close(), grpc.close(GRPC_SHUTDOWN_GRACE_MS)]);
       await executor.drain();
       await invoker.close();
+      signingKeys?.close();
       await store.close();
     },
   };

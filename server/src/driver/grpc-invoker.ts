@@ -5,6 +5,8 @@ import { ErrorCode } from "./h2/frames.ts";
 import type { StreamEnd } from "./h2/h2-connection.ts";
 import { H2Connection } from "./h2/h2-connection.ts";
 import type { HeaderField } from "./h2/hpack.ts";
+import type { BranchSigner } from "./branch-signer.ts";
+import { grpcSignatureMetadata } from "./branch-signer.ts";
 import type { BranchCall, BranchInvoker } from "./invoker.ts";
 import type { BranchClientLimits } from "./origin-limiter.ts";
 import { DEFAULT_BRANCH_CLIENT_LIMITS, OriginLimiter } from "./origin-limiter.ts";
@@ -20,6 +22,8 @@ export interface GrpcInvokerOptions {
   maxChannels?: number;
   /** Calls in flight per target (running or waiting for a stream): `connections + queue` (docs/overload.md). */
   limits?: BranchClientLimits;
+  /** Signs each call with `x-dtx-signature` metadata (docs/security.md#signed-branch-calls). */
+  signer?: BranchSigner;
 }
 
 /** A gRPC branch URL `host:port/package.Service/Method`, split at the first `/` (docs/protocol.md#grpc-branch-calls). */
@@ -61,6 +65,7 @@ export function classifyGrpcResult(error: Pick<ServiceError, "code" | "details">
     return error.details === "ONGOING" ? { kind: "ongoing" } : { kind: "failure", message: error.details || "FAILURE" };
   }
   if (error.code === status.FAILED_PRECONDITION) return { kind: "ongoing" };
+  if (error.code === status.UNAUTHENTICATED) return { kind: "error", message: `grpc UNAUTHENTICATED: ${error.details}`, unauthenticated: true };
   return { kind: "error", message: `grpc ${status[error.code] ?? error.code}: ${error.details}` };
 }
 
@@ -98,9 +103,11 @@ export class GrpcInvoker implements BranchInvoker {
   private readonly cache = new Map<string, H2Connection>();
   private readonly maxChannels: number;
   private readonly limiter: OriginLimiter;
+  private readonly signer: BranchSigner | undefined;
   private closed = false;
 
   constructor(options: GrpcInvokerOptions = {}) {
+    this.signer = options.signer;
     this.maxChannels = options.maxChannels ?? MAX_CHANNELS;
     this.limiter = new OriginLimiter(options.limits ?? DEFAULT_BRANCH_CLIENT_LIMITS);
   }
@@ -109,13 +116,14 @@ export class GrpcInvoker implements BranchInvoker {
     const parsed = parseGrpcUrl(call.url);
     if (!parsed) return Promise.resolve({ kind: "error", message: `invalid gRPC url ${JSON.stringify(call.url)}: expected host:port/package.Service/Method` });
     if (this.closed) return Promise.resolve({ kind: "error", message: "the gRPC invoker is closed" });
+    const message = requestMessage(call);
     let fields: HeaderField[];
     try {
-      fields = requestHeaders(call, parsed.target, parsed.method);
+      fields = requestHeaders(call, parsed.target, parsed.method, grpcSignatureMetadata(this.signer, parsed.method, message));
     } catch (error) {
       return Promise.resolve({ kind: "error", message: `cannot send branch_headers as gRPC metadata: ${(error as Error).message}` });
     }
-    const frame = grpcFrame(requestMessage(call));
+    const frame = grpcFrame(message);
     return this.limiter.run(parsed.target, () => this.send(call, parsed.target, fields, frame));
   }
 
@@ -123,7 +131,7 @@ export class GrpcInvoker implements BranchInvoker {
     return new Promise<Outcome>((resolve) => {
       const done = (result: GrpcStatus): void => {
         const outcome = classifyGrpcResult(result);
-        resolve(outcome.kind === "error" ? { kind: "error", message: `${call.url}: ${outcome.message}` } : outcome);
+        resolve(outcome.kind === "error" ? { ...outcome, message: `${call.url}: ${outcome.message}` } : outcome);
       };
       let connection: H2Connection;
       try {
@@ -316,7 +324,7 @@ function hostPort(target: string): { host: string; port: number } {
  * accepted but not sent), `-bin` values are the header's latin1 bytes in base64, other values
  * printable ASCII; a later key replaces an earlier one.
  */
-function requestHeaders(call: BranchCall, authority: string, path: string): HeaderField[] {
+function requestHeaders(call: BranchCall, authority: string, path: string, signature: [string, string][]): HeaderField[] {
   const metadata = new Map<string, string>([
     ["dtm-gid", legalValue(call.gid)],
     ["dtm-trans_type", legalValue(call.transType)],
@@ -330,6 +338,7 @@ function requestHeaders(call: BranchCall, authority: string, path: string): Head
     if (key.startsWith(":") || RESERVED.has(key) || CONNECTION_SPECIFIC.has(key)) continue;
     metadata.set(key, key.endsWith("-bin") ? Buffer.from(value, "latin1").toString("base64") : legalValue(value));
   }
+  for (const [key, value] of signature) metadata.set(key, value);
   return [
     [":method", "POST"],
     [":scheme", "http"],
