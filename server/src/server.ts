@@ -23,6 +23,8 @@ import { PassAdmission } from "./service/pass-admission.ts";
 import { TopicService } from "./service/topic-service.ts";
 import { TransService } from "./service/trans-service.ts";
 import { UrlPolicy } from "./driver/url-policy.ts";
+import type { WorkerMessage } from "./cluster/messages.ts";
+import { WorkerLink } from "./cluster/worker-link.ts";
 import { withDeadline } from "./store/deadline-store.ts";
 import type { Store } from "./store/store.ts";
 
@@ -125,13 +127,24 @@ function describeError(error: unknown): string {
   return typeof code === "string" && !text.includes(code) ? `${code}: ${text}` : text;
 }
 
+export interface CoordinatorOptions {
+  /**
+   * Set in a worker of a cluster (docs/operations.md#workers): the IPC channel to the primary,
+   * which hears when this coordinator listens and sums every worker's metrics for a scrape.
+   */
+  readonly clusterPrimary?: { send(message: WorkerMessage): void };
+}
+
 /** The composition root: wires config, store, engine, cron and API together. */
-export async function createCoordinator(config: Config, logger: Logger): Promise<Coordinator> {
+export async function createCoordinator(config: Config, logger: Logger, options: CoordinatorOptions = {}): Promise<Coordinator> {
   const timing = timingOf(config);
   const clock = new AdjustableClock();
   const store = await openMigratedStore(config, logger);
   const crash = new CrashPoints();
   const metrics = new CoordinatorMetrics(VERSION);
+  const primary = options.clusterPrimary;
+  const link = primary ? new WorkerLink(metrics.registries(), (message) => primary.send(message)) : undefined;
+  if (link) metrics.aggregateWith(() => link.clusterMetrics());
   const urlPolicy = new UrlPolicy(config.branchUrls);
   const branchLimits = { connections: config.overload.branchConnections, queue: config.overload.branchQueue };
   const invoker = metrics.meter(new DispatchInvoker({
@@ -188,6 +201,7 @@ export async function createCoordinator(config: Config, logger: Logger): Promise
       const address = http.server.address();
       const httpPort = typeof address === "object" && address ? address.port : config.httpPort;
       logger.info({ httpPort, grpcPort, store: config.store.driver, testControl: config.testControl, auth: auth.enabled }, "dtx listening");
+      link?.listening(httpPort, grpcPort);
       return { httpPort, grpcPort };
     },
     async stop() {
