@@ -93,9 +93,6 @@ export class RedisStore implements Store {
       // A command that timed out was answered (as a failure) already: sending it again after a
       // reconnect would run a write its caller was told did not go through in time.
       autoResendUnfulfilledCommands: false,
-      // Commands issued in the same tick (concurrent passes' scripts) go out in one socket write
-      // instead of one write each: fewer syscalls per saga under load, no delay for a lone one.
-      enableAutoPipelining: true,
     });
     // Without a listener ioredis prints every reconnect error to the console.
     this.redis.on("error", (error: Error) => options.onError?.(error));
