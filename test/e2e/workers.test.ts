@@ -54,7 +54,7 @@ async function startCluster(env: Record<string, string> = {}): Promise<ChildCoor
     ...env,
   });
   children.add(child);
-  await until(() => child.logs.some((l) => l["msg"] === "dtx started" && l["role"] === "primary"), 20_000, "the primary to report both workers listening");
+  await until(() => child.logs.some((l) => l["msg"] === "dtx started" && l["role"] === "primary"), 60_000, "the primary to report both workers listening");
   return Object.assign(child, { grpcTarget: `127.0.0.1:${grpcPort}` });
 }
 
@@ -95,7 +95,7 @@ function series(text: string, line: string): number {
   return found === undefined ? 0 : Number(found.slice(line.length + 1));
 }
 
-describe("workers = 2 on PostgreSQL", { timeout: 60_000 }, () => {
+describe("workers = 2 on PostgreSQL", { timeout: 120_000 }, () => {
   it("serves sagas over HTTP and gRPC on the shared ports and sums the workers' metrics", async () => {
     const c = await startCluster();
     // A new connection per request: node:cluster hands connections to the workers in turn.
@@ -140,12 +140,12 @@ describe("workers = 2 on PostgreSQL", { timeout: 60_000 }, () => {
     // Passes are in flight on both workers (the submits alternated between them, and TransIn answers only after 300 ms).
     await busi.waitForCalls({ name: "TransIn" }, 2);
     process.kill(victim!, "SIGKILL");
-    await until(() => workerPids(c).length === 3, 20_000, "the primary to restart the killed worker");
+    await until(() => workerPids(c).length === 3, 60_000, "the primary to restart the killed worker");
     const restarted = workerPids(c)[0]!;
     expect(restarted).not.toBe(victim);
     expect(alive(survivor!)).toBe(true);
     expect(c.logs.some((l) => l["msg"] === "worker exited; restarting it" && l["pid"] === victim && l["signal"] === "SIGKILL")).toBe(true);
-    await until(async () => (await Promise.all(gids.map((g) => c.client.status(g)))).every((s) => s === "succeed"), 30_000, "every saga to succeed");
+    await until(async () => (await Promise.all(gids.map((g) => c.client.status(g)))).every((s) => s === "succeed"), 60_000, "every saga to succeed");
     for (const gid of gids) expect(busi.calls({ gid, name: "TransOutRevert" })).toHaveLength(0);
   });
 
