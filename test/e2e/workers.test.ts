@@ -16,7 +16,7 @@ import { DtmGrpcClient } from "../busi/grpc-busi.ts";
 import { sagaBody } from "../helpers/client.ts";
 import type { ChildCoordinator } from "../helpers/coordinator.ts";
 import { spawnCoordinator } from "../helpers/coordinator.ts";
-import { freePort } from "../helpers/processes.ts";
+import { freePort, processAlive } from "../helpers/processes.ts";
 import { PgArea } from "../helpers/store-areas.ts";
 
 let busi: Busi;
@@ -68,15 +68,6 @@ function killQuietly(pid: number): void {
     process.kill(pid, "SIGKILL");
   } catch {
     // already gone
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 
@@ -143,7 +134,7 @@ describe("workers = 2 on PostgreSQL", { timeout: 120_000 }, () => {
     await until(() => workerPids(c).length === 3, 60_000, "the primary to restart the killed worker");
     const restarted = workerPids(c)[0]!;
     expect(restarted).not.toBe(victim);
-    expect(alive(survivor!)).toBe(true);
+    expect(processAlive(survivor!)).toBe(true);
     expect(c.logs.some((l) => l["msg"] === "worker exited; restarting it" && l["pid"] === victim && l["signal"] === "SIGKILL")).toBe(true);
     await until(async () => (await Promise.all(gids.map((g) => c.client.status(g)))).every((s) => s === "succeed"), 60_000, "every saga to succeed");
     for (const gid of gids) expect(busi.calls({ gid, name: "TransOutRevert" })).toHaveLength(0);
@@ -154,7 +145,7 @@ describe("workers = 2 on PostgreSQL", { timeout: 120_000 }, () => {
     const pids = workerPids(c);
     expect(pids).toHaveLength(2);
     expect(await c.kill("SIGTERM")).toBe(0);
-    expect(pids.filter(alive)).toEqual([]);
+    expect(pids.filter(processAlive)).toEqual([]);
     const stopped = c.logs.filter((l) => l["msg"] === "worker stopped");
     expect(stopped.map((l) => l["code"])).toEqual([0, 0]);
   });
