@@ -41,6 +41,8 @@ done
 DTM_VERSION="${DTM_VERSION:-v1.19.0}"
 MYSQL_HOST="${MYSQL_HOST:-127.0.0.1}"; MYSQL_PORT="${MYSQL_PORT:-3306}"
 PG_HOST="${PG_HOST:-127.0.0.1}"; PG_PORT="${PG_PORT:-5432}"; PG_DB="${PG_DB:-dtx_test}"
+# psql: no NOTICE lines for every table a DROP SCHEMA ... CASCADE takes with it.
+export PGOPTIONS="${PGOPTIONS:---client-min-messages=warning}"
 REDIS_HOST="${REDIS_HOST:-127.0.0.1}"; REDIS_PORT="${REDIS_PORT:-6379}"
 DTX_NODE_FLAGS="--max-semi-space-size=8 --max-old-space-size=160"
 
