@@ -10,7 +10,6 @@ import { WorkerSupervisor } from "./cluster/supervisor.ts";
 import type { Config } from "./config.ts";
 import { ConfigError, loadConfig, workerCount } from "./config.ts";
 import { createLogger } from "./logger.ts";
-import { createCoordinator } from "./server.ts";
 
 /**
  * Entry point: the `dtx` command (package.json `bin`), `npm start`, `node dist/server/src/main.js`.
@@ -44,6 +43,9 @@ async function main(): Promise<void> {
   const worker = cluster.worker;
   const logger = worker ? createLogger(config.logLevel).child({ worker: worker.id }) : createLogger(config.logLevel);
   if (!worker) warnIfHeapUncapped(logger);
+  // Loaded here, not at the top: the primary of a cluster serves nothing and would carry fastify,
+  // grpc-js and the store drivers for nothing (docs/operations.md#workers).
+  const { createCoordinator } = await import("./server.ts");
   const coordinator = await createCoordinator(config, logger, worker ? { clusterPrimary: { send: (message) => worker.send(message) } } : {});
   const { httpPort, grpcPort } = await coordinator.start();
   if (!worker) {
