@@ -29,12 +29,12 @@ const upward = (/** @type {string[]} */ dirs, /** @type {string[]} */ files) => 
 });
 const ROOT_FILES = ["server", "main", "config"];
 const layerRules = [
-  { files: ["server/src/core/**/*.ts"], rules: upward(["api", "cli", "cron", "service", "driver", "store"], [...ROOT_FILES, "metrics", "logger"]) },
-  { files: ["server/src/store/**/*.ts"], rules: upward(["api", "cli", "cron", "service", "driver"], [...ROOT_FILES, "metrics"]) },
-  { files: ["server/src/driver/**/*.ts"], rules: upward(["api", "cli", "cron", "service", "store"], [...ROOT_FILES, "metrics"]) },
-  { files: ["server/src/service/**/*.ts"], rules: upward(["api", "cli", "cron"], [...ROOT_FILES, "metrics"]) },
-  { files: ["server/src/cron/**/*.ts"], rules: upward(["api", "cli"], ROOT_FILES) },
-  { files: ["server/src/api/**/*.ts"], rules: upward(["cli"], ["server", "main"]) },
+  { files: ["server/src/core/**/*.ts"], rules: upward(["api", "cli", "cluster", "cron", "service", "driver", "store"], [...ROOT_FILES, "metrics", "logger"]) },
+  { files: ["server/src/store/**/*.ts"], rules: upward(["api", "cli", "cluster", "cron", "service", "driver"], [...ROOT_FILES, "metrics"]) },
+  { files: ["server/src/driver/**/*.ts"], rules: upward(["api", "cli", "cluster", "cron", "service", "store"], [...ROOT_FILES, "metrics"]) },
+  { files: ["server/src/service/**/*.ts"], rules: upward(["api", "cli", "cluster", "cron"], [...ROOT_FILES, "metrics"]) },
+  { files: ["server/src/cron/**/*.ts"], rules: upward(["api", "cli", "cluster"], ROOT_FILES) },
+  { files: ["server/src/api/**/*.ts"], rules: upward(["cli", "cluster"], ["server", "main"]) },
 ];
 
 export default tseslint.config(

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # dtm and dtx side by side: the same closed-loop driver (bench/saga-bench.ts) and the same no-op
-# participant measure dtm (built from its Go module) and then dtx, on each store both support here
-# (MariaDB, Postgres, Redis; plus Redis with empty branch URLs, dtm's benchEmptyUrl).
-# See bench/README.md, "dtm side by side".
+# participant measure dtm (built from its Go module) and dtx, on each store both support here
+# (MariaDB, Postgres, Redis; plus Redis with empty branch URLs, dtm's benchEmptyUrl). On the SQL
+# stores dtm runs twice: with its default UpdateBranchSync 0 (branch results written in the
+# background after answering) and with UpdateBranchSync 1 (written before, dtx's durability); on
+# Redis dtm always writes them at once, so it runs once. Each pass runs every system once; pass 2
+# runs them in the reverse order of pass 1, and so on, so a drift in the machine's load hits all
+# alike. Prints dtx / dtm per store and C for each pass, with the spread (min-max), CPU ms per saga,
+# and the machine and its load. See bench/README.md, "dtm side by side".
 #
-#   bash bench/dtm-compare.sh [--seconds 8] [--concurrency 1,64] [--stores mysql,postgres,redis,redis-empty]
+#   bash bench/dtm-compare.sh [--seconds 8] [--concurrency 1,20,64] [--passes 2]
+#                             [--stores mysql,postgres,redis,redis-empty]
 #
 # env: DTM_BIN      a dtm binary to use (default: build DTM_VERSION into /tmp/dtm-bench)
 #      DTM_VERSION  dtm module version to build (default v1.19.0)
@@ -18,14 +24,16 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 
 SECONDS_PER_LEVEL=8
-CONCURRENCY=1,64
+CONCURRENCY=1,20,64
+PASSES=2
 STORES=mysql,postgres,redis,redis-empty
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) SECONDS_PER_LEVEL="$2"; shift 2 ;;
     --concurrency) CONCURRENCY="$2"; shift 2 ;;
     --stores) STORES="$2"; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    --passes) PASSES="$2"; shift 2 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "dtm-compare: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -33,6 +41,8 @@ done
 DTM_VERSION="${DTM_VERSION:-v1.19.0}"
 MYSQL_HOST="${MYSQL_HOST:-127.0.0.1}"; MYSQL_PORT="${MYSQL_PORT:-3306}"
 PG_HOST="${PG_HOST:-127.0.0.1}"; PG_PORT="${PG_PORT:-5432}"; PG_DB="${PG_DB:-dtx_test}"
+# psql: no NOTICE lines for every table a DROP SCHEMA ... CASCADE takes with it.
+export PGOPTIONS="${PGOPTIONS:---client-min-messages=warning}"
 REDIS_HOST="${REDIS_HOST:-127.0.0.1}"; REDIS_PORT="${REDIS_PORT:-6379}"
 DTX_NODE_FLAGS="--max-semi-space-size=8 --max-old-space-size=160"
 
@@ -120,82 +130,55 @@ run_bench() { # label args...
 }
 
 FILES=()
-IFS=, read -r -a STORE_LIST <<<"$STORES"
-for entry in "${STORE_LIST[@]}"; do
-  store="${entry%-empty}"
-  extra=()
-  [ "$entry" != "$store" ] && extra=(--empty-urls)
-  case "$store" in mysql|postgres|redis) ;; *) echo "dtm-compare: unknown store $entry" >&2; exit 2 ;; esac
+LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 
-  # dtm
-  conf="$WORK/conf-$entry.yml"
+# One run: dtm (async|sync) or dtx on a store entry; appends "system:entry:pass:file" to FILES.
+run_system() { # system entry pass
+  local system="$1" entry="$2" pass="$3"
+  local store="${entry%-empty}" extra=() f
+  [ "$entry" != "$store" ] && extra=(--empty-urls)
+  if [ "$system" = dtx ]; then
+    f="$(run_bench "dtx-$entry-p$pass" --store "$store" "${extra[@]}" --build --node-flags "$DTX_NODE_FLAGS" \
+          --concurrency "$CONCURRENCY" --seconds "$SECONDS_PER_LEVEL")"
+    FILES+=("dtx:$entry:$pass:$f")
+    return
+  fi
+  local conf="$WORK/conf-$system-$entry.yml" http_port grpc_port jsonrpc_port
   http_port="$(free_port)"; grpc_port="$(free_port)"; jsonrpc_port="$(free_port)"
   {
     prepare_store "$store"
     printf "LogLevel: 'warn'\nHttpPort: %s\nGrpcPort: %s\nJsonRpcPort: %s\n" "$http_port" "$grpc_port" "$jsonrpc_port"
+    if [ "$system" = dtm-sync ]; then printf "UpdateBranchSync: 1\n"; fi
   } >"$conf"
-  LOG_LEVEL=warn "$DTM_BIN" -c "$conf" >"$WORK/dtm-$entry.log" 2>&1 &
+  LOG_LEVEL=warn "$DTM_BIN" -c "$conf" >"$WORK/$system-$entry.log" 2>&1 &
   DTM_PID=$!
-  echo "dtm-compare: dtm pid $DTM_PID on :$http_port, store $entry" >&2
-  f="$(run_bench "dtm-$entry" --target "http://127.0.0.1:$http_port/api/dtmsvr" --target-pid "$DTM_PID" --target-name dtm \
+  echo "dtm-compare: $system pid $DTM_PID on :$http_port, store $entry, pass $pass" >&2
+  f="$(run_bench "$system-$entry-p$pass" --target "http://127.0.0.1:$http_port/api/dtmsvr" --target-pid "$DTM_PID" --target-name "$system" \
         --store "$store" "${extra[@]}" --concurrency "$CONCURRENCY" --seconds "$SECONDS_PER_LEVEL")"
-  FILES+=("dtm:$entry:$f")
+  FILES+=("$system:$entry:$pass:$f")
   kill "$DTM_PID"; wait "$DTM_PID" 2>/dev/null || true; DTM_PID=""
-  if grep -qiE '"level":"(error|fatal)"|panic' "$WORK/dtm-$entry.log"; then
-    echo "dtm-compare: dtm logged errors on $entry (first lines):" >&2; grep -iE 'error|panic' "$WORK/dtm-$entry.log" | head -5 | cut -c1-300 >&2 || true
+  if grep -qiE '"level":"(error|fatal)"|panic' "$WORK/$system-$entry.log"; then
+    echo "dtm-compare: dtm logged errors on $entry (first lines):" >&2; grep -iE 'error|panic' "$WORK/$system-$entry.log" | head -5 | cut -c1-300 >&2 || true
   fi
   drop_store "$store"
+}
 
-  # dtx, same store, same driver
-  f="$(run_bench "dtx-$entry" --store "$store" "${extra[@]}" --build --node-flags "$DTX_NODE_FLAGS" \
-        --concurrency "$CONCURRENCY" --seconds "$SECONDS_PER_LEVEL")"
-  FILES+=("dtx:$entry:$f")
+IFS=, read -r -a STORE_LIST <<<"$STORES"
+for entry in "${STORE_LIST[@]}"; do
+  store="${entry%-empty}"
+  case "$store" in mysql|postgres|redis) ;; *) echo "dtm-compare: unknown store $entry" >&2; exit 2 ;; esac
+  # dtm's Redis store writes branch results at once whatever UpdateBranchSync says (trans_status.go).
+  if [ "$store" = redis ]; then systems=(dtm-async dtx); else systems=(dtm-async dtm-sync dtx); fi
+  for ((pass = 1; pass <= PASSES; pass++)); do
+    order=("${systems[@]}")
+    if (( pass % 2 == 0 )); then order=(); for ((i = ${#systems[@]} - 1; i >= 0; i--)); do order+=("${systems[$i]}"); done; fi
+    for system in "${order[@]}"; do run_system "$system" "$entry" "$pass"; done
+  done
 done
+LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- table + combined JSON ---------------------------------------------------------------------
 COMBINED="$OUT/dtm-compare-$STAMP.json"
 DTM_VERSION="$DTM_VERSION" DTM_BUILD_SECONDS="$DTM_BUILD_SECONDS" GO_VERSION="$(go env GOVERSION)" \
-node - "$COMBINED" "${FILES[@]}" <<'EOF'
-const fs = require("node:fs");
-const path = require("node:path");
-const [out, ...specs] = process.argv.slice(2);
-const runs = specs.map((s) => {
-  const [coordinator, store, ...rest] = s.split(":");
-  const file = rest.join(":");
-  return { coordinator, store, file: path.relative(process.cwd(), file), report: JSON.parse(fs.readFileSync(file, "utf8")) };
-});
-const f = (n, d = 0) => (n === null || n === undefined ? "n/a" : Number(n).toFixed(d));
-const rows = [];
-const byKey = new Map();
-for (const r of runs) for (const l of r.report.results) byKey.set(`${r.coordinator}|${r.store}|${l.concurrency}`, l);
-const stores = [...new Set(runs.map((r) => r.store))];
-const levels = [...new Set(runs.flatMap((r) => r.report.results.map((l) => l.concurrency)))];
-const lines = [
-  "| store | C | dtm sagas/s | dtx sagas/s | dtx / dtm | dtm p50 / p99 ms | dtx p50 / p99 ms | dtm CPU % | dtx CPU % | dtm RSS MB | dtx RSS MB | errors dtm / dtx | other CPU % dtm / dtx |",
-  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-];
-for (const s of stores) for (const c of levels) {
-  const d = byKey.get(`dtm|${s}|${c}`);
-  const x = byKey.get(`dtx|${s}|${c}`);
-  if (!d && !x) continue;
-  const ratio = d && x && d.throughput > 0 ? x.throughput / d.throughput : null;
-  rows.push({ store: s, concurrency: c, dtm: d ?? null, dtx: x ?? null, ratio });
-  lines.push(`| ${s} | ${c} | ${f(d?.throughput)} | ${f(x?.throughput)} | ${ratio === null ? "n/a" : ratio.toFixed(2) + "x"} | ${f(d?.latencyMs.p50, 2)} / ${f(d?.latencyMs.p99, 2)} | ${f(x?.latencyMs.p50, 2)} / ${f(x?.latencyMs.p99, 2)} | ${f(d?.coordinator.cpuPct)} | ${f(x?.coordinator.cpuPct)} | ${f(d?.coordinator.rssMaxMB)} | ${f(x?.coordinator.rssMaxMB)} | ${d?.errors ?? "n/a"} / ${x?.errors ?? "n/a"} | ${f(d?.otherCpuPct)} / ${f(x?.otherCpuPct)} |`);
-}
-const table = lines.join("\n");
-const combined = {
-  benchmark: "dtm-compare",
-  timestamp: new Date().toISOString(),
-  dtm: { version: process.env.DTM_VERSION, buildSeconds: process.env.DTM_BUILD_SECONDS, go: process.env.GO_VERSION, config: "dtm defaults (UpdateBranchSync 0, i.e. branch status written asynchronously on SQL stores), LogLevel warn" },
-  dtx: { runtime: "tsc-compiled, plain node", nodeFlags: "--max-semi-space-size=8 --max-old-space-size=160" },
-  machine: runs[0]?.report.machine,
-  runs: runs.map((r) => ({ coordinator: r.coordinator, store: r.store, file: r.file, command: r.report.command })),
-  rows,
-  table,
-};
-fs.writeFileSync(out, JSON.stringify(combined, null, 2) + "\n");
-console.log("");
-console.log(table);
-console.log("");
-console.log(`combined: ${path.relative(process.cwd(), out)}`);
-EOF
+LOAD_BEFORE="$LOAD_BEFORE" LOAD_AFTER="$LOAD_AFTER" \
+npx tsx bench/lib/dtm-compare-table.ts "$COMBINED" "${FILES[@]}"

@@ -76,6 +76,8 @@ interface Options {
   targetName: string;
   /** Finished transactions put in the store before the coordinator starts (sqlite, postgres). */
   seedFinished: number;
+  /** DTX_WORKERS for the spawned dtx; undefined = its default (one per core on a network store). */
+  workers: number | undefined;
 }
 
 const USAGE = `usage: npx tsx bench/saga-bench.ts [options]
@@ -98,6 +100,8 @@ const USAGE = `usage: npx tsx bench/saga-bench.ts [options]
                         only names the store it uses (for the results file), nothing is created
   --target-pid PID      pid of the --target coordinator, for its CPU % and RSS (from /proc)
   --target-name NAME    name of the --target coordinator in the results file (default "dtm")
+  --workers N           DTX_WORKERS for the spawned dtx (default: its own, one process per core on
+                        a network store, one on SQLite); CPU and RSS are summed over its processes
   --seed-finished N     fill the store with N finished sagas (2 branch rows each, updated 1 h to
                         6 days ago) before the coordinator starts (sqlite, postgres; see
                         bench/retention-bench.ts)`;
@@ -121,6 +125,7 @@ function parseArgs(argv: string[]): Options {
     targetPid: undefined,
     targetName: "dtm",
     seedFinished: 0,
+    workers: undefined,
   };
   const value = (i: number, flag: string): string => {
     const v = argv[i + 1];
@@ -190,6 +195,12 @@ function parseArgs(argv: string[]): Options {
         opts.targetName = v;
         break;
       }
+      case "--workers": {
+        const v = Number(next());
+        if (!Number.isInteger(v) || v < 1) fail("--workers must be a whole number >= 1");
+        opts.workers = v;
+        break;
+      }
       case "--seed-finished": {
         const v = Number(next());
         if (!Number.isInteger(v) || v < 0) fail("--seed-finished must be a whole number >= 0");
@@ -211,6 +222,7 @@ function parseArgs(argv: string[]): Options {
   if (opts.target !== undefined) {
     if (!/^https?:\/\/[^/]+\/./.test(opts.target)) fail("--target must be a URL with the API path, e.g. http://127.0.0.1:36789/api/dtmsvr");
     if (opts.profile) fail("--profile profiles the spawned dtx; it cannot be used with --target");
+    if (opts.workers !== undefined) fail("--workers applies to the spawned dtx; not with --target");
     if (opts.build || opts.nodeFlags.length > 0) fail("--build and --node-flags apply to the spawned dtx; not with --target");
   }
   return opts;
@@ -342,6 +354,45 @@ function readStatusMB(pid: number): Record<string, number | undefined> {
   return out;
 }
 
+/**
+ * `pid` and its descendants (a dtx with workers is a primary and its node:cluster children), by
+ * the parent pid in /proc/<pid>/stat.
+ */
+function processTree(pid: number): number[] {
+  if (pid <= 0) return [pid];
+  const parentOf = new Map<number, number>();
+  try {
+    for (const name of readdirSync("/proc")) {
+      if (!/^\d+$/.test(name)) continue;
+      try {
+        const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+        parentOf.set(Number(name), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+      } catch {
+        // gone meanwhile
+      }
+    }
+  } catch {
+    return [pid];
+  }
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) for (const [child, parent] of parentOf) if (parent === tree[i]) tree.push(child);
+  return tree;
+}
+
+/** utime and stime summed over a process tree (see processTree), in seconds. */
+function readTreeCpuTimes(pids: readonly number[]): { user: number; system: number } | undefined {
+  const times = pids.map(readCpuTimes).filter((t): t is { user: number; system: number } => t !== undefined);
+  if (times.length === 0) return undefined;
+  return { user: times.reduce((a, t) => a + t.user, 0), system: times.reduce((a, t) => a + t.system, 0) };
+}
+
+/** readStatusMB summed over a process tree. */
+function readTreeStatusMB(pids: readonly number[]): Record<string, number | undefined> {
+  const out: Record<string, number | undefined> = {};
+  for (const pid of pids) for (const [k, v] of Object.entries(readStatusMB(pid))) if (v !== undefined) out[k] = (out[k] ?? 0) + v;
+  return out;
+}
+
 /** utime + stime of a process, in seconds. */
 function readCpuSeconds(pid: number): number | undefined {
   const t = readCpuTimes(pid);
@@ -451,7 +502,7 @@ interface LevelResult {
   errors: number;
   errorsByStatus: Record<string, number>;
   firstError: string | null;
-  coordinator: { rssStartMB: number | null; rssMaxMB: number | null; rssEndMB: number | null; rssAnonEndMB: number | null; rssFileEndMB: number | null; cpuPct: number | null; userPct: number | null; systemPct: number | null };
+  coordinator: { rssStartMB: number | null; rssMaxMB: number | null; rssEndMB: number | null; rssAnonEndMB: number | null; rssFileEndMB: number | null; cpuPct: number | null; processes: number | null; cpuMsPerSaga: number | null; userPct: number | null; systemPct: number | null };
   participant: { rssMaxMB: number | null; cpuPct: number | null; callsPerSaga: number | null };
   driver: { cpuPct: number | null };
   /** Whole machine busy %, 100 = all cores busy. */
@@ -545,16 +596,18 @@ async function runLevel(level: number, c: number, opts: Options, procs: Procs, r
   // Measured phase.
   // With --target and no --target-pid, -1 reads nothing: the coordinator's figures stay null.
   const coordPid = procs.coordinatorPid ?? -1;
+  // With workers the coordinator is a process tree; its CPU and RSS are the tree's sums.
+  const coordPids = processTree(coordPid);
   const partPid = procs.participant.pid;
-  const rssStart = readRssMB(coordPid);
+  const rssStart = readTreeStatusMB(coordPids)["VmRSS"];
   let coordRssMax = rssStart ?? 0;
   let partRssMax = readRssMB(partPid) ?? 0;
   const sample = (): void => {
-    coordRssMax = Math.max(coordRssMax, readRssMB(coordPid) ?? 0);
+    coordRssMax = Math.max(coordRssMax, readTreeStatusMB(coordPids)["VmRSS"] ?? 0);
     partRssMax = Math.max(partRssMax, readRssMB(partPid) ?? 0);
   };
   const callsBefore = await participantCalls(procs.participantPort);
-  const coordTimes0 = readCpuTimes(coordPid);
+  const coordTimes0 = readTreeCpuTimes(coordPids);
   const coordCpu0 = coordTimes0 ? coordTimes0.user + coordTimes0.system : undefined;
   const partCpu0 = readCpuSeconds(partPid);
   const machine0 = readMachineCpu();
@@ -568,11 +621,11 @@ async function runLevel(level: number, c: number, opts: Options, procs: Procs, r
   clearInterval(sampler);
   sample();
   const driverCpu = process.cpuUsage(driver0);
-  const coordTimes1 = readCpuTimes(coordPid);
+  const coordTimes1 = readTreeCpuTimes(coordPids);
   const coordCpu1 = coordTimes1 ? coordTimes1.user + coordTimes1.system : undefined;
   const partCpu1 = readCpuSeconds(partPid);
   const machine1 = readMachineCpu();
-  const statusEnd = readStatusMB(coordPid);
+  const statusEnd = readTreeStatusMB(coordPids);
   const rssEnd = statusEnd["VmRSS"];
   const callsAfter = await participantCalls(procs.participantPort);
 
@@ -600,6 +653,8 @@ async function runLevel(level: number, c: number, opts: Options, procs: Procs, r
     errorsByStatus,
     firstError,
     coordinator: { rssStartMB: round(rssStart, 1), rssMaxMB: round(coordRssMax || undefined, 1), rssEndMB: round(rssEnd, 1), rssAnonEndMB: round(statusEnd["RssAnon"], 1), rssFileEndMB: round(statusEnd["RssFile"], 1), cpuPct: coordPct,
+      processes: coordPid > 0 ? coordPids.length : null,
+      cpuMsPerSaga: coordCpu0 !== undefined && coordCpu1 !== undefined && completed > 0 ? round((1000 * (coordCpu1 - coordCpu0)) / completed, 3) : null,
       userPct: pct(coordTimes0?.user, coordTimes1?.user), systemPct: pct(coordTimes0?.system, coordTimes1?.system) },
     participant: {
       rssMaxMB: round(partRssMax || undefined, 1),
@@ -640,12 +695,12 @@ function fmt(n: number | null | undefined, digits = 1): string {
 
 function markdownTable(results: LevelResult[]): string {
   const lines = [
-    "| C | sagas/s | p50 ms | p90 ms | p99 ms | max ms | errors | coord RSS max MB | coord CPU % | participant CPU % | driver CPU % | other CPU % |",
-    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| C | sagas/s | p50 ms | p90 ms | p99 ms | max ms | errors | coord RSS max MB | coord CPU % | coord CPU ms/saga | participant CPU % | driver CPU % | other CPU % |",
+    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
   for (const r of results) {
     lines.push(
-      `| ${r.concurrency} | ${fmt(r.throughput, 0)} | ${fmt(r.latencyMs.p50, 2)} | ${fmt(r.latencyMs.p90, 2)} | ${fmt(r.latencyMs.p99, 2)} | ${fmt(r.latencyMs.max, 1)} | ${r.errors} | ${fmt(r.coordinator.rssMaxMB)} | ${fmt(r.coordinator.cpuPct, 0)} | ${fmt(r.participant.cpuPct, 0)} | ${fmt(r.driver.cpuPct, 0)} | ${fmt(r.otherCpuPct, 0)} |`,
+      `| ${r.concurrency} | ${fmt(r.throughput, 0)} | ${fmt(r.latencyMs.p50, 2)} | ${fmt(r.latencyMs.p90, 2)} | ${fmt(r.latencyMs.p99, 2)} | ${fmt(r.latencyMs.max, 1)} | ${r.errors} | ${fmt(r.coordinator.rssMaxMB)} | ${fmt(r.coordinator.cpuPct, 0)} | ${fmt(r.coordinator.cpuMsPerSaga, 3)} | ${fmt(r.participant.cpuPct, 0)} | ${fmt(r.driver.cpuPct, 0)} | ${fmt(r.otherCpuPct, 0)} |`,
     );
   }
   return lines.join("\n");
@@ -682,6 +737,7 @@ async function startDtx(opts: Options, tmp: string, dbPath: string, storeEnv: No
     DTX_STORE_PATH: dbPath,
     DTX_LOG_LEVEL: "warn",
     DTX_STORE_SYNCHRONOUS: opts.synchronous,
+    ...(opts.workers !== undefined ? { DTX_WORKERS: String(opts.workers) } : {}),
     ...storeEnv,
   };
   delete coordinatorEnv["DTX_CONFIG"];

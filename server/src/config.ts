@@ -21,6 +21,11 @@ export const ConfigSchema = z
     host: z.string().min(1).default("0.0.0.0"),
     httpPort: port.default(36789),
     grpcPort: port.default(36790),
+    /**
+     * Coordinator processes sharing the ports and the store (docs/operations.md#workers). Unset: one per
+     * core on a network store, one on SQLite or with the test-control API; see {@link workerCount}.
+     */
+    workers: z.number().int().min(1).max(64).optional(),
     store: z
       .object({
         driver: z.enum(["sqlite", "postgres", "mysql", "redis"]).default("sqlite"),
@@ -149,6 +154,14 @@ export const ConfigSchema = z
     message: "maxRetryInterval must be >= retryInterval",
     path: ["maxRetryInterval"],
   })
+  .refine((c) => !(c.workers !== undefined && c.workers > 1 && c.store.driver === "sqlite"), {
+    message: "the embedded SQLite store runs in one process (docs/operations.md#workers): set workers to 1 or use a network store",
+    path: ["workers"],
+  })
+  .refine((c) => !(c.workers !== undefined && c.workers > 1 && c.testControl), {
+    message: "the test-control API acts on one process's clock and cron: it needs workers = 1",
+    path: ["workers"],
+  })
   .refine((c) => !(c.testControl && c.env === "production"), {
     message: "the test-control API cannot be enabled in production",
     path: ["testControl"],
@@ -231,6 +244,7 @@ const ENV_KEYS: Record<string, [string[], EnvKind]> = {
   DTX_HOST: [["host"], "string"],
   DTX_HTTP_PORT: [["httpPort"], "number"],
   DTX_GRPC_PORT: [["grpcPort"], "number"],
+  DTX_WORKERS: [["workers"], "number"],
   DTX_STORE_DRIVER: [["store", "driver"], "string"],
   DTX_STORE_PATH: [["store", "path"], "string"],
   DTX_STORE_SYNCHRONOUS: [["store", "synchronous"], "string"],
@@ -401,6 +415,19 @@ function deepMerge(target: Record<string, unknown>, source: Record<string, unkno
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === "object" && !Array.isArray(v);
+}
+
+/**
+ * How many coordinator processes to run: the `workers` setting, else one per core (`cores`, e.g.
+ * `os.availableParallelism()`) on a network store. SQLite stays in one process: its group commit
+ * and its single writer live in that process, and a second process would contend for the file
+ * lock instead of sharing the batch (docs/operations.md#workers). The test-control API's clock
+ * and crash points are one process's, so it also means one.
+ */
+export function workerCount(config: Config, cores: number): number {
+  if (config.workers !== undefined) return config.workers;
+  if (config.store.driver === "sqlite" || config.testControl) return 1;
+  return Math.max(1, Math.min(64, Math.floor(cores)));
 }
 
 /** Redacts credentials in the config for logging (token digests included). */

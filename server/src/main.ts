@@ -1,12 +1,15 @@
 #!/usr/bin/env -S node --max-semi-space-size=8 --max-old-space-size=160
 // The heap flags in the line above are the ones `npm start` passes (docs/overload.md): the `dtx` command gets the same sizing.
+import cluster from "node:cluster";
+import { availableParallelism } from "node:os";
 import { getHeapStatistics } from "node:v8";
 import { parseCliArgs, USAGE } from "./cli/args.ts";
 import { branchUrlPolicyState, startWarnings } from "./cli/banner.ts";
 import { dtxVersion } from "./cli/version.ts";
-import { ConfigError, loadConfig } from "./config.ts";
+import { WorkerSupervisor } from "./cluster/supervisor.ts";
+import type { Config } from "./config.ts";
+import { ConfigError, loadConfig, workerCount } from "./config.ts";
 import { createLogger } from "./logger.ts";
-import { createCoordinator } from "./server.ts";
 
 /**
  * Entry point: the `dtx` command (package.json `bin`), `npm start`, `node dist/server/src/main.js`.
@@ -35,12 +38,20 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const logger = createLogger(config.logLevel);
-  warnIfHeapUncapped(logger);
-  const coordinator = await createCoordinator(config, logger);
+  const workers = workerCount(config, availableParallelism());
+  if (cluster.isPrimary && workers > 1) return runPrimary(config, workers);
+  const worker = cluster.worker;
+  const logger = worker ? createLogger(config.logLevel).child({ worker: worker.id }) : createLogger(config.logLevel);
+  if (!worker) warnIfHeapUncapped(logger);
+  // Loaded here, not at the top: the primary of a cluster serves nothing and would carry fastify,
+  // grpc-js and the store drivers for nothing (docs/operations.md#workers).
+  const { createCoordinator } = await import("./server.ts");
+  const coordinator = await createCoordinator(config, logger, worker ? { clusterPrimary: { send: (message) => worker.send(message) } } : {});
   const { httpPort, grpcPort } = await coordinator.start();
-  logger.info({ version: dtxVersion(), host: config.host, httpPort, grpcPort, store: config.store.driver, pid: process.pid, branchUrlPolicy: branchUrlPolicyState(config) }, "dtx started");
-  for (const warning of startWarnings(config)) logger[warning.level]({ code: warning.code }, warning.message);
+  if (!worker) {
+    logger.info({ version: dtxVersion(), host: config.host, httpPort, grpcPort, store: config.store.driver, pid: process.pid, branchUrlPolicy: branchUrlPolicyState(config) }, "dtx started");
+    for (const warning of startWarnings(config)) logger[warning.level]({ code: warning.code }, warning.message);
+  }
   let stopping = false;
   const shutdown = (signal: string): void => {
     if (stopping) return;
@@ -56,6 +67,34 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));
+}
+
+/**
+ * The primary of `workers` coordinator processes (docs/operations.md#workers): it serves nothing
+ * itself, forwards SIGTERM/SIGINT as a graceful stop, and exits non-zero when a worker cannot
+ * start or workers keep crashing. The workers run main() again and take the other branch.
+ */
+async function runPrimary(config: Config, workers: number): Promise<void> {
+  const logger = createLogger(config.logLevel).child({ role: "primary" });
+  warnIfHeapUncapped(logger);
+  const supervisor = new WorkerSupervisor({ workers, logger });
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "dtx stopping");
+    void supervisor.stop();
+  };
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+  void supervisor.stopped.then((code) => process.exit(code));
+  try {
+    const { httpPort, grpcPort } = await supervisor.start();
+    logger.info({ version: dtxVersion(), host: config.host, httpPort, grpcPort, store: config.store.driver, pid: process.pid, workers }, "dtx started");
+    for (const warning of startWarnings(config)) logger.warn({ code: warning.code }, warning.message);
+  } catch (error) {
+    logger.error({ err: error }, "dtx failed to start");
+  }
 }
 
 /**

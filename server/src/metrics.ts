@@ -49,7 +49,8 @@ export class CoordinatorMetrics {
 
   constructor(version: string) {
     const registers = [this.registry];
-    new Gauge({ name: "dtm_server_info", help: "The coordinator's version; always 1.", labelNames: ["version"], registers }).set({ version }, 1);
+    // "first": summed over the workers of a cluster it would read N (docs/operations.md#workers).
+    new Gauge({ name: "dtm_server_info", help: "The coordinator's version; always 1.", labelNames: ["version"], registers, aggregator: "first" }).set({ version }, 1);
     this.requests = new Counter({ name: "dtm_server_process_total", help: "API requests served, by protocol, API (last path segment) and ok/fail.", labelNames: ["type", "api", "status"], registers });
     this.requestSeconds = new Histogram({ name: "dtm_server_response_duration", help: "Time to answer an API request, in seconds.", labelNames: ["type", "api"], buckets: DURATION_BUCKETS, registers });
     this.passes = new Counter({ name: "dtm_transaction_process_total", help: "Processing passes over a global transaction, by trans type; fail when a branch answered an error or FAILURE, or another writer won.", labelNames: ["model", "status"], registers });
@@ -118,8 +119,24 @@ export class CoordinatorMetrics {
 
   readonly contentType = this.registry.contentType;
 
-  /** The exposition text: this coordinator's metrics, then the process's. */
+  /** What this process counts: the coordinator's registry and the process-wide one. */
+  registries(): Registry[] {
+    return [this.registry, processMetrics()];
+  }
+
+  private aggregated: (() => Promise<string>) | undefined;
+
+  /**
+   * In a cluster worker, a scrape answers with every worker's metrics summed (`source`, from the
+   * primary) rather than this process's alone (docs/operations.md#workers).
+   */
+  aggregateWith(source: () => Promise<string>): void {
+    this.aggregated = source;
+  }
+
+  /** The exposition text: this coordinator's metrics, then the process's (or the cluster's sum). */
   async text(): Promise<string> {
+    if (this.aggregated) return this.aggregated();
     return `${await this.registry.metrics()}\n${await processMetrics().metrics()}`;
   }
 }

@@ -25,6 +25,8 @@ import { TransService } from "./service/trans-service.ts";
 import { UrlPolicy } from "./driver/url-policy.ts";
 import { BranchSigner } from "./driver/branch-signer.ts";
 import { SigningKeyRing, signingEnabled } from "./driver/signing-keys.ts";
+import type { WorkerMessage } from "./cluster/messages.ts";
+import { WorkerLink } from "./cluster/worker-link.ts";
 import { withDeadline } from "./store/deadline-store.ts";
 import type { Store } from "./store/store.ts";
 
@@ -137,8 +139,16 @@ function openSigningKeys(config: Config, logger: Logger): SigningKeyRing | undef
   }
 }
 
+export interface CoordinatorOptions {
+  /**
+   * Set in a worker of a cluster (docs/operations.md#workers): the IPC channel to the primary,
+   * which hears when this coordinator listens and sums every worker's metrics for a scrape.
+   */
+  readonly clusterPrimary?: { send(message: WorkerMessage): void };
+}
+
 /** The composition root: wires config, store, engine, cron and API together. */
-export async function createCoordinator(config: Config, logger: Logger): Promise<Coordinator> {
+export async function createCoordinator(config: Config, logger: Logger, options: CoordinatorOptions = {}): Promise<Coordinator> {
   const timing = timingOf(config);
   const clock = new AdjustableClock();
   // Before the store: a key set that cannot be read fails the start with nothing to close.
@@ -149,6 +159,9 @@ export async function createCoordinator(config: Config, logger: Logger): Promise
   });
   const crash = new CrashPoints();
   const metrics = new CoordinatorMetrics(VERSION);
+  const primary = options.clusterPrimary;
+  const link = primary ? new WorkerLink(metrics.registries(), (message) => primary.send(message)) : undefined;
+  if (link) metrics.aggregateWith(() => link.clusterMetrics());
   const urlPolicy = new UrlPolicy(config.branchUrls);
   const branchLimits = { connections: config.overload.branchConnections, queue: config.overload.branchQueue };
   const signer = signingKeys ? new BranchSigner(signingKeys, () => clock.now()) : undefined;
@@ -207,6 +220,7 @@ export async function createCoordinator(config: Config, logger: Logger): Promise
       const address = http.server.address();
       const httpPort = typeof address === "object" && address ? address.port : config.httpPort;
       logger.info({ httpPort, grpcPort, store: config.store.driver, testControl: config.testControl, auth: auth.enabled, branchSigningKeyId: signingKeys?.active.id ?? "off" }, "dtx listening");
+      link?.listening(httpPort, grpcPort);
       return { httpPort, grpcPort };
     },
     async stop() {

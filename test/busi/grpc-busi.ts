@@ -8,7 +8,7 @@
  * the same precedence as {@link Busi}. {@link GrpcBusi.stop} and {@link GrpcBusi.start} take the
  * server down (callers then see UNAVAILABLE) and bring it back on the same port.
  */
-import type { CallOptions, Client, sendUnaryData, ServerUnaryCall, ServiceClientConstructor, ServiceDefinition, ServiceError } from "@grpc/grpc-js";
+import type { CallOptions, ChannelOptions, Client, sendUnaryData, ServerUnaryCall, ServiceClientConstructor, ServiceDefinition, ServiceError } from "@grpc/grpc-js";
 import { credentials, loadPackageDefinition, Metadata, Server, ServerCredentials, status } from "@grpc/grpc-js";
 import { loadDtmProto } from "../../server/src/api/grpc/proto.ts";
 import { CallBook } from "./call-book.ts";
@@ -236,9 +236,10 @@ type UnaryMethod = (request: unknown, metadata: Metadata, options: CallOptions, 
 export class DtmGrpcClient {
   readonly #client: Client;
 
-  constructor(readonly target: string) {
+  /** `options`: grpc-js channel options, e.g. `{ "grpc.use_local_subchannel_pool": 1 }` for a connection of its own. */
+  constructor(readonly target: string, options: ChannelOptions = {}) {
     const pkg = loadPackageDefinition(loadDtmProto()) as unknown as { dtmgimp: { Dtm: ServiceClientConstructor } };
-    this.#client = new pkg.dtmgimp.Dtm(target, credentials.createInsecure());
+    this.#client = new pkg.dtmgimp.Dtm(target, credentials.createInsecure(), options);
   }
 
   /** Calls `dtmgimp.Dtm/<method>`, resolving with the reply or the error status (never rejects). */

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runToEnd } from "../helpers/processes.ts";
+import { processAlive, runToEnd } from "../helpers/processes.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string; bin: Record<string, string>; scripts: Record<string, string> };
@@ -86,23 +86,14 @@ async function lineWith(s: Started, test: (l: LogLine) => boolean): Promise<LogL
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Waits (bounded poll, for a real event) until `pid` is gone. */
 async function gone(pid: number, timeoutMs = STEP_TIMEOUT_MS): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (!alive(pid)) return true;
+    if (!processAlive(pid)) return true;
     await new Promise((r) => setTimeout(r, 50));
   }
-  return !alive(pid);
+  return !processAlive(pid);
 }
 
 /** The parent pid of `pid`, from /proc (field 4 of stat, after the parenthesised name). */
@@ -232,7 +223,7 @@ describe("npm start", () => {
       await expect(fetch(`http://127.0.0.1:${port}/api/dtx/health`)).rejects.toThrow();
     } finally {
       // A server left behind by a failed run would hold its ports for ever.
-      if (alive(nodePid)) process.kill(nodePid, "SIGKILL");
+      if (processAlive(nodePid)) process.kill(nodePid, "SIGKILL");
     }
   });
 });

@@ -40,6 +40,16 @@ export function runToEnd(cmd: string, args: string[], env: Record<string, string
   });
 }
 
+/** Whether a process with this pid still exists (signal 0 probes without signalling). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** A TCP port on 127.0.0.1 that was free a moment ago (so a restarted server can keep its URL). */
 export async function freePort(): Promise<number> {
   const server = createServer();

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../../server/src/config.ts";
-import { CONFIG_ENV_VARS, ConfigError, loadConfig, parseConfig, redactConfig } from "../../server/src/config.ts";
+import { CONFIG_ENV_VARS, ConfigError, loadConfig, parseConfig, redactConfig, workerCount } from "../../server/src/config.ts";
 
 let dir: string;
 
@@ -213,6 +213,21 @@ describe("loadConfig: file and environment", () => {
   });
 });
 
+describe("workerCount: coordinator processes", () => {
+  const pg = { DTX_STORE_DRIVER: "postgres", DTX_STORE_URL: "postgres://u@h/db" };
+  it("one per core on a network store unless set", () => {
+    expect(workerCount(loadConfig(pg, []), 2)).toBe(2);
+    expect(workerCount(loadConfig(pg, []), 8)).toBe(8);
+    expect(workerCount(loadConfig({ ...pg, DTX_WORKERS: "3" }, []), 8)).toBe(3);
+    expect(workerCount(loadConfig({ ...pg, DTX_WORKERS: "1" }, []), 8)).toBe(1);
+  });
+  it("one on the embedded SQLite store and with the test-control API", () => {
+    expect(workerCount(loadConfig({}, []), 8)).toBe(1);
+    expect(workerCount(loadConfig({ DTX_WORKERS: "1" }, []), 8)).toBe(1);
+    expect(workerCount(loadConfig({ ...pg, DTX_TEST_CONTROL: "1" }, []), 8)).toBe(1);
+  });
+});
+
 describe("loadConfig: bad values throw a ConfigError naming the key", () => {
   const cases: [string, Record<string, string>, string][] = [
     ["a port that is not a number", { DTX_HTTP_PORT: "abc" }, "httpPort"],
@@ -228,6 +243,10 @@ describe("loadConfig: bad values throw a ConfigError naming the key", () => {
     ["an unknown env", { DTX_ENV: "staging" }, "env"],
     ["a non-integer batch size", { DTX_CRON_BATCH_SIZE: "1.5" }, "cronBatchSize"],
     ["maxRetryInterval < retryInterval", { DTX_RETRY_INTERVAL: "20", DTX_MAX_RETRY_INTERVAL: "10" }, "maxRetryInterval"],
+    ["workers = 0", { DTX_WORKERS: "0" }, "workers"],
+    ["fractional workers", { DTX_WORKERS: "1.5" }, "workers"],
+    ["workers > 1 on the embedded SQLite store", { DTX_WORKERS: "2" }, "workers"],
+    ["workers > 1 with the test-control API", { DTX_WORKERS: "2", DTX_STORE_DRIVER: "redis", DTX_STORE_URL: "redis://h:6379", DTX_TEST_CONTROL: "1" }, "workers"],
     ["testControl in production (DTX_ENV)", { DTX_ENV: "production", DTX_TEST_CONTROL: "1" }, "testControl"],
     ["testControl in production (NODE_ENV)", { NODE_ENV: "production", DTX_TEST_CONTROL: "true" }, "testControl"],
   ];
