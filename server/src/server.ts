@@ -1,12 +1,14 @@
 import type { FastifyInstance } from "fastify";
 import type { Config } from "./config.ts";
-import { redactConfig, redactUrl } from "./config.ts";
+import { ConfigError, redactConfig, redactUrl } from "./config.ts";
 import { createProcessors } from "./core/processors.ts";
 import type { TimingConfig } from "./core/retry.ts";
 import { AdjustableClock } from "./core/clock.ts";
 import { RecoveryLoop } from "./cron/recovery-loop.ts";
 import { RetentionLoop } from "./cron/retention-loop.ts";
 import { alertWebhook } from "./driver/alert-webhook.ts";
+import type { BranchTls } from "./driver/branch-tls.ts";
+import { loadBranchTls } from "./driver/branch-tls.ts";
 import { DispatchInvoker } from "./driver/dispatch-invoker.ts";
 import { HttpInvoker } from "./driver/http-invoker.ts";
 import { JsonRpcInvoker } from "./driver/jsonrpc-invoker.ts";
@@ -125,8 +127,19 @@ function describeError(error: unknown): string {
   return typeof code === "string" && !text.includes(code) ? `${code}: ${text}` : text;
 }
 
+/** The branch TLS files, read once at start; a missing or unusable file is a {@link ConfigError}. */
+function readBranchTls(config: Config): BranchTls {
+  try {
+    return loadBranchTls(config.branchTls);
+  } catch (error) {
+    throw new ConfigError(`invalid configuration:\n  ${(error as Error).message}`);
+  }
+}
+
 /** The composition root: wires config, store, engine, cron and API together. */
 export async function createCoordinator(config: Config, logger: Logger): Promise<Coordinator> {
+  const branchTls = readBranchTls(config);
+  if (!branchTls.rejectUnauthorized) logger.warn("branchTls.rejectUnauthorized is false: branch calls over TLS accept any certificate (docs/security.md#tls-for-branch-calls)");
   const timing = timingOf(config);
   const clock = new AdjustableClock();
   const store = await openMigratedStore(config, logger);
@@ -134,10 +147,13 @@ export async function createCoordinator(config: Config, logger: Logger): Promise
   const metrics = new CoordinatorMetrics(VERSION);
   const urlPolicy = new UrlPolicy(config.branchUrls);
   const branchLimits = { connections: config.overload.branchConnections, queue: config.overload.branchQueue };
+  // With the URL policy on, the clients connect to the addresses that passed it (docs/security.md#pinned-addresses).
+  const resolve = urlPolicy.active ? (host: string) => urlPolicy.connectAddresses(host) : undefined;
+  const connect = { tls: branchTls, ...(resolve ? { resolve } : {}) };
   const invoker = metrics.meter(new DispatchInvoker({
-    http: new HttpInvoker(config.strictResults, branchLimits),
-    "json-rpc": new JsonRpcInvoker(config.strictResults, branchLimits),
-    grpc: new GrpcInvoker({ limits: branchLimits }),
+    http: new HttpInvoker(config.strictResults, branchLimits, connect),
+    "json-rpc": new JsonRpcInvoker(config.strictResults, branchLimits, connect),
+    grpc: new GrpcInvoker({ limits: branchLimits, ...connect }),
   }, urlPolicy));
   const executor = new Executor({
     store, invoker, clock, timing, processors: createProcessors(timing), logger, crash, random: Math.random,

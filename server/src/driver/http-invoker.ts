@@ -4,6 +4,7 @@ import type { BranchCall, BranchInvoker } from "./invoker.ts";
 import { classifyHttpResult } from "./outcome.ts";
 import type { BranchClientLimits } from "./origin-limiter.ts";
 import { DEFAULT_BRANCH_CLIENT_LIMITS } from "./origin-limiter.ts";
+import type { BranchConnectOptions } from "./bounded-http-client.ts";
 import { BoundedHttpClient } from "./bounded-http-client.ts";
 
 /** The most of a participant's answer we read; the rest is discarded (a hostile RM cannot bloat us). */
@@ -19,8 +20,8 @@ const MAX_RESPONSE_BYTES = 64 * 1024;
 export class HttpInvoker implements BranchInvoker {
   private readonly client: BoundedHttpClient;
 
-  constructor(private readonly strictResults: boolean, limits: BranchClientLimits = DEFAULT_BRANCH_CLIENT_LIMITS) {
-    this.client = new BoundedHttpClient(limits);
+  constructor(private readonly strictResults: boolean, limits: BranchClientLimits = DEFAULT_BRANCH_CLIENT_LIMITS, connect: BranchConnectOptions = {}) {
+    this.client = new BoundedHttpClient(limits, connect);
   }
 
   invoke(call: BranchCall): Promise<Outcome> {

@@ -5,6 +5,7 @@ import type { BranchCall, BranchInvoker } from "./invoker.ts";
 import { classifyAnswer, dtmResultField, parseObject } from "./outcome.ts";
 import type { BranchClientLimits } from "./origin-limiter.ts";
 import { DEFAULT_BRANCH_CLIENT_LIMITS } from "./origin-limiter.ts";
+import type { BranchConnectOptions } from "./bounded-http-client.ts";
 import { BoundedHttpClient } from "./bounded-http-client.ts";
 
 export const JSONRPC_FAILURE = -32901;
@@ -22,8 +23,8 @@ export class JsonRpcInvoker implements BranchInvoker {
   /** Its own bounded client, like the HTTP invoker's (undici's global agent has no connection limit). */
   private readonly client: BoundedHttpClient;
 
-  constructor(private readonly strictResults: boolean, limits: BranchClientLimits = DEFAULT_BRANCH_CLIENT_LIMITS) {
-    this.client = new BoundedHttpClient(limits);
+  constructor(private readonly strictResults: boolean, limits: BranchClientLimits = DEFAULT_BRANCH_CLIENT_LIMITS, connect: BranchConnectOptions = {}) {
+    this.client = new BoundedHttpClient(limits, connect);
   }
 
   invoke(call: BranchCall): Promise<Outcome> {
