@@ -48,6 +48,8 @@ export interface GrpcBusiOptions {
   port?: number;
   /** Extra `busi.Busi` method names to serve besides {@link DEFAULT_METHODS}. */
   methods?: string[];
+  /** The server's credentials; plaintext by default (a TLS participant passes `ServerCredentials.createSsl`). */
+  credentials?: ServerCredentials;
 }
 
 export const BUSI_SERVICE = "busi.Busi";
@@ -76,6 +78,7 @@ export class GrpcBusi {
   #server: Server | undefined;
   #port: number;
   readonly #methods: string[];
+  readonly #credentials: ServerCredentials;
   readonly #book = new CallBook<GrpcOutcome, GrpcBusiCall>("SUCCESS", "grpcBusi", describeGrpcCall);
   #hung = new Set<() => void>();
   #closed = false;
@@ -83,6 +86,7 @@ export class GrpcBusi {
   private constructor(opts: GrpcBusiOptions) {
     this.#port = opts.port ?? 0;
     this.#methods = [...new Set([...DEFAULT_METHODS, ...(opts.methods ?? [])])];
+    this.#credentials = opts.credentials ?? ServerCredentials.createInsecure();
   }
 
   static async start(opts: GrpcBusiOptions = {}): Promise<GrpcBusi> {
@@ -139,7 +143,7 @@ export class GrpcBusi {
     wfImplementation["Execute"] = (call, cb) => this.#onCall("Execute", WORKFLOW_PATH, call, cb);
     server.addService(wfDefinition as ServiceDefinition, wfImplementation);
     this.#port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(`127.0.0.1:${this.#port}`, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+      server.bindAsync(`127.0.0.1:${this.#port}`, this.#credentials, (err, port) => (err ? reject(err) : resolve(port)));
     });
     this.#server = server;
   }

@@ -403,6 +403,32 @@ describe("a gRPC participant that is down (UNAVAILABLE)", () => {
   });
 });
 
+describe("GrpcInvoker: a pass that loses its claim cuts off its calls (docs/fencing.md)", () => {
+  it("aborting the call's signal ends a call in flight at once as a CANCELLED error; the channel serves the next call", async () => {
+    const invoker = new GrpcInvoker();
+    try {
+      gbusi.program({ gid: "abort-1" }, "HANG");
+      const abort = new AbortController();
+      const pending = invoker.invoke({
+        gid: "abort-1", transType: "saga", protocol: "grpc", branchId: "01", op: "action", url: gbusi.url("TransOut"),
+        body: Buffer.from("x"), headers: {}, timeoutMs: 60_000, signal: abort.signal,
+      });
+      await gbusi.waitForCalls({ gid: "abort-1" }, 1);
+      abort.abort(new Error("claim lost"));
+      const outcome = await pending;
+      expect(outcome.kind === "error" && outcome.message).toMatch(/CANCELLED: Cancelled: claim lost/);
+      // The channel still serves the next call.
+      expect(await invoker.invoke({
+        gid: "abort-2", transType: "saga", protocol: "grpc", branchId: "01", op: "action", url: gbusi.url("TransOut"),
+        body: Buffer.from("y"), headers: {}, timeoutMs: 2000,
+      })).toEqual({ kind: "success" });
+      expect(invoker.channels).toBe(1);
+    } finally {
+      await invoker.close();
+    }
+  });
+});
+
 describe("TCC and XA with gRPC branches", () => {
   const busiPayload = Buffer.from([0x08, 0x1e, 0x12, 0x02, 0x6f, 0x6b]); // a small protobuf: {1: 30, 2: "ok"}
 

@@ -81,7 +81,10 @@ async function readCapped(body: AsyncIterable<Buffer | Uint8Array>): Promise<str
   return Buffer.concat(chunks).toString("utf8");
 }
 
+/** The error's name, message and code: a TLS refusal says which check failed (e.g. `UNABLE_TO_VERIFY_LEAF_SIGNATURE`). */
 function describe(error: unknown): string {
-  if (error instanceof Error) return error.name === "Error" ? error.message : `${error.name}: ${error.message}`;
-  return String(error);
+  if (!(error instanceof Error)) return String(error);
+  const text = error.name === "Error" ? error.message : `${error.name}: ${error.message}`;
+  const code = (error as { code?: unknown }).code;
+  return typeof code === "string" && !text.includes(code) ? `${text} (${code})` : text;
 }
