@@ -1,6 +1,6 @@
 import { isIP } from "node:net";
 import { Client, connectivityState, credentials, Metadata, status } from "@grpc/grpc-js";
-import type { ChannelCredentials, ClientOptions, ServiceError } from "@grpc/grpc-js";
+import type { ChannelCredentials, ClientOptions, ServiceError, StatusObject } from "@grpc/grpc-js";
 import type { Outcome } from "../core/types.ts";
 import type { BranchTls } from "./branch-tls.ts";
 import { grpcCredentials } from "./branch-tls.ts";
@@ -83,8 +83,7 @@ const RESERVED = new Set([
   "content-type", "te", "user-agent", "grpc-accept-encoding", "accept-encoding", "grpc-timeout", "grpc-encoding",
   "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "host",
 ]);
-/** The message bytes as they are: payloads stay byte-exact, the answer's bytes are not decoded. */
-const passThrough = (message: Buffer): Buffer => message;
+const noop = (): void => {};
 
 /** One cached client: its channel, and when it last heard a status from the server. */
 interface CachedClient {
@@ -97,9 +96,9 @@ interface CachedClient {
 
 /**
  * Calls participants over gRPC as dtm does (docs/protocol.md#grpc-branch-calls), on grpc-js: one
- * channel per target `host:port`, reused, resolved by grpc-js's DNS resolver (re-resolved when a
- * connection drops) and balanced round robin over every address; the raw payload as the request
- * (pass-through serializers), metadata `dtm-gid`, `dtm-trans_type`, `dtm-branch_id`, `dtm-op`,
+ * `Client` (so one channel) per target `host:port`, reused, resolved by grpc-js's DNS resolver
+ * (re-resolved when a connection drops) and balanced round robin over every address; the raw
+ * payload as the request message, byte for byte, metadata `dtm-gid`, `dtm-trans_type`, `dtm-branch_id`, `dtm-op`,
  * `dtm-dtm` plus the trans's branch_headers, and the call's timeout as the deadline. The answer's
  * bytes are ignored; only its status counts.
  *
@@ -164,22 +163,36 @@ export class GrpcInvoker implements BranchInvoker {
     const { signal } = call;
     return new Promise<Outcome>((resolve) => {
       const started = performance.now();
+      let done = false;
       const error = (message: string): void => resolve({ kind: "error", message: `${call.url}: ${message}` });
       const cutOff = (): void => {
+        if (done) return;
+        done = true;
         error(`grpc CANCELLED: Cancelled: ${String((signal?.reason as Error | undefined)?.message ?? "the pass ended")}`);
-        unary.cancel();
+        stream.cancelWithStatus(status.CANCELLED, "Cancelled on client");
       };
-      const unary = cached.client.makeUnaryRequest(
-        method, passThrough, passThrough, requestMessage(call), metadata, { deadline: Date.now() + call.timeoutMs },
-        (failure: ServiceError | null) => {
+      // The unary call Client.makeUnaryRequest makes, straight on the client's channel: without the
+      // interceptor layers and the per-call caller-stack Error (about a quarter less CPU per call
+      // measured, docs/grpc.md#the-grpc-client). The request is the payload's bytes as they are.
+      const stream = cached.client.getChannel().createCall(method, Date.now() + call.timeoutMs, undefined, null, undefined);
+      stream.start(metadata, {
+        onReceiveMetadata: noop,
+        // The answer's bytes are ignored; keep reading so a server that sends more cannot stall the status.
+        onReceiveMessage: () => stream.startRead(),
+        onReceiveStatus: (result: StatusObject) => {
           signal?.removeEventListener("abort", cutOff);
-          if (failure === null || failure.code !== status.DEADLINE_EXCEEDED && failure.code !== status.CANCELLED) cached.lastHeard = performance.now();
-          if (failure !== null) this.dropIfFailing(target, cached, failure.code, started);
-          const outcome = classifyGrpcResult(failure);
+          if (done) return;
+          done = true;
+          if (result.code !== status.DEADLINE_EXCEEDED && result.code !== status.CANCELLED) cached.lastHeard = performance.now();
+          if (result.code !== status.OK) this.dropIfFailing(target, cached, result.code, started);
+          const outcome = classifyGrpcResult(result);
           if (outcome.kind === "error") error(outcome.message);
           else resolve(outcome);
         },
-      );
+      });
+      stream.sendMessageWithContext({}, requestMessage(call));
+      stream.halfClose();
+      stream.startRead();
       if (signal?.aborted) cutOff();
       else signal?.addEventListener("abort", cutOff, { once: true });
     });
