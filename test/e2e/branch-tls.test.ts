@@ -3,14 +3,10 @@
  * client certificates made at test time by openssl (test/helpers/test-pki.ts): real HTTPS and TLS
  * gRPC participants on loopback, called by a real coordinator (HTTP) and by the invokers it uses.
  */
-import { createServer } from "node:https";
-import type { Server } from "node:https";
-import type { AddressInfo } from "node:net";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import type { TLSSocket } from "node:tls";
 import { ServerCredentials } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, parseConfig } from "../../server/src/config.ts";
@@ -23,15 +19,10 @@ import { createCoordinator } from "../../server/src/server.ts";
 import type { GrpcBusi } from "../busi/grpc-busi.ts";
 import { startGrpcBusi } from "../busi/grpc-busi.ts";
 import { startCoordinator, TEST_TIMINGS } from "../helpers/coordinator.ts";
+import type { HttpsParticipant } from "../helpers/https-participant.ts";
+import { startHttpsParticipant } from "../helpers/https-participant.ts";
 import type { TestPki } from "../helpers/test-pki.ts";
 import { makeTestPki } from "../helpers/test-pki.ts";
-
-interface HttpsParticipant {
-  readonly url: string;
-  /** Request paths received (the query holds the gid), with the client certificate's CN if one was shown. */
-  readonly seen: { path: string; clientCn: string | undefined }[];
-  close(): Promise<void>;
-}
 
 let pki: TestPki;
 const closers: (() => Promise<void>)[] = [];
@@ -44,28 +35,8 @@ afterAll(async () => {
   pki?.remove();
 });
 
-/** An HTTPS participant with the test CA's server certificate that answers SUCCESS; `mtls` requires a client certificate of that CA. */
 async function httpsParticipant(mtls: boolean): Promise<HttpsParticipant> {
-  const seen: HttpsParticipant["seen"] = [];
-  const server: Server = createServer({
-    key: pki.read(pki.serverKey), cert: pki.read(pki.serverCert), ca: pki.read(pki.caCert), requestCert: mtls, rejectUnauthorized: mtls,
-  }, (req, res) => {
-    const peer = (req.socket as TLSSocket).getPeerCertificate();
-    seen.push({ path: req.url ?? "", clientCn: typeof peer.subject?.CN === "string" ? peer.subject.CN : undefined });
-    req.resume();
-    req.on("end", () => res.writeHead(200, { "content-type": "application/json" }).end('{"dtm_result":"SUCCESS"}'));
-  });
-  server.on("tlsClientError", () => {}); // a refused handshake is what some tests expect
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  const participant = {
-    url: `https://127.0.0.1:${port}/api`,
-    seen,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
-  };
+  const participant = await startHttpsParticipant(pki, mtls);
   closers.push(participant.close);
   return participant;
 }

@@ -18,6 +18,7 @@ import type { Busi } from "../busi/index.ts";
 import { startBusi } from "../busi/index.ts";
 import type { GrpcBusi } from "../busi/grpc-busi.ts";
 import { startGrpcBusi } from "../busi/grpc-busi.ts";
+import { startHttpsParticipant } from "../helpers/https-participant.ts";
 import type { TestPki } from "../helpers/test-pki.ts";
 import { makeTestPki } from "../helpers/test-pki.ts";
 
@@ -114,6 +115,20 @@ describe("the allowed case: the clients connect where the policy's resolver poin
     });
     expect(await tls.invoker.invoke(call(`participant.test:${tlsGbusi.port}/busi.Busi/TransOut`, "pinned-grpc-tls"))).toEqual({ kind: "success" });
     expect(tlsGbusi.calls().map((c) => c.gid)).toEqual(["pinned-grpc-tls"]);
+  });
+
+  it("HTTPS: the certificate is checked against the name, the connection goes to the policy's address", async () => {
+    const participant = await startHttpsParticipant(pki);
+    try {
+      const { invoker } = coordinatorInvoker({ allow: [`https://participant.test:${participant.port}`], denyPrivate: false }, toLoopback, {
+        ca: pki.read(pki.caCert), rejectUnauthorized: true, grpc: false,
+      });
+      const url = `https://participant.test:${participant.port}/api/TransOut`;
+      expect(await invoker.invoke(call(url, "pinned-https"))).toEqual({ kind: "success" });
+      expect(participant.seen.map((s) => s.path)).toEqual([expect.stringContaining("gid=pinned-https") as string]);
+    } finally {
+      await participant.close();
+    }
   });
 
   it("an address literal the allowlist names passes denyPrivate and is called as written", async () => {
