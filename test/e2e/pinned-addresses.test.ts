@@ -131,6 +131,21 @@ describe("the allowed case: the clients connect where the policy's resolver poin
     }
   });
 
+  it("gRPC: a name with several addresses gets round robin over all of them (dtm's GrpcServiceConfig)", async () => {
+    const second = await startGrpcBusi({ host: "127.0.0.2", port: gbusi.port });
+    try {
+      const { invoker } = coordinatorInvoker({ allow: [`grpc://participant.test:${gbusi.port}`], denyPrivate: false }, () => ["127.0.0.1", "127.0.0.2"]);
+      // Until both connections are ready the first one may take every call; then they alternate.
+      for (let i = 0; i < 200 && (gbusi.calls().length < 2 || second.calls().length < 2); i++) {
+        expect(await invoker.invoke(call(`participant.test:${gbusi.port}/busi.Busi/TransOut`, `rr-${i}`))).toEqual({ kind: "success" });
+      }
+      expect(gbusi.calls().length).toBeGreaterThanOrEqual(2);
+      expect(second.calls().length).toBeGreaterThanOrEqual(2);
+    } finally {
+      await second.close();
+    }
+  });
+
   it("an address literal the allowlist names passes denyPrivate and is called as written", async () => {
     const { invoker, asked } = coordinatorInvoker({ allow: [`http://127.0.0.1:${port}`], denyPrivate: true }, toLoopback);
     expect(await invoker.invoke(call(`http://127.0.0.1:${port}/api/busi/TransOut`, "literal"))).toEqual({ kind: "success" });
