@@ -17,7 +17,7 @@ import type { BranchCall } from "../../server/src/driver/invoker.ts";
 import { createLogger } from "../../server/src/logger.ts";
 import { createCoordinator } from "../../server/src/server.ts";
 import type { GrpcBusi } from "../busi/grpc-busi.ts";
-import { startGrpcBusi } from "../busi/grpc-busi.ts";
+import { DtmGrpcClient, startGrpcBusi } from "../busi/grpc-busi.ts";
 import { startCoordinator, TEST_TIMINGS } from "../helpers/coordinator.ts";
 import type { HttpsParticipant } from "../helpers/https-participant.ts";
 import { startHttpsParticipant } from "../helpers/https-participant.ts";
@@ -112,6 +112,22 @@ describe("HTTPS branch calls through the coordinator", () => {
     await right.client.cron(600_000); // past the retry time the first coordinator's advanced clock stored
     expect(await right.client.status(gid)).toBe("succeed");
     expect(participant.seen.map((s) => s.path.split("?")[0])).toEqual(["/api/TransOut"]);
+  });
+});
+
+describe("TLS gRPC branch calls through the coordinator", () => {
+  it("with branchTls.grpc on, a saga submitted over gRPC calls its TLS participant, byte for byte", async () => {
+    const participant = await tlsGrpcParticipant(true);
+    const dtx = await startCoordinator({ branchTls: { ca: pki.caCert, cert: pki.clientCert, key: pki.clientKey, grpc: true } });
+    const dtm = new DtmGrpcClient(`127.0.0.1:${dtx.grpcPort}`);
+    closers.push(() => dtx.stop(), async () => dtm.close());
+    const payload = Buffer.from([0x08, 0x1e, 0xff, 0x00]);
+    const r = await dtm.call("Submit", {
+      Gid: "grpc-tls-saga", TransType: "saga", TransOptions: { WaitResult: true },
+      Steps: JSON.stringify([{ action: participant.url("TransOut"), compensate: participant.url("TransOutRevert") }]), BinPayloads: [payload],
+    });
+    expect(r.ok).toBe(true);
+    expect(participant.calls().map((c) => [c.name, c.gid, c.body])).toEqual([["TransOut", "grpc-tls-saga", payload]]);
   });
 });
 
