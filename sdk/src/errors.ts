@@ -29,6 +29,7 @@
  * | `GRPC_ERROR` | a gRPC answer with another unexpected status (e.g. UNKNOWN, INTERNAL) |
  * | `PROTOCOL_ERROR` | an answer the SDK cannot decode |
  * | `UNSUPPORTED` | the operation is not available over the chosen transport (e.g. `query` over gRPC) |
+ * | `UNAUTHENTICATED` | a branch request's signature is missing, malformed, made with an unknown key, wrong or stale (a participant's handler helpers answer it with HTTP 401 / gRPC UNAUTHENTICATED; the coordinator retries) |
  */
 export type DtxErrorCode =
   | "FAILURE"
@@ -41,12 +42,13 @@ export type DtxErrorCode =
   | "HTTP_ERROR"
   | "GRPC_ERROR"
   | "PROTOCOL_ERROR"
-  | "UNSUPPORTED";
+  | "UNSUPPORTED"
+  | "UNAUTHENTICATED";
 
 /** Every {@link DtxErrorCode}, for exhaustive checks and documentation. */
 export const DTX_ERROR_CODES: readonly DtxErrorCode[] = [
   "FAILURE", "ONGOING", "DUPLICATED", "INVALID_ARGUMENT", "NOT_FOUND", "TIMEOUT", "UNAVAILABLE",
-  "HTTP_ERROR", "GRPC_ERROR", "PROTOCOL_ERROR", "UNSUPPORTED",
+  "HTTP_ERROR", "GRPC_ERROR", "PROTOCOL_ERROR", "UNSUPPORTED", "UNAUTHENTICATED",
 ];
 
 const NOT_RETRYABLE: ReadonlySet<DtxErrorCode> = new Set(["FAILURE", "DUPLICATED", "INVALID_ARGUMENT", "NOT_FOUND", "UNSUPPORTED"]);

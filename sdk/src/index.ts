@@ -46,6 +46,11 @@ export type { ExpressRequestLike, ExpressResponseLike } from "./handlers/express
 export { nodeHandler, readRequest, sendReply } from "./handlers/node-http.ts";
 export type { DtxHttpRequest, NodeHandlerOptions } from "./handlers/node-http.ts";
 export { grpcHandler, grpcStatusFor } from "./handlers/grpc.ts";
-export type { GrpcStatusError, GrpcUnaryCallback, GrpcUnaryCallLike } from "./handlers/grpc.ts";
+export type { GrpcHandlerOptions, GrpcStatusError, GrpcUnaryCallback, GrpcUnaryCallLike } from "./handlers/grpc.ts";
+export type { HttpHandlerOptions } from "./handlers/fastify.ts";
+export {
+  BRANCH_SIGNATURE_HEADER, BranchSignatureVerifier, DEFAULT_MAX_SKEW_SECONDS, canonicalBranchRequest, verifyBranchSignature,
+} from "./handlers/signature.ts";
+export type { BranchSignatureOptions, BranchSigningKey, SignatureOption, SignedRequest } from "./handlers/signature.ts";
 
 export * from "./barrier/index.ts";

@@ -5,12 +5,12 @@ import { createServer } from "node:http";
 import type { Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { DtxHttpRequest, ExpressResponseLike } from "../src/index.ts";
+import type { DtxHttpRequest } from "../src/index.ts";
 import {
   DtxError, DtxFailure, DtxOngoing, Saga, branchInfoFromMetadata, branchInfoFromQuery, expressHandler, fastifyHandler, grpcHandler, nodeHandler, replyFor,
 } from "../src/index.ts";
 import type { App, SdkEnv } from "./helpers.ts";
-import { gidFor, startApp, startSdkEnv } from "./helpers.ts";
+import { gidFor, recordingResponse, startApp, startSdkEnv } from "./helpers.ts";
 
 /** What each test route does, by name. */
 function behave(name: string): unknown {
@@ -106,17 +106,7 @@ describe("nodeHandler", () => {
 
 describe("expressHandler", () => {
   it.each(Object.keys(EXPECTED))("%s", async (name) => {
-    const sent: { status?: number; body?: unknown } = {};
-    const res: ExpressResponseLike = {
-      status(code) {
-        sent.status = code;
-        return res;
-      },
-      json(body) {
-        sent.body = body;
-        return res;
-      },
-    };
+    const { res, sent } = recordingResponse();
     await expressHandler((req: { name: string }) => behave(req.name))({ name }, res);
     expect({ status: sent.status, body: sent.body }).toEqual(EXPECTED[name]);
   });

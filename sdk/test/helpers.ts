@@ -9,6 +9,7 @@ import { createServer } from "node:http";
 import type { IncomingMessage, Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { DtxClient, fastifyJsonParser } from "../src/index.ts";
+import type { ExpressResponseLike } from "../src/index.ts";
 import type { TestCoordinator } from "../../test/helpers/coordinator.ts";
 import { startCoordinator } from "../../test/helpers/coordinator.ts";
 
@@ -127,4 +128,20 @@ export async function eventually(check: () => Promise<boolean>, timeoutMs = 10_0
 /** A unique gid for a test: `<prefix>-<random>`. */
 export function gidFor(prefix: string): string {
   return `${prefix}-${Math.random().toString(36).slice(2, 10)}`;
+}
+
+/** An express-shaped response that records what a handler sent (express itself is not a dependency). */
+export function recordingResponse(): { res: ExpressResponseLike; sent: { status?: number; body?: unknown } } {
+  const sent: { status?: number; body?: unknown } = {};
+  const res: ExpressResponseLike = {
+    status(code) {
+      sent.status = code;
+      return res;
+    },
+    json(body) {
+      sent.body = body;
+      return res;
+    },
+  };
+  return { res, sent };
 }

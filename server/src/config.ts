@@ -3,6 +3,7 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { ROLES } from "./api/auth.ts";
 import { parseUrlPattern } from "./driver/url-policy.ts";
+import { SigningKeySchema, SigningKeySetSchema } from "./driver/signing-keys.ts";
 
 const seconds = z.number().finite().nonnegative();
 const port = z.number().int().min(0).max(65535);
@@ -93,6 +94,25 @@ export const ConfigSchema = z
       .strict()
       .prefault({}),
     strictResults: z.boolean().default(false),
+    /**
+     * Quote up to 512 characters of a branch's raw answer in what API clients see (a 409 / 425
+     * answer, rollback_reason); off: only the branch's own `message` / `error` field is kept.
+     */
+    echoBranchBodies: z.boolean().default(false),
+    /** Signed branch calls (docs/security.md#signed-branch-calls); no keys and no keysFile (the default) = off. */
+    branchSigning: z
+      .object({
+        /** Inline keys; the coordinator reads only the active one's secret. */
+        keys: z.array(SigningKeySchema).default([]),
+        activeKeyId: z.string().default(""),
+        /** A JSON file `{"activeKeyId": ..., "keys": [...]}`, read again when it changes (rotation without restart). */
+        keysFile: z.string().default(""),
+        /** Seconds between checks of the key files' modification times. */
+        watchInterval: seconds.min(0.01).max(3600).default(2),
+      })
+      .strict()
+      .superRefine(checkSigning)
+      .prefault({}),
     alertRetryLimit: z.number().int().nonnegative().default(3),
     alertWebhook: z.string().default(""),
     /** Which URLs the coordinator may call; off (everything allowed) by default, as in dtm. See the README. */
@@ -161,6 +181,17 @@ function checkTokens(tokens: readonly { name: string; sha256: string }[], ctx: z
     names.add(t.name);
     digests.add(t.sha256.toLowerCase());
   });
+}
+
+/** Inline keys or a key file, not both; inline keys name their active key. Messages never repeat a secret. */
+function checkSigning(signing: { keys: readonly unknown[]; activeKeyId: string; keysFile: string }, ctx: z.RefinementCtx): void {
+  if (signing.keysFile !== "" && (signing.keys.length > 0 || signing.activeKeyId !== "")) {
+    ctx.addIssue({ code: "custom", path: ["keysFile"], message: "give either keysFile (DTX_BRANCH_SIGNING_KEYS_FILE) or keys and activeKeyId, not both" });
+    return;
+  }
+  if (signing.keysFile !== "" || (signing.keys.length === 0 && signing.activeKeyId === "")) return;
+  const result = SigningKeySetSchema.safeParse({ activeKeyId: signing.activeKeyId, keys: signing.keys });
+  for (const issue of result.error?.issues ?? []) ctx.addIssue({ code: "custom", path: issue.path, message: issue.message });
 }
 
 function checkUrlPatterns(patterns: readonly string[], ctx: z.RefinementCtx): void {
@@ -249,6 +280,11 @@ const ENV_KEYS: Record<string, [string[], EnvKind]> = {
   DTX_BRANCH_CONNECTIONS: [["overload", "branchConnections"], "number"],
   DTX_BRANCH_QUEUE: [["overload", "branchQueue"], "number"],
   DTX_STRICT_RESULTS: [["strictResults"], "boolean"],
+  DTX_ECHO_BRANCH_BODIES: [["echoBranchBodies"], "boolean"],
+  DTX_BRANCH_SIGNING_KEYS: [["branchSigning", "keys"], "json"],
+  DTX_BRANCH_SIGNING_ACTIVE_KEY_ID: [["branchSigning", "activeKeyId"], "string"],
+  DTX_BRANCH_SIGNING_KEYS_FILE: [["branchSigning", "keysFile"], "string"],
+  DTX_BRANCH_SIGNING_WATCH_INTERVAL: [["branchSigning", "watchInterval"], "number"],
   DTX_ALERT_RETRY_LIMIT: [["alertRetryLimit"], "number"],
   DTX_ALERT_WEBHOOK: [["alertWebhook"], "string"],
   DTX_LOG_LEVEL: [["logLevel"], "string"],
@@ -396,6 +432,7 @@ export function redactConfig(config: Config): Record<string, unknown> {
     alertWebhook: redactUrl(config.alertWebhook),
     store: { ...config.store, url: redactUrl(config.store.url) },
     auth: { tokens: config.auth.tokens.map((t) => ({ name: t.name, sha256: "***", roles: t.roles })) },
+    branchSigning: { ...config.branchSigning, keys: config.branchSigning.keys.map((k) => (k.secret === undefined ? k : { ...k, secret: "***" })) },
   };
 }
 

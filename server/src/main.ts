@@ -2,7 +2,7 @@
 // The heap flags in the line above are the ones `npm start` passes (docs/overload.md): the `dtx` command gets the same sizing.
 import { getHeapStatistics } from "node:v8";
 import { parseCliArgs, USAGE } from "./cli/args.ts";
-import { startWarnings } from "./cli/banner.ts";
+import { branchUrlPolicyState, startWarnings } from "./cli/banner.ts";
 import { dtxVersion } from "./cli/version.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { createLogger } from "./logger.ts";
@@ -39,8 +39,8 @@ async function main(): Promise<void> {
   warnIfHeapUncapped(logger);
   const coordinator = await createCoordinator(config, logger);
   const { httpPort, grpcPort } = await coordinator.start();
-  logger.info({ version: dtxVersion(), host: config.host, httpPort, grpcPort, store: config.store.driver, pid: process.pid }, "dtx started");
-  for (const warning of startWarnings(config)) logger.warn({ code: warning.code }, warning.message);
+  logger.info({ version: dtxVersion(), host: config.host, httpPort, grpcPort, store: config.store.driver, pid: process.pid, branchUrlPolicy: branchUrlPolicyState(config) }, "dtx started");
+  for (const warning of startWarnings(config)) logger[warning.level]({ code: warning.code }, warning.message);
   let stopping = false;
   const shutdown = (signal: string): void => {
     if (stopping) return;

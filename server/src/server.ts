@@ -25,6 +25,8 @@ import { PassAdmission } from "./service/pass-admission.ts";
 import { TopicService } from "./service/topic-service.ts";
 import { TransService } from "./service/trans-service.ts";
 import { UrlPolicy } from "./driver/url-policy.ts";
+import { BranchSigner } from "./driver/branch-signer.ts";
+import { SigningKeyRing, signingEnabled } from "./driver/signing-keys.ts";
 import { withDeadline } from "./store/deadline-store.ts";
 import type { Store } from "./store/store.ts";
 
@@ -136,24 +138,41 @@ function readBranchTls(config: Config): BranchTls {
   }
 }
 
+/** The branch signing keys, watched for changes; undefined when signing is off. A key set that cannot be read fails the start. */
+function openSigningKeys(config: Config, logger: Logger): SigningKeyRing | undefined {
+  if (!signingEnabled(config.branchSigning)) return undefined;
+  try {
+    return new SigningKeyRing(config.branchSigning, logger);
+  } catch (error) {
+    throw new Error(`cannot load the branch signing keys (branchSigning): ${(error as Error).message}`, { cause: error });
+  }
+}
+
 /** The composition root: wires config, store, engine, cron and API together. */
 export async function createCoordinator(config: Config, logger: Logger): Promise<Coordinator> {
   const branchTls = readBranchTls(config);
   if (!branchTls.rejectUnauthorized) logger.warn("branchTls.rejectUnauthorized is false: branch calls over TLS accept any certificate (docs/security.md#tls-for-branch-calls)");
   const timing = timingOf(config);
   const clock = new AdjustableClock();
-  const store = await openMigratedStore(config, logger);
+  // Before the store: a key set that cannot be read fails the start with nothing to close.
+  const signingKeys = openSigningKeys(config, logger);
+  const store = await openMigratedStore(config, logger).catch((error: unknown) => {
+    signingKeys?.close();
+    throw error;
+  });
   const crash = new CrashPoints();
   const metrics = new CoordinatorMetrics(VERSION);
   const urlPolicy = new UrlPolicy(config.branchUrls);
   const branchLimits = { connections: config.overload.branchConnections, queue: config.overload.branchQueue };
+  const signer = signingKeys ? new BranchSigner(signingKeys, () => clock.now()) : undefined;
+  const callOptions = { echoBodies: config.echoBranchBodies, ...(signer ? { signer } : {}) };
   // With the URL policy on, the clients connect to the addresses that passed it (docs/security.md#pinned-addresses).
   const resolve = urlPolicy.active ? (host: string) => urlPolicy.connectAddresses(host) : undefined;
   const connect = { tls: branchTls, ...(resolve ? { resolve } : {}) };
   const invoker = metrics.meter(new DispatchInvoker({
-    http: new HttpInvoker(config.strictResults, branchLimits, connect),
-    "json-rpc": new JsonRpcInvoker(config.strictResults, branchLimits, connect),
-    grpc: new GrpcInvoker({ limits: branchLimits, ...connect }),
+    http: new HttpInvoker(config.strictResults, branchLimits, callOptions, connect),
+    "json-rpc": new JsonRpcInvoker(config.strictResults, branchLimits, callOptions, connect),
+    grpc: new GrpcInvoker({ limits: branchLimits, ...connect, ...(signer ? { signer } : {}) }),
   }, urlPolicy));
   const executor = new Executor({
     store, invoker, clock, timing, processors: createProcessors(timing), logger, crash, random: Math.random,
@@ -203,7 +222,7 @@ export async function createCoordinator(config: Config, logger: Logger): Promise
       retention?.start();
       const address = http.server.address();
       const httpPort = typeof address === "object" && address ? address.port : config.httpPort;
-      logger.info({ httpPort, grpcPort, store: config.store.driver, testControl: config.testControl, auth: auth.enabled }, "dtx listening");
+      logger.info({ httpPort, grpcPort, store: config.store.driver, testControl: config.testControl, auth: auth.enabled, branchSigningKeyId: signingKeys?.active.id ?? "off" }, "dtx listening");
       return { httpPort, grpcPort };
     },
     async stop() {
@@ -211,6 +230,7 @@ export async function createCoordinator(config: Config, logger: Logger): Promise
       await Promise.all([http.close(), grpc.close(GRPC_SHUTDOWN_GRACE_MS)]);
       await executor.drain();
       await invoker.close();
+      signingKeys?.close();
       await store.close();
     },
   };

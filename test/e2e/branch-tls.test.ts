@@ -134,8 +134,8 @@ describe("TLS gRPC branch calls through the coordinator", () => {
 describe("TLS and mTLS in the invokers", () => {
   it("HTTP: a participant that requires a client certificate accepts the configured one and refuses a coordinator without one", async () => {
     const participant = await httpsParticipant(true);
-    const withCert = new HttpInvoker(false, undefined, { tls: tls(withClientCert()) });
-    const withoutCert = new HttpInvoker(false, undefined, { tls: tls() });
+    const withCert = new HttpInvoker(false, undefined, {}, { tls: tls(withClientCert()) });
+    const withoutCert = new HttpInvoker(false, undefined, {}, { tls: tls() });
     closers.push(() => withCert.close(), () => withoutCert.close());
     expect(await withCert.invoke(branchCall(`${participant.url}/TransOut`, "mtls-ok"))).toEqual({ kind: "success" });
     expect(participant.seen).toEqual([{ path: expect.stringContaining("gid=mtls-ok") as string, clientCn: "dtx-coordinator" }]);
@@ -146,7 +146,7 @@ describe("TLS and mTLS in the invokers", () => {
 
   it("HTTP: rejectUnauthorized false accepts a certificate no configured CA signed", async () => {
     const participant = await httpsParticipant(false);
-    const lax = new HttpInvoker(false, undefined, { tls: tls({ ca: pki.read(pki.otherCaCert), rejectUnauthorized: false }) });
+    const lax = new HttpInvoker(false, undefined, {}, { tls: tls({ ca: pki.read(pki.otherCaCert), rejectUnauthorized: false }) });
     closers.push(() => lax.close());
     expect(await lax.invoke(branchCall(`${participant.url}/TransOut`, "lax"))).toEqual({ kind: "success" });
   });

@@ -30,6 +30,7 @@ interface LogLine {
   level: number;
   msg: string;
   code?: string;
+  branchUrlPolicy?: string;
   pid?: number;
   httpPort?: number;
   version?: string;
@@ -72,6 +73,17 @@ function startServer(cmd: string, args: string[], env: Record<string, string>): 
     });
     void exited.then((how) => reject(new Error(`exited (${JSON.stringify(how)}) before "dtx started":\n${stderr}`)));
   });
+}
+
+/** Waits (bounded poll) for a log line the server writes after "dtx started". */
+async function lineWith(s: Started, test: (l: LogLine) => boolean): Promise<LogLine> {
+  const deadline = Date.now() + STEP_TIMEOUT_MS;
+  for (;;) {
+    const line = s.lines.find(test);
+    if (line) return line;
+    if (Date.now() > deadline) throw new Error("no such log line after the start");
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 function alive(pid: number): boolean {
@@ -172,11 +184,25 @@ describe("the dtx command (package bin)", () => {
     expect(await s.exited).toEqual({ code: 0, signal: null });
   });
 
+  it("on loopback with the branch URL policy off, the start line and an info line say so, pointing at the production checklist", async () => {
+    const s = await startServer(process.execPath, [...HEAP_FLAGS, BIN, "start"], loopbackEnv());
+    expect(s.started.branchUrlPolicy).toBe("off");
+    const notice = await lineWith(s, (l) => l.code === "BRANCH_URLS_OFF");
+    expect(notice.level).toBe(30);
+    expect(notice.msg).toMatch(/^the branch URL policy is off: the coordinator calls any URL a client names/);
+    expect(notice.msg).toContain("docs/production-checklist.md");
+    s.child.kill("SIGTERM");
+    await s.exited;
+  });
+
   it("listening on 0.0.0.0 with auth off and the branch URL policy open, it warns about both", async () => {
     const s = await startServer(process.execPath, [...HEAP_FLAGS, BIN, "start"], { ...loopbackEnv(), DTX_HOST: "0.0.0.0" });
     const warnings = s.lines.filter((l) => l.level === 40);
     expect(warnings.map((l) => l.code)).toEqual(["AUTH_OFF_NON_LOOPBACK", "BRANCH_URLS_OPEN_NON_LOOPBACK"]);
     expect(warnings[0]!.msg).toContain("host 0.0.0.0");
+    expect(warnings[1]!.msg).toMatch(/^the branch URL policy is off and the API listens on host 0\.0\.0\.0/);
+    expect(warnings[1]!.msg).toContain("open relay");
+    expect(warnings[1]!.msg).toContain("docs/production-checklist.md");
     s.child.kill("SIGTERM");
     await s.exited;
   });

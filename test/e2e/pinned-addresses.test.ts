@@ -58,8 +58,8 @@ function coordinatorInvoker(config: UrlPolicyConfig, answers: (host: string, n: 
   });
   const connect = { resolve: (host: string) => policy.connectAddresses(host), ...(tls ? { tls } : {}) };
   const invoker = new DispatchInvoker({
-    http: new HttpInvoker(false, undefined, connect),
-    "json-rpc": new JsonRpcInvoker(false, undefined, connect),
+    http: new HttpInvoker(false, undefined, {}, connect),
+    "json-rpc": new JsonRpcInvoker(false, undefined, {}, connect),
     grpc: new GrpcInvoker(connect),
   }, policy);
   invokers.push(invoker);

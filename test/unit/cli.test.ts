@@ -1,7 +1,7 @@
 /** The `dtx` command line (server/src/cli): argument parsing and the start warnings. */
 import { describe, expect, it } from "vitest";
 import { parseCliArgs } from "../../server/src/cli/args.ts";
-import { isLoopbackHost, startWarnings } from "../../server/src/cli/banner.ts";
+import { branchUrlPolicyState, isLoopbackHost, startWarnings } from "../../server/src/cli/banner.ts";
 import { parseConfig } from "../../server/src/config.ts";
 
 describe("parseCliArgs", () => {
@@ -51,6 +51,29 @@ describe("start warnings", () => {
     expect(startWarnings(parseConfig({ auth: { tokens: [token] } })).map((w) => w.code)).toEqual(["BRANCH_URLS_OPEN_NON_LOOPBACK"]);
     expect(startWarnings(parseConfig({ branchUrls: { allow: ["http://10.0.0.0/8"] } })).map((w) => w.code)).toEqual(["AUTH_OFF_NON_LOOPBACK"]);
     expect(startWarnings(parseConfig({ auth: { tokens: [token] }, branchUrls: { allow: ["http://10.0.0.0/8"] } }))).toEqual([]);
-    expect(startWarnings(parseConfig({ host: "127.0.0.1" }))).toEqual([]);
+    expect(startWarnings(parseConfig({ host: "127.0.0.1", branchUrls: { denyPrivate: true } }))).toEqual([]);
+    expect(startWarnings(parseConfig({ host: "127.0.0.1", branchUrls: { allow: ["http://10.0.0.0/8"] } }))).toEqual([]);
+  });
+
+  it("the branch URL policy off is said on every host, with a pointer to the production checklist", () => {
+    const [local] = startWarnings(parseConfig({ host: "127.0.0.1" }));
+    expect(local).toMatchObject({ code: "BRANCH_URLS_OFF", level: "info" });
+    expect(local!.message).toMatch(/^the branch URL policy is off: the coordinator calls any URL a client names/);
+    expect(local!.message).toContain("docs/production-checklist.md");
+    const [, open] = startWarnings(parseConfig({ host: "0.0.0.0" }));
+    expect(open).toMatchObject({ code: "BRANCH_URLS_OPEN_NON_LOOPBACK", level: "warn" });
+    expect(open!.message).toMatch(/^the branch URL policy is off and the API listens on host 0\.0\.0\.0/);
+    expect(open!.message).toContain("open relay");
+    expect(open!.message).toContain("docs/production-checklist.md");
+    const [, partial] = startWarnings(parseConfig({ host: "0.0.0.0", branchUrls: { denyPrivate: true } }));
+    expect(partial!.message).toMatch(/^the branch URL policy has no allow-list \(only private addresses are refused\)/);
+    expect(partial!.message).not.toContain("DTX_BRANCH_URLS_DENY_PRIVATE");
+  });
+
+  it("the start line names the branch URL policy state", () => {
+    expect(branchUrlPolicyState(parseConfig({}))).toBe("off");
+    expect(branchUrlPolicyState(parseConfig({ branchUrls: { denyPrivate: true } }))).toBe("deny-private");
+    expect(branchUrlPolicyState(parseConfig({ branchUrls: { allow: ["http://10.0.0.0/8"] } }))).toBe("allow-list");
+    expect(branchUrlPolicyState(parseConfig({ branchUrls: { allow: ["http://10.0.0.0/8"], denyPrivate: true } }))).toBe("allow-list+deny-private");
   });
 });

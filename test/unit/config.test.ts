@@ -56,6 +56,8 @@ const DEFAULTS: Config = {
   maxBranches: 1000,
   overload: { maxPassesInFlight: 1000, maxBacklog: 5000, branchConnections: 512, branchQueue: 1024 },
   strictResults: false,
+  echoBranchBodies: false,
+  branchSigning: { keys: [], activeKeyId: "", keysFile: "", watchInterval: 2 },
   alertRetryLimit: 3,
   alertWebhook: "",
   logLevel: "info",

@@ -30,3 +30,34 @@ describe("classifyHttpResult (D9: status code, then dtm_result, then dtm's subst
     expect(classifyHttpResult(200, '{"dtm_result":"whatever","m":"ONGOING"}', false)).toEqual({ kind: "ongoing" });
   });
 });
+
+describe("what an outcome quotes of a branch's answer (docs/security.md#what-clients-see-of-branch-answers)", () => {
+  const quiet = { strict: false, echoBodies: false };
+  const echo = { strict: false, echoBodies: true };
+
+  it("keeps the branch's own message of dtm's shapes, never the rest of the body", () => {
+    expect(classifyHttpResult(409, '{"dtm_result":"FAILURE","message":"no money","trace":"at db.js:1"}', quiet)).toEqual({ kind: "failure", message: "no money" });
+    expect(classifyHttpResult(409, '{"error":"account frozen","trace":"x"}', quiet)).toEqual({ kind: "failure", message: "account frozen" });
+    expect(classifyHttpResult(200, '{"dtm_result":"FAILURE","message":"late"}', quiet)).toEqual({ kind: "failure", message: "late" });
+    expect(classifyHttpResult(500, '{"message":"db down"}', quiet)).toEqual({ kind: "error", message: "http status 500: db down" });
+  });
+
+  it("drops a raw body unless echoBodies; says the branch answered FAILURE instead", () => {
+    expect(classifyHttpResult(409, "Traceback: secret", quiet)).toEqual({ kind: "failure", message: "HTTP 409: the branch answered FAILURE" });
+    expect(classifyHttpResult(200, "FAILURE: secret", quiet)).toEqual({ kind: "failure", message: "HTTP 200: the branch answered FAILURE" });
+    expect(classifyHttpResult(502, "<html>secret</html>", quiet)).toEqual({ kind: "error", message: "http status 502 (body not shown)" });
+    expect(classifyHttpResult(502, "", quiet)).toEqual({ kind: "error", message: "http status 502" });
+    expect(classifyHttpResult(409, "Traceback: secret", echo)).toEqual({ kind: "failure", message: "Traceback: secret" });
+    expect(classifyHttpResult(502, "<html>secret</html>", echo)).toEqual({ kind: "error", message: "http status 502: <html>secret</html>" });
+    expect(classifyHttpResult(409, "x".repeat(600), echo)).toEqual({ kind: "failure", message: `${"x".repeat(512)}...` });
+  });
+
+  it("a 401 is a retryable error marked unauthenticated, whatever words its body holds", () => {
+    for (const strict of [false, true]) {
+      expect(classifyHttpResult(401, '{"message":"branch signature refused: no x-dtx-signature"}', strict)).toEqual({
+        kind: "error", message: "http status 401: branch signature refused: no x-dtx-signature", unauthenticated: true,
+      });
+      expect(classifyHttpResult(401, "FAILURE", strict)).toMatchObject({ kind: "error", unauthenticated: true });
+    }
+  });
+});

@@ -3,6 +3,7 @@
  * requests, a compensation that arrives before its try/action (null compensation) and a
  * try/action that arrives after its compensation (hanging).
  */
+import type { BranchSignatureVerifier } from "../handlers/signature.ts";
 import { BarrierError } from "./errors.ts";
 import { mongoBarrierCall, mongoQueryPrepared, type MongoCallOptions } from "./mongo.ts";
 import { DEFAULT_REDIS_BARRIER_EXPIRE_SECONDS, redisCheckAdjustAmount, redisQueryPrepared } from "./redis.ts";
@@ -139,6 +140,31 @@ export class BranchBarrier implements BranchInfo {
       "gRPC metadata",
     );
     return new BranchBarrier(info, options);
+  }
+
+  /**
+   * From an HTTP branch call whose branch signature is checked first
+   * (docs: Signed branch calls): `url` is the raw path and query as received (node's `req.url`,
+   * express's `req.originalUrl`), `body` the raw body. A request that does not verify throws an
+   * `UNAUTHENTICATED` DtxError (the handler helpers answer 401) before any barrier work.
+   */
+  static fromSignedHttp(
+    request: { method: string; url: string; headers: Readonly<Record<string, unknown>>; body: Uint8Array | string },
+    verifier: BranchSignatureVerifier,
+    options?: BarrierOptions,
+  ): BranchBarrier {
+    verifier.verifyHttp(request);
+    return BranchBarrier.fromQuery(new URL(request.url, "http://localhost").searchParams, options);
+  }
+
+  /**
+   * From a gRPC branch call whose branch signature is checked first: `path` is
+   * `/package.Service/Method` (grpc-js `call.getPath()`), `message` the request's bytes. A call
+   * that does not verify throws an `UNAUTHENTICATED` DtxError (`grpcHandler` answers UNAUTHENTICATED).
+   */
+  static fromSignedGrpc(call: { path: string; metadata: BranchMetadata; message: Uint8Array }, verifier: BranchSignatureVerifier, options?: BarrierOptions): BranchBarrier {
+    verifier.verifyGrpc(call);
+    return BranchBarrier.fromMetadata(call.metadata, options);
   }
 
   /** How many barrier ids this object has handed out. */

@@ -1,4 +1,4 @@
-import { invalidArgument, isFailure, isOngoing, messageOf } from "../errors.ts";
+import { dtxErrorCode, invalidArgument, isFailure, isOngoing, messageOf } from "../errors.ts";
 import type { BranchRequestInfo } from "../types.ts";
 
 /** What a participant handler answers over HTTP. */
@@ -23,6 +23,7 @@ function defuse(text: string): string {
  * - resolved with `undefined`/`null`: 200 `{"dtm_result":"SUCCESS"}`; with a value: 200 and the value as JSON;
  * - threw FAILURE ({@link DtxFailure}, or any error whose `code` is `"FAILURE"`): 409 `{"dtm_result":"FAILURE","message":...}`;
  * - threw ONGOING: 425 `{"dtm_result":"ONGOING","message":...}`;
+ * - threw an `UNAUTHENTICATED` {@link DtxError} (a refused branch signature): 401 `{"message":...}`;
  * - threw anything else: 500 `{"message":...}` (the words FAILURE/ONGOING lower-cased).
  */
 export function replyFor(outcome: { ok: true; value: unknown } | { ok: false; error: unknown }): HandlerReply {
@@ -32,6 +33,7 @@ export function replyFor(outcome: { ok: true; value: unknown } | { ok: false; er
   const { error } = outcome;
   if (isFailure(error)) return { status: 409, body: { dtm_result: "FAILURE", message: messageOf(error) } };
   if (isOngoing(error)) return { status: 425, body: { dtm_result: "ONGOING", message: messageOf(error) } };
+  if (dtxErrorCode(error) === "UNAUTHENTICATED") return { status: 401, body: { message: defuse(messageOf(error)) } };
   return { status: 500, body: { message: defuse(messageOf(error)) } };
 }
 

@@ -3,6 +3,8 @@ import { DtxError } from "../errors.ts";
 import type { BranchRequestInfo } from "../types.ts";
 import type { HandlerReply } from "./common.ts";
 import { branchInfoFromQuery, runHandler } from "./common.ts";
+import type { SignatureOption } from "./signature.ts";
+import { toVerifier } from "./signature.ts";
 
 /** A request read by {@link nodeHandler}: the method, path, query and the whole body. */
 export interface DtxHttpRequest {
@@ -10,6 +12,8 @@ export interface DtxHttpRequest {
   readonly method: string;
   /** The path without the query string. */
   readonly path: string;
+  /** The path and query exactly as received (what a branch signature covers). */
+  readonly url: string;
   /** The query parameters. */
   readonly query: URLSearchParams;
   /** The request headers (lower-cased names). */
@@ -28,6 +32,8 @@ export interface DtxHttpRequest {
 export interface NodeHandlerOptions {
   /** Largest body accepted, in bytes (default 4 MiB); a bigger one is answered 500 without calling the handler. */
   readonly bodyLimit?: number;
+  /** Verify the coordinator's branch signature first: a request that fails is answered 401 and never reaches the handler. */
+  readonly signature?: SignatureOption;
 }
 
 /** Reads a whole `node:http` request. */
@@ -45,6 +51,7 @@ export async function readRequest(req: IncomingMessage, options: NodeHandlerOpti
   return {
     method: req.method ?? "GET",
     path: url.pathname,
+    url: req.url ?? "/",
     query: url.searchParams,
     headers: req.headers,
     body,
@@ -69,7 +76,8 @@ export function sendReply(res: ServerResponse, reply: HandlerReply): void {
 
 /**
  * Wraps a participant handler for a plain `node:http` server: reads the body, calls `fn`, and
- * answers 200 / 409 / 425 / 500 as {@link replyFor} maps the outcome.
+ * answers 200 / 409 / 425 / 500 as {@link replyFor} maps the outcome; with `signature`, 401 for a
+ * request whose branch signature does not verify.
  *
  * ```ts
  * http.createServer(nodeHandler(async (req) => {
@@ -79,7 +87,12 @@ export function sendReply(res: ServerResponse, reply: HandlerReply): void {
  * ```
  */
 export function nodeHandler(fn: (req: DtxHttpRequest) => unknown, options: NodeHandlerOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
+  const verifier = options.signature === undefined ? undefined : toVerifier(options.signature);
   return (req, res) => {
-    void runHandler(async () => fn(await readRequest(req, options))).then((reply) => sendReply(res, reply));
+    void runHandler(async () => {
+      const request = await readRequest(req, options);
+      verifier?.verifyHttp(request);
+      return fn(request);
+    }).then((reply) => sendReply(res, reply));
   };
 }

@@ -20,6 +20,7 @@ export const GrpcStatus = {
   ABORTED: 10,
   OUT_OF_RANGE: 11,
   UNAVAILABLE: 14,
+  UNAUTHENTICATED: 16,
 } as const;
 
 let grpcModule: Promise<GrpcModule> | undefined;

@@ -87,7 +87,11 @@ export type Outcome =
   | { kind: "success" }
   | { kind: "failure"; message: string }
   | { kind: "ongoing" }
-  | { kind: "error"; message: string };
+  /**
+   * `unauthenticated`: the participant refused the call's credentials (HTTP 401, gRPC
+   * UNAUTHENTICATED), e.g. a branch signature made with a key it does not hold; retried like any error.
+   */
+  | { kind: "error"; message: string; unauthenticated?: true };
 
 /** A transaction that backs off again after errors: what the alert webhook is told. */
 export interface BackoffEvent {

@@ -2,6 +2,8 @@ import { isIP } from "node:net";
 import { Client, connectivityState, credentials, Metadata, status } from "@grpc/grpc-js";
 import type { ChannelCredentials, ClientOptions, ServiceError, StatusObject } from "@grpc/grpc-js";
 import type { Outcome } from "../core/types.ts";
+import type { BranchSigner } from "./branch-signer.ts";
+import { grpcSignatureMetadata } from "./branch-signer.ts";
 import type { BranchTls } from "./branch-tls.ts";
 import { grpcCredentials } from "./branch-tls.ts";
 import type { BranchCall, BranchInvoker } from "./invoker.ts";
@@ -34,6 +36,8 @@ export interface GrpcInvokerOptions {
    * the channel connects to those addresses only (docs/security.md#pinned-addresses).
    */
   resolve?: ConnectResolver;
+  /** Signs each call with `x-dtx-signature` metadata (docs/security.md#signed-branch-calls). */
+  signer?: BranchSigner;
 }
 
 /** A gRPC branch URL `host:port/package.Service/Method`, split at the first `/` (docs/protocol.md#grpc-branch-calls). */
@@ -75,6 +79,7 @@ export function classifyGrpcResult(error: Pick<ServiceError, "code" | "details">
     return error.details === "ONGOING" ? { kind: "ongoing" } : { kind: "failure", message: error.details || "FAILURE" };
   }
   if (error.code === status.FAILED_PRECONDITION) return { kind: "ongoing" };
+  if (error.code === status.UNAUTHENTICATED) return { kind: "error", message: `grpc UNAUTHENTICATED: ${error.details}`, unauthenticated: true };
   return { kind: "error", message: `grpc ${status[error.code] ?? error.code}: ${error.details}` };
 }
 
@@ -114,6 +119,7 @@ export class GrpcInvoker implements BranchInvoker {
   private readonly credentials: ChannelCredentials;
   private readonly baseOptions: ClientOptions;
   private readonly resolve: ConnectResolver | undefined;
+  private readonly signer: BranchSigner | undefined;
   private closed = false;
 
   constructor(options: GrpcInvokerOptions = {}) {
@@ -121,6 +127,7 @@ export class GrpcInvoker implements BranchInvoker {
     this.limiter = new OriginLimiter(options.limits ?? DEFAULT_BRANCH_CLIENT_LIMITS);
     this.credentials = options.tls?.grpc ? grpcCredentials(options.tls) : credentials.createInsecure();
     this.resolve = options.resolve;
+    this.signer = options.signer;
     this.baseOptions = {
       "grpc.service_config": options.serviceConfig ?? DEFAULT_GRPC_SERVICE_CONFIG,
       "grpc.primary_user_agent": "dtx-grpc/1",
@@ -142,9 +149,10 @@ export class GrpcInvoker implements BranchInvoker {
     const parsed = parseGrpcUrl(call.url);
     if (!parsed) return Promise.resolve({ kind: "error", message: `invalid gRPC url ${JSON.stringify(call.url)}: expected host:port/package.Service/Method` });
     if (this.closed) return Promise.resolve({ kind: "error", message: "the gRPC invoker is closed" });
+    const message = requestMessage(call);
     let metadata: Metadata;
     try {
-      metadata = metadataOf(call);
+      metadata = metadataOf(call, grpcSignatureMetadata(this.signer, parsed.method, message));
     } catch (error) {
       return Promise.resolve({ kind: "error", message: `cannot send branch_headers as gRPC metadata: ${(error as Error).message}` });
     }
@@ -155,16 +163,16 @@ export class GrpcInvoker implements BranchInvoker {
       } catch (error) {
         return { kind: "error", message: `${call.url}: call not made: ${(error as Error).message}` };
       }
-      return this.send(call, parsed.method, parsed.target, cached, metadata);
+      return this.send(call, parsed.method, parsed.target, cached, metadata, message);
     });
   }
 
-  private send(call: BranchCall, method: string, target: string, cached: CachedClient, metadata: Metadata): Promise<Outcome> {
+  private send(call: BranchCall, method: string, target: string, cached: CachedClient, metadata: Metadata, message: Buffer): Promise<Outcome> {
     const { signal } = call;
     return new Promise<Outcome>((resolve) => {
       const started = performance.now();
       let done = false;
-      const error = (message: string): void => resolve({ kind: "error", message: `${call.url}: ${message}` });
+      const error = (text: string, unauthenticated?: true): void => resolve({ kind: "error", message: `${call.url}: ${text}`, ...(unauthenticated ? { unauthenticated } : {}) });
       const cutOff = (): void => {
         if (done) return;
         done = true;
@@ -186,11 +194,11 @@ export class GrpcInvoker implements BranchInvoker {
           if (result.code !== status.DEADLINE_EXCEEDED && result.code !== status.CANCELLED) cached.lastHeard = performance.now();
           if (result.code !== status.OK) this.dropIfFailing(target, cached, result.code, started);
           const outcome = classifyGrpcResult(result);
-          if (outcome.kind === "error") error(outcome.message);
+          if (outcome.kind === "error") error(outcome.message, outcome.unauthenticated);
           else resolve(outcome);
         },
       });
-      stream.sendMessageWithContext({}, requestMessage(call));
+      stream.sendMessageWithContext({}, message);
       stream.halfClose();
       stream.startRead();
       if (signal?.aborted) cutOff();
@@ -273,9 +281,9 @@ function hostPort(target: string): { host: string; port: number } {
  * The call's metadata with grpc-js's rules: keys lower-cased and limited to `[0-9a-z_.-]` (a `:`
  * key, a header grpc-js sets itself or an HTTP/2 connection-specific one is not sent), `-bin`
  * values are the header's latin1 bytes, other values printable ASCII; a later key replaces an
- * earlier one. Throws on an illegal key or value.
+ * earlier one; the signature (when signing is on) last. Throws on an illegal key or value.
  */
-function metadataOf(call: BranchCall): Metadata {
+function metadataOf(call: BranchCall, signature: [string, string][]): Metadata {
   const m = new Metadata();
   m.set("dtm-gid", call.gid);
   m.set("dtm-trans_type", call.transType);
@@ -290,5 +298,6 @@ function metadataOf(call: BranchCall): Metadata {
     }
     m.set(key, key.endsWith("-bin") ? Buffer.from(value, "latin1") : value);
   }
+  for (const [key, value] of signature) m.set(key, value);
   return m;
 }

@@ -1,7 +1,9 @@
 import { request } from "undici";
 import type { Outcome } from "../core/types.ts";
-import type { BranchCall, BranchInvoker } from "./invoker.ts";
+import type { BranchCall, BranchCallOptions, BranchInvoker } from "./invoker.ts";
+import { signWith } from "./branch-signer.ts";
 import { classifyHttpResult } from "./outcome.ts";
+import type { AnswerRules } from "./outcome.ts";
 import type { BranchClientLimits } from "./origin-limiter.ts";
 import { DEFAULT_BRANCH_CLIENT_LIMITS } from "./origin-limiter.ts";
 import type { BranchConnectOptions } from "./bounded-http-client.ts";
@@ -15,13 +17,19 @@ const MAX_RESPONSE_BYTES = 64 * 1024;
  * there is none, except for XA), `gid`, `trans_type`, `branch_id`, `op` merged into the query,
  * `Content-Type: application/json` plus the trans's `branch_headers`. Connections are kept alive
  * and pooled per origin by one undici Agent, with at most `limits.connections` per origin and
- * `limits.queue` calls waiting for one (docs/overload.md).
+ * `limits.queue` calls waiting for one (docs/overload.md). With a signer, each request carries
+ * `x-dtx-signature` over its method, path and query, and body (a branch header of that name is
+ * replaced).
  */
 export class HttpInvoker implements BranchInvoker {
   private readonly client: BoundedHttpClient;
+  private readonly rules: AnswerRules;
 
-  constructor(private readonly strictResults: boolean, limits: BranchClientLimits = DEFAULT_BRANCH_CLIENT_LIMITS, connect: BranchConnectOptions = {}) {
+  constructor(
+    strictResults: boolean, limits: BranchClientLimits = DEFAULT_BRANCH_CLIENT_LIMITS, private readonly options: BranchCallOptions = {}, connect: BranchConnectOptions = {},
+  ) {
     this.client = new BoundedHttpClient(limits, connect);
+    this.rules = { strict: strictResults, echoBodies: options.echoBodies ?? false };
   }
 
   invoke(call: BranchCall): Promise<Outcome> {
@@ -35,6 +43,10 @@ export class HttpInvoker implements BranchInvoker {
     target.searchParams.set("op", call.op);
     const hasBody = call.body.byteLength > 0;
     const method = hasBody || call.transType === "xa" ? "POST" : "GET";
+    const body = hasBody ? Buffer.from(call.body.buffer, call.body.byteOffset, call.body.byteLength) : undefined;
+    const headers: Record<string, string> = { "content-type": "application/json", ...call.headers };
+    const { signer } = this.options;
+    if (signer) signWith(signer, headers, method, target, body ?? "");
     // One timer per call, cleared when the call ends (AbortSignal.timeout would fire later anyway
     // and build an exception for every call); the undici timeouts alone do not bound connecting.
     const abort = new AbortController();
@@ -47,14 +59,14 @@ export class HttpInvoker implements BranchInvoker {
       const res = await request(target, {
         method,
         dispatcher: this.client.agent,
-        headers: { "content-type": "application/json", ...call.headers },
-        body: hasBody ? Buffer.from(call.body.buffer, call.body.byteOffset, call.body.byteLength) : undefined,
+        headers,
+        body,
         headersTimeout: call.timeoutMs,
         bodyTimeout: call.timeoutMs,
         signal: abort.signal,
       });
       const text = await readCapped(res.body);
-      return classifyHttpResult(res.statusCode, text, this.strictResults);
+      return classifyHttpResult(res.statusCode, text, this.rules);
     } catch (error) {
       return { kind: "error", message: `${method} ${call.url}: ${describe(error)}` };
     } finally {

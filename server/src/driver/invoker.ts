@@ -1,4 +1,5 @@
 import type { Outcome, Protocol, TransType } from "../core/types.ts";
+import type { BranchSigner } from "./branch-signer.ts";
 
 /** One call from the coordinator to a participant (docs/protocol.md#branch-calls). */
 export interface BranchCall {
@@ -16,6 +17,14 @@ export interface BranchCall {
    * call is cut off and answers an `error` outcome.
    */
   signal?: AbortSignal;
+}
+
+/** What the HTTP and JSON-RPC invokers add to a plain call: a signature, and how answer bodies are quoted. */
+export interface BranchCallOptions {
+  /** Signs each request (docs/security.md#signed-branch-calls); absent when signing is off. */
+  readonly signer?: BranchSigner;
+  /** Quote raw answer bodies in outcome messages (config `echoBranchBodies`). */
+  readonly echoBodies?: boolean;
 }
 
 /** Calls a participant and classifies its answer. Never throws: faults become `error` outcomes. */

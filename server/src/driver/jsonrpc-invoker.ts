@@ -1,8 +1,10 @@
 import { request } from "undici";
 import type { Outcome } from "../core/types.ts";
 import { newGid } from "../core/gid.ts";
-import type { BranchCall, BranchInvoker } from "./invoker.ts";
-import { classifyAnswer, dtmResultField, parseObject } from "./outcome.ts";
+import type { BranchCall, BranchCallOptions, BranchInvoker } from "./invoker.ts";
+import { classifyAnswer, dtmResultField, parseObject, quotedBody } from "./outcome.ts";
+import type { AnswerRules } from "./outcome.ts";
+import { signWith } from "./branch-signer.ts";
 import type { BranchClientLimits } from "./origin-limiter.ts";
 import { DEFAULT_BRANCH_CLIENT_LIMITS } from "./origin-limiter.ts";
 import type { BranchConnectOptions } from "./bounded-http-client.ts";
@@ -22,9 +24,13 @@ export const JSONRPC_ONGOING = -32902;
 export class JsonRpcInvoker implements BranchInvoker {
   /** Its own bounded client, like the HTTP invoker's (undici's global agent has no connection limit). */
   private readonly client: BoundedHttpClient;
+  private readonly rules: AnswerRules;
 
-  constructor(private readonly strictResults: boolean, limits: BranchClientLimits = DEFAULT_BRANCH_CLIENT_LIMITS, connect: BranchConnectOptions = {}) {
+  constructor(
+    strictResults: boolean, limits: BranchClientLimits = DEFAULT_BRANCH_CLIENT_LIMITS, private readonly options: BranchCallOptions = {}, connect: BranchConnectOptions = {},
+  ) {
     this.client = new BoundedHttpClient(limits, connect);
+    this.rules = { strict: strictResults, echoBodies: options.echoBodies ?? false };
   }
 
   invoke(call: BranchCall): Promise<Outcome> {
@@ -43,12 +49,15 @@ export class JsonRpcInvoker implements BranchInvoker {
     } catch (error) {
       return { kind: "error", message: `cannot build a JSON-RPC call to ${call.url}: ${(error as Error).message}` };
     }
+    const body = JSON.stringify({ id: newGid(), jsonrpc: "2.0", method, params });
+    const headers: Record<string, string> = { "content-type": "application/json", ...call.headers };
+    if (this.options.signer) signWith(this.options.signer, headers, "POST", target, body);
     try {
-      const res = await request(call.url, {
+      const res = await request(target, {
         method: "POST",
         dispatcher: this.client.agent,
-        headers: { "content-type": "application/json", ...call.headers },
-        body: JSON.stringify({ id: newGid(), jsonrpc: "2.0", method, params }),
+        headers,
+        body,
         headersTimeout: call.timeoutMs,
         bodyTimeout: call.timeoutMs,
         signal: call.signal ? AbortSignal.any([AbortSignal.timeout(call.timeoutMs), call.signal]) : AbortSignal.timeout(call.timeoutMs),
@@ -57,7 +66,7 @@ export class JsonRpcInvoker implements BranchInvoker {
       const answer = parseObject(text);
       // dtm_result may sit at the top or inside `result`; either decides before the error member.
       const dtmResult = dtmResultField(answer) ?? dtmResultField(answer?.["result"]);
-      return classifyAnswer(res.statusCode, text, this.strictResults, dtmResult, classifyRpcError(text, answer));
+      return classifyAnswer(res.statusCode, text, this.rules, dtmResult, classifyRpcError(text, answer, this.rules.echoBodies));
     } catch (error) {
       return { kind: "error", message: `POST ${call.url}: ${(error as Error).message}` };
     }
@@ -68,8 +77,11 @@ export class JsonRpcInvoker implements BranchInvoker {
   }
 }
 
-function classifyRpcError(text: string, body: Record<string, unknown> | undefined): Outcome {
-  if (body === undefined) return { kind: "error", message: `JSON-RPC answer is not a JSON object: ${text.slice(0, 200)}` };
+function classifyRpcError(text: string, body: Record<string, unknown> | undefined, echoBodies: boolean): Outcome {
+  if (body === undefined) {
+    const quoted = quotedBody(text, echoBodies).slice(0, 200);
+    return { kind: "error", message: `JSON-RPC answer is not a JSON object${quoted === "" ? "" : `: ${quoted}`}` };
+  }
   const error = body["error"];
   if (error === undefined || error === null) return { kind: "success" };
   const e = typeof error === "object" ? (error as Record<string, unknown>) : {};

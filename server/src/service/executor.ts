@@ -282,9 +282,17 @@ export class Executor {
     );
   }
 
-  private checkBack(trans: TransGlobal, op: string, body: Uint8Array, timeoutMs: number, signal: AbortSignal): Promise<Outcome> {
-    if (trans.queryPrepared === "") return Promise.resolve({ kind: "success" });
-    return this.deps.invoker.invoke({
+  /** Not routine like a busy branch: a key mismatch (docs/security.md#signed-branch-calls) holds every call to that participant. */
+  private warnUnauthenticated(gid: string, branchId: string | undefined, op: string | undefined, url: string, message: string): void {
+    this.deps.logger.warn(
+      { gid, branchId, op, url: urlForLog(url), error: redactUrls(message) },
+      "branch refused the call as unauthenticated (HTTP 401 / gRPC UNAUTHENTICATED); check the branch signing keys; retrying",
+    );
+  }
+
+  private async checkBack(trans: TransGlobal, op: string, body: Uint8Array, timeoutMs: number, signal: AbortSignal): Promise<Outcome> {
+    if (trans.queryPrepared === "") return { kind: "success" };
+    const outcome = await this.deps.invoker.invoke({
       gid: trans.gid,
       transType: trans.transType,
       protocol: trans.protocol,
@@ -296,6 +304,8 @@ export class Executor {
       timeoutMs,
       signal,
     });
+    if (outcome.kind === "error" && outcome.unauthenticated) this.warnUnauthenticated(trans.gid, "00", op, trans.queryPrepared, outcome.message);
+    return outcome;
   }
 
   private reportBackoff(trans: TransGlobal, branchUrl: string, error: string): void {
@@ -319,7 +329,9 @@ export class Executor {
   private apply(pass: Pass, processor: Processor, index: number, outcome: Outcome): void {
     const branch = pass.branches[index];
     recordOutcome(pass, index, outcome, branch !== undefined && processor.failureIsTerminal(branch));
-    if (outcome.kind !== "success") {
+    if (outcome.kind === "error" && outcome.unauthenticated) {
+      this.warnUnauthenticated(pass.trans.gid, branch?.branchId, branch?.op, branch?.url ?? "", outcome.message);
+    } else if (outcome.kind !== "success") {
       this.deps.logger.debug({ gid: pass.trans.gid, branchId: branch?.branchId, op: branch?.op, outcome: outcome.kind, error: "message" in outcome ? redactUrls(outcome.message) : undefined }, "branch did not succeed");
     }
   }
