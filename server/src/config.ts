@@ -128,6 +128,23 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /** TLS of branch calls: CA bundle, client certificate for mTLS, verification (docs/security.md#tls-for-branch-calls). */
+    branchTls: z
+      .object({
+        /** PEM CA bundle that verifies participants' certificates ("" = Node's root CAs). */
+        ca: z.string().default(""),
+        /** PEM client certificate presented to participants that ask for one (mTLS); needs `key`. */
+        cert: z.string().default(""),
+        /** PEM private key of `cert`. */
+        key: z.string().default(""),
+        /** Refuse a participant whose certificate does not verify. */
+        rejectUnauthorized: z.boolean().default(true),
+        /** Call gRPC participants over TLS (HTTP ones by their https:// URL). */
+        grpc: z.boolean().default(false),
+      })
+      .strict()
+      .refine((t) => (t.cert === "") === (t.key === ""), { message: "cert and key go together: set both (DTX_BRANCH_TLS_CERT, DTX_BRANCH_TLS_KEY) or neither" })
+      .prefault({}),
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     testControl: z.boolean().default(false),
     /** Bearer-token authentication; no token (the default) = off, as in dtm. See the README. */
@@ -289,6 +306,11 @@ const ENV_KEYS: Record<string, [string[], EnvKind]> = {
   DTX_AUTH_TOKENS: [["auth", "tokens"], "json"],
   DTX_BRANCH_URLS_ALLOW: [["branchUrls", "allow"], "list"],
   DTX_BRANCH_URLS_DENY_PRIVATE: [["branchUrls", "denyPrivate"], "boolean"],
+  DTX_BRANCH_TLS_CA: [["branchTls", "ca"], "string"],
+  DTX_BRANCH_TLS_CERT: [["branchTls", "cert"], "string"],
+  DTX_BRANCH_TLS_KEY: [["branchTls", "key"], "string"],
+  DTX_BRANCH_TLS_REJECT_UNAUTHORIZED: [["branchTls", "rejectUnauthorized"], "boolean"],
+  DTX_BRANCH_TLS_GRPC: [["branchTls", "grpc"], "boolean"],
 };
 
 export const CONFIG_ENV_VARS = Object.keys(ENV_KEYS);

@@ -110,6 +110,10 @@ function warnIfHeapUncapped(logger: ReturnType<typeof createLogger>): void {
 }
 
 main().catch((error: unknown) => {
+  if (error instanceof ConfigError) {
+    process.stderr.write(`dtx: ${error.message}\n`);
+    process.exit(2);
+  }
   process.stderr.write(`dtx: failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
   process.exit(1);
 });

@@ -1,12 +1,14 @@
 import type { FastifyInstance } from "fastify";
 import type { Config } from "./config.ts";
-import { redactConfig, redactUrl } from "./config.ts";
+import { ConfigError, redactConfig, redactUrl } from "./config.ts";
 import { createProcessors } from "./core/processors.ts";
 import type { TimingConfig } from "./core/retry.ts";
 import { AdjustableClock } from "./core/clock.ts";
 import { RecoveryLoop } from "./cron/recovery-loop.ts";
 import { RetentionLoop } from "./cron/retention-loop.ts";
 import { alertWebhook } from "./driver/alert-webhook.ts";
+import type { BranchTls } from "./driver/branch-tls.ts";
+import { loadBranchTls } from "./driver/branch-tls.ts";
 import { DispatchInvoker } from "./driver/dispatch-invoker.ts";
 import { HttpInvoker } from "./driver/http-invoker.ts";
 import { JsonRpcInvoker } from "./driver/jsonrpc-invoker.ts";
@@ -129,6 +131,15 @@ function describeError(error: unknown): string {
   return typeof code === "string" && !text.includes(code) ? `${code}: ${text}` : text;
 }
 
+/** The branch TLS files, read once at start; a missing or unusable file is a {@link ConfigError}. */
+function readBranchTls(config: Config): BranchTls {
+  try {
+    return loadBranchTls(config.branchTls);
+  } catch (error) {
+    throw new ConfigError(`invalid configuration:\n  ${(error as Error).message}`);
+  }
+}
+
 /** The branch signing keys, watched for changes; undefined when signing is off. A key set that cannot be read fails the start. */
 function openSigningKeys(config: Config, logger: Logger): SigningKeyRing | undefined {
   if (!signingEnabled(config.branchSigning)) return undefined;
@@ -149,6 +160,8 @@ export interface CoordinatorOptions {
 
 /** The composition root: wires config, store, engine, cron and API together. */
 export async function createCoordinator(config: Config, logger: Logger, options: CoordinatorOptions = {}): Promise<Coordinator> {
+  const branchTls = readBranchTls(config);
+  if (!branchTls.rejectUnauthorized) logger.warn("branchTls.rejectUnauthorized is false: branch calls over TLS accept any certificate (docs/security.md#tls-for-branch-calls)");
   const timing = timingOf(config);
   const clock = new AdjustableClock();
   // Before the store: a key set that cannot be read fails the start with nothing to close.
@@ -166,10 +179,13 @@ export async function createCoordinator(config: Config, logger: Logger, options:
   const branchLimits = { connections: config.overload.branchConnections, queue: config.overload.branchQueue };
   const signer = signingKeys ? new BranchSigner(signingKeys, () => clock.now()) : undefined;
   const callOptions = { echoBodies: config.echoBranchBodies, ...(signer ? { signer } : {}) };
+  // With the URL policy on, the clients connect to the addresses that passed it (docs/security.md#pinned-addresses).
+  const resolve = urlPolicy.active ? (host: string) => urlPolicy.connectAddresses(host) : undefined;
+  const connect = { tls: branchTls, ...(resolve ? { resolve } : {}) };
   const invoker = metrics.meter(new DispatchInvoker({
-    http: new HttpInvoker(config.strictResults, branchLimits, callOptions),
-    "json-rpc": new JsonRpcInvoker(config.strictResults, branchLimits, callOptions),
-    grpc: new GrpcInvoker({ limits: branchLimits, ...(signer ? { signer } : {}) }),
+    http: new HttpInvoker(config.strictResults, branchLimits, callOptions, connect),
+    "json-rpc": new JsonRpcInvoker(config.strictResults, branchLimits, callOptions, connect),
+    grpc: new GrpcInvoker({ limits: branchLimits, ...connect, ...(signer ? { signer } : {}) }),
   }, urlPolicy));
   const executor = new Executor({
     store, invoker, clock, timing, processors: createProcessors(timing), logger, crash, random: Math.random,

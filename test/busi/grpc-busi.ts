@@ -48,6 +48,10 @@ export interface GrpcBusiOptions {
   port?: number;
   /** Extra `busi.Busi` method names to serve besides {@link DEFAULT_METHODS}. */
   methods?: string[];
+  /** The server's credentials; plaintext by default (a TLS participant passes `ServerCredentials.createSsl`). */
+  credentials?: ServerCredentials;
+  /** The IPv4 loopback address to listen on; default `127.0.0.1` (any 127.x.y.z works on Linux). */
+  host?: string;
 }
 
 export const BUSI_SERVICE = "busi.Busi";
@@ -76,6 +80,8 @@ export class GrpcBusi {
   #server: Server | undefined;
   #port: number;
   readonly #methods: string[];
+  readonly #credentials: ServerCredentials;
+  readonly #host: string;
   readonly #book = new CallBook<GrpcOutcome, GrpcBusiCall>("SUCCESS", "grpcBusi", describeGrpcCall);
   #hung = new Set<() => void>();
   #closed = false;
@@ -83,6 +89,8 @@ export class GrpcBusi {
   private constructor(opts: GrpcBusiOptions) {
     this.#port = opts.port ?? 0;
     this.#methods = [...new Set([...DEFAULT_METHODS, ...(opts.methods ?? [])])];
+    this.#credentials = opts.credentials ?? ServerCredentials.createInsecure();
+    this.#host = opts.host ?? "127.0.0.1";
   }
 
   static async start(opts: GrpcBusiOptions = {}): Promise<GrpcBusi> {
@@ -91,9 +99,9 @@ export class GrpcBusi {
     return busi;
   }
 
-  /** `127.0.0.1:PORT` */
+  /** `127.0.0.1:PORT` (the host it listens on) */
   get target(): string {
-    return `127.0.0.1:${this.#port}`;
+    return `${this.#host}:${this.#port}`;
   }
 
   get port(): number {
@@ -139,7 +147,7 @@ export class GrpcBusi {
     wfImplementation["Execute"] = (call, cb) => this.#onCall("Execute", WORKFLOW_PATH, call, cb);
     server.addService(wfDefinition as ServiceDefinition, wfImplementation);
     this.#port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(`127.0.0.1:${this.#port}`, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+      server.bindAsync(`${this.#host}:${this.#port}`, this.#credentials, (err, port) => (err ? reject(err) : resolve(port)));
     });
     this.#server = server;
   }

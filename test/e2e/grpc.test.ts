@@ -5,6 +5,8 @@
  * calls, answers and cron rounds.
  */
 import { randomBytes } from "node:crypto";
+import { createServer as createNetServer } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import type { ServiceClientConstructor } from "@grpc/grpc-js";
@@ -399,6 +401,61 @@ describe("a gRPC participant that is down (UNAVAILABLE)", () => {
     } finally {
       await invoker.close();
       await down.start();
+    }
+  });
+});
+
+describe("GrpcInvoker: a pass that loses its claim cuts off its calls (docs/fencing.md)", () => {
+  it("aborting the call's signal ends a call in flight at once as a CANCELLED error; the channel serves the next call", async () => {
+    const invoker = new GrpcInvoker();
+    try {
+      gbusi.program({ gid: "abort-1" }, "HANG");
+      const abort = new AbortController();
+      const pending = invoker.invoke({
+        gid: "abort-1", transType: "saga", protocol: "grpc", branchId: "01", op: "action", url: gbusi.url("TransOut"),
+        body: Buffer.from("x"), headers: {}, timeoutMs: 60_000, signal: abort.signal,
+      });
+      await gbusi.waitForCalls({ gid: "abort-1" }, 1);
+      abort.abort(new Error("claim lost"));
+      const outcome = await pending;
+      expect(outcome.kind === "error" && outcome.message).toMatch(/CANCELLED: Cancelled: claim lost/);
+      // The channel still serves the next call.
+      expect(await invoker.invoke({
+        gid: "abort-2", transType: "saga", protocol: "grpc", branchId: "01", op: "action", url: gbusi.url("TransOut"),
+        body: Buffer.from("y"), headers: {}, timeoutMs: 2000,
+      })).toEqual({ kind: "success" });
+      expect(invoker.channels).toBe(1);
+    } finally {
+      await invoker.close();
+    }
+  });
+});
+
+describe("GrpcInvoker: a peer that accepts connections but never speaks", () => {
+  it("its channel is dropped when a call's whole deadline passes in silence; the next call connects afresh", async () => {
+    const sockets: Socket[] = [];
+    const blackHole = createNetServer((socket) => {
+      sockets.push(socket); // accepted, read, never answered
+      socket.on("error", () => {});
+    });
+    await new Promise<void>((resolve) => blackHole.listen(0, "127.0.0.1", resolve));
+    const { port } = blackHole.address() as AddressInfo;
+    const invoker = new GrpcInvoker();
+    try {
+      const call: BranchCall = {
+        gid: "g", transType: "saga", protocol: "grpc", branchId: "01", op: "action", url: `127.0.0.1:${port}/busi.Busi/TransOut`,
+        body: Buffer.from("x"), headers: {}, timeoutMs: 200,
+      };
+      for (let i = 1; i <= 2; i++) {
+        const outcome = await invoker.invoke(call);
+        expect(outcome.kind === "error" && outcome.message).toMatch(/DEADLINE_EXCEEDED/);
+        expect(sockets).toHaveLength(i); // each call had to open its own connection
+        expect(invoker.channels).toBe(0);
+      }
+    } finally {
+      await invoker.close();
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => blackHole.close(() => resolve()));
     }
   });
 });

@@ -64,6 +64,7 @@ const DEFAULTS: Config = {
   testControl: false,
   auth: { tokens: [] },
   branchUrls: { allow: [], denyPrivate: false },
+  branchTls: { ca: "", cert: "", key: "", rejectUnauthorized: true, grpc: false },
 };
 
 describe("loadConfig: defaults", () => {

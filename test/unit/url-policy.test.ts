@@ -161,4 +161,17 @@ describe("UrlPolicy", () => {
     // An allowlisted name does not vouch for the addresses it resolves to.
     expect(await named.callRefusal("http://rebind.example/x")).toMatch(/non-public address 127\.0\.0\.1/);
   });
+
+  it("connectAddresses answers what the clients may connect to: the checked resolution, a literal as written", async () => {
+    const dns = fakeDns({ "public.example": ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"], "rebind.example": ["93.184.215.14", "127.0.0.1"], "empty.example": [] });
+    const guarded = new UrlPolicy({ allow: [], denyPrivate: true }, dns);
+    expect(await guarded.connectAddresses("public.example")).toEqual(["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"]);
+    await expect(guarded.connectAddresses("rebind.example")).rejects.toThrow(/non-public address 127\.0\.0\.1 when connecting/);
+    await expect(guarded.connectAddresses("empty.example")).rejects.toThrow(/resolves to no address/);
+    await expect(guarded.connectAddresses("missing.example")).rejects.toThrow(/cannot resolve missing\.example/);
+    expect(await guarded.connectAddresses("[::1]")).toEqual(["::1"]);
+    // Without denyPrivate the policy's resolver still decides where the clients connect.
+    const allowOnly = new UrlPolicy({ allow: ["http://rebind.example"], denyPrivate: false }, dns);
+    expect(await allowOnly.connectAddresses("rebind.example")).toEqual(["93.184.215.14", "127.0.0.1"]);
+  });
 });

@@ -1,7 +1,19 @@
 import { Agent } from "undici";
 import type { Outcome } from "../core/types.ts";
+import type { BranchTls } from "./branch-tls.ts";
+import { undiciTlsOptions } from "./branch-tls.ts";
 import type { BranchClientLimits } from "./origin-limiter.ts";
 import { DEFAULT_BRANCH_CLIENT_LIMITS, OriginLimiter } from "./origin-limiter.ts";
+import type { ConnectResolver } from "./pinned-lookup.ts";
+import { pinnedLookup } from "./pinned-lookup.ts";
+
+/** How a branch client connects: TLS material, and the policy's resolver when the URL policy is on. */
+export interface BranchConnectOptions {
+  /** CA, client certificate and verification for `https://` participants (docs/security.md#tls-for-branch-calls). */
+  tls?: BranchTls;
+  /** Connect to the addresses that passed the URL policy, never resolve on our own (docs/security.md#pinned-addresses). */
+  resolve?: ConnectResolver;
+}
 
 /**
  * What every HTTP-based branch client (plain HTTP, JSON-RPC) shares: one undici Agent with at most
@@ -13,9 +25,12 @@ export class BoundedHttpClient {
   readonly agent: Agent;
   private readonly limiter: OriginLimiter;
 
-  constructor(limits: BranchClientLimits = DEFAULT_BRANCH_CLIENT_LIMITS) {
+  constructor(limits: BranchClientLimits = DEFAULT_BRANCH_CLIENT_LIMITS, connect: BranchConnectOptions = {}) {
     // pipelining 1: a slow answer must not hold up the calls queued behind it on one socket.
-    this.agent = new Agent({ keepAliveTimeout: 30_000, connections: limits.connections, pipelining: 1 });
+    this.agent = new Agent({
+      keepAliveTimeout: 30_000, connections: limits.connections, pipelining: 1,
+      connect: { ...undiciTlsOptions(connect.tls), ...(connect.resolve ? { lookup: pinnedLookup(connect.resolve) } : {}) },
+    });
     this.limiter = new OriginLimiter(limits);
   }
 

@@ -1,27 +1,41 @@
-import { status } from "@grpc/grpc-js";
-import type { ServiceError } from "@grpc/grpc-js";
+import { isIP } from "node:net";
+import { Client, connectivityState, credentials, Metadata, status } from "@grpc/grpc-js";
+import type { ChannelCredentials, ClientOptions, ServiceError, StatusObject } from "@grpc/grpc-js";
 import type { Outcome } from "../core/types.ts";
-import { ErrorCode } from "./h2/frames.ts";
-import type { StreamEnd } from "./h2/h2-connection.ts";
-import { H2Connection } from "./h2/h2-connection.ts";
-import type { HeaderField } from "./h2/hpack.ts";
 import type { BranchSigner } from "./branch-signer.ts";
 import { grpcSignatureMetadata } from "./branch-signer.ts";
+import type { BranchTls } from "./branch-tls.ts";
+import { grpcCredentials } from "./branch-tls.ts";
 import type { BranchCall, BranchInvoker } from "./invoker.ts";
 import type { BranchClientLimits } from "./origin-limiter.ts";
 import { DEFAULT_BRANCH_CLIENT_LIMITS, OriginLimiter } from "./origin-limiter.ts";
+import type { ConnectResolver } from "./pinned-lookup.ts";
 
-/** dtm's default outgoing service config (docs/protocol.md#grpc-branch-calls, `GrpcServiceConfig`). */
+/** dtm's default outgoing service config (docs/protocol.md#grpc-branch-calls, `GrpcServiceConfig`): round robin over every address. */
 export const DEFAULT_GRPC_SERVICE_CONFIG = '{"loadBalancingConfig":[{"round_robin":{}}]}';
-/** Beyond this many distinct targets the least recently used connection is closed. */
+/** Beyond this many distinct targets the least recently used channel is closed. */
 const MAX_CHANNELS = 1024;
+/**
+ * Keepalive pings while calls are in flight: every 5 minutes, the most often a grpc-go server
+ * accepts by default (more often earns GOAWAY too_many_pings), and 20 s to answer before the
+ * connection is dropped and the name resolved again.
+ */
+const KEEPALIVE_TIME_MS = 300_000;
+const KEEPALIVE_TIMEOUT_MS = 20_000;
 
 export interface GrpcInvokerOptions {
-  /** Accepted for compatibility; the built-in client has one connection per target and no balancing. */
+  /** The channels' service config; dtm's `GrpcServiceConfig` (round robin) by default. */
   serviceConfig?: string;
   maxChannels?: number;
   /** Calls in flight per target (running or waiting for a stream): `connections + queue` (docs/overload.md). */
   limits?: BranchClientLimits;
+  /** TLS material; gRPC calls use it when `tls.grpc` is on (docs/security.md#tls-for-branch-calls). */
+  tls?: BranchTls;
+  /**
+   * With the URL policy on: resolves a target's host to the addresses that passed the policy, and
+   * the channel connects to those addresses only (docs/security.md#pinned-addresses).
+   */
+  resolve?: ConnectResolver;
   /** Signs each call with `x-dtx-signature` metadata (docs/security.md#signed-branch-calls). */
   signer?: BranchSigner;
 }
@@ -69,47 +83,66 @@ export function classifyGrpcResult(error: Pick<ServiceError, "code" | "details">
   return { kind: "error", message: `grpc ${status[error.code] ?? error.code}: ${error.details}` };
 }
 
-const USER_AGENT = "dtx-grpc/1";
-/** setTimeout's largest delay (about 25 days); longer deadlines are only sent as `grpc-timeout`. */
-const MAX_TIMER_MS = 2_147_483_647;
-const TIMEOUT_UNITS = [["m", 1], ["S", 1000], ["M", 60_000], ["H", 3_600_000]] as const;
-const LEGAL_KEY = /^[:0-9a-z_.-]+$/;
-const LEGAL_NON_BINARY_VALUE = /^[ -~]*$/;
-/** Headers the call sets itself; a branch header of the same name is not sent. */
-const RESERVED = new Set(["content-type", "te", "user-agent", "grpc-accept-encoding", "accept-encoding", "grpc-timeout", "grpc-encoding"]);
-/** Connection-specific headers, which HTTP/2 forbids (RFC 9113 §8.2.2); a branch header of that name is dropped. */
-const CONNECTION_SPECIFIC = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "host"]);
+/** Headers grpc-js sets itself, and HTTP/2's connection-specific ones (RFC 9113 §8.2.2): a branch header of that name is not sent. */
+const RESERVED = new Set([
+  "content-type", "te", "user-agent", "grpc-accept-encoding", "accept-encoding", "grpc-timeout", "grpc-encoding",
+  "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "host",
+]);
+const noop = (): void => {};
 
-interface GrpcStatus {
-  code: number;
-  details: string;
+/** One cached client: its channel, and when it last heard a status from the server. */
+interface CachedClient {
+  readonly client: Client;
+  /** The addresses a pinned channel connects to ("" when grpc-js resolves the name itself). */
+  readonly pinnedTo: string;
+  /** performance.now() of the last status the server sent (not a local deadline or cancel). */
+  lastHeard: number;
 }
 
 /**
- * Calls participants over gRPC as dtm does (docs/protocol.md#grpc-branch-calls): an insecure HTTP/2 connection per
- * `host:port`, the raw payload as the request, metadata `dtm-gid`, `dtm-trans_type`,
- * `dtm-branch_id`, `dtm-op`, `dtm-dtm` plus the trans's branch_headers, and the call's timeout as
- * the deadline. The answer's bytes are ignored; only its status counts.
+ * Calls participants over gRPC as dtm does (docs/protocol.md#grpc-branch-calls), on grpc-js: one
+ * `Client` (so one channel) per target `host:port`, reused, resolved by grpc-js's DNS resolver
+ * (re-resolved when a connection drops) and balanced round robin over every address; the raw
+ * payload as the request message, byte for byte, metadata `dtm-gid`, `dtm-trans_type`, `dtm-branch_id`, `dtm-op`,
+ * `dtm-dtm` plus the trans's branch_headers, and the call's timeout as the deadline. The answer's
+ * bytes are ignored; only its status counts.
  *
- * This is a minimal gRPC unary client on dtx's own HTTP/2 connection ({@link H2Connection}: the
- * coordinator's hot path, where grpc-js's channels and node:http2's deferred writes both cost
- * throughput). One connection is cached per target; a connection that errors, closes or receives
- * GOAWAY is dropped at once, so the next call to that target connects afresh (no reconnect
- * backoff: the coordinator retries on its own schedule), and one that stayed silent through a
- * call's whole deadline is dropped when that call times out. No keepalive pings: grpc-go servers refuse pings
- * more often than every 5 minutes by default (GOAWAY too_many_pings).
+ * A channel is dropped (the next call opens a fresh one, which connects at once) when it sits in
+ * TRANSIENT_FAILURE after a failed call — grpc-js would otherwise wait out its reconnect backoff
+ * while the coordinator retries on its own schedule — and when a call's whole deadline passed
+ * without the server answering anything (a peer that accepts connections but never speaks).
  */
 export class GrpcInvoker implements BranchInvoker {
-  private readonly cache = new Map<string, H2Connection>();
+  private readonly cache = new Map<string, CachedClient>();
   private readonly maxChannels: number;
   private readonly limiter: OriginLimiter;
+  private readonly credentials: ChannelCredentials;
+  private readonly baseOptions: ClientOptions;
+  private readonly resolve: ConnectResolver | undefined;
   private readonly signer: BranchSigner | undefined;
   private closed = false;
 
   constructor(options: GrpcInvokerOptions = {}) {
-    this.signer = options.signer;
     this.maxChannels = options.maxChannels ?? MAX_CHANNELS;
     this.limiter = new OriginLimiter(options.limits ?? DEFAULT_BRANCH_CLIENT_LIMITS);
+    this.credentials = options.tls?.grpc ? grpcCredentials(options.tls) : credentials.createInsecure();
+    this.resolve = options.resolve;
+    this.signer = options.signer;
+    this.baseOptions = {
+      "grpc.service_config": options.serviceConfig ?? DEFAULT_GRPC_SERVICE_CONFIG,
+      "grpc.primary_user_agent": "dtx-grpc/1",
+      // Each channel owns its subchannels, so dropping a failing channel drops its connections too.
+      "grpc.use_local_subchannel_pool": 1,
+      "grpc.keepalive_time_ms": KEEPALIVE_TIME_MS,
+      "grpc.keepalive_timeout_ms": KEEPALIVE_TIMEOUT_MS,
+      "grpc.initial_reconnect_backoff_ms": 200,
+      "grpc.max_reconnect_backoff_ms": 5_000,
+      // The coordinator retries on its own schedule; grpc-js's retries would only buffer every
+      // request message in case of a transparent retry.
+      "grpc.enable_retries": 0,
+      // channelz (grpc's debug service) is not served by dtx: no per-call bookkeeping for it.
+      "grpc.enable_channelz": 0,
+    };
   }
 
   invoke(call: BranchCall): Promise<Outcome> {
@@ -117,200 +150,126 @@ export class GrpcInvoker implements BranchInvoker {
     if (!parsed) return Promise.resolve({ kind: "error", message: `invalid gRPC url ${JSON.stringify(call.url)}: expected host:port/package.Service/Method` });
     if (this.closed) return Promise.resolve({ kind: "error", message: "the gRPC invoker is closed" });
     const message = requestMessage(call);
-    let fields: HeaderField[];
+    let metadata: Metadata;
     try {
-      fields = requestHeaders(call, parsed.target, parsed.method, grpcSignatureMetadata(this.signer, parsed.method, message));
+      metadata = metadataOf(call, grpcSignatureMetadata(this.signer, parsed.method, message));
     } catch (error) {
       return Promise.resolve({ kind: "error", message: `cannot send branch_headers as gRPC metadata: ${(error as Error).message}` });
     }
-    const frame = grpcFrame(message);
-    return this.limiter.run(parsed.target, () => this.send(call, parsed.target, fields, frame));
-  }
-
-  private send(call: BranchCall, target: string, fields: HeaderField[], frame: Buffer): Promise<Outcome> {
-    return new Promise<Outcome>((resolve) => {
-      const done = (result: GrpcStatus): void => {
-        const outcome = classifyGrpcResult(result);
-        resolve(outcome.kind === "error" ? { ...outcome, message: `${call.url}: ${outcome.message}` } : outcome);
-      };
-      let connection: H2Connection;
+    return this.limiter.run(parsed.target, async () => {
+      let cached: CachedClient;
       try {
-        connection = this.connection(target);
+        cached = this.resolve ? await this.pinnedClient(parsed.target, this.resolve) : this.client(parsed.target, "");
       } catch (error) {
-        done({ code: status.UNAVAILABLE, details: (error as Error).message });
-        return;
+        return { kind: "error", message: `${call.url}: call not made: ${(error as Error).message}` };
       }
-      unaryCall(connection, fields, frame, call.timeoutMs, done, call.signal);
+      return this.send(call, parsed.method, parsed.target, cached, metadata, message);
     });
   }
 
-  /** Number of cached connections (for tests). */
+  private send(call: BranchCall, method: string, target: string, cached: CachedClient, metadata: Metadata, message: Buffer): Promise<Outcome> {
+    const { signal } = call;
+    return new Promise<Outcome>((resolve) => {
+      const started = performance.now();
+      let done = false;
+      const error = (text: string, unauthenticated?: true): void => resolve({ kind: "error", message: `${call.url}: ${text}`, ...(unauthenticated ? { unauthenticated } : {}) });
+      const cutOff = (): void => {
+        if (done) return;
+        done = true;
+        error(`grpc CANCELLED: Cancelled: ${String((signal?.reason as Error | undefined)?.message ?? "the pass ended")}`);
+        stream.cancelWithStatus(status.CANCELLED, "Cancelled on client");
+      };
+      // The unary call Client.makeUnaryRequest makes, straight on the client's channel: without the
+      // interceptor layers and the per-call caller-stack Error (about a quarter less CPU per call
+      // measured, docs/grpc.md#the-grpc-client). The request is the payload's bytes as they are.
+      const stream = cached.client.getChannel().createCall(method, Date.now() + call.timeoutMs, undefined, null, undefined);
+      stream.start(metadata, {
+        onReceiveMetadata: noop,
+        // The answer's bytes are ignored; keep reading so a server that sends more cannot stall the status.
+        onReceiveMessage: () => stream.startRead(),
+        onReceiveStatus: (result: StatusObject) => {
+          signal?.removeEventListener("abort", cutOff);
+          if (done) return;
+          done = true;
+          if (result.code !== status.DEADLINE_EXCEEDED && result.code !== status.CANCELLED) cached.lastHeard = performance.now();
+          if (result.code !== status.OK) this.dropIfFailing(target, cached, result.code, started);
+          const outcome = classifyGrpcResult(result);
+          if (outcome.kind === "error") error(outcome.message, outcome.unauthenticated);
+          else resolve(outcome);
+        },
+      });
+      stream.sendMessageWithContext({}, message);
+      stream.halfClose();
+      stream.startRead();
+      if (signal?.aborted) cutOff();
+      else signal?.addEventListener("abort", cutOff, { once: true });
+    });
+  }
+
+  /** Number of cached channels (for tests). */
   get channels(): number {
     return this.cache.size;
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    const connections = [...this.cache.values()];
+    const clients = [...this.cache.values()];
     this.cache.clear();
-    for (const connection of connections) connection.close();
+    for (const cached of clients) cached.client.close();
   }
 
-  private connection(target: string): H2Connection {
+  /** The channel for a target whose host must be reached at the addresses the URL policy checked. */
+  private async pinnedClient(target: string, resolve: ConnectResolver): Promise<CachedClient> {
+    const { host, port } = hostPort(target);
+    if (isIP(host) !== 0) return this.client(target, ""); // a literal: nothing to resolve
+    const addresses = await resolve(host);
+    // One family per channel (grpc-js's ipv4: / ipv6: targets); sorted so the key is stable.
+    const family = isIP(addresses[0] ?? "") === 6 ? 6 : 4;
+    const picked = addresses.filter((a) => isIP(a) === family).sort();
+    const list = picked.map((a) => (family === 6 ? `[${a}]:${port}` : `${a}:${port}`)).join(",");
+    return this.client(target, `ipv${family}:${list}`, host);
+  }
+
+  /**
+   * The cached client for `target`; a new one when there is none or its pinned addresses changed
+   * (the old one is closed: calls still running on it finish).
+   */
+  private client(target: string, pinnedTo: string, serverName?: string): CachedClient {
     const cached = this.cache.get(target);
-    if (cached?.acceptsStreams) {
-      // Map order doubles as the LRU order.
-      this.cache.delete(target);
+    // Map order doubles as the LRU order.
+    if (cached) this.cache.delete(target);
+    if (cached?.pinnedTo === pinnedTo) {
       this.cache.set(target, cached);
       return cached;
     }
-    if (cached) {
-      this.cache.delete(target);
-      cached.close(); // out of stream ids: finishes its running calls, then ends (a no-op if already gone)
-    }
-    const { host, port } = hostPort(target);
-    const connection: H2Connection = new H2Connection(host, port, () => {
-      if (this.cache.get(target) === connection) this.cache.delete(target);
-    });
-    this.cache.set(target, connection);
+    cached?.client.close();
+    const options: ClientOptions = pinnedTo === ""
+      ? this.baseOptions
+      : { ...this.baseOptions, "grpc.default_authority": target, ...(serverName ? { "grpc.ssl_target_name_override": serverName } : {}) };
+    const fresh: CachedClient = { client: new Client(pinnedTo || target, this.credentials, options), pinnedTo, lastHeard: Number.NEGATIVE_INFINITY };
+    this.cache.set(target, fresh);
     if (this.cache.size > this.maxChannels) {
-      const [oldestTarget, oldest] = this.cache.entries().next().value as [string, H2Connection];
+      const [oldestTarget, oldest] = this.cache.entries().next().value as [string, CachedClient];
       this.cache.delete(oldestTarget);
-      oldest.close();
+      oldest.client.close();
     }
-    return connection;
+    return fresh;
+  }
+
+  /**
+   * Drops a channel that cannot serve the next call soon: in TRANSIENT_FAILURE (grpc-js would wait
+   * out its reconnect backoff), or silent through a whole deadline.
+   */
+  private dropIfFailing(target: string, cached: CachedClient, code: status, started: number): void {
+    const state = cached.client.getChannel().getConnectivityState(false);
+    const silent = code === status.DEADLINE_EXCEEDED && cached.lastHeard < started;
+    if (state !== connectivityState.TRANSIENT_FAILURE && !silent) return;
+    if (this.cache.get(target) === cached) this.cache.delete(target);
+    cached.client.close();
   }
 }
 
-/** One unary call on `connection`; `done` gets the call's status exactly once. */
-function unaryCall(
-  connection: H2Connection, fields: HeaderField[], frame: Buffer, timeoutMs: number, done: (result: GrpcStatus) => void, signal?: AbortSignal,
-): void {
-  const started = performance.now();
-  let finished = false;
-  let httpStatus: number | undefined;
-  let sawHeaders = false;
-  const cutOff = (): void => {
-    finish(status.CANCELLED, `Cancelled: ${String((signal?.reason as Error | undefined)?.message ?? "the pass ended")}`);
-    stream.cancel();
-  };
-  const finish = (code: number, details: string): void => {
-    if (finished) return;
-    finished = true;
-    clearTimeout(timer);
-    signal?.removeEventListener("abort", cutOff);
-    done({ code, details });
-  };
-  const stream = connection.request(fields, frame, {
-    onHeaders(block, endStream) {
-      const headers = headerMap(block);
-      if (!sawHeaders) {
-        sawHeaders = true;
-        const code = Number(headers.get(":status"));
-        httpStatus = Number.isInteger(code) ? code : undefined;
-        if (!endStream) return; // trailers follow; a block that ends the stream is trailers-only
-      }
-      const result = statusOf(headers, httpStatus);
-      finish(result.code, result.details);
-    },
-    onClose(end) {
-      if (finished) return;
-      const result = closedWithoutStatus(end, httpStatus);
-      finish(result.code, result.details);
-    },
-  });
-  const timer = setTimeout(() => {
-    finish(status.DEADLINE_EXCEEDED, `Deadline exceeded after ${(timeoutMs / 1000).toFixed(3)}s`);
-    stream.cancel();
-    // A connection silent for the whole deadline is dropped, so the next call connects afresh.
-    if (!connection.heardSince(started)) connection.destroy(`no answer from the server for ${timeoutMs} ms`);
-  }, Math.min(Math.max(timeoutMs, 0), MAX_TIMER_MS));
-  if (signal?.aborted) cutOff();
-  else signal?.addEventListener("abort", cutOff, { once: true });
-}
-
-/** Field name → first value. */
-function headerMap(block: readonly HeaderField[]): Map<string, string> {
-  const map = new Map<string, string>();
-  for (const [name, value] of block) if (!map.has(name)) map.set(name, value);
-  return map;
-}
-
-/** The status of a call from its trailers (grpc-js's rules). */
-function statusOf(trailers: Map<string, string>, httpStatus: number | undefined): GrpcStatus {
-  const code = trailers.get("grpc-status");
-  if (code !== undefined) {
-    const message = trailers.get("grpc-message");
-    let details = "";
-    if (message !== undefined) {
-      try {
-        details = decodeURI(message);
-      } catch {
-        details = message;
-      }
-    }
-    return { code: Number(code), details };
-  }
-  if (httpStatus !== undefined) return mapHttpStatus(httpStatus);
-  return { code: status.UNKNOWN, details: "No status information received" };
-}
-
-/** The status of a stream that ended before its status arrived (grpc-js's rules). */
-function closedWithoutStatus(end: StreamEnd, httpStatus: number | undefined): GrpcStatus {
-  // The connection failed or went away (a refused connect ends the streams waiting on it).
-  if (end.kind === "unavailable") return { code: status.UNAVAILABLE, details: end.message };
-  if (end.kind === "ended") return statusOf(new Map(), httpStatus);
-  switch (end.code) {
-    case ErrorCode.NO_ERROR:
-      if (httpStatus !== undefined && httpStatus !== 200) return mapHttpStatus(httpStatus);
-      return { code: status.INTERNAL, details: `Received RST_STREAM with code ${end.code} (Call ended without gRPC status)` };
-    case ErrorCode.REFUSED_STREAM:
-      return { code: status.UNAVAILABLE, details: "Stream refused by server" };
-    case ErrorCode.CANCEL:
-      return { code: status.CANCELLED, details: "Call cancelled" };
-    case ErrorCode.ENHANCE_YOUR_CALM:
-      return { code: status.RESOURCE_EXHAUSTED, details: "Bandwidth exhausted or memory limit exceeded" };
-    case ErrorCode.INADEQUATE_SECURITY:
-      return { code: status.PERMISSION_DENIED, details: "Protocol not secure enough" };
-    case ErrorCode.INTERNAL_ERROR:
-      return { code: status.INTERNAL, details: `Received RST_STREAM with code ${end.code} (Internal server error)` };
-    default:
-      return { code: status.INTERNAL, details: `Received RST_STREAM with code ${end.code}` };
-  }
-}
-
-function mapHttpStatus(httpStatus: number): GrpcStatus {
-  const details = `Received HTTP status code ${httpStatus}`;
-  switch (httpStatus) {
-    case 400: return { code: status.INTERNAL, details };
-    case 401: return { code: status.UNAUTHENTICATED, details };
-    case 403: return { code: status.PERMISSION_DENIED, details };
-    case 404: return { code: status.UNIMPLEMENTED, details };
-    case 429: case 502: case 503: case 504: return { code: status.UNAVAILABLE, details };
-    default: return { code: status.UNKNOWN, details };
-  }
-}
-
-/** A length-prefixed gRPC message: uncompressed flag 0, uint32 big-endian length, the bytes. */
-function grpcFrame(message: Buffer): Buffer {
-  const frame = Buffer.allocUnsafe(5 + message.byteLength);
-  frame[0] = 0;
-  frame.writeUInt32BE(message.byteLength, 1);
-  message.copy(frame, 5);
-  return frame;
-}
-
-/** The `grpc-timeout` header for a deadline `timeoutMs` from now (grpc-js's encoding). */
-function grpcTimeout(timeoutMs: number): string {
-  const ms = Math.max(timeoutMs, 0);
-  for (const [unit, factor] of TIMEOUT_UNITS) {
-    const amount = ms / factor;
-    if (amount < 1e8) return `${Math.ceil(amount)}${unit}`;
-  }
-  return "99999999H";
-}
-
-/** `host:port` → the address to connect to (grpc's default port is 443, as grpc-js assumes). */
+/** `host:port` → host (brackets removed) and port; gRPC's default port is 443, as grpc-js assumes. */
 function hostPort(target: string): { host: string; port: number } {
   const url = new URL(`http://${target}`);
   const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
@@ -319,42 +278,26 @@ function hostPort(target: string): { host: string; port: number } {
 }
 
 /**
- * The request's header block: pseudo-headers, the gRPC headers, then the call's metadata with
- * grpc-js's `Metadata` rules: keys lower-cased and limited to `[0-9a-z_.-]` (a `:` key is
- * accepted but not sent), `-bin` values are the header's latin1 bytes in base64, other values
- * printable ASCII; a later key replaces an earlier one.
+ * The call's metadata with grpc-js's rules: keys lower-cased and limited to `[0-9a-z_.-]` (a `:`
+ * key, a header grpc-js sets itself or an HTTP/2 connection-specific one is not sent), `-bin`
+ * values are the header's latin1 bytes, other values printable ASCII; a later key replaces an
+ * earlier one; the signature (when signing is on) last. Throws on an illegal key or value.
  */
-function requestHeaders(call: BranchCall, authority: string, path: string, signature: [string, string][]): HeaderField[] {
-  const metadata = new Map<string, string>([
-    ["dtm-gid", legalValue(call.gid)],
-    ["dtm-trans_type", legalValue(call.transType)],
-    ["dtm-branch_id", legalValue(call.branchId)],
-    ["dtm-op", legalValue(call.op)],
-    ["dtm-dtm", ""],
-  ]);
+function metadataOf(call: BranchCall, signature: [string, string][]): Metadata {
+  const m = new Metadata();
+  m.set("dtm-gid", call.gid);
+  m.set("dtm-trans_type", call.transType);
+  m.set("dtm-branch_id", call.branchId);
+  m.set("dtm-op", call.op);
+  m.set("dtm-dtm", "");
   for (const [name, value] of Object.entries(call.headers)) {
     const key = name.toLowerCase();
-    if (!LEGAL_KEY.test(key)) throw new Error(`Metadata key "${key}" contains illegal characters`);
-    if (key.startsWith(":") || RESERVED.has(key) || CONNECTION_SPECIFIC.has(key)) continue;
-    metadata.set(key, key.endsWith("-bin") ? Buffer.from(value, "latin1").toString("base64") : legalValue(value));
+    if (key.startsWith(":") || RESERVED.has(key)) {
+      if (!/^:?[0-9a-z_.-]+$/.test(key)) throw new Error(`Metadata key "${key}" contains illegal characters`);
+      continue;
+    }
+    m.set(key, key.endsWith("-bin") ? Buffer.from(value, "latin1") : value);
   }
-  for (const [key, value] of signature) metadata.set(key, value);
-  return [
-    [":method", "POST"],
-    [":scheme", "http"],
-    [":path", path],
-    [":authority", authority],
-    ["content-type", "application/grpc"],
-    ["te", "trailers"],
-    ["user-agent", USER_AGENT],
-    ["grpc-accept-encoding", "identity"],
-    ["accept-encoding", "identity"],
-    ["grpc-timeout", grpcTimeout(call.timeoutMs)],
-    ...metadata,
-  ];
-}
-
-function legalValue(value: string): string {
-  if (!LEGAL_NON_BINARY_VALUE.test(value)) throw new Error(`Metadata string value "${value}" contains illegal characters`);
-  return value;
+  for (const [key, value] of signature) m.set(key, value);
+  return m;
 }

@@ -6,6 +6,7 @@ import { classifyHttpResult } from "./outcome.ts";
 import type { AnswerRules } from "./outcome.ts";
 import type { BranchClientLimits } from "./origin-limiter.ts";
 import { DEFAULT_BRANCH_CLIENT_LIMITS } from "./origin-limiter.ts";
+import type { BranchConnectOptions } from "./bounded-http-client.ts";
 import { BoundedHttpClient } from "./bounded-http-client.ts";
 
 /** The most of a participant's answer we read; the rest is discarded (a hostile RM cannot bloat us). */
@@ -24,8 +25,10 @@ export class HttpInvoker implements BranchInvoker {
   private readonly client: BoundedHttpClient;
   private readonly rules: AnswerRules;
 
-  constructor(strictResults: boolean, limits: BranchClientLimits = DEFAULT_BRANCH_CLIENT_LIMITS, private readonly options: BranchCallOptions = {}) {
-    this.client = new BoundedHttpClient(limits);
+  constructor(
+    strictResults: boolean, limits: BranchClientLimits = DEFAULT_BRANCH_CLIENT_LIMITS, private readonly options: BranchCallOptions = {}, connect: BranchConnectOptions = {},
+  ) {
+    this.client = new BoundedHttpClient(limits, connect);
     this.rules = { strict: strictResults, echoBodies: options.echoBodies ?? false };
   }
 
@@ -90,7 +93,10 @@ async function readCapped(body: AsyncIterable<Buffer | Uint8Array>): Promise<str
   return Buffer.concat(chunks).toString("utf8");
 }
 
+/** The error's name, message and code: a TLS refusal says which check failed (e.g. `UNABLE_TO_VERIFY_LEAF_SIGNATURE`). */
 function describe(error: unknown): string {
-  if (error instanceof Error) return error.name === "Error" ? error.message : `${error.name}: ${error.message}`;
-  return String(error);
+  if (!(error instanceof Error)) return String(error);
+  const text = error.name === "Error" ? error.message : `${error.name}: ${error.message}`;
+  const code = (error as { code?: unknown }).code;
+  return typeof code === "string" && !text.includes(code) ? `${text} (${code})` : text;
 }

@@ -7,6 +7,7 @@ import type { AnswerRules } from "./outcome.ts";
 import { signWith } from "./branch-signer.ts";
 import type { BranchClientLimits } from "./origin-limiter.ts";
 import { DEFAULT_BRANCH_CLIENT_LIMITS } from "./origin-limiter.ts";
+import type { BranchConnectOptions } from "./bounded-http-client.ts";
 import { BoundedHttpClient } from "./bounded-http-client.ts";
 
 export const JSONRPC_FAILURE = -32901;
@@ -25,8 +26,10 @@ export class JsonRpcInvoker implements BranchInvoker {
   private readonly client: BoundedHttpClient;
   private readonly rules: AnswerRules;
 
-  constructor(strictResults: boolean, limits: BranchClientLimits = DEFAULT_BRANCH_CLIENT_LIMITS, private readonly options: BranchCallOptions = {}) {
-    this.client = new BoundedHttpClient(limits);
+  constructor(
+    strictResults: boolean, limits: BranchClientLimits = DEFAULT_BRANCH_CLIENT_LIMITS, private readonly options: BranchCallOptions = {}, connect: BranchConnectOptions = {},
+  ) {
+    this.client = new BoundedHttpClient(limits, connect);
     this.rules = { strict: strictResults, echoBodies: options.echoBodies ?? false };
   }
 

@@ -208,6 +208,26 @@ export class UrlPolicy {
     return this.addressRefusal(url, addresses);
   }
 
+  /**
+   * The addresses a transport may connect to for `host` (docs/security.md#pinned-addresses): what
+   * the policy's resolver answers now, every one of them public when `denyPrivate` is on. Rejects
+   * with the reason otherwise. An address literal is answered as it is (the URL check ruled on it).
+   */
+  async connectAddresses(host: string): Promise<string[]> {
+    const name = bare(host);
+    if (isIP(name) !== 0) return [name];
+    let addresses: string[];
+    try {
+      addresses = (await this.resolve(name)).map(bare);
+    } catch (error) {
+      throw new Error(`cannot resolve ${name} (${(error as Error).message})`, { cause: error });
+    }
+    if (addresses.length === 0) throw new Error(`${name} resolves to no address`);
+    const bad = this.config.denyPrivate ? addresses.find((a) => isPrivateAddress(a)) : undefined;
+    if (bad !== undefined) throw new Error(`${name} resolved to the non-public address ${bad} when connecting (branchUrls.denyPrivate): not connected`);
+    return addresses;
+  }
+
   private addressRefusal(url: string, addresses: readonly string[]): string | undefined {
     const bad = addresses.map(bare).find((a) => isPrivateAddress(a));
     return bad === undefined ? undefined : `${url} reaches the non-public address ${bad} (branchUrls.denyPrivate)`;
