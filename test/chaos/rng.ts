@@ -46,7 +46,20 @@ function wrap(gen: RandomGenerator): Rng {
   };
 }
 
+/** murmur3's finaliser: nearby seeds (1, 2, 3...) become unrelated 32-bit states. */
+function fmix32(x: number): number {
+  let h = x >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) | 0;
+}
+
+/** xoroshiro128+ seeded from one 32-bit number starts weakly mixed: its first draws are skipped. */
+const WARM_UP_DRAWS = 20;
+
 /** The random stream `stream` of run `seed`: the same pair always yields the same draws. */
 export function forkRng(seed: number, stream: string): Rng {
-  return wrap(xoroshiro128plus((seed ^ streamSalt(stream)) | 0));
+  const gen = xoroshiro128plus(fmix32(fmix32(seed) ^ streamSalt(stream)));
+  for (let i = 0; i < WARM_UP_DRAWS; i++) gen.next();
+  return wrap(gen);
 }
