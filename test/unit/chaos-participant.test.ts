@@ -1,0 +1,220 @@
+/**
+ * The chaos participant (test/chaos/participant/) against the shared PostgreSQL, MariaDB and
+ * Redis, in databases and a key prefix of its own: setup twice (idempotent), participant
+ * processes called as dtm calls them (query gid / trans_type / branch_id / op, JSON body),
+ * including a duplicate call, a compensation before its action, an insufficient balance, TCC, a
+ * seeded duplicate delivery and effects committed before a 500 / a dropped connection, XA through
+ * a real coordinator, then readDatabaseState: balances, effect rows, barrier rows and keys,
+ * prepared XA.
+ */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+import mysql from "mysql2/promise";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DtxClient as SdkClient, xaGlobalTransaction } from "../../sdk/src/index.ts";
+import { ACCOUNT_COUNT, accountDb, initialBalance, type DatabaseState, type ParticipantCall } from "../chaos/contracts.ts";
+import type { DbUrls } from "../chaos/participant/db-urls.ts";
+import { branchUrls, type BranchUrls } from "../chaos/participant/routes.ts";
+import { setupParticipantDbs } from "../chaos/participant/setup.ts";
+import { readDatabaseState } from "../chaos/participant/snapshot.ts";
+import { spawnParticipant, type ParticipantProcess } from "../chaos/participant/spawn.ts";
+import { startCoordinator, type TestCoordinator } from "../helpers/coordinator.ts";
+import { testServiceUrls } from "../helpers/services.ts";
+
+const NAME = `chaos_part_${process.pid}_${Date.now().toString(36)}`;
+const PREFIX = `${NAME}:`;
+const services = testServiceUrls();
+const withDb = (url: string, db: string): string => {
+  const u = new URL(url);
+  u.pathname = `/${db}`;
+  return u.toString();
+};
+const dbs: DbUrls = { postgres: withDb(services.pg, NAME), mysql: withDb(services.mysql, NAME), redis: services.redis };
+const dir = mkdtempSync(join(tmpdir(), "chaos-participant-"));
+const calls = join(dir, "calls.jsonl");
+
+/** Fault-free; every call run twice at once and answered 500 after its commit; every answer dropped after the commit. */
+let clean: ParticipantProcess;
+let dupErrorAfter: ParticipantProcess;
+let dropAfter: ParticipantProcess;
+let dtx: TestCoordinator;
+
+async function admin<T>(fn: (pgc: pg.Client, my: mysql.Connection) => Promise<T>): Promise<T> {
+  const pgc = new pg.Client({ connectionString: services.pg, connectionTimeoutMillis: 5_000 });
+  await pgc.connect();
+  const my = await mysql.createConnection({ uri: services.mysql, connectTimeout: 5_000 });
+  try {
+    return await fn(pgc, my);
+  } finally {
+    await pgc.end();
+    await my.end();
+  }
+}
+
+beforeAll(async () => {
+  await admin(async (pgc, my) => {
+    await pgc.query(`create database ${NAME}`);
+    await my.query(`create database ${NAME}`);
+  });
+  await setupParticipantDbs(dbs, { seed: 7, redisPrefix: PREFIX });
+  await setupParticipantDbs(dbs, { seed: 7, redisPrefix: PREFIX });
+  const base = { port: 0, seed: 7, calls, dbs, lateMs: 1_500, redisPrefix: PREFIX, stderr: "ignore" as const };
+  [clean, dupErrorAfter, dropAfter, dtx] = await Promise.all([
+    spawnParticipant({ ...base, index: 0, faultRates: {} }),
+    spawnParticipant({ ...base, index: 1, faultRates: { duplicate: 1, "error-after": 1 } }),
+    spawnParticipant({ ...base, index: 2, faultRates: { "drop-after": 1 } }),
+    startCoordinator(),
+  ]);
+});
+
+afterAll(async () => {
+  for (const p of [clean, dupErrorAfter, dropAfter]) p?.child.kill("SIGKILL");
+  await dtx?.stop();
+  await admin(async (pgc, my) => {
+    await pgc.query(`drop database if exists ${NAME} with (force)`);
+    await my.query(`drop database if exists ${NAME}`);
+  });
+  const redis = new Redis(services.redis);
+  const keys = await redis.keys(`${PREFIX}*`);
+  if (keys.length > 0) await redis.del(...keys);
+  redis.disconnect();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+interface Reply {
+  status: number;
+  body: string;
+}
+
+/** A branch call as the coordinator makes it. */
+async function call(url: string, q: { gid: string; branchId: string; op: string; transType?: string }, body?: unknown): Promise<Reply> {
+  const target = new URL(url);
+  target.searchParams.set("gid", q.gid);
+  target.searchParams.set("trans_type", q.transType ?? "saga");
+  target.searchParams.set("branch_id", q.branchId);
+  target.searchParams.set("op", q.op);
+  const res = await fetch(target, { method: "POST", headers: { "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+  return { status: res.status, body: await res.text() };
+}
+
+const urls = (p: ParticipantProcess): BranchUrls => branchUrls(p.base);
+const effectsOf = (s: DatabaseState, gid: string) => s.effects.filter((e) => e.gid === gid);
+const barriersOf = (s: DatabaseState, gid: string) => s.barriers.filter((b) => b.gid === gid).map((b) => `${b.db}:${b.branchId}:${b.op}:${b.reason}`).sort();
+const account = (s: DatabaseState, id: number) => s.accounts.find((a) => a.id === id)!;
+
+/** Accounts 0, 1, 2 live in PostgreSQL, MariaDB, Redis; 9, 19, 29 are the low ones there. */
+const ONE_PER_DB = [0, 1, 2] as const;
+const LOW_PER_DB = [9, 19, 29] as const;
+
+describe("chaos participant", () => {
+  it("setup made every account with its start balance, once", async () => {
+    const s = await readDatabaseState(dbs, { redisPrefix: PREFIX });
+    expect(s.accounts).toHaveLength(ACCOUNT_COUNT);
+    for (const a of s.accounts) expect(a).toEqual({ id: a.id, balance: initialBalance(a.id), frozen: 0 });
+    expect(s.effects).toEqual([]);
+    expect(s.barriers).toEqual([]);
+    expect([LOW_PER_DB.map(accountDb), ONE_PER_DB.map(accountDb)]).toEqual([["postgres", "mysql", "redis"], ["postgres", "mysql", "redis"]]);
+  });
+
+  it("saga: an action twice at once applies once; a compensation before its action is null and blocks it; too low a balance is FAILURE", async () => {
+    const u = urls(clean).saga;
+    for (const id of ONE_PER_DB) {
+      const twice = await Promise.all([0, 1].map(() => call(u.transOut, { gid: `${NAME}-s${id}`, branchId: "01", op: "action" }, { account: id, amount: 30 })));
+      expect(twice.map((r) => r.status)).toEqual([200, 200]);
+      expect((await call(u.transOutCompensate, { gid: `${NAME}-n${id}`, branchId: "01", op: "compensate" }, { account: id, amount: 40 })).status).toBe(200);
+      expect((await call(u.transOut, { gid: `${NAME}-n${id}`, branchId: "01", op: "action" }, { account: id, amount: 40 })).status).toBe(200);
+    }
+    for (const id of LOW_PER_DB) {
+      const r = await call(u.transOut, { gid: `${NAME}-low${id}`, branchId: "01", op: "action" }, { account: id, amount: 100 });
+      expect([r.status, r.body]).toEqual([409, expect.stringContaining('"dtm_result":"FAILURE"')]);
+    }
+    const s = await readDatabaseState(dbs, { redisPrefix: PREFIX });
+    for (const id of ONE_PER_DB) {
+      const db = accountDb(id);
+      expect(account(s, id).balance).toBe(initialBalance(id) - 30);
+      expect(effectsOf(s, `${NAME}-s${id}`)).toEqual(db === "redis" ? [] : [{ gid: `${NAME}-s${id}`, branchId: "01", op: "action", account: id, amount: -30 }]);
+      expect(effectsOf(s, `${NAME}-n${id}`)).toEqual([]);
+      expect(barriersOf(s, `${NAME}-s${id}`)).toEqual([`${db}:01:action:action`]);
+      // SQL: the compensation inserts its origin's row (reason compensate); Redis marks it "rollback".
+      expect(barriersOf(s, `${NAME}-n${id}`)).toEqual(db === "redis" ? ["redis:01:action:rollback", "redis:01:compensate:compensate"] : [`${db}:01:action:compensate`, `${db}:01:compensate:compensate`]);
+    }
+    for (const id of LOW_PER_DB) {
+      expect(account(s, id).balance).toBe(initialBalance(id));
+      expect([effectsOf(s, `${NAME}-low${id}`), barriersOf(s, `${NAME}-low${id}`)]).toEqual([[], []]);
+    }
+  });
+
+  it("tcc: try freezes, confirm takes; a cancel after its try gives back; effect amounts are what balance + frozen lost", async () => {
+    const u = urls(clean).tcc;
+    const q = (gid: string, op: string) => ({ gid, branchId: "01", op, transType: "tcc" });
+    const id = 3; // PostgreSQL
+    expect((await call(u.transOutTry, q(`${NAME}-t`, "try"), { account: id, amount: 20 })).status).toBe(200);
+    let s = await readDatabaseState(dbs, { redisPrefix: PREFIX });
+    expect(account(s, id)).toEqual({ id, balance: initialBalance(id) - 20, frozen: 20 });
+    expect((await call(u.transOutConfirm, q(`${NAME}-t`, "confirm"), { account: id, amount: 20 })).status).toBe(200);
+    expect((await call(u.transOutTry, q(`${NAME}-c`, "try"), { account: 4, amount: 5 })).status).toBe(200);
+    expect((await call(u.transOutCancel, q(`${NAME}-c`, "cancel"), { account: 4, amount: 5 })).status).toBe(200);
+    s = await readDatabaseState(dbs, { redisPrefix: PREFIX });
+    expect(account(s, id)).toEqual({ id, balance: initialBalance(id) - 20, frozen: 0 });
+    expect(account(s, 4)).toEqual({ id: 4, balance: initialBalance(4), frozen: 0 });
+    expect(effectsOf(s, `${NAME}-t`).map((e) => [e.op, e.amount])).toEqual([["try", 0], ["confirm", -20]]);
+    expect(effectsOf(s, `${NAME}-c`).map((e) => [e.op, e.amount])).toEqual([["try", 0], ["cancel", 0]]);
+  });
+
+  it("seeded faults: a duplicate delivery answered 500 after its commit, and a dropped answer, apply once each", async () => {
+    const gid = `${NAME}-f`;
+    for (const id of ONE_PER_DB) {
+      const first = await call(urls(dupErrorAfter).saga.transIn, { gid, branchId: `0${id}`, op: "action" }, { account: id, amount: 7 });
+      const again = await call(urls(dupErrorAfter).saga.transIn, { gid, branchId: `0${id}`, op: "action" }, { account: id, amount: 7 });
+      expect([first.status, again.status]).toEqual([500, 500]);
+      await expect(call(urls(dropAfter).saga.transIn, { gid, branchId: `1${id}`, op: "action" }, { account: id, amount: 11 })).rejects.toThrow();
+    }
+    const s = await readDatabaseState(dbs, { redisPrefix: PREFIX });
+    for (const id of ONE_PER_DB) expect(account(s, id).balance).toBe(initialBalance(id) - 30 + 7 + 11);
+    expect(effectsOf(s, gid).map((e) => `${e.branchId}:${e.amount}`).sort()).toEqual(["00:7", "01:7", "10:11", "11:11"]);
+    const ends = readFileSync(calls, "utf8").trim().split("\n").map((l) => JSON.parse(l) as ParticipantCall & { duplicated?: boolean }).filter((c) => c.type === "end" && c.fault);
+    expect(new Set(ends.map((e) => `${(e as { fault?: string }).fault}:${e.type === "end" ? e.result : ""}:${e.duplicated === true}`))).toEqual(new Set(["error-after:ERROR:true", "drop-after:DROPPED:false"]));
+  });
+
+  it("xa through a real coordinator: committed on PostgreSQL and MariaDB; a FAILURE rolls the other branch back; nothing left prepared", async () => {
+    const sdk = new SdkClient(dtx.url);
+    const u = urls(clean).xa;
+    try {
+      await xaGlobalTransaction(sdk, `${NAME}-x1`, async (xa) => {
+        await xa.callBranch({ account: 6, amount: 25, peer: 7 }, u.postgres.transOut);
+        await xa.callBranch({ account: 7, amount: 25, peer: 6 }, u.mysql.transIn);
+      }, { waitResult: true });
+      const failed = xaGlobalTransaction(sdk, `${NAME}-x2`, async (xa) => {
+        await xa.callBranch({ account: 10, amount: 3, peer: 9 }, u.mysql.transIn);
+        await xa.callBranch({ account: 9, amount: 3000, peer: 10 }, u.postgres.transOut);
+      }, { waitResult: true });
+      await expect(failed).rejects.toThrow(/FAILURE|409/);
+    } finally {
+      await sdk.close();
+    }
+    // The abort's rollback runs on the coordinator (a MariaDB xid still attached to its closing session is retried).
+    await dtx.client.settle();
+    for (let i = 0; i < 20 && (await dtx.client.status(`${NAME}-x2`)) !== "failed"; i++) await dtx.client.cron(10_000);
+    expect([await dtx.client.status(`${NAME}-x1`), await dtx.client.status(`${NAME}-x2`)]).toEqual(["succeed", "failed"]);
+    const s = await readDatabaseState(dbs, { redisPrefix: PREFIX });
+    expect(s.preparedXa.filter((x) => x.xid.startsWith(NAME))).toEqual([]);
+    expect([account(s, 6).balance, account(s, 7).balance, account(s, 10).balance, account(s, 9).balance]).toEqual([initialBalance(6) - 25, initialBalance(7) + 25, initialBalance(10), initialBalance(9)]);
+    expect(effectsOf(s, `${NAME}-x1`).map((e) => `${e.account}:${e.amount}`).sort()).toEqual(["6:-25", "7:25"]);
+    expect(effectsOf(s, `${NAME}-x2`)).toEqual([]);
+    expect(barriersOf(s, `${NAME}-x2`)).toEqual(["mysql:01:action:rollback"]);
+  });
+
+  it("bad input: 400 with a code, unknown path 404, nothing written; every call logged start and end", async () => {
+    const r = await call(urls(clean).saga.transIn, { gid: `${NAME}-bad`, branchId: "01", op: "action" }, { account: ACCOUNT_COUNT, amount: 1 });
+    expect([r.status, JSON.parse(r.body)]).toEqual([400, { error: { code: "BAD_PAYLOAD", message: expect.any(String) } }]);
+    expect((await fetch(`${clean.base}/nope`)).status).toBe(404);
+    const s = await readDatabaseState(dbs, { redisPrefix: PREFIX });
+    expect(effectsOf(s, `${NAME}-bad`)).toEqual([]);
+    const lines = readFileSync(calls, "utf8").trim().split("\n").map((l) => JSON.parse(l) as ParticipantCall);
+    const started = lines.filter((l) => l.type === "start").map((l) => l.callId).sort();
+    expect(lines.filter((l) => l.type === "end").map((l) => l.callId).sort()).toEqual(started);
+  });
+});
