@@ -3,7 +3,8 @@
  * transactions per store). A profile fixes the workload size, the nemesis cadence, the branch
  * fault rates the participants draw from, and the coordinators' short test timings.
  */
-import type { BranchFault, ProfileName } from "./contracts.ts";
+import type { ProfileName } from "./contracts.ts";
+import type { FaultRates } from "./participant/faults.ts";
 
 /** Coordinator timings, in seconds like the DTX_* variables they become. */
 export interface CoordinatorTimings {
@@ -14,6 +15,8 @@ export interface CoordinatorTimings {
   timeoutToFail: number;
   /** Slack of a claim's lease beyond a call's deadline; the lease is about retryInterval + this. */
   leaseMargin: number;
+  /** Fraction of a retry interval added at random. */
+  retryJitter: number;
 }
 
 export interface Profile {
@@ -36,7 +39,7 @@ export interface Profile {
   /** Quiesce: poll until every acknowledged gid is terminal, at most this long. */
   quiesceMs: number;
   /** Per-call probabilities of each branch fault, given to the participants. */
-  branchFaultRates: Record<BranchFault, number>;
+  branchFaultRates: FaultRates;
   /** How long a `late` branch sleeps before it works (past requestTimeout). */
   lateMs: number;
   timings: CoordinatorTimings;
@@ -49,15 +52,18 @@ const TIMINGS: CoordinatorTimings = {
   cronInterval: 0.5,
   timeoutToFail: 5,
   leaseMargin: 1,
+  retryJitter: 0.1,
 };
 
-const BRANCH_FAULT_RATES: Record<BranchFault, number> = {
+const BRANCH_FAULT_RATES: FaultRates = {
   "error-before": 0.05,
   "error-after": 0.015,
   "drop-after": 0.015,
   late: 0.02,
   ongoing: 0.03,
   failure: 0.01,
+  /** The participant handles a call twice at once (duplicate delivery). */
+  duplicate: 0.01,
 };
 
 export const PROFILES: Record<ProfileName, Profile> = {

@@ -78,6 +78,7 @@ export async function startCoordinator(opts: {
       DTX_CRON_INTERVAL: String(timings.cronInterval),
       DTX_TIMEOUT_TO_FAIL: String(timings.timeoutToFail),
       DTX_LEASE_MARGIN: String(timings.leaseMargin),
+      DTX_RETRY_JITTER: String(timings.retryJitter),
       ...storeEnv(store, storeUrl, runDir),
     },
     logFile: join(runDir, `coordinator-${index}.log`),

@@ -5,17 +5,14 @@
  */
 import { join } from "node:path";
 import type { AccountDb, StoreKind } from "../contracts.ts";
+import type { DbUrls } from "../participant/db-urls.ts";
 import type { Child } from "./child.ts";
 import { startMariadb } from "./mariadb.ts";
 import { startPostgres } from "./postgres.ts";
 import { startRedis } from "./redis.ts";
 
 /** Where the participants keep their accounts (direct links, no proxy). */
-export interface DbUrls {
-  postgres: string;
-  mysql: string;
-  redis: string;
-}
+export type { DbUrls } from "../participant/db-urls.ts";
 
 export interface DbServer {
   readonly kind: AccountDb;

@@ -6,10 +6,12 @@
 import type { ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import type { BranchFault, RunPaths } from "../contracts.ts";
+import type { RunPaths } from "../contracts.ts";
+import type { FaultRates } from "../participant/faults.ts";
+import { participantArgs } from "../participant/spawn.ts";
 import { freePort, ROOT } from "../../helpers/processes.ts";
 import { Child } from "./child.ts";
-import type { DbUrls } from "./databases.ts";
+import type { DbUrls } from "../participant/db-urls.ts";
 
 const READY_TIMEOUT_MS = 60_000;
 
@@ -37,36 +39,14 @@ export async function startParticipant(opts: {
   seed: number;
   paths: RunPaths;
   dbs: DbUrls;
-  faultRates: Record<BranchFault, number>;
+  faultRates: FaultRates;
   lateMs: number;
 }): Promise<RunningParticipant> {
   const port = await freePort();
   const child = new Child({
     name: `participant-${opts.index}`,
     cmd: process.execPath,
-    args: [
-      "--import",
-      "tsx",
-      join(ROOT, "test/chaos/participant/main.ts"),
-      "--port",
-      String(port),
-      "--index",
-      String(opts.index),
-      "--seed",
-      String(opts.seed),
-      "--calls",
-      opts.paths.calls,
-      "--pg",
-      opts.dbs.postgres,
-      "--mysql",
-      opts.dbs.mysql,
-      "--redis",
-      opts.dbs.redis,
-      "--fault-rates",
-      JSON.stringify(opts.faultRates),
-      "--late-ms",
-      String(opts.lateMs),
-    ],
+    args: ["--import", "tsx", ...participantArgs({ port, index: opts.index, seed: opts.seed, calls: opts.paths.calls, dbs: opts.dbs, faultRates: opts.faultRates, lateMs: opts.lateMs })],
     cwd: ROOT,
     logFile: join(opts.paths.dir, `participant-${opts.index}.log`),
     ready: printsReady,
