@@ -14,9 +14,11 @@ import { Redis } from "ioredis";
 import mysql from "mysql2/promise";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DtxClient as SdkClient, xaGlobalTransaction } from "../../sdk/src/index.ts";
+import { Msg, DtxClient as SdkClient, xaGlobalTransaction } from "../../sdk/src/index.ts";
 import { ACCOUNT_COUNT, accountDb, initialBalance, type DatabaseState, type ParticipantCall } from "../chaos/contracts.ts";
+import { closeClients, openClients } from "../chaos/participant/clients.ts";
 import type { DbUrls } from "../chaos/participant/db-urls.ts";
+import { msgSenderDebit } from "../chaos/participant/msg-sender.ts";
 import { branchUrls, type BranchUrls } from "../chaos/participant/routes.ts";
 import { setupParticipantDbs } from "../chaos/participant/setup.ts";
 import { readDatabaseState } from "../chaos/participant/snapshot.ts";
@@ -205,6 +207,43 @@ describe("chaos participant", () => {
     expect(effectsOf(s, `${NAME}-x1`).map((e) => `${e.account}:${e.amount}`).sort()).toEqual(["6:-25", "7:25"]);
     expect(effectsOf(s, `${NAME}-x2`)).toEqual([]);
     expect(barriersOf(s, `${NAME}-x2`)).toEqual(["mysql:01:action:rollback"]);
+  });
+
+  it("msg through a real coordinator, sender on each database: submitted, vanished after its commit (the check-back submits), never committed (the check-back fails it)", async () => {
+    const sdk = new SdkClient(dtx.url);
+    const clients = openClients(dbs, { redisPrefix: PREFIX, poolSize: 2 });
+    const u = urls(clean);
+    const senders = [12, 13, 14]; // PostgreSQL, MariaDB, Redis; each pays account + 3 (same database)
+    const gids = (from: number) => ({ sent: `${NAME}-m${from}`, vanished: `${NAME}-v${from}`, never: `${NAME}-p${from}` });
+    try {
+      for (const from of senders) {
+        const g = gids(from);
+        const qp = u.queryPrepared(accountDb(from));
+        await new Msg(sdk, g.sent, { waitResult: true }).add(u.msg.transIn, { account: from + 3, amount: 4, peer: from }).doAndSubmit(qp, () => msgSenderDebit(clients, g.sent, from, 4));
+        await new Msg(sdk, g.vanished).add(u.msg.transIn, { account: from + 3, amount: 5, peer: from }).prepare(qp);
+        await msgSenderDebit(clients, g.vanished, from, 5);
+        await new Msg(sdk, g.never).add(u.msg.transIn, { account: from + 3, amount: 6, peer: from }).prepare(qp);
+      }
+      const all = senders.flatMap((f) => Object.values(gids(f)));
+      const terminal = async () => (await Promise.all(all.map((g) => dtx.client.status(g)))).every((st) => st === "succeed" || st === "failed");
+      // Past the msg timeout, the coordinator's cron asks the check-back (bounded).
+      for (let i = 0; i < 20 && !(await terminal()); i++) await dtx.client.cron(10_000);
+    } finally {
+      await closeClients(clients);
+      await sdk.close();
+    }
+    const s = await readDatabaseState(dbs, { redisPrefix: PREFIX });
+    for (const from of senders) {
+      const g = gids(from);
+      const db = accountDb(from);
+      expect([await dtx.client.status(g.sent), await dtx.client.status(g.vanished), await dtx.client.status(g.never)]).toEqual(["succeed", "succeed", "failed"]);
+      expect([account(s, from).balance, account(s, from + 3).balance]).toEqual([initialBalance(from) - 9, initialBalance(from + 3) + 9]);
+      const sqlEffects = db === "redis" ? [] : [`00:msg:${from}:-4`, `01:action:${from + 3}:4`];
+      expect(effectsOf(s, g.sent).map((e) => `${e.branchId}:${e.op}:${e.account}:${e.amount}`).sort()).toEqual(sqlEffects);
+      expect(effectsOf(s, g.never)).toEqual([]);
+      expect(barriersOf(s, g.sent)).toEqual([`${db}:00:msg:msg`, `${db}:01:action:action`]);
+      expect(barriersOf(s, g.never)).toEqual([`${db}:00:msg:rollback`]);
+    }
   });
 
   it("bad input: 400 with a code, unknown path 404, nothing written; every call logged start and end", async () => {
