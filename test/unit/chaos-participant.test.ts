@@ -10,9 +10,6 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Redis } from "ioredis";
-import mysql from "mysql2/promise";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Msg, DtxClient as SdkClient, xaGlobalTransaction } from "../../sdk/src/index.ts";
 import { ACCOUNT_COUNT, accountDb, initialBalance, type DatabaseState, type ParticipantCall } from "../chaos/contracts.ts";
@@ -20,49 +17,28 @@ import { closeClients, openClients } from "../chaos/participant/clients.ts";
 import type { DbUrls } from "../chaos/participant/db-urls.ts";
 import { msgSenderDebit } from "../chaos/participant/msg-sender.ts";
 import { branchUrls, type BranchUrls } from "../chaos/participant/routes.ts";
-import { setupParticipantDbs } from "../chaos/participant/setup.ts";
+import { createScratchDbs, type ScratchDbs } from "../chaos/participant/scratch-dbs.ts";
 import { readDatabaseState } from "../chaos/participant/snapshot.ts";
 import { spawnParticipant, type ParticipantProcess } from "../chaos/participant/spawn.ts";
 import { startCoordinator, type TestCoordinator } from "../helpers/coordinator.ts";
 import { testServiceUrls } from "../helpers/services.ts";
 
 const NAME = `chaos_part_${process.pid}_${Date.now().toString(36)}`;
-const PREFIX = `${NAME}:`;
-const services = testServiceUrls();
-const withDb = (url: string, db: string): string => {
-  const u = new URL(url);
-  u.pathname = `/${db}`;
-  return u.toString();
-};
-const dbs: DbUrls = { postgres: withDb(services.pg, NAME), mysql: withDb(services.mysql, NAME), redis: services.redis };
 const dir = mkdtempSync(join(tmpdir(), "chaos-participant-"));
 const calls = join(dir, "calls.jsonl");
 
+let scratch: ScratchDbs;
+let dbs: DbUrls;
+let PREFIX: string;
 /** Fault-free; every call run twice at once and answered 500 after its commit; every answer dropped after the commit. */
 let clean: ParticipantProcess;
 let dupErrorAfter: ParticipantProcess;
 let dropAfter: ParticipantProcess;
 let dtx: TestCoordinator;
 
-async function admin<T>(fn: (pgc: pg.Client, my: mysql.Connection) => Promise<T>): Promise<T> {
-  const pgc = new pg.Client({ connectionString: services.pg, connectionTimeoutMillis: 5_000 });
-  await pgc.connect();
-  const my = await mysql.createConnection({ uri: services.mysql, connectTimeout: 5_000 });
-  try {
-    return await fn(pgc, my);
-  } finally {
-    await pgc.end();
-    await my.end();
-  }
-}
-
 beforeAll(async () => {
-  await admin(async (pgc, my) => {
-    await pgc.query(`create database ${NAME}`);
-    await my.query(`create database ${NAME}`);
-  });
-  await setupParticipantDbs(dbs, { seed: 7, redisPrefix: PREFIX });
-  await setupParticipantDbs(dbs, { seed: 7, redisPrefix: PREFIX });
+  scratch = await createScratchDbs(testServiceUrls(), NAME, 7);
+  ({ dbs, redisPrefix: PREFIX } = scratch);
   const base = { port: 0, seed: 7, calls, dbs, lateMs: 1_500, redisPrefix: PREFIX, stderr: "ignore" as const };
   [clean, dupErrorAfter, dropAfter, dtx] = await Promise.all([
     spawnParticipant({ ...base, index: 0, faultRates: {} }),
@@ -75,14 +51,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const p of [clean, dupErrorAfter, dropAfter]) p?.child.kill("SIGKILL");
   await dtx?.stop();
-  await admin(async (pgc, my) => {
-    await pgc.query(`drop database if exists ${NAME} with (force)`);
-    await my.query(`drop database if exists ${NAME}`);
-  });
-  const redis = new Redis(services.redis);
-  const keys = await redis.keys(`${PREFIX}*`);
-  if (keys.length > 0) await redis.del(...keys);
-  redis.disconnect();
+  await scratch?.drop();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -146,6 +115,24 @@ describe("chaos participant", () => {
     for (const id of LOW_PER_DB) {
       expect(account(s, id).balance).toBe(initialBalance(id));
       expect([effectsOf(s, `${NAME}-low${id}`), barriersOf(s, `${NAME}-low${id}`)]).toEqual([[], []]);
+    }
+  });
+
+  it("workflow: a rollback (op=rollback) before its action (op=action) is a null compensation on every database", async () => {
+    const u = urls(clean).saga;
+    const before = await readDatabaseState(dbs, { redisPrefix: PREFIX });
+    for (const id of ONE_PER_DB) {
+      const q = (op: string) => ({ gid: `${NAME}-w${id}`, branchId: "01", op, transType: "workflow" });
+      expect((await call(u.transInCompensate, q("rollback"), { account: id, amount: 8 })).status).toBe(200);
+      expect((await call(u.transIn, q("action"), { account: id, amount: 8 })).status).toBe(200);
+    }
+    const s = await readDatabaseState(dbs, { redisPrefix: PREFIX });
+    for (const id of ONE_PER_DB) {
+      const db = accountDb(id);
+      expect(account(s, id)).toEqual(account(before, id));
+      expect(effectsOf(s, `${NAME}-w${id}`)).toEqual([]);
+      // Redis knows compensate/cancel only: the participant sends a workflow's rollback as compensate there.
+      expect(barriersOf(s, `${NAME}-w${id}`)).toEqual(db === "redis" ? ["redis:01:action:rollback", "redis:01:compensate:compensate"] : [`${db}:01:action:rollback`, `${db}:01:rollback:rollback`]);
     }
   });
 
