@@ -83,6 +83,13 @@ export interface Intent {
   senderVanishes?: boolean;
   /** A deliberate second submit of the same gid (same body), sent concurrently with the first. */
   duplicate?: boolean;
+  /**
+   * Sagas only: after the first submit was answered, the same gid is submitted again with a
+   * different body (every amount + 1). Expected: a 409 refusal (`fail`) when the saga had
+   * finished, or a 200 that changes nothing (a resubmit continues the stored branches,
+   * docs/deviations.md D2). Either way only `transfers` may ever apply.
+   */
+  conflict?: boolean;
 }
 
 /**
@@ -91,9 +98,19 @@ export interface Intent {
  * this request) or `info` (unknown: timeout, connection lost, 503; the operation may or may not
  * have taken effect). A process that dies leaves invokes without completion: they count as `info`.
  */
-export type ClientOp = "submit" | "prepare" | "abort" | "query";
+export type ClientOp = "submit" | "prepare" | "abort" | "query" | "registerBranch" | "prepareWorkflow";
 export type ClientEvent =
-  | { type: "invoke"; id: number; at: number; gid: string; op: ClientOp; via: Via; coordinator: number }
+  | {
+      type: "invoke";
+      id: number;
+      at: number;
+      gid: string;
+      op: ClientOp;
+      via: Via;
+      coordinator: number;
+      /** 1 for the first send of a request; 2..4 for the same request re-sent after an unknown (`info`) outcome. */
+      attempt?: number;
+    }
   | { type: "ok"; id: number; at: number; gid: string; status?: string }
   | { type: "fail" | "info"; id: number; at: number; gid: string; error: string };
 

@@ -10,57 +10,35 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Redis } from "ioredis";
-import mysql from "mysql2/promise";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DtxClient as SdkClient, xaGlobalTransaction } from "../../sdk/src/index.ts";
+import { Msg, DtxClient as SdkClient, xaGlobalTransaction } from "../../sdk/src/index.ts";
 import { ACCOUNT_COUNT, accountDb, initialBalance, type DatabaseState, type ParticipantCall } from "../chaos/contracts.ts";
+import { closeClients, openClients } from "../chaos/participant/clients.ts";
 import type { DbUrls } from "../chaos/participant/db-urls.ts";
+import { msgSenderDebit } from "../chaos/participant/msg-sender.ts";
 import { branchUrls, type BranchUrls } from "../chaos/participant/routes.ts";
-import { setupParticipantDbs } from "../chaos/participant/setup.ts";
+import { createScratchDbs, type ScratchDbs } from "../chaos/participant/scratch-dbs.ts";
 import { readDatabaseState } from "../chaos/participant/snapshot.ts";
 import { spawnParticipant, type ParticipantProcess } from "../chaos/participant/spawn.ts";
 import { startCoordinator, type TestCoordinator } from "../helpers/coordinator.ts";
 import { testServiceUrls } from "../helpers/services.ts";
 
 const NAME = `chaos_part_${process.pid}_${Date.now().toString(36)}`;
-const PREFIX = `${NAME}:`;
-const services = testServiceUrls();
-const withDb = (url: string, db: string): string => {
-  const u = new URL(url);
-  u.pathname = `/${db}`;
-  return u.toString();
-};
-const dbs: DbUrls = { postgres: withDb(services.pg, NAME), mysql: withDb(services.mysql, NAME), redis: services.redis };
 const dir = mkdtempSync(join(tmpdir(), "chaos-participant-"));
 const calls = join(dir, "calls.jsonl");
 
+let scratch: ScratchDbs;
+let dbs: DbUrls;
+let PREFIX: string;
 /** Fault-free; every call run twice at once and answered 500 after its commit; every answer dropped after the commit. */
 let clean: ParticipantProcess;
 let dupErrorAfter: ParticipantProcess;
 let dropAfter: ParticipantProcess;
 let dtx: TestCoordinator;
 
-async function admin<T>(fn: (pgc: pg.Client, my: mysql.Connection) => Promise<T>): Promise<T> {
-  const pgc = new pg.Client({ connectionString: services.pg, connectionTimeoutMillis: 5_000 });
-  await pgc.connect();
-  const my = await mysql.createConnection({ uri: services.mysql, connectTimeout: 5_000 });
-  try {
-    return await fn(pgc, my);
-  } finally {
-    await pgc.end();
-    await my.end();
-  }
-}
-
 beforeAll(async () => {
-  await admin(async (pgc, my) => {
-    await pgc.query(`create database ${NAME}`);
-    await my.query(`create database ${NAME}`);
-  });
-  await setupParticipantDbs(dbs, { seed: 7, redisPrefix: PREFIX });
-  await setupParticipantDbs(dbs, { seed: 7, redisPrefix: PREFIX });
+  scratch = await createScratchDbs(testServiceUrls(), NAME, 7);
+  ({ dbs, redisPrefix: PREFIX } = scratch);
   const base = { port: 0, seed: 7, calls, dbs, lateMs: 1_500, redisPrefix: PREFIX, stderr: "ignore" as const };
   [clean, dupErrorAfter, dropAfter, dtx] = await Promise.all([
     spawnParticipant({ ...base, index: 0, faultRates: {} }),
@@ -73,14 +51,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const p of [clean, dupErrorAfter, dropAfter]) p?.child.kill("SIGKILL");
   await dtx?.stop();
-  await admin(async (pgc, my) => {
-    await pgc.query(`drop database if exists ${NAME} with (force)`);
-    await my.query(`drop database if exists ${NAME}`);
-  });
-  const redis = new Redis(services.redis);
-  const keys = await redis.keys(`${PREFIX}*`);
-  if (keys.length > 0) await redis.del(...keys);
-  redis.disconnect();
+  await scratch?.drop();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -147,6 +118,24 @@ describe("chaos participant", () => {
     }
   });
 
+  it("workflow: a rollback (op=rollback) before its action (op=action) is a null compensation on every database", async () => {
+    const u = urls(clean).saga;
+    const before = await readDatabaseState(dbs, { redisPrefix: PREFIX });
+    for (const id of ONE_PER_DB) {
+      const q = (op: string) => ({ gid: `${NAME}-w${id}`, branchId: "01", op, transType: "workflow" });
+      expect((await call(u.transInCompensate, q("rollback"), { account: id, amount: 8 })).status).toBe(200);
+      expect((await call(u.transIn, q("action"), { account: id, amount: 8 })).status).toBe(200);
+    }
+    const s = await readDatabaseState(dbs, { redisPrefix: PREFIX });
+    for (const id of ONE_PER_DB) {
+      const db = accountDb(id);
+      expect(account(s, id)).toEqual(account(before, id));
+      expect(effectsOf(s, `${NAME}-w${id}`)).toEqual([]);
+      // Redis knows compensate/cancel only: the participant sends a workflow's rollback as compensate there.
+      expect(barriersOf(s, `${NAME}-w${id}`)).toEqual(db === "redis" ? ["redis:01:action:rollback", "redis:01:compensate:compensate"] : [`${db}:01:action:rollback`, `${db}:01:rollback:rollback`]);
+    }
+  });
+
   it("tcc: try freezes, confirm takes; a cancel after its try gives back; effect amounts are what balance + frozen lost", async () => {
     const u = urls(clean).tcc;
     const q = (gid: string, op: string) => ({ gid, branchId: "01", op, transType: "tcc" });
@@ -205,6 +194,43 @@ describe("chaos participant", () => {
     expect(effectsOf(s, `${NAME}-x1`).map((e) => `${e.account}:${e.amount}`).sort()).toEqual(["6:-25", "7:25"]);
     expect(effectsOf(s, `${NAME}-x2`)).toEqual([]);
     expect(barriersOf(s, `${NAME}-x2`)).toEqual(["mysql:01:action:rollback"]);
+  });
+
+  it("msg through a real coordinator, sender on each database: submitted, vanished after its commit (the check-back submits), never committed (the check-back fails it)", async () => {
+    const sdk = new SdkClient(dtx.url);
+    const clients = openClients(dbs, { redisPrefix: PREFIX, poolSize: 2 });
+    const u = urls(clean);
+    const senders = [12, 13, 14]; // PostgreSQL, MariaDB, Redis; each pays account + 3 (same database)
+    const gids = (from: number) => ({ sent: `${NAME}-m${from}`, vanished: `${NAME}-v${from}`, never: `${NAME}-p${from}` });
+    try {
+      for (const from of senders) {
+        const g = gids(from);
+        const qp = u.queryPrepared(accountDb(from));
+        await new Msg(sdk, g.sent, { waitResult: true }).add(u.msg.transIn, { account: from + 3, amount: 4, peer: from }).doAndSubmit(qp, () => msgSenderDebit(clients, g.sent, from, 4));
+        await new Msg(sdk, g.vanished).add(u.msg.transIn, { account: from + 3, amount: 5, peer: from }).prepare(qp);
+        await msgSenderDebit(clients, g.vanished, from, 5);
+        await new Msg(sdk, g.never).add(u.msg.transIn, { account: from + 3, amount: 6, peer: from }).prepare(qp);
+      }
+      const all = senders.flatMap((f) => Object.values(gids(f)));
+      const terminal = async () => (await Promise.all(all.map((g) => dtx.client.status(g)))).every((st) => st === "succeed" || st === "failed");
+      // Past the msg timeout, the coordinator's cron asks the check-back (bounded).
+      for (let i = 0; i < 20 && !(await terminal()); i++) await dtx.client.cron(10_000);
+    } finally {
+      await closeClients(clients);
+      await sdk.close();
+    }
+    const s = await readDatabaseState(dbs, { redisPrefix: PREFIX });
+    for (const from of senders) {
+      const g = gids(from);
+      const db = accountDb(from);
+      expect([await dtx.client.status(g.sent), await dtx.client.status(g.vanished), await dtx.client.status(g.never)]).toEqual(["succeed", "succeed", "failed"]);
+      expect([account(s, from).balance, account(s, from + 3).balance]).toEqual([initialBalance(from) - 9, initialBalance(from + 3) + 9]);
+      const sqlEffects = db === "redis" ? [] : [`00:msg:${from}:-4`, `01:action:${from + 3}:4`];
+      expect(effectsOf(s, g.sent).map((e) => `${e.branchId}:${e.op}:${e.account}:${e.amount}`).sort()).toEqual(sqlEffects);
+      expect(effectsOf(s, g.never)).toEqual([]);
+      expect(barriersOf(s, g.sent)).toEqual([`${db}:00:msg:msg`, `${db}:01:action:action`]);
+      expect(barriersOf(s, g.never)).toEqual([`${db}:00:msg:rollback`]);
+    }
   });
 
   it("bad input: 400 with a code, unknown path 404, nothing written; every call logged start and end", async () => {

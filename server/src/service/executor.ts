@@ -12,6 +12,7 @@ import type { BranchUpdate, Store, TransPatch } from "../store/store.ts";
 import { Claim } from "./claim.ts";
 import type { LeaseConfig } from "./claim.ts";
 import type { CrashPoints } from "./crash-points.ts";
+import { logStatusChange } from "./status-log.ts";
 
 export interface ExecutorDeps {
   store: Store;
@@ -337,8 +338,10 @@ export class Executor {
       Object.assign(patch, this.release(pass));
     }
     this.deps.crash.reach("beforeStatusWrite", current.gid);
+    const from = pass.trans.status;
     const won = await this.write(pass, current, claim, patch, now);
     if (won) {
+      logStatusChange(this.deps.logger, { gid: current.gid, transType: current.transType, from, to, cause: "pass" });
       pass.trans.status = to;
       if (reason !== undefined) pass.trans.rollbackReason = reason;
     }

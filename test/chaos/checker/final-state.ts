@@ -10,7 +10,11 @@ export interface ReadFinalOptions {
   timeoutMs?: number;
   /** Cap of the wait between attempts (ms, default 2000; a Retry-After above it is cut to it). */
   maxDelayMs?: number;
+  /** Told of each failed attempt that will be retried (for logs, and for tests that wait for one). */
+  onRetry?: (gid: string, reason: string) => void;
 }
+
+type Settings = Required<Omit<ReadFinalOptions, "onRetry">> & Pick<ReadFinalOptions, "onRetry">;
 
 interface QueryBody {
   transaction: { status?: unknown; trans_type?: unknown } | null;
@@ -37,7 +41,7 @@ function queryUrl(base: string, gid: string): string {
   return `${api}/query?gid=${encodeURIComponent(gid)}`;
 }
 
-async function queryOne(base: string, gid: string, o: Required<ReadFinalOptions>): Promise<FinalTrans> {
+async function queryOne(base: string, gid: string, o: Settings): Promise<FinalTrans> {
   let lastError = "";
   for (let attempt = 1; attempt <= o.attempts; attempt++) {
     let delay = Math.min(o.maxDelayMs, 100 * 2 ** attempt);
@@ -53,7 +57,10 @@ async function queryOne(base: string, gid: string, o: Required<ReadFinalOptions>
       if (error instanceof Error && error.message.startsWith(`query ${gid}:`)) throw error;
       lastError = error instanceof Error ? error.message : String(error);
     }
-    if (attempt < o.attempts) await sleep(delay);
+    if (attempt < o.attempts) {
+      o.onRetry?.(gid, lastError);
+      await sleep(delay);
+    }
   }
   throw new Error(`query ${gid}: gave up after ${o.attempts} attempts (${lastError})`);
 }
@@ -66,7 +73,7 @@ async function queryOne(base: string, gid: string, o: Required<ReadFinalOptions>
  * order of `gids`.
  */
 export async function readFinalTrans(coordinatorHttpUrl: string, gids: string[], options: ReadFinalOptions = {}): Promise<FinalTrans[]> {
-  const o: Required<ReadFinalOptions> = { concurrency: 8, attempts: 20, timeoutMs: 5_000, maxDelayMs: 2_000, ...options };
+  const o: Settings = { concurrency: 8, attempts: 20, timeoutMs: 5_000, maxDelayMs: 2_000, ...options };
   const out = new Array<FinalTrans>(gids.length);
   let next = 0;
   const worker = async (): Promise<void> => {

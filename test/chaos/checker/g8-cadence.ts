@@ -19,26 +19,28 @@ function clientPoked(index: RunIndex, gid: string, from: number, to: number): bo
  * Definition: for consecutive coordinator-driven calls c1, c2 of one (gid, branch id, op)
  * (driven-calls.ts), with gap = c2.start − c1.start:
  *
- * - **no retry storm**: gap ≥ retryInterval·(1 − retryJitter) − cadenceMs. The coordinator
+ * - **no retry storm**: gap ≥ retryInterval·(1 − retryJitter) − cadenceFloorMs. The coordinator
  *   retries a branch only from a new pass, scheduled at least one retry interval after the
  *   previous pass wrote (dtx's jitter only adds, so the factor is a floor that also holds for
  *   dtm-like jitter both ways). Exempt: a gap in which the client sent a submit/abort of the gid
  *   (a request runs a pass at once), or in which a coordinator fault began or ended (a paused or
  *   killed pass leaves its lease, and the next claim may come before the interval).
  * - **under the cap**: gap ≤ maxRetryInterval·(1 + retryJitter) + cronInterval + requestTimeout +
- *   cadenceMs: c1 may take up to requestTimeout, the next pass is due at most one capped (and
+ *   cadenceCeilingMs: c1 may take up to requestTimeout, the next pass is due at most one capped (and
  *   jittered) interval later, and the cron sees it within one cron interval. Exempt: a gap that
  *   any nemesis fault overlaps (a dead participant, store or coordinator legitimately delays).
  *
- * `cadenceMs` (Tolerances, default 2 s) absorbs a 2-core machine running every process of the
- * run: event-loop lag, a store write that waits, a cron batch that is full.
+ * Tolerances: `cadenceFloorMs` (default 250 ms) absorbs the participant's event-loop lag in
+ * stamping the two starts (a lagging first stamp shortens the gap); `cadenceCeilingMs` (default
+ * 2 s) absorbs a 2-core machine running every process of the run: a store write that waits, a
+ * cron batch that is full, a pass slot that is taken.
  */
 export function checkCadence(index: RunIndex): GoalResult {
   const { retryIntervalMs, maxRetryIntervalMs, cronIntervalMs, requestTimeoutMs } = index.input.timings;
   const jitter = index.input.timings.retryJitter ?? 0;
-  const slack = index.tolerances.cadenceMs;
-  const minGap = retryIntervalMs * (1 - jitter) - slack;
-  const maxGap = maxRetryIntervalMs * (1 + jitter) + cronIntervalMs + requestTimeoutMs + slack;
+  const { cadenceFloorMs, cadenceCeilingMs } = index.tolerances;
+  const minGap = retryIntervalMs * (1 - jitter) - cadenceFloorMs;
+  const maxGap = maxRetryIntervalMs * (1 + jitter) + cronIntervalMs + requestTimeoutMs + cadenceCeilingMs;
   const violations: Violation[] = [];
   let storms = 0;
   let stalls = 0;

@@ -32,8 +32,10 @@ export interface StatusChange {
 export interface Tolerances {
   /** G7: how far two calls may overlap before it counts (the two ends of one call are logged by one process, but the event loop of a busy 2-core box lags). */
   overlapMs: number;
-  /** G8: slack below the minimum retry gap and above the maximum one. */
-  cadenceMs: number;
+  /** G8: slack below the minimum retry gap (small: a storm is gaps far below one interval). */
+  cadenceFloorMs: number;
+  /** G8: slack above the maximum retry gap (large: a full cron batch or a slow store write delays a retry). */
+  cadenceCeilingMs: number;
   /** G2: the longest time to settle after the last fault (RELIABILITY G2: 60 s). */
   settleLimitMs: number;
   /** Coverage: the least share of invoked gids that must be acknowledged and succeed. */
@@ -42,7 +44,8 @@ export interface Tolerances {
 
 export const DEFAULT_TOLERANCES: Tolerances = {
   overlapMs: 50,
-  cadenceMs: 2_000,
+  cadenceFloorMs: 250,
+  cadenceCeilingMs: 2_000,
   settleLimitMs: 60_000,
   minSucceededShare: 0.2,
 };

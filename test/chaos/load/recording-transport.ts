@@ -1,0 +1,147 @@
+import type { BranchRegistration, GlobalRequest, QueryReply, Transport, WorkflowPrepareReply } from "../../../sdk/src/index.ts";
+import { DtxError } from "../../../sdk/src/index.ts";
+import type { ClientOp, Via } from "../contracts.ts";
+import type { Completion, Journal } from "./journal.ts";
+import { classifyError, isUnknown } from "./outcome.ts";
+
+/** Re-sends of one request after an unknown outcome (so at most 4 sends). */
+export const MAX_RESENDS = 3;
+/** Pause before re-send k (1-based): 250 ms, 500 ms, 1 s. */
+export const RESEND_DELAYS_MS: readonly number[] = [250, 500, 1000];
+
+/** Options of {@link RecordingTransport}. */
+export interface RecordingTransportOptions {
+  readonly journal: Journal;
+  readonly via: Via;
+  /** The coordinator's index in LoadOptions.coordinators. */
+  readonly coordinator: number;
+  /** The coordinator's HTTP transport, for `query` over gRPC (dtm has no gRPC query). */
+  readonly queryTransport?: Transport;
+  /** Ends every wait early: a pending request is completed as `info` and not re-sent. */
+  readonly signal?: AbortSignal;
+  /** Gids whose submits are sent twice, concurrently, with the same body (deliberate duplicates). */
+  readonly duplicates?: ReadonlySet<string>;
+}
+
+function stopped(signal: AbortSignal | undefined): DtxError {
+  return new DtxError("UNAVAILABLE", `the load run stopped${signal?.reason instanceof Error ? `: ${signal.reason.message}` : ""}`);
+}
+
+/** Resolves after `ms`, or rejects as soon as `signal` aborts. */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(stopped(signal));
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(stopped(signal));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** `call()`, or a rejection as soon as `signal` aborts (the call itself runs on, bounded by its own timeout). */
+function untilAborted<T>(call: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return call();
+  if (signal.aborted) return Promise.reject(stopped(signal));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(stopped(signal));
+    signal.addEventListener("abort", onAbort, { once: true });
+    call().then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}
+
+/**
+ * A {@link Transport} that sends through the SDK's own HTTP or gRPC transport and records every
+ * request to the coordinator in the history: an invoke, then exactly one of ok / fail / info
+ * (outcome.ts). A request whose outcome is unknown is sent again, the same request by gid (the
+ * coordinator is idempotent per gid), up to {@link MAX_RESENDS} times, as a careful SDK user would;
+ * each send is its own invoke with `attempt` 1..4. The SDK's builders (Saga, Msg, Tcc, Xa,
+ * Workflow) use it through a `DtxClient({ transport })`, so every request they make is recorded.
+ */
+export class RecordingTransport implements Transport {
+  readonly protocol: "http" | "grpc";
+  readonly server: string;
+
+  constructor(readonly inner: Transport, readonly options: RecordingTransportOptions) {
+    this.protocol = inner.protocol;
+    this.server = inner.server;
+  }
+
+  newGid(): Promise<string> {
+    return this.inner.newGid();
+  }
+
+  async prepare(request: GlobalRequest): Promise<void> {
+    await this.#send(request.gid, "prepare", () => this.inner.prepare(request), () => "prepared");
+  }
+
+  async submit(request: GlobalRequest): Promise<void> {
+    const send = (): Promise<void> => this.#send(request.gid, "submit", () => this.inner.submit(request), () => submittedStatus(request));
+    if (!this.options.duplicates?.has(request.gid)) return send();
+    // The deliberate duplicate: a second identical submit in flight at the same time. The flow
+    // goes on with the first copy's answer; the second is only recorded.
+    const [first] = await Promise.allSettled([send(), send()]);
+    if (first.status === "rejected") throw first.reason;
+  }
+
+  async abort(request: GlobalRequest): Promise<void> {
+    await this.#send(request.gid, "abort", () => this.inner.abort(request), () => (request.options?.waitResult ? "failed" : "aborting"));
+  }
+
+  async registerBranch(request: BranchRegistration): Promise<void> {
+    await this.#send(request.gid, "registerBranch", () => this.inner.registerBranch(request), () => "prepared");
+  }
+
+  prepareWorkflow(request: GlobalRequest): Promise<WorkflowPrepareReply> {
+    return this.#send(request.gid, "prepareWorkflow", () => this.inner.prepareWorkflow(request), (reply) => reply.transaction.status);
+  }
+
+  query(gid: string): Promise<QueryReply> {
+    const q = this.options.queryTransport ?? this.inner;
+    if (!q.query) return Promise.reject(new DtxError("UNSUPPORTED", "query needs the coordinator's HTTP API"));
+    const query = q.query.bind(q);
+    return this.#send(gid, "query", () => query(gid), (reply) => reply.transaction?.status ?? "absent");
+  }
+
+  /** The inner transports belong to the generator, which closes them. */
+  async close(): Promise<void> {}
+
+  async #send<T>(gid: string, op: ClientOp, call: () => Promise<T>, statusOf: (value: T) => string): Promise<T> {
+    const { journal, via, coordinator, signal } = this.options;
+    for (let attempt = 1; ; attempt++) {
+      const request = journal.invoke(gid, op, via, coordinator, attempt);
+      let completion: Completion;
+      try {
+        const value = await untilAborted(call, signal);
+        request.complete({ type: "ok", status: statusOf(value) });
+        return value;
+      } catch (err) {
+        completion = classifyError(err, { op, attempt });
+        request.complete(completion);
+        if (!isUnknown(completion) || attempt > MAX_RESENDS || signal?.aborted) throw err;
+      }
+      await pause(RESEND_DELAYS_MS[attempt - 1] ?? 1000, signal);
+    }
+  }
+}
+
+/** What an acknowledged submit says about its transaction. */
+function submittedStatus(request: GlobalRequest): string {
+  // A workflow's submit records its end, as the request says.
+  const recorded = request.reqExtra?.["status"];
+  if (request.transType === "workflow" && recorded) return recorded;
+  return request.options?.waitResult ? "succeed" : "submitted";
+}

@@ -1,0 +1,165 @@
+/**
+ * A short real run of the chaos load generator: an in-process coordinator (SQLite, the cron every
+ * 0.5 s), a real chaos participant process (test/chaos/participant/main.ts) on this test's own
+ * PostgreSQL and MariaDB databases and Redis key prefix, and runLoad over HTTP and gRPC.
+ */
+import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import mysql from "mysql2/promise";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ClientEvent, Intent, Kind } from "../chaos/contracts.ts";
+import { runPaths } from "../chaos/contracts.ts";
+import { runLoad } from "../chaos/load/generator.ts";
+import type { LoadResult } from "../chaos/load/generator.ts";
+import { planTransaction, DEFAULT_MIX, RATES } from "../chaos/load/plan.ts";
+import type { DbUrls } from "../chaos/participant/db-urls.ts";
+import { setupParticipantDbs } from "../chaos/participant/setup.ts";
+import { startCoordinator } from "../helpers/coordinator.ts";
+import type { TestCoordinator } from "../helpers/coordinator.ts";
+import { ROOT } from "../helpers/processes.ts";
+import { testServiceUrls } from "../helpers/services.ts";
+
+const SEED = 7;
+const COUNT = 36;
+const EVEN_MIX: Record<Kind, number> = { saga: 1, "saga-dag": 1, tcc: 1, msg: 1, xa: 1, workflow: 1 };
+const RUN_RATES = { ...RATES, duplicate: 0.15, conflict: 0.5, senderVanishes: 0.5 };
+const TERMINAL = new Set(["succeed", "failed"]);
+
+const services = testServiceUrls();
+const dbName = `chaos_load_${process.pid}_${Date.now().toString(36)}`;
+const redisPrefix = `${dbName}:`;
+const runDir = mkdtempSync(join(tmpdir(), "dtx-chaos-load-"));
+const paths = runPaths(runDir);
+
+function withDatabase(url: string, db: string): string {
+  const u = new URL(url);
+  u.pathname = `/${db}`;
+  return u.toString();
+}
+
+const dbs: DbUrls = { postgres: withDatabase(services.pg, dbName), mysql: withDatabase(services.mysql, dbName), redis: services.redis };
+
+/** Starts the chaos participant and resolves with its base URL once it prints its ready line. */
+async function startParticipant(): Promise<{ base: string; child: ChildProcess }> {
+  const args = ["--import", "tsx", join(ROOT, "test/chaos/participant/main.ts"), "--port", "0", "--index", "0", "--seed", String(SEED)];
+  args.push("--calls", paths.calls, "--pg", dbs.postgres, "--mysql", dbs.mysql, "--redis", dbs.redis, "--redis-prefix", redisPrefix, "--fault-rates", "{}");
+  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+  const port = await new Promise<number>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      const ready = JSON.parse(line) as { ready?: boolean; port?: number };
+      if (ready.ready && ready.port) resolve(ready.port);
+    });
+    child.once("exit", (code) => reject(new Error(`the chaos participant exited (${String(code)}) before it was ready:\n${stderr}`)));
+  });
+  return { base: `http://127.0.0.1:${port}`, child };
+}
+
+function jsonLines<T>(file: string): T[] {
+  return readFileSync(file, "utf8")
+    .split("\n")
+    .filter((l) => l !== "")
+    .map((l) => JSON.parse(l) as T);
+}
+
+let coordinator: TestCoordinator;
+let participant: { base: string; child: ChildProcess };
+let result: LoadResult;
+
+beforeAll(async () => {
+  const admin = new pg.Client({ connectionString: services.pg });
+  await admin.connect();
+  await admin.query(`create database ${dbName}`);
+  await admin.end();
+  const my = await mysql.createConnection({ uri: services.mysql });
+  await my.query(`create database ${dbName}`);
+  await my.end();
+  await setupParticipantDbs(dbs, { seed: SEED, redisPrefix });
+  coordinator = await startCoordinator({ cronInterval: 0.5 });
+  participant = await startParticipant();
+  result = await runLoad({
+    seed: SEED,
+    count: COUNT,
+    concurrency: 4,
+    coordinators: [{ httpUrl: coordinator.url, grpcTarget: `127.0.0.1:${coordinator.grpcPort}` }],
+    participants: [participant.base],
+    dbs,
+    paths,
+    mix: EVEN_MIX,
+    rates: RUN_RATES,
+    maxRunMs: 15_000,
+  });
+}, 40_000);
+
+afterAll(async () => {
+  await result?.stop();
+  participant?.child.kill("SIGKILL");
+  await coordinator?.stop();
+  const admin = new pg.Client({ connectionString: services.pg });
+  await admin.connect();
+  await admin.query(`drop database if exists ${dbName} with (force)`);
+  await admin.end();
+  const my = await mysql.createConnection({ uri: services.mysql });
+  await my.query(`drop database if exists ${dbName}`);
+  await my.end();
+  rmSync(runDir, { recursive: true, force: true });
+}, 30_000);
+
+describe("chaos load: a short real run (C = 4, every kind)", () => {
+  it("writes the seeded intents, one per transaction, before their requests", () => {
+    const intents = jsonLines<Intent>(paths.intents);
+    const ctx = { seed: SEED, mix: { ...DEFAULT_MIX, ...EVEN_MIX }, coordinators: 1, participants: 1, rates: RUN_RATES };
+    const planned = Array.from({ length: COUNT }, (_, n) => planTransaction(ctx, n).intent);
+    expect([...intents].sort((a, b) => a.gid.localeCompare(b.gid))).toEqual([...planned].sort((a, b) => a.gid.localeCompare(b.gid)));
+    expect(new Set(intents.map((i) => i.kind))).toEqual(new Set(Object.keys(EVEN_MIX)));
+    expect(new Set(intents.map((i) => i.via))).toEqual(new Set(["http", "grpc"]));
+    expect(result.invoked).toBe(COUNT);
+  });
+
+  it("records every request as an invoke and exactly one completion", () => {
+    const history = jsonLines<ClientEvent>(paths.history);
+    const intents = new Set(jsonLines<Intent>(paths.intents).map((i) => i.gid));
+    const invokes = new Map<number, ClientEvent>();
+    const completions = new Map<number, ClientEvent[]>();
+    for (const e of history) {
+      expect(intents.has(e.gid), e.gid).toBe(true);
+      if (e.type === "invoke") {
+        expect(invokes.has(e.id)).toBe(false);
+        invokes.set(e.id, e);
+      } else {
+        const invoke = invokes.get(e.id);
+        expect(invoke, `completion ${e.id} before its invoke`).toBeDefined();
+        expect(invoke!.gid).toBe(e.gid);
+        expect(e.at).toBeGreaterThanOrEqual(invoke!.at);
+        completions.set(e.id, [...(completions.get(e.id) ?? []), e]);
+      }
+    }
+    for (const id of invokes.keys()) expect(completions.get(id)?.length, `request ${id}`).toBe(1);
+    const types = new Set(history.map((e) => e.type));
+    expect(types.has("ok")).toBe(true);
+    // The conflicting resubmits of finished sagas are refused: definite fails.
+    expect(types.has("fail")).toBe(true);
+  });
+
+  it("ends with every acknowledged gid terminal", async () => {
+    const history = jsonLines<ClientEvent>(paths.history);
+    const invokes = new Map(history.filter((e) => e.type === "invoke").map((e) => [e.id, e]));
+    const acknowledged = new Set(history.filter((e) => e.type === "ok" && invokes.get(e.id)?.type === "invoke").map((e) => e.gid));
+    expect(acknowledged.size).toBe(result.acknowledged);
+    expect(acknowledged.size).toBeGreaterThan(COUNT / 2);
+    const deadline = Date.now() + 15_000;
+    let open: string[] = [...acknowledged];
+    while (open.length > 0 && Date.now() < deadline) {
+      const statuses = await Promise.all(open.map(async (gid) => ({ gid, status: await coordinator.client.status(gid) })));
+      open = statuses.filter((s) => !TERMINAL.has(s.status ?? "")).map((s) => s.gid);
+      if (open.length > 0) await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(open).toEqual([]);
+  }, 20_000);
+});
