@@ -71,7 +71,8 @@ export async function startCoordinator(opts: {
       DTX_HOST: "127.0.0.1",
       DTX_HTTP_PORT: String(httpPort),
       DTX_GRPC_PORT: String(grpcPort),
-      DTX_LOG_LEVEL: "info",
+      // debug: the checker's G5 reads every "status changed" line from coordinator-<i>.log.
+      DTX_LOG_LEVEL: "debug",
       DTX_RETRY_INTERVAL: String(timings.retryInterval),
       DTX_MAX_RETRY_INTERVAL: String(timings.maxRetryInterval),
       DTX_REQUEST_TIMEOUT: String(timings.requestTimeout),

@@ -68,6 +68,7 @@ export async function runChaos(opts: RunOptions): Promise<Report> {
     dbs: world.dbs.urls,
     paths,
     signal: loadAbort.signal,
+    maxRunMs: profile.maxRunMs,
   }).finally(() => (loadDone = true));
   const nemesis: Promise<NemesisResult> = runNemesis({
     schedule,
@@ -78,12 +79,27 @@ export async function runChaos(opts: RunOptions): Promise<Report> {
     shouldStop: () => opts.signal.aborted || Date.now() - loadStartedAt >= profile.maxRunMs || (loadDone && Date.now() - loadStartedAt >= profile.minFaultWindowMs),
     say,
   });
-  const [loadResult, nemesisResult] = await Promise.all([load, nemesis]);
+  // A load that fails makes the nemesis stop at its next gap (loadDone); both end before we go on.
+  const [loadSettled, nemesisSettled] = await Promise.allSettled([load, nemesis]);
+  if (loadSettled.status === "rejected") throw loadSettled.reason;
+  if (nemesisSettled.status === "rejected") throw nemesisSettled.reason;
+  const loadResult = loadSettled.value;
+  const nemesisResult = nemesisSettled.value;
   clearTimeout(runBound);
   opts.signal.removeEventListener("abort", abortLoad);
   if (opts.signal.aborted) throw new Error("interrupted");
   say(`load done: ${loadResult.invoked} invoked, ${loadResult.acknowledged} acknowledged in ${((Date.now() - loadStartedAt) / 1000).toFixed(1)} s; faults ${JSON.stringify(nemesisResult.counts)}`);
 
+  try {
+    return await settleAndCheck(opts, world, startedAt, nemesisResult);
+  } finally {
+    // The load's workflow callback endpoint served the coordinators' workflow resumes until now.
+    await loadResult.stop();
+  }
+}
+
+async function settleAndCheck(opts: RunOptions, world: World, startedAt: number, nemesisResult: NemesisResult): Promise<Report> {
+  const { store, seed, profile, paths, say } = opts;
   await healWorld(world);
   const history = (await readJsonl<ClientEvent>(paths.history, anyLine)).items;
   const intents = (await readJsonl<Intent>(paths.intents, anyLine)).items;
