@@ -128,13 +128,22 @@ function barrierTable(options: XaOptions): string | undefined {
 }
 
 /** Inserts a barrier row `(xa, gid, branch_id, action, 01, reason)`, ignoring a duplicate. */
-async function insertXaBarrier(conn: XaConnection, table: string, gid: string, branchId: string, reason: string): Promise<void> {
+async function insertXaBarrier(conn: XaConnection, table: string, gid: string, branchId: string, reason: string): Promise<number | undefined> {
   const values = ["xa", gid, branchId, "action", "01", reason];
-  if (conn.dialect === "mysql") {
-    await conn.exec(`insert ignore into ${table}(trans_type, gid, branch_id, op, barrier_id, reason) values(?,?,?,?,?,?)`, values);
-  } else {
-    await conn.exec(`insert into ${table}(trans_type, gid, branch_id, op, barrier_id, reason) values($1,$2,$3,$4,$5,$6) on conflict do nothing`, values);
-  }
+  const result =
+    conn.dialect === "mysql"
+      ? await conn.exec(`insert ignore into ${table}(trans_type, gid, branch_id, op, barrier_id, reason) values(?,?,?,?,?,?)`, values)
+      : await conn.exec(`insert into ${table}(trans_type, gid, branch_id, op, barrier_id, reason) values($1,$2,$3,$4,$5,$6) on conflict do nothing`, values);
+  return insertedRows(result);
+}
+
+/** Rows an insert wrote: pg's `rowCount`, mysql2's `affectedRows`; undefined when the driver does not say. */
+function insertedRows(result: unknown): number | undefined {
+  if (typeof result !== "object" || result === null) return undefined;
+  const { rowCount, affectedRows } = result as { rowCount?: unknown; affectedRows?: unknown };
+  if (typeof rowCount === "number") return rowCount;
+  if (typeof affectedRows === "number") return affectedRows;
+  return undefined;
 }
 
 /**
@@ -204,7 +213,12 @@ export async function prepareLocal<C, T>(
   await conn.exec(xaSql(conn.dialect, "start", xid));
   let ended = false;
   try {
-    if (table) await insertXaBarrier(conn, table, info.gid, info.branchId, "action");
+    // The row exists: this branch's action already prepared (and maybe committed: the xid is then
+    // free again), or its rollback ran. Running `fn` now would apply the effect a second time or
+    // leave a prepared transaction nobody ends; the insert waited for any holder of the row.
+    if (table && (await insertXaBarrier(conn, table, info.gid, info.branchId, "action")) === 0) {
+      throw new DtxError("DUPLICATED", `the XA barrier row of ${info.gid}/${info.branchId} exists: its action already ran, or it was rolled back`);
+    }
     const result = await fn(conn.raw);
     await beforePrepare?.();
     const end = xaSql(conn.dialect, "end", xid);

@@ -8,8 +8,9 @@ import mysql from "mysql2/promise";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testServiceUrls, unreachableMessage } from "../../test/helpers/services.ts";
-import type { XaConnection, XaSessions } from "../src/index.ts";
+import type { DtxError, XaConnection, XaSessions } from "../src/index.ts";
 import { DtxFailure, WorkflowRegistry, branchInfoFromQuery, fastifyHandler, mysqlXa, postgresXa, xaGlobalTransaction, xaLocalTransaction, xaPhase2 } from "../src/index.ts";
+import { prepareLocal } from "../src/xa-local.ts";
 import type { App, SdkEnv } from "./helpers.ts";
 import { eventually, gidFor, startApp, startSdkEnv } from "./helpers.ts";
 
@@ -193,6 +194,60 @@ describe.each<Dialect>(["mysql", "postgres"])("XA on %s", (dialect) => {
     await withSession(dialect, (c) => xaPhase2({ transType: "xa", gid, branchId: "01", op: "commit" }, c, { barrierTable: TABLE[dialect].barrier }));
     await withSession(dialect, (c) => xaPhase2({ transType: "xa", gid, branchId: "02", op: "rollback" }, c, { barrierTable: TABLE[dialect].barrier }));
     expect(await barrierReasons(dialect, gid)).toEqual(["02:rollback"]);
+  });
+});
+
+// Found by the chaos harness (docs/chaos.md), `npm run chaos -- --store postgres --seed 5 --profile
+// smoke`: a workflow resumed by the coordinator while its first execution still ran did the same
+// doXa step twice; the second execution's barrier insert waited for the first's prepared row, found
+// it committed, went on, and committed the effect a second time under the same (free again) xid.
+describe.each<Dialect>(["mysql", "postgres"])("XA on %s: the barrier row refuses a second action of a branch", (dialect) => {
+  const table = (): string => TABLE[dialect].barrier;
+  /** prepareLocal on a dedicated session (mysql: closed after PREPARE, handing the transaction over), counting runs of the business function. */
+  async function prepareOnce(gid: string, account: number, runs: { n: number }): Promise<void> {
+    const conn: XaConnection = dialect === "mysql" ? mysqlXa(await mysql.createConnection({ uri: testServiceUrls().mysql })) : postgresXa(await pgPool.connect());
+    try {
+      await prepareLocal(conn, { gid, branchId: "01" }, { barrierTable: table() }, async () => {
+        runs.n++;
+        if (dialect === "mysql") await (conn.raw as mysql.Connection).query(`update ${TABLE.mysql.account} set balance = balance + 10 where id = ?`, [account]);
+        else await (conn.raw as pg.PoolClient).query(`update ${TABLE.postgres.account} set balance = balance + 10 where id = $1`, [account]);
+      });
+    } finally {
+      if (dialect === "mysql") (conn.raw as mysql.Connection).destroy();
+      else (conn.raw as pg.PoolClient).release();
+    }
+  }
+
+  it("after the first action prepared and committed: DUPLICATED, the effect stays applied once", async () => {
+    const gid = gidFor(`xa-${dialect}-again`);
+    const [a] = await accounts(dialect);
+    const runs = { n: 0 };
+    await prepareOnce(gid, a, runs);
+    await eventually(async () => {
+      try {
+        await withSession(dialect, (c) => xaPhase2({ transType: "xa", gid, branchId: "01", op: "commit" }, c, { barrierTable: table() }));
+        return true;
+      } catch {
+        return false;
+      }
+    }, 10_000, "phase 2 commit");
+    const err = await prepareOnce(gid, a, runs).catch((e: unknown) => e);
+    expect((err as DtxError).code).toBe("DUPLICATED");
+    expect(runs.n).toBe(1);
+    expect(await balance(dialect, a)).toBe(110);
+    expect(await pendingXids(dialect, gid)).toEqual([]);
+  });
+
+  it("after its rollback (a late action): DUPLICATED, nothing applied and nothing left prepared", async () => {
+    const gid = gidFor(`xa-${dialect}-late`);
+    const [a] = await accounts(dialect);
+    await withSession(dialect, (c) => xaPhase2({ transType: "xa", gid, branchId: "01", op: "rollback" }, c, { barrierTable: table() }));
+    const runs = { n: 0 };
+    const err = await prepareOnce(gid, a, runs).catch((e: unknown) => e);
+    expect((err as DtxError).code).toBe("DUPLICATED");
+    expect(runs.n).toBe(0);
+    expect(await balance(dialect, a)).toBe(100);
+    expect(await pendingXids(dialect, gid)).toEqual([]);
   });
 });
 
