@@ -7,6 +7,8 @@ import type { FinalTrans } from "../contracts.ts";
 import { sleep } from "./poll.ts";
 
 export const TERMINAL = new Set(["succeed", "failed"]);
+/** Progress lines at most this often. */
+const SAY_EVERY_MS = 5_000;
 
 export interface QuiesceResult {
   /** When the last open gid became settled, or null if some were still open at the deadline. */
@@ -31,6 +33,7 @@ export async function quiesce(opts: {
 }): Promise<QuiesceResult> {
   const deadline = Date.now() + opts.timeoutMs;
   let open = [...opts.gids];
+  let lastSaid = 0;
   for (;;) {
     try {
       const states = await opts.read(open);
@@ -44,7 +47,10 @@ export async function quiesce(opts: {
     }
     if (open.length === 0) return { settledAt: Date.now(), open };
     if (Date.now() > deadline) return { settledAt: null, open };
-    opts.say?.(`quiesce: ${open.length} gids not terminal yet`);
+    if (Date.now() - lastSaid >= SAY_EVERY_MS) {
+      lastSaid = Date.now();
+      opts.say?.(`quiesce: ${open.length} gids not terminal yet`);
+    }
     await sleep(opts.everyMs ?? 1_000);
   }
 }

@@ -38,16 +38,17 @@ export async function startWorld(opts: {
   const dbs = await startDatabases(paths.dir);
   await opts.prepareDbs(dbs);
   const storeUrl = store === "sqlite" ? undefined : dbs.storeUrl(store);
-  const coordinators: RunningCoordinator[] = [];
-  // One at a time: the first one runs the store's migrations alone.
-  for (let index = 0; index < coordinatorCount(store); index++) {
-    coordinators.push(await startCoordinator({ index, store, storeUrl, runDir: paths.dir, timings: profile.timings }));
-  }
-  const participants = await Promise.all(
+  const coordinator = (index: number): Promise<RunningCoordinator> => startCoordinator({ index, store, storeUrl, runDir: paths.dir, timings: profile.timings });
+  const participantsStarting = Promise.all(
     Array.from({ length: profile.participants }, (_, index) =>
       startParticipant({ index, seed, paths, dbs: dbs.urls, faultRates: profile.branchFaultRates, lateMs: profile.lateMs }),
     ),
   );
+  // The first coordinator runs the store's migrations alone; the others start together after it.
+  const first = await coordinator(0);
+  const others = await Promise.all(Array.from({ length: coordinatorCount(store) - 1 }, (_, i) => coordinator(i + 1)));
+  const coordinators = [first, ...others];
+  const participants = await participantsStarting;
   return { store, paths, dbs, coordinators, participants };
 }
 
