@@ -31,6 +31,8 @@ export interface Fault {
   /** How often it is picked relative to the others (0 = never). */
   weight(shape: WorldShape): number;
   plan(rng: Rng, shape: WorldShape): FaultPlan;
+  /** What only the live world knows, added to the `start` event (e.g. the pid about to be killed). */
+  startDetail?(plan: FaultPlan, world: World): Record<string, unknown>;
   /**
    * Injects the fault, waits `plan.durationMs`, heals it. `note` adds fields to the end event
    * (e.g. a restart's duration). Must leave the world healed when it resolves or rejects.

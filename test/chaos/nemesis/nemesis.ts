@@ -39,7 +39,7 @@ export async function runNemesis(opts: {
     if (opts.shouldStop()) break;
     const fault = byName.get(item.fault)!;
     const extra: Record<string, unknown> = {};
-    write({ at: Date.now(), phase: "start", fault: item.fault, target: item.plan.target, detail: { durationMs: item.plan.durationMs, ...item.plan.detail } });
+    write({ at: Date.now(), phase: "start", fault: item.fault, target: item.plan.target, detail: { durationMs: item.plan.durationMs, ...item.plan.detail, ...fault.startDetail?.(item.plan, opts.world) } });
     opts.say?.(`nemesis: ${item.fault} ${item.plan.target} for ${item.plan.durationMs} ms`);
     try {
       await fault.inject(item.plan, opts.world, (detail) => Object.assign(extra, detail));

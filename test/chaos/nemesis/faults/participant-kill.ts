@@ -13,6 +13,8 @@ export const participantKill: Fault = {
     const index = rng.int(0, shape.participants - 1);
     return { target: `participant-${index}`, durationMs: Math.round(rng.between(500, 3_000)), detail: { index } };
   },
+  // The checker ends the killed process's unanswered calls at the kill: it needs the pid.
+  startDetail: (plan, world) => ({ pid: world.participants[(plan.detail as { index: number }).index]!.child.pid }),
   async inject(plan, world) {
     const { index } = plan.detail as { index: number };
     const child = world.participants[index]!.child;
