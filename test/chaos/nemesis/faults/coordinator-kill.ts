@@ -18,6 +18,7 @@ export const coordinatorKill: Fault = {
       detail: { indexes: both ? Array.from({ length: shape.coordinators }, (_, i) => i) : [index], gapMs: Math.round(rng.between(0, 1_000)) },
     };
   },
+  startDetail: (plan, world) => ({ pids: (plan.detail as { indexes: number[] }).indexes.map((i) => world.coordinators[i]!.child.pid) }),
   async inject(plan, world, note) {
     const { indexes, gapMs } = plan.detail as { indexes: number[]; gapMs: number };
     const victims = indexes.map((i) => world.coordinators[i]!);

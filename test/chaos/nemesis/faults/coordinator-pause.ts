@@ -13,6 +13,7 @@ export const coordinatorPause: Fault = {
     const index = rng.int(0, shape.coordinators - 1);
     return { target: `coordinator-${index}`, durationMs: Math.round(rng.between(3_000, 8_000)), detail: { index } };
   },
+  startDetail: (plan, world) => ({ pid: world.coordinators[(plan.detail as { index: number }).index]!.child.pid }),
   async inject(plan, world) {
     const { index } = plan.detail as { index: number };
     const child = world.coordinators[index]!.child;
