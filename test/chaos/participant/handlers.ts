@@ -57,26 +57,29 @@ export function changeFor(side: Side, step: Step, amount: number): Pick<AccountC
 }
 
 /**
- * The Redis barrier knows `compensate` and `cancel` as compensations (which block their action /
- * try); a workflow's rollback callback calls with `op=rollback`, so on Redis that becomes
- * `compensate` (the step it undoes ran with `op=action`).
+ * A workflow's rollback callback calls with `op=rollback`; it undoes the branch's `action` exactly
+ * as a saga's compensation does, so its barrier and effect rows say `compensate`, on every
+ * database alike: the SDK's Redis barrier knows only `compensate` / `cancel` as compensations
+ * (which block their action / try), and the checker then reads one set of ops everywhere.
  */
-function redisBarrierOp(op: string): string {
+function barrierOp(op: string): string {
   return op === "rollback" ? "compensate" : op;
 }
 
 /** Runs one saga / TCC / msg / workflow step on the account's database. */
-async function runStep(clients: ParticipantClients, info: BranchRequestInfo, side: Side, step: Step, payload: BranchPayload): Promise<void> {
+async function runStep(clients: ParticipantClients, request: BranchRequestInfo, side: Side, step: Step, payload: BranchPayload): Promise<void> {
+  const info = { ...request, op: barrierOp(request.op) };
   const change: AccountChange = { gid: info.gid, branchId: info.branchId, op: info.op, account: payload.account, ...changeFor(side, step, payload.amount) };
+  const bb = new BranchBarrier(info, CHAOS_BARRIER_OPTIONS);
   switch (accountDb(payload.account)) {
     case "postgres":
-      await new BranchBarrier(info, CHAOS_BARRIER_OPTIONS).callWithPg(clients.pg, (c) => applyPgChange(c, change));
+      await bb.callWithPg(clients.pg, (c) => applyPgChange(c, change));
       return;
     case "mysql":
-      await new BranchBarrier(info, CHAOS_BARRIER_OPTIONS).callWithMysql(clients.mysql, (c) => applyMysqlChange(c, change));
+      await bb.callWithMysql(clients.mysql, (c) => applyMysqlChange(c, change));
       return;
     case "redis":
-      await applyRedisChange(clients.redis, new BranchBarrier({ ...info, op: redisBarrierOp(info.op) }, CHAOS_BARRIER_OPTIONS), change);
+      await applyRedisChange(clients.redis, bb, change);
       return;
   }
 }
