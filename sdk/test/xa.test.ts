@@ -8,7 +8,7 @@ import mysql from "mysql2/promise";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testServiceUrls, unreachableMessage } from "../../test/helpers/services.ts";
-import type { DtxError, XaConnection, XaSessions } from "../src/index.ts";
+import type { XaConnection, XaSessions } from "../src/index.ts";
 import { DtxFailure, WorkflowRegistry, branchInfoFromQuery, fastifyHandler, mysqlXa, postgresXa, xaGlobalTransaction, xaLocalTransaction, xaPhase2 } from "../src/index.ts";
 import { prepareLocal } from "../src/xa-local.ts";
 import type { App, SdkEnv } from "./helpers.ts";
@@ -197,57 +197,41 @@ describe.each<Dialect>(["mysql", "postgres"])("XA on %s", (dialect) => {
   });
 });
 
-// Found by the chaos harness (docs/chaos.md), `npm run chaos -- --store postgres --seed 5 --profile
-// smoke`: a workflow resumed by the coordinator while its first execution still ran did the same
-// doXa step twice; the second execution's barrier insert waited for the first's prepared row, found
-// it committed, went on, and committed the effect a second time under the same (free again) xid.
-describe.each<Dialect>(["mysql", "postgres"])("XA on %s: the barrier row refuses a second action of a branch", (dialect) => {
-  const table = (): string => TABLE[dialect].barrier;
-  /** prepareLocal on a dedicated session (mysql: closed after PREPARE, handing the transaction over), counting runs of the business function. */
-  async function prepareOnce(gid: string, account: number, runs: { n: number }): Promise<void> {
-    const conn: XaConnection = dialect === "mysql" ? mysqlXa(await mysql.createConnection({ uri: testServiceUrls().mysql })) : postgresXa(await pgPool.connect());
+/** Branch `01` of `gid` as a local XA transaction adding `amount` to account `id`, prepared (a MariaDB session is closed after it). */
+async function prepareAdd(dialect: Dialect, gid: string, id: number, amount: number): Promise<void> {
+  const options = { barrierTable: TABLE[dialect].barrier };
+  if (dialect === "mysql") {
+    const conn = await mysql.createConnection({ uri: testServiceUrls().mysql });
     try {
-      await prepareLocal(conn, { gid, branchId: "01" }, { barrierTable: table() }, async () => {
-        runs.n++;
-        if (dialect === "mysql") await (conn.raw as mysql.Connection).query(`update ${TABLE.mysql.account} set balance = balance + 10 where id = ?`, [account]);
-        else await (conn.raw as pg.PoolClient).query(`update ${TABLE.postgres.account} set balance = balance + 10 where id = $1`, [account]);
-      });
+      await prepareLocal(mysqlXa(conn), { gid, branchId: "01" }, options, (c) => c.query(`update ${TABLE.mysql.account} set balance = balance + ? where id = ?`, [amount, id]));
     } finally {
-      if (dialect === "mysql") (conn.raw as mysql.Connection).destroy();
-      else (conn.raw as pg.PoolClient).release();
+      conn.destroy();
     }
+    return;
   }
+  await withSession(dialect, (c) => prepareLocal(c, { gid, branchId: "01" }, options, (raw) => (raw as pg.PoolClient).query(`update ${TABLE.postgres.account} set balance = balance + $1 where id = $2`, [amount, id])));
+}
 
-  it("after the first action prepared and committed: DUPLICATED, the effect stays applied once", async () => {
+// Found by the chaos harness (npm run chaos -- --store postgres --seed 5 --profile smoke, gid
+// c5-250, a workflow): two executions of one workflow ran the same doXa step at once; the second
+// waited on the first's barrier row, then, once the first had committed, ran its business and
+// prepared the same xid again, and the workflow's commit committed it too: the effect twice.
+describe.each<Dialect>(["mysql", "postgres"])("XA on %s: a branch whose barrier row exists runs no more", (dialect) => {
+  it("a second run after the branch committed is refused (DUPLICATED) and changes nothing", async () => {
     const gid = gidFor(`xa-${dialect}-again`);
-    const [a] = await accounts(dialect);
-    const runs = { n: 0 };
-    await prepareOnce(gid, a, runs);
-    await eventually(async () => {
-      try {
-        await withSession(dialect, (c) => xaPhase2({ transType: "xa", gid, branchId: "01", op: "commit" }, c, { barrierTable: table() }));
-        return true;
-      } catch {
-        return false;
-      }
-    }, 10_000, "phase 2 commit");
-    const err = await prepareOnce(gid, a, runs).catch((e: unknown) => e);
-    expect((err as DtxError).code).toBe("DUPLICATED");
-    expect(runs.n).toBe(1);
-    expect(await balance(dialect, a)).toBe(110);
-    expect(await pendingXids(dialect, gid)).toEqual([]);
+    const [id] = await accounts(dialect);
+    await prepareAdd(dialect, gid, id, 10);
+    await eventually(async () => withSession(dialect, (c) => xaPhase2({ transType: "xa", gid, branchId: "01", op: "commit" }, c, { barrierTable: TABLE[dialect].barrier })).then(() => true, () => false), 5_000, "the XA commit");
+    await expect(prepareAdd(dialect, gid, id, 10)).rejects.toMatchObject({ code: "DUPLICATED" });
+    expect([await balance(dialect, id), await pendingXids(dialect, gid), await barrierReasons(dialect, gid)]).toEqual([110, [], ["01:action"]]);
   });
 
-  it("after its rollback (a late action): DUPLICATED, nothing applied and nothing left prepared", async () => {
+  it("a late run after the branch's rollback is refused (DUPLICATED) and changes nothing", async () => {
     const gid = gidFor(`xa-${dialect}-late`);
-    const [a] = await accounts(dialect);
-    await withSession(dialect, (c) => xaPhase2({ transType: "xa", gid, branchId: "01", op: "rollback" }, c, { barrierTable: table() }));
-    const runs = { n: 0 };
-    const err = await prepareOnce(gid, a, runs).catch((e: unknown) => e);
-    expect((err as DtxError).code).toBe("DUPLICATED");
-    expect(runs.n).toBe(0);
-    expect(await balance(dialect, a)).toBe(100);
-    expect(await pendingXids(dialect, gid)).toEqual([]);
+    const [id] = await accounts(dialect);
+    await withSession(dialect, (c) => xaPhase2({ transType: "xa", gid, branchId: "01", op: "rollback" }, c, { barrierTable: TABLE[dialect].barrier }));
+    await expect(prepareAdd(dialect, gid, id, 10)).rejects.toMatchObject({ code: "DUPLICATED" });
+    expect([await balance(dialect, id), await pendingXids(dialect, gid), await barrierReasons(dialect, gid)]).toEqual([100, [], ["01:rollback"]]);
   });
 });
 
