@@ -14,7 +14,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClientEvent, Intent, Kind } from "../chaos/contracts.ts";
 import { runPaths } from "../chaos/contracts.ts";
-import { runLoad } from "../chaos/load/generator.ts";
+import { STOP_GRACE_MS, runLoad } from "../chaos/load/generator.ts";
 import type { LoadResult } from "../chaos/load/generator.ts";
 import { planTransaction, DEFAULT_MIX, RATES } from "../chaos/load/plan.ts";
 import type { DbUrls } from "../chaos/participant/db-urls.ts";
@@ -25,7 +25,7 @@ import { ROOT } from "../helpers/processes.ts";
 import { testServiceUrls } from "../helpers/services.ts";
 
 const SEED = 7;
-const COUNT = 36;
+const COUNT = 30;
 const EVEN_MIX: Record<Kind, number> = { saga: 1, "saga-dag": 1, tcc: 1, msg: 1, xa: 1, workflow: 1 };
 const RUN_RATES = { ...RATES, duplicate: 0.15, conflict: 0.5, senderVanishes: 0.5 };
 const TERMINAL = new Set(["succeed", "failed"]);
@@ -163,3 +163,36 @@ describe("chaos load: a short real run (C = 4, every kind)", () => {
     expect(open).toEqual([]);
   }, 20_000);
 });
+
+describe("chaos load: stopping early", () => {
+  it("resolves soon after the signal, starts nothing after it, and leaves no request recorded twice", async () => {
+    const stopPaths = runPaths(join(runDir, "stopped"));
+    const controller = new AbortController();
+    const running = runLoad({
+      seed: SEED + 1,
+      count: 10_000,
+      concurrency: 4,
+      coordinators: [{ httpUrl: coordinator.url, grpcTarget: `127.0.0.1:${coordinator.grpcPort}` }],
+      participants: [participant.base],
+      dbs,
+      paths: stopPaths,
+      signal: controller.signal,
+    });
+    const deadline = Date.now() + 10_000;
+    while (jsonLines<Intent>(stopPaths.intents).length < 8 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const startedBeforeStop = jsonLines<Intent>(stopPaths.intents).length;
+    controller.abort(new Error("test over"));
+    const stoppedAt = Date.now();
+    const stopped = await running;
+    expect(Date.now() - stoppedAt).toBeLessThan(STOP_GRACE_MS + 1_000);
+    await stopped.stop();
+    // At most the transactions that workers were already picking up when the signal fired.
+    expect(jsonLines<Intent>(stopPaths.intents).length).toBeLessThanOrEqual(startedBeforeStop + 4);
+    const history = jsonLines<ClientEvent>(stopPaths.history);
+    const completed = new Map<number, number>();
+    for (const e of history) if (e.type !== "invoke") completed.set(e.id, (completed.get(e.id) ?? 0) + 1);
+    expect([...completed.values()].every((n) => n === 1)).toBe(true);
+    expect(history.filter((e) => e.type === "invoke" && !completed.has(e.id)).length).toBeLessThanOrEqual(4);
+  }, 20_000);
+});
+

@@ -20,6 +20,7 @@ export interface OpenRequest {
 export class Journal {
   readonly #intents: number;
   readonly #history: number;
+  #closed = false;
   #nextId = 1;
   #invoked = 0;
   #open = 0;
@@ -54,6 +55,7 @@ export class Journal {
   }
 
   intent(intent: Intent): void {
+    if (this.#closed) throw new Error("the journal is closed");
     writeSync(this.#intents, `${JSON.stringify(intent)}\n`);
   }
 
@@ -79,12 +81,15 @@ export class Journal {
     };
   }
 
+  /** Closes the files; a request still running after it (a straggler of a stopped run) is not recorded. */
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
     closeSync(this.#intents);
     closeSync(this.#history);
   }
 
   #write(event: ClientEvent): void {
-    writeSync(this.#history, `${JSON.stringify(event)}\n`);
+    if (!this.#closed) writeSync(this.#history, `${JSON.stringify(event)}\n`);
   }
 }
