@@ -50,8 +50,10 @@ export interface LoadOptions {
 export interface LoadResult {
   /** Gids with at least one request sent. */
   invoked: number;
-  /** Gids the coordinator acknowledged (stored): an `ok` on anything but a query. */
+  /** Gids whose submit the coordinator acknowledged (an `ok` of a submit; the checker's G1 definition). */
   acknowledged: number;
+  /** Gids the coordinator confirmed storing: an `ok` of any request but a query (prepare, registerBranch, abort...). */
+  stored: number;
   /** Transactions whose flow ran to its end (successfully or not) before runLoad resolved. */
   finished: number;
   /**
@@ -176,7 +178,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     runSignal.addEventListener("abort", () => resolve(), { once: true });
   }).then(() => new Promise<void>((resolve) => setTimeout(resolve, STOP_GRACE_MS).unref()));
   await Promise.race([workers, stopped]);
-  return { invoked: journal.gidsInvoked, acknowledged: journal.gidsAcknowledged, finished, stop };
+  return { invoked: journal.gidsInvoked, acknowledged: journal.gidsAcknowledged, stored: journal.gidsStored, finished, stop };
 }
 
 function once(fn: () => Promise<void>): () => Promise<void> {

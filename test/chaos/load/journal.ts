@@ -26,6 +26,7 @@ export class Journal {
   #open = 0;
   readonly #gidsInvoked = new Set<string>();
   readonly #gidsAcknowledged = new Set<string>();
+  readonly #gidsStored = new Set<string>();
 
   constructor(paths: { intents: string; history: string }) {
     mkdirSync(dirname(paths.intents), { recursive: true });
@@ -44,9 +45,14 @@ export class Journal {
     return this.#gidsInvoked.size;
   }
 
-  /** Gids the coordinator acknowledged at least one request of (an `ok` on anything but a query): stored, so they must end terminal. */
+  /** Gids whose submit the coordinator acknowledged (an `ok` of a submit), as the checker counts them. */
   get gidsAcknowledged(): number {
     return this.#gidsAcknowledged.size;
+  }
+
+  /** Gids the coordinator confirmed storing (an `ok` of any request but a query): each must end terminal. */
+  get gidsStored(): number {
+    return this.#gidsStored.size;
   }
 
   /** Requests invoked and not yet completed. */
@@ -74,7 +80,8 @@ export class Journal {
         done = true;
         this.#open--;
         const at = Date.now();
-        if (c.type === "ok" && op !== "query") this.#gidsAcknowledged.add(gid);
+        if (c.type === "ok" && op !== "query") this.#gidsStored.add(gid);
+        if (c.type === "ok" && op === "submit") this.#gidsAcknowledged.add(gid);
         if (c.type === "ok") this.#write({ type: "ok", id, at, gid, ...(c.status !== undefined ? { status: c.status } : {}) });
         else this.#write({ type: c.type, id, at, gid, error: c.error });
       },
