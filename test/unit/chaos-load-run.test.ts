@@ -3,63 +3,31 @@
  * 0.5 s), a real chaos participant process (test/chaos/participant/main.ts) on this test's own
  * PostgreSQL and MariaDB databases and Redis key prefix, and runLoad over HTTP and gRPC.
  */
-import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
-import mysql from "mysql2/promise";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClientEvent, Intent, Kind } from "../chaos/contracts.ts";
 import { runPaths } from "../chaos/contracts.ts";
-import { runLoad } from "../chaos/load/generator.ts";
+import { STOP_GRACE_MS, runLoad } from "../chaos/load/generator.ts";
 import type { LoadResult } from "../chaos/load/generator.ts";
 import { planTransaction, DEFAULT_MIX, RATES } from "../chaos/load/plan.ts";
-import type { DbUrls } from "../chaos/participant/db-urls.ts";
-import { setupParticipantDbs } from "../chaos/participant/setup.ts";
+import { createScratchDbs } from "../chaos/participant/scratch-dbs.ts";
+import type { ScratchDbs } from "../chaos/participant/scratch-dbs.ts";
+import { spawnParticipant } from "../chaos/participant/spawn.ts";
 import { startCoordinator } from "../helpers/coordinator.ts";
 import type { TestCoordinator } from "../helpers/coordinator.ts";
-import { ROOT } from "../helpers/processes.ts";
 import { testServiceUrls } from "../helpers/services.ts";
 
 const SEED = 7;
-const COUNT = 36;
+const COUNT = 30;
 const EVEN_MIX: Record<Kind, number> = { saga: 1, "saga-dag": 1, tcc: 1, msg: 1, xa: 1, workflow: 1 };
 const RUN_RATES = { ...RATES, duplicate: 0.15, conflict: 0.5, senderVanishes: 0.5 };
 const TERMINAL = new Set(["succeed", "failed"]);
 
-const services = testServiceUrls();
-const dbName = `chaos_load_${process.pid}_${Date.now().toString(36)}`;
-const redisPrefix = `${dbName}:`;
 const runDir = mkdtempSync(join(tmpdir(), "dtx-chaos-load-"));
 const paths = runPaths(runDir);
-
-function withDatabase(url: string, db: string): string {
-  const u = new URL(url);
-  u.pathname = `/${db}`;
-  return u.toString();
-}
-
-const dbs: DbUrls = { postgres: withDatabase(services.pg, dbName), mysql: withDatabase(services.mysql, dbName), redis: services.redis };
-
-/** Starts the chaos participant and resolves with its base URL once it prints its ready line. */
-async function startParticipant(): Promise<{ base: string; child: ChildProcess }> {
-  const args = ["--import", "tsx", join(ROOT, "test/chaos/participant/main.ts"), "--port", "0", "--index", "0", "--seed", String(SEED)];
-  args.push("--calls", paths.calls, "--pg", dbs.postgres, "--mysql", dbs.mysql, "--redis", dbs.redis, "--redis-prefix", redisPrefix, "--fault-rates", "{}");
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-  let stderr = "";
-  child.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-  const port = await new Promise<number>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on("line", (line) => {
-      const ready = JSON.parse(line) as { ready?: boolean; port?: number };
-      if (ready.ready && ready.port) resolve(ready.port);
-    });
-    child.once("exit", (code) => reject(new Error(`the chaos participant exited (${String(code)}) before it was ready:\n${stderr}`)));
-  });
-  return { base: `http://127.0.0.1:${port}`, child };
-}
 
 function jsonLines<T>(file: string): T[] {
   return readFileSync(file, "utf8")
@@ -68,28 +36,22 @@ function jsonLines<T>(file: string): T[] {
     .map((l) => JSON.parse(l) as T);
 }
 
+let scratch: ScratchDbs;
 let coordinator: TestCoordinator;
 let participant: { base: string; child: ChildProcess };
 let result: LoadResult;
 
 beforeAll(async () => {
-  const admin = new pg.Client({ connectionString: services.pg });
-  await admin.connect();
-  await admin.query(`create database ${dbName}`);
-  await admin.end();
-  const my = await mysql.createConnection({ uri: services.mysql });
-  await my.query(`create database ${dbName}`);
-  await my.end();
-  await setupParticipantDbs(dbs, { seed: SEED, redisPrefix });
+  scratch = await createScratchDbs(testServiceUrls(), `chaos_load_${process.pid}_${Date.now().toString(36)}`, SEED);
   coordinator = await startCoordinator({ cronInterval: 0.5 });
-  participant = await startParticipant();
+  participant = await spawnParticipant({ port: 0, index: 0, seed: SEED, calls: paths.calls, dbs: scratch.dbs, redisPrefix: scratch.redisPrefix, faultRates: {}, lateMs: 1_500, stderr: "ignore" });
   result = await runLoad({
     seed: SEED,
     count: COUNT,
     concurrency: 4,
     coordinators: [{ httpUrl: coordinator.url, grpcTarget: `127.0.0.1:${coordinator.grpcPort}` }],
     participants: [participant.base],
-    dbs,
+    dbs: scratch.dbs,
     paths,
     mix: EVEN_MIX,
     rates: RUN_RATES,
@@ -101,13 +63,7 @@ afterAll(async () => {
   await result?.stop();
   participant?.child.kill("SIGKILL");
   await coordinator?.stop();
-  const admin = new pg.Client({ connectionString: services.pg });
-  await admin.connect();
-  await admin.query(`drop database if exists ${dbName} with (force)`);
-  await admin.end();
-  const my = await mysql.createConnection({ uri: services.mysql });
-  await my.query(`drop database if exists ${dbName}`);
-  await my.end();
+  await scratch?.drop();
   rmSync(runDir, { recursive: true, force: true });
 }, 30_000);
 
@@ -147,12 +103,15 @@ describe("chaos load: a short real run (C = 4, every kind)", () => {
     expect(types.has("fail")).toBe(true);
   });
 
-  it("ends with every acknowledged gid terminal", async () => {
+  it("ends with every acknowledged (or otherwise confirmed stored) gid terminal", async () => {
     const history = jsonLines<ClientEvent>(paths.history);
-    const invokes = new Map(history.filter((e) => e.type === "invoke").map((e) => [e.id, e]));
-    const acknowledged = new Set(history.filter((e) => e.type === "ok" && invokes.get(e.id)?.type === "invoke").map((e) => e.gid));
-    expect(acknowledged.size).toBe(result.acknowledged);
-    expect(acknowledged.size).toBeGreaterThan(COUNT / 2);
+    const invokes = new Map(history.flatMap((e) => (e.type === "invoke" ? [[e.id, e] as const] : [])));
+    const okOf = (wanted: (op: string) => boolean): Set<string> =>
+      new Set(history.filter((e) => e.type === "ok" && wanted(invokes.get(e.id)?.op ?? "")).map((e) => e.gid));
+    expect(okOf((op) => op === "submit").size).toBe(result.acknowledged);
+    const acknowledged = okOf((op) => op !== "query");
+    expect(acknowledged.size).toBe(result.stored);
+    expect(result.acknowledged).toBeGreaterThan(COUNT / 2);
     const deadline = Date.now() + 15_000;
     let open: string[] = [...acknowledged];
     while (open.length > 0 && Date.now() < deadline) {
@@ -163,3 +122,36 @@ describe("chaos load: a short real run (C = 4, every kind)", () => {
     expect(open).toEqual([]);
   }, 20_000);
 });
+
+describe("chaos load: stopping early", () => {
+  it("resolves soon after the signal, starts nothing after it, and leaves no request recorded twice", async () => {
+    const stopPaths = runPaths(join(runDir, "stopped"));
+    const controller = new AbortController();
+    const running = runLoad({
+      seed: SEED + 1,
+      count: 10_000,
+      concurrency: 4,
+      coordinators: [{ httpUrl: coordinator.url, grpcTarget: `127.0.0.1:${coordinator.grpcPort}` }],
+      participants: [participant.base],
+      dbs: scratch.dbs,
+      paths: stopPaths,
+      signal: controller.signal,
+    });
+    const deadline = Date.now() + 10_000;
+    while (jsonLines<Intent>(stopPaths.intents).length < 8 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const startedBeforeStop = jsonLines<Intent>(stopPaths.intents).length;
+    controller.abort(new Error("test over"));
+    const stoppedAt = Date.now();
+    const stopped = await running;
+    expect(Date.now() - stoppedAt).toBeLessThan(STOP_GRACE_MS + 1_000);
+    await stopped.stop();
+    // At most the transactions that workers were already picking up when the signal fired.
+    expect(jsonLines<Intent>(stopPaths.intents).length).toBeLessThanOrEqual(startedBeforeStop + 4);
+    const history = jsonLines<ClientEvent>(stopPaths.history);
+    const completed = new Map<number, number>();
+    for (const e of history) if (e.type !== "invoke") completed.set(e.id, (completed.get(e.id) ?? 0) + 1);
+    expect([...completed.values()].every((n) => n === 1)).toBe(true);
+    expect(history.filter((e) => e.type === "invoke" && !completed.has(e.id)).length).toBeLessThanOrEqual(4);
+  }, 20_000);
+});
+

@@ -4,6 +4,7 @@
  * each request recorded in the run's history (contracts ClientEvent) and each transaction's
  * intent written before its first request.
  */
+import { setMaxListeners } from "node:events";
 import type { Transport, WorkflowRegistry } from "../../../sdk/src/index.ts";
 import { DtxClient, GrpcTransport, HttpTransport, WorkflowRegistry as Registry } from "../../../sdk/src/index.ts";
 import type { Kind, RunPaths, Via } from "../contracts.ts";
@@ -49,8 +50,10 @@ export interface LoadOptions {
 export interface LoadResult {
   /** Gids with at least one request sent. */
   invoked: number;
-  /** Gids the coordinator acknowledged (stored): an `ok` on anything but a query. */
+  /** Gids whose submit the coordinator acknowledged (an `ok` of a submit; the checker's G1 definition). */
   acknowledged: number;
+  /** Gids the coordinator confirmed storing: an `ok` of any request but a query (prepare, registerBranch, abort...). */
+  stored: number;
   /** Transactions whose flow ran to its end (successfully or not) before runLoad resolved. */
   finished: number;
   /**
@@ -61,7 +64,7 @@ export interface LoadResult {
 }
 
 /** How long runLoad waits, after a stop, for the flows still running (each one is bounded anyway). */
-const STOP_GRACE_MS = 5_000;
+export const STOP_GRACE_MS = 5_000;
 
 type Flow = (ctx: FlowContext) => Promise<void>;
 const FLOWS: Record<Kind, Flow> = { saga: runSaga, "saga-dag": runSaga, tcc: runTcc, msg: runMsg, xa: runXa, workflow: runWorkflow };
@@ -74,7 +77,10 @@ interface Endpoint {
 }
 
 function anySignal(signals: Array<AbortSignal | undefined>): AbortSignal {
-  return AbortSignal.any(signals.filter((s): s is AbortSignal => s !== undefined));
+  const signal = AbortSignal.any(signals.filter((s): s is AbortSignal => s !== undefined));
+  // Every pending request and pause listens to it: up to C of each, not a leak.
+  setMaxListeners(0, signal);
+  return signal;
 }
 
 /**
@@ -90,6 +96,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const runTimer = AbortSignal.timeout(maxRunMs);
   const runSignal = anySignal([opts.signal, runTimer]);
   const stopController = new AbortController();
+  setMaxListeners(0, stopController.signal);
   const journal = new Journal(opts.paths);
   const sender = new SenderDbs(opts.dbs, Math.max(4, Math.ceil(opts.concurrency / 4)));
   const host = new WorkflowHost();
@@ -171,7 +178,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     runSignal.addEventListener("abort", () => resolve(), { once: true });
   }).then(() => new Promise<void>((resolve) => setTimeout(resolve, STOP_GRACE_MS).unref()));
   await Promise.race([workers, stopped]);
-  return { invoked: journal.gidsInvoked, acknowledged: journal.gidsAcknowledged, finished, stop };
+  return { invoked: journal.gidsInvoked, acknowledged: journal.gidsAcknowledged, stored: journal.gidsStored, finished, stop };
 }
 
 function once(fn: () => Promise<void>): () => Promise<void> {

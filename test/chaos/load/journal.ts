@@ -20,11 +20,13 @@ export interface OpenRequest {
 export class Journal {
   readonly #intents: number;
   readonly #history: number;
+  #closed = false;
   #nextId = 1;
   #invoked = 0;
   #open = 0;
   readonly #gidsInvoked = new Set<string>();
   readonly #gidsAcknowledged = new Set<string>();
+  readonly #gidsStored = new Set<string>();
 
   constructor(paths: { intents: string; history: string }) {
     mkdirSync(dirname(paths.intents), { recursive: true });
@@ -43,9 +45,14 @@ export class Journal {
     return this.#gidsInvoked.size;
   }
 
-  /** Gids the coordinator acknowledged at least one request of (an `ok` on anything but a query): stored, so they must end terminal. */
+  /** Gids whose submit the coordinator acknowledged (an `ok` of a submit), as the checker counts them. */
   get gidsAcknowledged(): number {
     return this.#gidsAcknowledged.size;
+  }
+
+  /** Gids the coordinator confirmed storing (an `ok` of any request but a query): each must end terminal. */
+  get gidsStored(): number {
+    return this.#gidsStored.size;
   }
 
   /** Requests invoked and not yet completed. */
@@ -54,6 +61,7 @@ export class Journal {
   }
 
   intent(intent: Intent): void {
+    if (this.#closed) throw new Error("the journal is closed");
     writeSync(this.#intents, `${JSON.stringify(intent)}\n`);
   }
 
@@ -72,19 +80,23 @@ export class Journal {
         done = true;
         this.#open--;
         const at = Date.now();
-        if (c.type === "ok" && op !== "query") this.#gidsAcknowledged.add(gid);
+        if (c.type === "ok" && op !== "query") this.#gidsStored.add(gid);
+        if (c.type === "ok" && op === "submit") this.#gidsAcknowledged.add(gid);
         if (c.type === "ok") this.#write({ type: "ok", id, at, gid, ...(c.status !== undefined ? { status: c.status } : {}) });
         else this.#write({ type: c.type, id, at, gid, error: c.error });
       },
     };
   }
 
+  /** Closes the files; a request still running after it (a straggler of a stopped run) is not recorded. */
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
     closeSync(this.#intents);
     closeSync(this.#history);
   }
 
   #write(event: ClientEvent): void {
-    writeSync(this.#history, `${JSON.stringify(event)}\n`);
+    if (!this.#closed) writeSync(this.#history, `${JSON.stringify(event)}\n`);
   }
 }
