@@ -19,6 +19,8 @@ function cleanRun(): SyntheticRun {
   run.tcc("t42-6", { from: 5, to: 8, amount: 5 });
   run.xa("t42-7", { from: 6, to: 7, amount: 3 });
   run.msg("t42-8", { from: 10, to: 11, amount: 4 });
+  run.workflow("t42-9", { from: 12, to: 13, amount: 2 });
+  run.workflow("t42-10", { from: 15, to: 19, amount: 70 }, "failed");
   return run;
 }
 
@@ -31,10 +33,10 @@ describe("chaos checker", () => {
     const report = check(cleanRun().input());
     expect(report.violations).toEqual([]);
     expect(report.ok).toBe(true);
-    expect(report.transactions).toMatchObject({ invoked: 8, acknowledged: 8, byFinalStatus: { succeed: 6, failed: 2 } });
+    expect(report.transactions).toMatchObject({ invoked: 10, acknowledged: 10, byFinalStatus: { succeed: 7, failed: 3 } });
     const line = summaryLine(report);
     expect(line.split("\n")).toHaveLength(1);
-    expect(line).toMatch(/^chaos seed=42 store=postgres profile=smoke tx=8 ack=8 succeed=6 failed=2 .* G1 ok G2 ok G3 ok G4 ok G5 ok G6 ok G7 ok G8 ok settle=0\.0s .*PASS$/);
+    expect(line).toMatch(/^chaos seed=42 store=postgres profile=smoke tx=10 ack=10 succeed=7 failed=3 .* G1 ok G2 ok G3 ok G4 ok G5 ok G6 ok G7 ok G8 ok settle=0\.0s .*PASS$/);
   });
 
   it("G1: an acknowledged gid no coordinator knows is lost", () => {
@@ -49,24 +51,24 @@ describe("chaos checker", () => {
   it("G1: an acknowledged gid that is not terminal, and a stored vanished-sender msg that is not", () => {
     const run = cleanRun();
     run.final.find((f) => f.gid === "t42-1")!.status = "submitted";
-    run.intents.push({ gid: "t42-9", kind: "msg", via: "http", transfers: [{ from: 12, to: 13, amount: 1 }], senderVanishes: true });
-    run.request("t42-9", "prepare", "info");
-    run.final.push({ gid: "t42-9", status: "prepared", transType: "msg", branches: [] });
+    run.intents.push({ gid: "t42-99", kind: "msg", via: "http", transfers: [{ from: 12, to: 13, amount: 1 }], senderVanishes: true });
+    run.request("t42-99", "prepare", "info");
+    run.final.push({ gid: "t42-99", status: "prepared", transType: "msg", branches: [] });
     const g1 = violationsOf(check(run.input()), "G1");
-    expect(g1.map((v) => v.gid).sort()).toEqual(["t42-1", "t42-9"]);
-    expect(g1.find((v) => v.gid === "t42-9")!.message).toContain("sender vanished");
+    expect(g1.map((v) => v.gid).sort()).toEqual(["t42-1", "t42-99"]);
+    expect(g1.find((v) => v.gid === "t42-99")!.message).toContain("sender vanished");
   });
 
   it("G2: a stored, unacknowledged gid left unfinished, and a slow settle", () => {
     const run = cleanRun();
-    run.intents.push({ gid: "t42-9", kind: "saga", via: "grpc", transfers: [{ from: 12, to: 13, amount: 1 }] });
-    run.request("t42-9", "submit", "info");
-    run.final.push({ gid: "t42-9", status: "submitted", transType: "saga", branches: [] });
+    run.intents.push({ gid: "t42-99", kind: "saga", via: "grpc", transfers: [{ from: 12, to: 13, amount: 1 }] });
+    run.request("t42-99", "submit", "info");
+    run.final.push({ gid: "t42-99", status: "submitted", transType: "saga", branches: [] });
     run.fault("kill", "coordinator-1", 100);
     run.settledAt = run.lastFaultEndedAt + 61_000;
     const report = check(run.input());
     const g2 = violationsOf(report, "G2");
-    expect(g2).toContainEqual({ gid: "t42-9", message: expect.stringContaining("not terminal") as string });
+    expect(g2).toContainEqual({ gid: "t42-99", message: expect.stringContaining("not terminal") as string });
     expect(g2).toContainEqual({ message: expect.stringContaining("61000 ms to settle") as string });
     expect(report.settleMs).toBe(61_000);
   });
@@ -95,6 +97,18 @@ describe("chaos checker", () => {
     const g3 = violationsOf(check(run.input()), "G3");
     expect(g3).toContainEqual({ gid: "t42-5", message: expect.stringContaining("succeed needs try=confirm=1 cancel=0") as string });
     expect(g3).toContainEqual({ gid: "t42-7", message: expect.stringContaining("the XA failed but 2 effect rows are committed") as string });
+  });
+
+  it("G3: a failed workflow whose rollback did not run, and a succeeded one that also rolled back", () => {
+    const run = cleanRun();
+    run.db.effects = run.db.effects.filter((e) => !(e.gid === "t42-10" && e.op === "rollback"));
+    run.account(15).balance -= 70;
+    run.effect("t42-9", "02", "rollback", 13, -2);
+    const g3 = violationsOf(check(run.input()), "G3");
+    expect(g3).toEqual([
+      { gid: "t42-10", message: expect.stringContaining("branch 01: a failed workflow needs commit=0 and undo=forward, found forward=1 commit=0 undo=0") as string },
+      { gid: "t42-9", message: expect.stringContaining("branch 02: a succeeded workflow needs undo=0 and commit ≤ forward, found forward=1 commit=0 undo=1") as string },
+    ]);
   });
 
   it("G4: a conservation break names the account and the gids that touched it", () => {
