@@ -176,6 +176,25 @@ describe("chaos checker", () => {
     expect(violationsOf(check(run.input()), "G7")).toEqual([]);
   });
 
+  it("G7: a kill that names no pid ends the calls of the process that fell silent, not of another one", () => {
+    const run = cleanRun();
+    const start = run.tick();
+    const line = (pid: number, at: number, callId: string, gid = "t42-2"): void => {
+      run.calls.push({ type: "start", callId, pid, at, gid, branchId: "01", op: "action", path: "/api/action" });
+    };
+    line(100, start, "k1");
+    run.nemesis.push({ at: start + 100, phase: "start", fault: "participant-kill", target: "participant-1", detail: { index: 1 } });
+    line(100, start + 150, "other", "t42-1");
+    run.calls.push({ type: "end", callId: "other", pid: 100, at: start + 160, result: "SUCCESS" });
+    run.nemesis.push({ at: start + 600, phase: "start", fault: "participant-kill", target: "participant-0", detail: { index: 0 } });
+    line(300, start + 400, "k2");
+    run.calls.push({ type: "end", callId: "k2", pid: 300, at: start + 420, result: "SUCCESS" });
+    run.nemesis.push({ at: start + 2_000, phase: "end", fault: "participant-kill", target: "participant-0" }, { at: start + 2_000, phase: "end", fault: "participant-kill", target: "participant-1" });
+    run.now = start + 2_000;
+    run.lastFaultEndedAt = run.now;
+    expect(violationsOf(check(run.input()), "G7")).toEqual([{ gid: "t42-2", message: expect.stringContaining("started 400 ms after call k1 (pid 100, killed at +600 ms)") as string }]);
+  });
+
   it("G8: a retry storm, and a retry later than the cap with no fault in between", () => {
     const run = cleanRun();
     const storm = run.call("t42-3", "01", "compensate", "ERROR");
