@@ -213,6 +213,28 @@ describe("chaos checker", () => {
     ]);
   });
 
+  it("G7/G8 leave out the calls the application makes too: a msg check-back, a TCC try", () => {
+    const run = cleanRun();
+    const first = run.call("t42-8", "00", "msg", "FAILURE", 600);
+    run.now = first + 490;
+    run.call("t42-8", "00", "msg", "FAILURE");
+    run.call("t42-5", "01", "try", "SUCCESS");
+    const report = check(run.input());
+    expect([...violationsOf(report, "G7"), ...violationsOf(report, "G8")]).toEqual([]);
+  });
+
+  it("G4 judges the total only once nothing is open; the accounts of an open gid are left to G1/G2", () => {
+    const run = cleanRun();
+    run.intents.push({ gid: "t42-99", kind: "saga", via: "http", transfers: [{ from: 16, to: 17, amount: 5 }] });
+    run.request("t42-99", "submit", "info");
+    run.effect("t42-99", "01", "action", 16, -5);
+    run.final.push({ gid: "t42-99", status: "submitted", transType: "saga", branches: [] });
+    const report = check(run.input());
+    expect(violationsOf(report, "G4")).toEqual([]);
+    expect(report.goals.G4.detail).toMatch(/not judged \(1 gids open\); 0 accounts differ, 2 accounts left open/);
+    expect(violationsOf(report, "G2")).toEqual([{ gid: "t42-99", message: expect.stringContaining("not terminal") as string }]);
+  });
+
   it("G8: a long gap across a fault, and a quick retry the client caused, are legal", () => {
     const run = cleanRun();
     const first = run.call("t42-3", "01", "compensate", "ERROR");
