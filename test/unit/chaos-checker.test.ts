@@ -19,6 +19,8 @@ function cleanRun(): SyntheticRun {
   run.tcc("t42-6", { from: 5, to: 8, amount: 5 });
   run.xa("t42-7", { from: 6, to: 7, amount: 3 });
   run.msg("t42-8", { from: 10, to: 11, amount: 4 });
+  run.workflow("t42-9", { from: 12, to: 13, amount: 2 });
+  run.workflow("t42-10", { from: 15, to: 19, amount: 70 }, "failed");
   return run;
 }
 
@@ -31,10 +33,10 @@ describe("chaos checker", () => {
     const report = check(cleanRun().input());
     expect(report.violations).toEqual([]);
     expect(report.ok).toBe(true);
-    expect(report.transactions).toMatchObject({ invoked: 8, acknowledged: 8, byFinalStatus: { succeed: 6, failed: 2 } });
+    expect(report.transactions).toMatchObject({ invoked: 10, acknowledged: 10, byFinalStatus: { succeed: 7, failed: 3 } });
     const line = summaryLine(report);
     expect(line.split("\n")).toHaveLength(1);
-    expect(line).toMatch(/^chaos seed=42 store=postgres profile=smoke tx=8 ack=8 succeed=6 failed=2 .* G1 ok G2 ok G3 ok G4 ok G5 ok G6 ok G7 ok G8 ok settle=0\.0s .*PASS$/);
+    expect(line).toMatch(/^chaos seed=42 store=postgres profile=smoke tx=10 ack=10 succeed=7 failed=3 .* G1 ok G2 ok G3 ok G4 ok G5 ok G6 ok G7 ok G8 ok settle=0\.0s .*PASS$/);
   });
 
   it("G1: an acknowledged gid no coordinator knows is lost", () => {
@@ -49,24 +51,24 @@ describe("chaos checker", () => {
   it("G1: an acknowledged gid that is not terminal, and a stored vanished-sender msg that is not", () => {
     const run = cleanRun();
     run.final.find((f) => f.gid === "t42-1")!.status = "submitted";
-    run.intents.push({ gid: "t42-9", kind: "msg", via: "http", transfers: [{ from: 12, to: 13, amount: 1 }], senderVanishes: true });
-    run.request("t42-9", "prepare", "info");
-    run.final.push({ gid: "t42-9", status: "prepared", transType: "msg", branches: [] });
+    run.intents.push({ gid: "t42-99", kind: "msg", via: "http", transfers: [{ from: 12, to: 13, amount: 1 }], senderVanishes: true });
+    run.request("t42-99", "prepare", "info");
+    run.final.push({ gid: "t42-99", status: "prepared", transType: "msg", branches: [] });
     const g1 = violationsOf(check(run.input()), "G1");
-    expect(g1.map((v) => v.gid).sort()).toEqual(["t42-1", "t42-9"]);
-    expect(g1.find((v) => v.gid === "t42-9")!.message).toContain("sender vanished");
+    expect(g1.map((v) => v.gid).sort()).toEqual(["t42-1", "t42-99"]);
+    expect(g1.find((v) => v.gid === "t42-99")!.message).toContain("sender vanished");
   });
 
   it("G2: a stored, unacknowledged gid left unfinished, and a slow settle", () => {
     const run = cleanRun();
-    run.intents.push({ gid: "t42-9", kind: "saga", via: "grpc", transfers: [{ from: 12, to: 13, amount: 1 }] });
-    run.request("t42-9", "submit", "info");
-    run.final.push({ gid: "t42-9", status: "submitted", transType: "saga", branches: [] });
+    run.intents.push({ gid: "t42-99", kind: "saga", via: "grpc", transfers: [{ from: 12, to: 13, amount: 1 }] });
+    run.request("t42-99", "submit", "info");
+    run.final.push({ gid: "t42-99", status: "submitted", transType: "saga", branches: [] });
     run.fault("kill", "coordinator-1", 100);
     run.settledAt = run.lastFaultEndedAt + 61_000;
     const report = check(run.input());
     const g2 = violationsOf(report, "G2");
-    expect(g2).toContainEqual({ gid: "t42-9", message: expect.stringContaining("not terminal") as string });
+    expect(g2).toContainEqual({ gid: "t42-99", message: expect.stringContaining("not terminal") as string });
     expect(g2).toContainEqual({ message: expect.stringContaining("61000 ms to settle") as string });
     expect(report.settleMs).toBe(61_000);
   });
@@ -95,6 +97,18 @@ describe("chaos checker", () => {
     const g3 = violationsOf(check(run.input()), "G3");
     expect(g3).toContainEqual({ gid: "t42-5", message: expect.stringContaining("succeed needs try=confirm=1 cancel=0") as string });
     expect(g3).toContainEqual({ gid: "t42-7", message: expect.stringContaining("the XA failed but 2 effect rows are committed") as string });
+  });
+
+  it("G3: a failed workflow whose rollback did not run, and a succeeded one that also rolled back", () => {
+    const run = cleanRun();
+    run.db.effects = run.db.effects.filter((e) => !(e.gid === "t42-10" && e.op === "rollback"));
+    run.account(15).balance -= 70;
+    run.effect("t42-9", "02", "rollback", 13, -2);
+    const g3 = violationsOf(check(run.input()), "G3");
+    expect(g3).toEqual([
+      { gid: "t42-10", message: expect.stringContaining("branch 01: a failed workflow needs commit=0 and undo=forward, found forward=1 commit=0 undo=0") as string },
+      { gid: "t42-9", message: expect.stringContaining("branch 02: a succeeded workflow needs undo=0 and commit ≤ forward, found forward=1 commit=0 undo=1") as string },
+    ]);
   });
 
   it("G4: a conservation break names the account and the gids that touched it", () => {
@@ -162,6 +176,25 @@ describe("chaos checker", () => {
     expect(violationsOf(check(run.input()), "G7")).toEqual([]);
   });
 
+  it("G7: a kill that names no pid ends the calls of the process that fell silent, not of another one", () => {
+    const run = cleanRun();
+    const start = run.tick();
+    const line = (pid: number, at: number, callId: string, gid = "t42-2"): void => {
+      run.calls.push({ type: "start", callId, pid, at, gid, branchId: "01", op: "action", path: "/api/action" });
+    };
+    line(100, start, "k1");
+    run.nemesis.push({ at: start + 100, phase: "start", fault: "participant-kill", target: "participant-1", detail: { index: 1 } });
+    line(100, start + 150, "other", "t42-1");
+    run.calls.push({ type: "end", callId: "other", pid: 100, at: start + 160, result: "SUCCESS" });
+    run.nemesis.push({ at: start + 600, phase: "start", fault: "participant-kill", target: "participant-0", detail: { index: 0 } });
+    line(300, start + 400, "k2");
+    run.calls.push({ type: "end", callId: "k2", pid: 300, at: start + 420, result: "SUCCESS" });
+    run.nemesis.push({ at: start + 2_000, phase: "end", fault: "participant-kill", target: "participant-0" }, { at: start + 2_000, phase: "end", fault: "participant-kill", target: "participant-1" });
+    run.now = start + 2_000;
+    run.lastFaultEndedAt = run.now;
+    expect(violationsOf(check(run.input()), "G7")).toEqual([{ gid: "t42-2", message: expect.stringContaining("started 400 ms after call k1 (pid 100, killed at +600 ms)") as string }]);
+  });
+
   it("G8: a retry storm, and a retry later than the cap with no fault in between", () => {
     const run = cleanRun();
     const storm = run.call("t42-3", "01", "compensate", "ERROR");
@@ -178,6 +211,28 @@ describe("chaos checker", () => {
       { gid: "t42-3", message: expect.stringContaining("(retry storm)") as string },
       { gid: "t42-3", message: expect.stringContaining("above the cap") as string },
     ]);
+  });
+
+  it("G7/G8 leave out the calls the application makes too: a msg check-back, a TCC try", () => {
+    const run = cleanRun();
+    const first = run.call("t42-8", "00", "msg", "FAILURE", 600);
+    run.now = first + 490;
+    run.call("t42-8", "00", "msg", "FAILURE");
+    run.call("t42-5", "01", "try", "SUCCESS");
+    const report = check(run.input());
+    expect([...violationsOf(report, "G7"), ...violationsOf(report, "G8")]).toEqual([]);
+  });
+
+  it("G4 judges the total only once nothing is open; the accounts of an open gid are left to G1/G2", () => {
+    const run = cleanRun();
+    run.intents.push({ gid: "t42-99", kind: "saga", via: "http", transfers: [{ from: 16, to: 17, amount: 5 }] });
+    run.request("t42-99", "submit", "info");
+    run.effect("t42-99", "01", "action", 16, -5);
+    run.final.push({ gid: "t42-99", status: "submitted", transType: "saga", branches: [] });
+    const report = check(run.input());
+    expect(violationsOf(report, "G4")).toEqual([]);
+    expect(report.goals.G4.detail).toMatch(/not judged \(1 gids open\); 0 accounts differ, 2 accounts left open/);
+    expect(violationsOf(report, "G2")).toEqual([{ gid: "t42-99", message: expect.stringContaining("not terminal") as string }]);
   });
 
   it("G8: a long gap across a fault, and a quick retry the client caused, are legal", () => {

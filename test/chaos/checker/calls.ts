@@ -26,7 +26,9 @@ function pidOf(event: NemesisEvent): number | undefined {
 /**
  * Joins start and end lines into spans. A start without an end belongs to a participant that was
  * killed mid-call: it ends at the first participant kill (a nemesis `start` whose target starts
- * with "participant", and whose detail.pid is this pid when the event names one) after it began.
+ * with "participant", and whose detail.pid is this pid when the event names one) after the last
+ * line that process wrote (a killed process writes nothing more; the nemesis names the
+ * participant by index, not by pid).
  */
 export function callSpans(calls: ParticipantCall[], nemesis: NemesisEvent[]): CallSpan[] {
   const ends = new Map<string, Extract<ParticipantCall, { type: "end" }>>();
@@ -34,6 +36,8 @@ export function callSpans(calls: ParticipantCall[], nemesis: NemesisEvent[]): Ca
   const kills = nemesis
     .filter((e) => e.phase === "start" && e.target.startsWith("participant"))
     .sort((a, b) => a.at - b.at);
+  const lastLineAt = new Map<number, number>();
+  for (const c of calls) lastLineAt.set(c.pid, Math.max(lastLineAt.get(c.pid) ?? -Infinity, c.at));
   const spans: CallSpan[] = [];
   for (const c of calls) {
     if (c.type !== "start") continue;
@@ -44,7 +48,8 @@ export function callSpans(calls: ParticipantCall[], nemesis: NemesisEvent[]): Ca
       span.result = end.result;
       if (end.fault !== undefined) span.fault = end.fault;
     } else {
-      const kill = kills.find((k) => k.at >= c.at && (pidOf(k) === undefined || pidOf(k) === c.pid));
+      const silentFrom = Math.max(c.at, lastLineAt.get(c.pid) ?? c.at);
+      const kill = kills.find((k) => (pidOf(k) === undefined ? k.at >= silentFrom : pidOf(k) === c.pid && k.at >= c.at));
       if (kill) {
         span.end = kill.at;
         span.endedByKill = true;

@@ -61,13 +61,20 @@ export function check(input: CheckInput & CheckData): Report {
     if (r.detail !== undefined) goals[r.goal].detail = r.detail;
   }
   const coverage = checkCoverage(index, acknowledged);
-  const times = [...index.history.values()].flat().map((e) => e.at);
+  let first = Infinity;
+  let last = -Infinity;
+  for (const events of index.history.values()) {
+    for (const e of events) {
+      first = Math.min(first, e.at);
+      last = Math.max(last, e.at);
+    }
+  }
   return {
     seed: input.seed,
     store: input.store,
     profile: input.profile,
-    startedAt: input.startedAt ?? (times.length > 0 ? Math.min(...times) : 0),
-    endedAt: input.endedAt ?? input.settledAt ?? (times.length > 0 ? Math.max(...times) : 0),
+    startedAt: input.startedAt ?? (Number.isFinite(first) ? first : 0),
+    endedAt: input.endedAt ?? input.settledAt ?? (Number.isFinite(last) ? last : 0),
     transactions: transactionCounts(index, acknowledged.size),
     faults: faultCounts(index),
     settleMs: settleMs(index),

@@ -5,9 +5,10 @@ import type { GoalResult } from "./types.ts";
 
 /**
  * The ops whose `ok` means "the coordinator has stored this gid": submit (every kind; for XA,
- * TCC and workflow it is the global's submit, after the branches), prepare and abort.
+ * TCC and workflow it is the global's submit, after the branches), prepare, prepareWorkflow,
+ * registerBranch and abort.
  */
-const STORING_OPS: ReadonlySet<string> = new Set(["submit", "prepare", "abort"]);
+const STORING_OPS: ReadonlySet<string> = new Set(["submit", "prepare", "prepareWorkflow", "registerBranch", "abort"]);
 
 /** Gids with an `ok` completion of a submit, with that completion's time. */
 export function acknowledgedGids(index: RunIndex): Map<string, number> {
@@ -35,7 +36,8 @@ function okGids(index: RunIndex, wanted: (op: string) => boolean): Map<string, n
  * terminal status (`succeed` or `failed`).
  *
  * Also under G1, because each is a write the coordinator confirmed:
- * - a gid whose `prepare` or `abort` got `ok` must exist (stored) and end terminal;
+ * - a gid whose `prepare`, `prepareWorkflow`, `registerBranch` or `abort` got `ok` must exist
+ *   (stored) and end terminal;
  * - a msg whose sender vanished after its local commit (Intent.senderVanishes) was never
  *   acknowledged by a submit, but once stored (its prepare) it must end terminal too: the
  *   coordinator must find its fate through QueryPrepared.
@@ -50,7 +52,7 @@ export function checkAcknowledged(index: RunIndex): GoalResult {
   for (const [gid, okAt] of confirmed) {
     const status = finalStatus(index, gid);
     if (status !== undefined && TERMINAL.has(status)) continue;
-    const what = acknowledged.has(gid) ? "acknowledged submit" : "acknowledged prepare/abort";
+    const what = acknowledged.has(gid) ? "acknowledged submit" : "acknowledged prepare/registerBranch/abort";
     if (status === undefined) lost.push(gid);
     violations.push({
       goal: "G1",

@@ -81,18 +81,22 @@ function xaProblems(index: RunIndex, gid: string, status: string): Problem[] {
   return out;
 }
 
-/** Workflows mix saga, TCC and XA branches: the rules of each pair of ops, wherever they appear. */
+/**
+ * Workflows mix saga, TCC and XA branches, and name their ops as the workflow SDK does: the
+ * branch's call is `action` (a saga action or a TCC try), its callbacks `commit` (a confirm) and
+ * `rollback` (a compensation or cancel; the Redis barrier keys it as `compensate`). So per branch,
+ * with forward = n(action)+n(try), commit = n(commit)+n(confirm), undo = n(rollback)+n(compensate)+n(cancel):
+ * succeed ⇒ undo=0 ∧ commit ≤ forward; failed ⇒ commit=0 ∧ undo=forward. An XA branch's effect
+ * row (op action) exists only once its XA transaction committed, which the same rules cover.
+ */
 function workflowProblems(index: RunIndex, gid: string, status: string): Problem[] {
   const out: Problem[] = [];
   for (const id of branchIds(index, gid)) {
-    const c = (op: string): number => n(index, gid, id, op);
-    const found = `found action=${c("action")} compensate=${c("compensate")} try=${c("try")} confirm=${c("confirm")} cancel=${c("cancel")}`;
-    if (status === "succeed" && (c("compensate") !== 0 || c("cancel") !== 0 || c("confirm") !== c("try"))) {
-      out.push(`branch ${id}: a succeeded workflow needs compensate=cancel=0 and confirm=try, ${found}`);
-    }
-    if (status === "failed" && (c("action") !== c("compensate") || c("try") !== c("cancel") || c("confirm") !== 0)) {
-      out.push(`branch ${id}: a failed workflow needs action=compensate, try=cancel, confirm=0, ${found}`);
-    }
+    const sum = (...ops: string[]): number => ops.reduce((total, op) => total + n(index, gid, id, op), 0);
+    const [forward, commit, undo] = [sum("action", "try"), sum("commit", "confirm"), sum("rollback", "compensate", "cancel")];
+    const found = `found forward=${forward} commit=${commit} undo=${undo}`;
+    if (status === "succeed" && (undo !== 0 || commit > forward)) out.push(`branch ${id}: a succeeded workflow needs undo=0 and commit ≤ forward, ${found}`);
+    if (status === "failed" && (commit !== 0 || undo !== forward)) out.push(`branch ${id}: a failed workflow needs commit=0 and undo=forward, ${found}`);
   }
   return out;
 }
@@ -110,7 +114,7 @@ const RULES: Record<Kind, (index: RunIndex, gid: string, status: string) => Prob
 function strayProblems(index: RunIndex, gid: string): Problem[] {
   const out: Problem[] = [];
   for (const id of branchIds(index, gid)) {
-    for (const op of ["action", "compensate", "try", "confirm", "cancel", "commit", "msg"]) {
+    for (const op of ["action", "compensate", "try", "confirm", "cancel", "commit", "rollback", "msg"]) {
       const count = applied(index, gid, id, op) ?? 0;
       if (count > 0) out.push(`branch ${id} op ${op} applied ${count} time(s) though no coordinator knows the gid`);
     }
@@ -131,7 +135,7 @@ function strayProblems(index: RunIndex, gid: string): Problem[] {
  * - msg: succeed ⇒ n(action)=1 for each branch; failed ⇒ no effect rows and no committed sender
  *   barrier (op msg, reason msg);
  * - XA: succeed ⇒ every branch has its effect rows; failed ⇒ none at all;
- * - workflow: the saga and TCC pair rules on whichever ops its branches used;
+ * - workflow: the saga and TCC pair rules on the workflow's op names (see workflowProblems);
  * - a gid no coordinator knows: nothing applied.
  * Non-terminal gids are checked for idempotency only (G1/G2 report them).
  */

@@ -3,7 +3,7 @@
  * generator, the participants and the world would write them, consistent by construction, so a
  * test can break exactly one thing and see the checker name it.
  */
-import type { ChaosTimings, ClientEvent, DatabaseState, FinalTrans, Intent, Kind, NemesisEvent, ParticipantCall, Transfer } from "../contracts.ts";
+import type { ChaosTimings, ClientEvent, ClientOp, DatabaseState, FinalTrans, Intent, Kind, NemesisEvent, ParticipantCall, Transfer } from "../contracts.ts";
 import { ACCOUNT_COUNT, accountDb, initialBalance, runPaths } from "../contracts.ts";
 import type { CheckData, CheckInput, StatusChange } from "./types.ts";
 
@@ -40,9 +40,10 @@ export class SyntheticRun {
   }
 
   /** A client request and its completion (ok unless told). */
-  request(gid: string, op: "submit" | "prepare" | "abort" | "query", completion: "ok" | "fail" | "info" = "ok", status?: string): void {
+  request(gid: string, op: ClientOp | "prepareWorkflow" | "registerBranch", completion: "ok" | "fail" | "info" = "ok", status?: string): void {
     const id = this.nextId++;
-    this.history.push({ type: "invoke", id, at: this.tick(), gid, op, via: "http", coordinator: 0 });
+    // The load generator also records prepareWorkflow and registerBranch (ClientOp on its branch).
+    this.history.push({ type: "invoke", id, at: this.tick(), gid, op: op as ClientOp, via: "http", coordinator: 0 });
     if (completion === "ok") this.history.push({ type: "ok", id, at: this.tick(), gid, ...(status ? { status } : {}) });
     else this.history.push({ type: completion, id, at: this.tick(), gid, error: "synthetic" });
   }
@@ -173,6 +174,27 @@ export class SyntheticRun {
     this.effect(gid, "01", "action", transfer.to, transfer.amount);
     this.moves(gid, "msg", "prepared", "submitted", "succeed");
     this.final.push({ gid, status: "succeed", transType: "msg", branches: [{ branchId: "01", op: "action", status: "succeed" }] });
+  }
+
+  /** A workflow of two saga-style branches; failed: the second action fails, the first is rolled back. */
+  workflow(gid: string, transfer: Transfer, outcome: Outcome = "succeed"): void {
+    this.intent(gid, "workflow", transfer);
+    this.request(gid, "prepareWorkflow", "ok", "prepared");
+    this.change(gid, "workflow", null, "prepared");
+    this.call(gid, "01", "action");
+    this.effect(gid, "01", "action", transfer.from, -transfer.amount);
+    if (outcome === "succeed") {
+      this.call(gid, "02", "action");
+      this.effect(gid, "02", "action", transfer.to, transfer.amount);
+    } else {
+      this.call(gid, "02", "action", "FAILURE");
+      this.call(gid, "01", "rollback");
+      this.effect(gid, "01", "rollback", transfer.from, transfer.amount);
+    }
+    this.request(gid, "submit", "ok", outcome);
+    this.change(gid, "workflow", "prepared", outcome, "workflow-submit");
+    const branch = (branchId: string, status: string): FinalTrans["branches"][number] => ({ branchId, op: "action", status });
+    this.final.push({ gid, status: outcome, transType: "workflow", branches: outcome === "succeed" ? [branch("01", "succeed"), branch("02", "succeed")] : [branch("01", "succeed"), branch("02", "failed")] });
   }
 
   /** A nemesis fault from now for `ms`. */
