@@ -58,6 +58,15 @@ async function main(): Promise<number> {
   };
   process.once("SIGINT", () => interrupt("SIGINT"));
   process.once("SIGTERM", () => interrupt("SIGTERM"));
+  // A library error nobody listened for must not leave servers behind: stop everything, exit 2.
+  const crash = (error: unknown): void => {
+    process.stderr.write(`chaos: unexpected error, stopping everything: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    void shutdownWorld(world).finally(() => process.exit(2));
+  };
+  process.once("uncaughtException", crash);
+  process.once("unhandledRejection", crash);
+  // Last resort (process.exit from anywhere): SIGKILL every child still alive.
+  process.once("exit", killAll);
   const started = Date.now();
   try {
     const report = await runChaos({
