@@ -35,6 +35,9 @@ export function openPgPool(url: string, max: number): pg.Pool {
   });
   // An idle client whose server went away emits 'error'; without a listener that kills the process.
   pool.on("error", () => undefined);
+  // So does a checked-out client between two queries (an XA session waiting on the coordinator)
+  // when its server crashes: the pool only listens while the client is idle. Its next query fails.
+  pool.on("connect", (client) => client.on("error", () => undefined));
   return pool;
 }
 
