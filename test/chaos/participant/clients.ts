@@ -46,7 +46,7 @@ export const MYSQL_SESSION_SQL = `SET SESSION innodb_lock_wait_timeout = ${STORE
 
 /** A mysql2 pool with a connect timeout and bounded waits per session. */
 export function openMysqlPool(url: string, connectionLimit: number): mysql.Pool {
-  const pool = mysql.createPool({ uri: url, connectionLimit, connectTimeout: CONNECT_TIMEOUT_MS, enableKeepAlive: true, maxIdle: connectionLimit, queueLimit: 1_000 });
+  const pool = mysql.createPool({ uri: url, connectionLimit, connectTimeout: CONNECT_TIMEOUT_MS, enableKeepAlive: true, maxIdle: connectionLimit, queueLimit: 100 });
   pool.pool.on("connection", (conn) => {
     conn.query(MYSQL_SESSION_SQL);
   });
