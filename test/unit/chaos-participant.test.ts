@@ -118,21 +118,26 @@ describe("chaos participant", () => {
     }
   });
 
-  it("workflow: a rollback (op=rollback) before its action (op=action) is a null compensation on every database", async () => {
+  it("workflow: a rollback (op=rollback) is the compensation of its action: null before it, recorded as compensate after it, on every database", async () => {
     const u = urls(clean).saga;
     const before = await readDatabaseState(dbs, { redisPrefix: PREFIX });
     for (const id of ONE_PER_DB) {
       const q = (op: string) => ({ gid: `${NAME}-w${id}`, branchId: "01", op, transType: "workflow" });
       expect((await call(u.transInCompensate, q("rollback"), { account: id, amount: 8 })).status).toBe(200);
       expect((await call(u.transIn, q("action"), { account: id, amount: 8 })).status).toBe(200);
+      const r = (op: string) => ({ gid: `${NAME}-wr${id}`, branchId: "01", op, transType: "workflow" });
+      expect((await call(u.transIn, r("action"), { account: id, amount: 9 })).status).toBe(200);
+      expect((await call(u.transInCompensate, r("rollback"), { account: id, amount: 9 })).status).toBe(200);
     }
     const s = await readDatabaseState(dbs, { redisPrefix: PREFIX });
     for (const id of ONE_PER_DB) {
       const db = accountDb(id);
       expect(account(s, id)).toEqual(account(before, id));
       expect(effectsOf(s, `${NAME}-w${id}`)).toEqual([]);
-      // Redis knows compensate/cancel only: the participant sends a workflow's rollback as compensate there.
-      expect(barriersOf(s, `${NAME}-w${id}`)).toEqual(db === "redis" ? ["redis:01:action:rollback", "redis:01:compensate:compensate"] : [`${db}:01:action:rollback`, `${db}:01:rollback:rollback`]);
+      expect(effectsOf(s, `${NAME}-wr${id}`).map((e) => `${e.op}:${e.amount}`)).toEqual(db === "redis" ? [] : ["action:9", "compensate:-9"]);
+      expect(barriersOf(s, `${NAME}-wr${id}`)).toEqual([`${db}:01:action:action`, `${db}:01:compensate:compensate`]);
+      // A workflow's rollback is recorded as the compensation of its action, on every database.
+      expect(barriersOf(s, `${NAME}-w${id}`)).toEqual(db === "redis" ? ["redis:01:action:rollback", "redis:01:compensate:compensate"] : [`${db}:01:action:compensate`, `${db}:01:compensate:compensate`]);
     }
   });
 

@@ -6,6 +6,7 @@
  */
 import {
   BranchBarrier,
+  DtxClient,
   mysqlXa,
   postgresXa,
   xaLocalTransaction,
@@ -18,6 +19,25 @@ import { openMysqlConnection, type ParticipantClients } from "./clients.ts";
 import { BadBranchRequest, parsePayload, type BranchPayload, type Route, type Side, type Step } from "./routes.ts";
 
 const XA_OPTIONS: XaOptions = { barrierTable: CHAOS_BARRIER_TABLE };
+/**
+ * Bound of an XA action's registerBranch call: the SDK's default (30 s) would hold the account's
+ * row lock that long behind a paused coordinator.
+ */
+export const COORDINATOR_TIMEOUT_MS = 5_000;
+/** A run has a few coordinators; more addresses than this is a bug, not a reason to grow. */
+const MAX_COORDINATORS = 16;
+const coordinators = new Map<string, DtxClient>();
+
+/** The client for the coordinator an XA action names in its `dtm` query parameter (HTTP URL or gRPC host:port). */
+function coordinatorFor(dtm: string): DtxClient {
+  let client = coordinators.get(dtm);
+  if (!client) {
+    if (coordinators.size >= MAX_COORDINATORS) throw new BadBranchRequest("BAD_QUERY", `more than ${MAX_COORDINATORS} coordinator addresses in dtm`);
+    client = new DtxClient(/^https?:\/\//.test(dtm) ? { server: dtm, timeoutMs: COORDINATOR_TIMEOUT_MS } : { grpcServer: dtm, timeoutMs: COORDINATOR_TIMEOUT_MS });
+    coordinators.set(dtm, client);
+  }
+  return client;
+}
 
 /** The change a step makes to its account; see routes.ts. */
 export function changeFor(side: Side, step: Step, amount: number): Pick<AccountChange, "balance" | "frozen" | "requireFunds"> {
@@ -37,26 +57,29 @@ export function changeFor(side: Side, step: Step, amount: number): Pick<AccountC
 }
 
 /**
- * The Redis barrier knows `compensate` and `cancel` as compensations (which block their action /
- * try); a workflow's rollback callback calls with `op=rollback`, so on Redis that becomes
- * `compensate` (the step it undoes ran with `op=action`).
+ * A workflow's rollback callback calls with `op=rollback`; it undoes the branch's `action` exactly
+ * as a saga's compensation does, so its barrier and effect rows say `compensate`, on every
+ * database alike: the SDK's Redis barrier knows only `compensate` / `cancel` as compensations
+ * (which block their action / try), and the checker then reads one set of ops everywhere.
  */
-function redisBarrierOp(op: string): string {
+function barrierOp(op: string): string {
   return op === "rollback" ? "compensate" : op;
 }
 
 /** Runs one saga / TCC / msg / workflow step on the account's database. */
-async function runStep(clients: ParticipantClients, info: BranchRequestInfo, side: Side, step: Step, payload: BranchPayload): Promise<void> {
+async function runStep(clients: ParticipantClients, request: BranchRequestInfo, side: Side, step: Step, payload: BranchPayload): Promise<void> {
+  const info = { ...request, op: barrierOp(request.op) };
   const change: AccountChange = { gid: info.gid, branchId: info.branchId, op: info.op, account: payload.account, ...changeFor(side, step, payload.amount) };
+  const bb = new BranchBarrier(info, CHAOS_BARRIER_OPTIONS);
   switch (accountDb(payload.account)) {
     case "postgres":
-      await new BranchBarrier(info, CHAOS_BARRIER_OPTIONS).callWithPg(clients.pg, (c) => applyPgChange(c, change));
+      await bb.callWithPg(clients.pg, (c) => applyPgChange(c, change));
       return;
     case "mysql":
-      await new BranchBarrier(info, CHAOS_BARRIER_OPTIONS).callWithMysql(clients.mysql, (c) => applyMysqlChange(c, change));
+      await bb.callWithMysql(clients.mysql, (c) => applyMysqlChange(c, change));
       return;
     case "redis":
-      await applyRedisChange(clients.redis, new BranchBarrier({ ...info, op: redisBarrierOp(info.op) }, CHAOS_BARRIER_OPTIONS), change);
+      await applyRedisChange(clients.redis, bb, change);
       return;
   }
 }
@@ -81,11 +104,12 @@ async function runXa(clients: ParticipantClients, db: "postgres" | "mysql", side
   const payload = parsePayload(body);
   if (accountDb(payload.account) !== db) throw new BadBranchRequest("WRONG_DATABASE", `account ${payload.account} is not a ${db} account`);
   const change: AccountChange = { gid: info.gid, branchId: info.branchId, op: info.op, account: payload.account, ...changeFor(side, "action", payload.amount) };
+  const options: XaOptions = { ...XA_OPTIONS, client: coordinatorFor(info.dtm) };
   if (db === "postgres") {
     const client = await clients.pg.connect();
     let failed = false;
     try {
-      await xaLocalTransaction(info, postgresXa(client), (c) => applyPgChange(c, change), XA_OPTIONS);
+      await xaLocalTransaction(info, postgresXa(client), (c) => applyPgChange(c, change), options);
     } catch (err) {
       failed = true;
       throw err;
@@ -98,7 +122,7 @@ async function runXa(clients: ParticipantClients, db: "postgres" | "mysql", side
   // A dedicated session: the SDK closes it after XA PREPARE, handing the transaction to the server.
   const conn = await openMysqlConnection(clients.urls.mysql);
   try {
-    await xaLocalTransaction(info, mysqlXa(conn), (c) => applyMysqlChange(c, change), XA_OPTIONS);
+    await xaLocalTransaction(info, mysqlXa(conn), (c) => applyMysqlChange(c, change), options);
   } finally {
     conn.destroy();
   }

@@ -66,6 +66,8 @@ const server = createParticipantServer({
 server.keepAliveTimeout = 5_000;
 server.headersTimeout = 10_000;
 server.requestTimeout = 30_000;
+// A bound on open connections: C = 32 load plus the coordinators' retries need far fewer.
+server.maxConnections = 1_024;
 server.listen(wholeNumber("port", values.port, 0), "127.0.0.1");
 await once(server, "listening");
 process.stdout.write(`${JSON.stringify({ ready: true, port: (server.address() as AddressInfo).port })}\n`);

@@ -7,6 +7,8 @@
  * (the op in the query only names the barrier row and effect row), so a workflow can call the same
  * URLs: its `callHttp` step sends `op=action` (to a saga action or a TCC try URL), its rollback
  * and commit callbacks call the compensate / cancel / confirm URL with the op they are given.
+ * A workflow's `op=rollback` is recorded as `compensate` (barrier and effect rows, every
+ * database): it undoes the step's `action` as a saga compensation does.
  *
  * | URL                           | account change (`a` = amount)                    | may answer FAILURE       |
  * |-------------------------------|--------------------------------------------------|--------------------------|
