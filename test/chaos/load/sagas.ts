@@ -1,4 +1,4 @@
-import { Saga } from "../../../sdk/src/index.ts";
+import { Saga, isFailure, isOngoing } from "../../../sdk/src/index.ts";
 import type { FlowContext } from "./flow-context.ts";
 import { legCall } from "./legs.ts";
 import type { Leg } from "./plan.ts";
@@ -20,15 +20,24 @@ function buildSaga(ctx: FlowContext, legs: readonly Leg[]): Saga {
 /**
  * A saga (kind `saga`: one transfer, debit then credit) or a concurrent DAG (kind `saga-dag`:
  * 2–3 transfers in parallel, each credit after its debit). A debit of a low-balance account
- * answers FAILURE and the saga compensates. With `conflict`, the same gid is submitted again,
- * after the first answer, with every amount + 1: the coordinator must refuse it (409, the saga
- * has finished) or ignore its branches (a resubmit continues the stored ones, docs/deviations.md D2).
+ * answers FAILURE and the saga compensates. With `conflict`, once an answer said the saga is
+ * stored, the same gid is submitted again with every amount + 1: the coordinator must refuse it
+ * (409, the saga has finished) or ignore its branches (a resubmit continues the stored ones,
+ * docs/deviations.md D2).
  */
 export async function runSaga(ctx: FlowContext): Promise<void> {
+  // Only once the coordinator has the saga: a conflicting body for a gid it never stored would be
+  // a new saga with other amounts than the intent's (seed 1, gid c1-285, found it).
+  let stored = false;
   try {
     await buildSaga(ctx, ctx.plan.legs).submit();
+    stored = true;
+  } catch (err) {
+    // FAILURE (ended failed, or a re-send met the finished saga) and ONGOING both say it is stored.
+    stored = isFailure(err) || isOngoing(err);
+    throw err;
   } finally {
-    if (ctx.plan.intent.conflict) {
+    if (ctx.plan.intent.conflict && stored) {
       const changed = ctx.plan.legs.map((leg) => ({ ...leg, delta: leg.delta < 0 ? leg.delta - 1 : leg.delta + 1 }));
       await buildSaga(ctx, changed)
         .submit()
