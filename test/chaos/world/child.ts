@@ -28,6 +28,7 @@ export interface ChildRecipe {
 
 const LIVE = new Set<ChildProcess>();
 const GENTLE_KILL_BOUND_MS = 15_000;
+const START_ATTEMPTS = 3;
 
 function alive(child: ChildProcess): boolean {
   return child.exitCode === null && child.signalCode === null;
@@ -111,6 +112,22 @@ export class Child {
       throw error;
     } finally {
       clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Starts it, trying again (up to `attempts` times) when it exits or is not ready, as a process
+   * supervisor would: a coordinator refuses to start when its store times out at its start-up
+   * checks, which a loaded machine makes happen right after a fault.
+   */
+  async startSupervised(attempts = START_ATTEMPTS): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.start();
+        return;
+      } catch (error) {
+        if (attempt >= attempts) throw error;
+      }
     }
   }
 

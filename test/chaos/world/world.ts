@@ -61,11 +61,11 @@ export async function healWorld(world: World): Promise<void> {
   for (const server of Object.values(world.dbs.servers)) if (!server.child.running) await server.restart();
   for (const c of world.coordinators) {
     if (c.child.isPaused) c.child.resume();
-    if (!c.child.running) await c.child.start();
+    if (!c.child.running) await c.child.startSupervised();
   }
   for (const p of world.participants) {
     if (p.child.isPaused) p.child.resume();
-    if (!p.child.running) await p.child.start();
+    if (!p.child.running) await p.child.startSupervised();
   }
 }
 

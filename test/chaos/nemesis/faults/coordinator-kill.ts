@@ -28,7 +28,7 @@ export const coordinatorKill: Fault = {
     }
     await sleep(plan.durationMs);
     const started = Date.now();
-    for (const c of victims) await c.child.start();
+    for (const c of victims) await c.child.startSupervised();
     note({ restartMs: Date.now() - started });
   },
 };

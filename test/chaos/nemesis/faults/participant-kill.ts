@@ -20,6 +20,6 @@ export const participantKill: Fault = {
     const child = world.participants[index]!.child;
     await child.kill("SIGKILL");
     await sleep(plan.durationMs);
-    await child.start();
+    await child.startSupervised();
   },
 };
