@@ -17,6 +17,7 @@ import { readDatabaseState } from "../participant/snapshot.ts";
 import { setupParticipantDbs } from "../participant/setup.ts";
 import type { Profile } from "../profile.ts";
 import { quiesce } from "./quiesce.ts";
+import { pagesFor, readStatuses } from "./statuses.ts";
 import type { World } from "./world.ts";
 import { coordinatorCount, healWorld, startWorld } from "./world.ts";
 
@@ -108,7 +109,10 @@ async function settleAndCheck(opts: RunOptions, world: World, startedAt: number,
   const settle = await quiesce({
     gids,
     acknowledged: acknowledgedGids(history),
-    read: (open) => readFinalTrans(coordinatorUrl, open),
+    read: async (open) => {
+      const statuses = await readStatuses(coordinatorUrl, pagesFor(gids.length));
+      return open.map((gid) => ({ gid, status: statuses.get(gid), branches: [] }));
+    },
     timeoutMs: profile.quiesceMs,
     say,
   });
