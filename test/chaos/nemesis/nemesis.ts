@@ -27,6 +27,8 @@ export async function runNemesis(opts: {
   world: World;
   eventsFile: string;
   startedAt: number;
+  /** The least time between one fault's heal and the next fault's start (the profile's faultMinGapMs). */
+  minGapMs: number;
   shouldStop: () => boolean;
   /** Progress lines for the console. */
   say?: (line: string) => void;
@@ -34,8 +36,12 @@ export async function runNemesis(opts: {
   const byName = new Map(opts.faults.map((f) => [f.name, f]));
   const result: NemesisResult = { counts: {}, lastFaultEndedAt: opts.startedAt, errors: [] };
   const write = (event: NemesisEvent): void => appendFileSync(opts.eventsFile, `${JSON.stringify(event)}\n`);
+  let healedAt = 0;
   for (const item of opts.schedule) {
-    while (Date.now() < opts.startedAt + item.atMs && !opts.shouldStop()) await sleep(POLL_MS);
+    // The schedule's time, but never sooner than the minimum gap after the last heal: a restart
+    // on a loaded machine can take far longer than planned, and faults must not run back to back.
+    const due = Math.max(opts.startedAt + item.atMs, healedAt + opts.minGapMs);
+    while (Date.now() < due && !opts.shouldStop()) await sleep(POLL_MS);
     if (opts.shouldStop()) break;
     const fault = byName.get(item.fault)!;
     const extra: Record<string, unknown> = {};
@@ -50,6 +56,7 @@ export async function runNemesis(opts: {
       opts.say?.(`nemesis: ${message}`);
     }
     result.lastFaultEndedAt = Date.now();
+    healedAt = result.lastFaultEndedAt;
     write({ at: result.lastFaultEndedAt, phase: "end", fault: item.fault, target: item.plan.target, detail: extra });
     result.counts[item.fault] = (result.counts[item.fault] ?? 0) + 1;
   }

@@ -77,6 +77,7 @@ export async function runChaos(opts: RunOptions): Promise<Report> {
     world,
     eventsFile: paths.nemesis,
     startedAt: loadStartedAt,
+    minGapMs: profile.faultMinGapMs,
     shouldStop: () => opts.signal.aborted || Date.now() - loadStartedAt >= profile.maxRunMs || (loadDone && Date.now() - loadStartedAt >= profile.minFaultWindowMs),
     say,
   });
