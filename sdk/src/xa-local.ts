@@ -252,6 +252,16 @@ async function abandon(conn: XaConnection, xid: string, ended: boolean): Promise
   }
 }
 
+/**
+ * Whether the XA transaction `xid` is prepared (`XA RECOVER` on MySQL/MariaDB, `pg_prepared_xacts`
+ * on PostgreSQL): its local work is done and waits for phase 2.
+ */
+export async function xaPrepared(conn: XaConnection, xid: string): Promise<boolean> {
+  if (conn.dialect === "mysql") return mysqlStillPrepared(conn, xid);
+  const result = (await conn.exec("select 1 from pg_prepared_xacts where gid = $1", [xid])) as { rowCount?: number | null };
+  return (result.rowCount ?? 0) > 0;
+}
+
 /** Whether `XA RECOVER` lists `xid`: a MySQL/MariaDB XAER_NOTA then only means another session still holds it. */
 async function mysqlStillPrepared(conn: XaConnection, xid: string): Promise<boolean> {
   const rows = await conn.exec("XA RECOVER");

@@ -309,6 +309,28 @@ describe.each<Dialect>(["mysql", "postgres"])("Workflow doXa on %s", (dialect) =
     expect(await barrierReasons(dialect, gid)).toEqual(["01:action", "02:action"]);
   });
 
+  // Found by the chaos harness (docs/chaos.md): `npm run chaos -- --store postgres --seed 20261206
+  // --profile smoke` (and mysql, same seed), G1/G6: a workflow's doXa step prepared, then its
+  // registerBranch failed (the store crashed); every later execution was stuck behind the prepared
+  // xid and its barrier row, the XA transaction stayed prepared holding its row locks, and other
+  // transactions on that account timed out on the lock for ever.
+  it("a step an earlier execution prepared but never recorded is adopted: committed once, nothing left prepared", async () => {
+    const [from, to] = await accounts(dialect);
+    const gid = gidFor(`wf-xa-adopt-${dialect}`);
+    // The earlier execution: step 01 (credit `to`) prepared, then it stopped before recording it.
+    const conn = await sessions().open();
+    try {
+      await prepareLocal(conn as XaConnection<unknown>, { gid, branchId: "01" }, { barrierTable: TABLE[dialect].barrier }, (raw) => move(raw, to, 30));
+    } finally {
+      await sessions().close(conn.raw);
+    }
+    expect(await pendingXids(dialect, gid)).toEqual([`${gid}-01`]);
+    await registry.execute("xa-transfer", gid, { from, to, amount: 30 });
+    expect([await balance(dialect, from), await balance(dialect, to)]).toEqual([70, 130]);
+    expect(await pendingXids(dialect, gid)).toEqual([]);
+    expect((await env.http.query(gid)).transaction?.status).toBe("succeed");
+  }, 30_000);
+
   it("a FAILURE in the second step rolls the first back (XA ROLLBACK) and leaves no prepared transaction", async () => {
     const [from, to] = await accounts(dialect);
     const gid = gidFor(`wf-xa-fail-${dialect}`);
