@@ -45,6 +45,18 @@ function acknowledgedGids(history: readonly ClientEvent[]): Set<string> {
   return acked;
 }
 
+/** Violations kept in report.json when all of them (each with its events) make too long a string. */
+const REPORT_VIOLATIONS_CAP = 1_000;
+
+/** The report as JSON; a run with a flood of violations keeps the first ones (a full redis run had ~10,000). */
+function reportJson(report: Report): string {
+  try {
+    return JSON.stringify(report);
+  } catch {
+    return JSON.stringify({ ...report, violations: report.violations.slice(0, REPORT_VIOLATIONS_CAP), violationsOmitted: report.violations.length - REPORT_VIOLATIONS_CAP });
+  }
+}
+
 export async function runChaos(opts: RunOptions): Promise<Report> {
   const { store, seed, profile, paths, say } = opts;
   const startedAt = Date.now();
@@ -147,6 +159,6 @@ async function settleAndCheck(opts: RunOptions, world: World, startedAt: number,
   writeFileSync(paths.db, JSON.stringify(db));
   writeFileSync(paths.run, JSON.stringify(info, null, 2));
   const report = check(await readRun(paths.dir));
-  writeFileSync(paths.report, `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(paths.report, `${reportJson(report)}\n`);
   return report;
 }
