@@ -93,6 +93,7 @@ export function openClients(urls: DbUrls, options: ParticipantDbOptions & { pool
 /** Connections reserved for XA phase 2 per database (pools connect lazily: none are opened unless used). */
 export const XA_PHASE2_POOL_SIZE = 4;
 
+/** Closes every pool and the Redis client (errors of already-broken connections are ignored). */
 export async function closeClients(c: ParticipantClients): Promise<void> {
   await Promise.allSettled([c.pg.end(), c.mysql.end(), c.xaPg.end(), c.xaMysql.end(), c.redis.quit()]);
 }
