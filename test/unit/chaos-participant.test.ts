@@ -205,6 +205,29 @@ describe("chaos participant", () => {
     expect(barriersOf(s, `${NAME}-x2`)).toEqual(["mysql:01:action:rollback"]);
   });
 
+  it("xa phase 2 gets through while every pooled connection waits on the row its prepared branch holds", async () => {
+    const sdk = new SdkClient(dtx.url);
+    const u = urls(clean);
+    const [my, pgId] = [40, 42]; // MariaDB, PostgreSQL
+    let waiting: Promise<Reply[]> = Promise.resolve([]);
+    try {
+      await xaGlobalTransaction(sdk, `${NAME}-x3`, async (xa) => {
+        await xa.callBranch({ account: my, amount: 5 }, u.xa.mysql.transIn);
+        await xa.callBranch({ account: pgId, amount: 5 }, u.xa.postgres.transIn);
+        // 12 calls per account, more than the participant's pools of 10: all wait on the prepared rows.
+        waiting = Promise.all([my, pgId].flatMap((id) => Array.from({ length: 12 }, (_, i) => call(u.saga.transIn, { gid: `${NAME}-blocked${id}-${i}`, branchId: "01", op: "action" }, { account: id, amount: 1 }))));
+        const started = () => (readFileSync(calls, "utf8").match(new RegExp(`"gid":"${NAME}-blocked`, "g")) ?? []).length;
+        for (let i = 0; i < 1_000 && started() < 24; i++) await new Promise((r) => setTimeout(r, 10));
+      }, { waitResult: true });
+    } finally {
+      await sdk.close();
+    }
+    // The commit released the rows: every waiting call went through (none ran into a lock timeout).
+    expect((await waiting).map((r) => r.status)).toEqual(Array<number>(24).fill(200));
+    const s = await readDatabaseState(dbs, { redisPrefix: PREFIX });
+    expect([account(s, my).balance, account(s, pgId).balance]).toEqual([initialBalance(my) + 17, initialBalance(pgId) + 17]);
+  });
+
   it("msg through a real coordinator, sender on each database: submitted, vanished after its commit (the check-back submits), never committed (the check-back fails it)", async () => {
     const sdk = new SdkClient(dtx.url);
     const clients = openClients(dbs, { redisPrefix: PREFIX, poolSize: 2 });

@@ -4,7 +4,8 @@
  * (faults.ts): error-before / ongoing / failure answer before any effect; late waits `lateMs`
  * first; error-after and drop-after let the effect commit, then answer 500 or cut the connection;
  * a duplicate runs the handler twice at once (the barrier must absorb it) and answers the first.
- * Past `maxInFlight` calls at once it answers 503 (Retry-After: 1) before any effect.
+ * Past `maxInFlight` calls at once it answers 503 (Retry-After: 1) before any effect, except to
+ * XA phase 2.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -89,7 +90,9 @@ async function handleCall(o: ParticipantServerOptions, state: ServerState, req: 
     return sendReply(res, badRequest(e.code, e.message));
   }
   const callId = o.log.start({ gid: info.gid, branchId: info.branchId, op: info.op, path: req.path });
-  if (state.inFlight >= (o.maxInFlight ?? MAX_IN_FLIGHT)) {
+  // XA phase 2 is never shed: it is what releases the row locks the other calls wait on.
+  const releasesLocks = route.kind === "xa" && info.op !== "action";
+  if (!releasesLocks && state.inFlight >= (o.maxInFlight ?? MAX_IN_FLIGHT)) {
     res.setHeader("retry-after", "1");
     sendReply(res, { status: 503, body: { error: { code: "PARTICIPANT_BUSY", message: `more than ${o.maxInFlight ?? MAX_IN_FLIGHT} branch calls at once` } } });
     o.log.end(callId, "ERROR");
