@@ -9,7 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DtxClient, HttpTransport, tccGlobalTransaction } from "../../sdk/src/index.ts";
 import type { ClientEvent } from "../chaos/contracts.ts";
 import { Journal } from "../chaos/load/journal.ts";
+import { DEFAULT_MIX, RATES, planTransaction } from "../chaos/load/plan.ts";
+import type { TxPlan } from "../chaos/load/plan.ts";
 import { MAX_RESENDS, RecordingTransport } from "../chaos/load/recording-transport.ts";
+import { runSaga } from "../chaos/load/sagas.ts";
 import { startCoordinator } from "../helpers/coordinator.ts";
 import type { TestCoordinator } from "../helpers/coordinator.ts";
 import { TcpProxy } from "../helpers/tcp-proxy.ts";
@@ -115,3 +118,38 @@ describe("chaos load: the recording transport", () => {
     expect(historyOf(gid).map((e) => e.type)).toEqual(["invoke", "ok", "invoke", "fail"]);
   });
 });
+
+describe("chaos load: a saga's conflicting resubmit", () => {
+  // A participant nobody listens on: the saga is stored and retried, which is all these tests need.
+  const participant = "http://127.0.0.1:9";
+  const conflictPlan = (seed: number): TxPlan => {
+    const ctx = { seed, mix: { ...DEFAULT_MIX, "saga-dag": 0, tcc: 0, msg: 0, xa: 0, workflow: 0 }, coordinators: 1, participants: 1, rates: { ...RATES, conflict: 1 } };
+    const plan = planTransaction(ctx, 0);
+    expect(plan.intent).toMatchObject({ kind: "saga", conflict: true });
+    return plan;
+  };
+  const submitsOf = (gid: string): number => historyOf(gid).filter((e) => e.type === "invoke" && e.op === "submit").length;
+
+  it("is not sent when the saga was never stored (seed 1, c1-285: it became a new saga with other amounts)", async () => {
+    const plan = conflictPlan(901);
+    proxy.blackHole();
+    try {
+      await expect(runSaga({ plan, client: client(), participant, options: { waitResult: true } })).rejects.toMatchObject({ code: "TIMEOUT" });
+    } finally {
+      proxy.heal();
+    }
+    expect(submitsOf(plan.intent.gid)).toBe(1 + MAX_RESENDS);
+    expect(await coordinator.client.status(plan.intent.gid)).toBeUndefined();
+  });
+
+  it("is sent once the saga is stored, and changes nothing", async () => {
+    const plan = conflictPlan(902);
+    await runSaga({ plan, client: client(), participant, options: { waitResult: true } }).catch(() => undefined);
+    const { gid } = plan.intent;
+    expect(submitsOf(gid)).toBe(2);
+    const stored = await coordinator.client.query(gid);
+    const amounts = stored.branches.filter((b) => b.op === "action").map((b) => (JSON.parse(Buffer.from(b.bin_data ?? "", "base64").toString()) as { amount: number }).amount);
+    expect(amounts).toEqual(plan.intent.transfers.flatMap((t) => [t.amount, t.amount]));
+  });
+});
+

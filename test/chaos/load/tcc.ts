@@ -1,5 +1,5 @@
 import { tccGlobalTransaction } from "../../../sdk/src/index.ts";
-import type { FlowContext } from "./flow-context.ts";
+import type { CoordinatorFlowContext } from "./flow-context.ts";
 import { legCall } from "./legs.ts";
 
 /**
@@ -7,7 +7,7 @@ import { legCall } from "./legs.ts";
  * FAILURE (low balance), errors or times out makes the SDK abort the global (its branches are
  * cancelled) and the error propagates; a Try left hanging by a timeout is the anti-hanging case.
  */
-export async function runTcc(ctx: FlowContext): Promise<void> {
+export async function runTcc(ctx: CoordinatorFlowContext): Promise<void> {
   await tccGlobalTransaction(
     ctx.client,
     ctx.plan.intent.gid,

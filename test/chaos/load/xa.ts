@@ -1,5 +1,5 @@
 import { xaGlobalTransaction } from "../../../sdk/src/index.ts";
-import type { FlowContext } from "./flow-context.ts";
+import type { CoordinatorFlowContext } from "./flow-context.ts";
 import { legCall } from "./legs.ts";
 
 /**
@@ -8,7 +8,7 @@ import { legCall } from "./legs.ts";
  * commits both). A branch that fails (low balance, a fault) makes the SDK abort: the coordinator
  * rolls back every prepared branch.
  */
-export async function runXa(ctx: FlowContext): Promise<void> {
+export async function runXa(ctx: CoordinatorFlowContext): Promise<void> {
   await xaGlobalTransaction(
     ctx.client,
     ctx.plan.intent.gid,
