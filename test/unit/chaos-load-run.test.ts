@@ -155,3 +155,26 @@ describe("chaos load: stopping early", () => {
   }, 20_000);
 });
 
+describe("chaos load: offered rate", () => {
+  it("starts transaction n no earlier than n / ratePerSecond after the start", async () => {
+    const ratePaths = runPaths(join(runDir, "rate"));
+    const startedAt = Date.now();
+    const r = await runLoad({
+      seed: SEED + 2,
+      count: 6,
+      concurrency: 4,
+      ratePerSecond: 20,
+      coordinators: [{ httpUrl: coordinator.url, grpcTarget: `127.0.0.1:${coordinator.grpcPort}` }],
+      participants: [participant.base],
+      dbs: scratch.dbs,
+      paths: ratePaths,
+      mix: { workflow: 0 },
+    });
+    await r.stop();
+    const firstInvoke = new Map<string, number>();
+    for (const e of jsonLines<ClientEvent>(ratePaths.history)) if (e.type === "invoke" && !firstInvoke.has(e.gid)) firstInvoke.set(e.gid, e.at);
+    expect(firstInvoke.size).toBe(6);
+    for (let n = 0; n < 6; n++) expect(firstInvoke.get(`c${SEED + 2}-${n}`)! - startedAt).toBeGreaterThanOrEqual(n * 50);
+  });
+});
+

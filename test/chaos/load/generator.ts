@@ -10,6 +10,7 @@ import { DtxClient, GrpcTransport, HttpTransport, WorkflowRegistry as Registry }
 import type { Kind, RunPaths, Via } from "../contracts.ts";
 import type { DbUrls } from "../participant/db-urls.ts";
 import type { FlowContext } from "./flow-context.ts";
+import { pause } from "./abort.ts";
 import { Journal } from "./journal.ts";
 import { runMsg } from "./msg.ts";
 import { DEFAULT_MIX, RATES, planTransaction } from "./plan.ts";
@@ -45,6 +46,12 @@ export interface LoadOptions {
   branchTimeoutMs?: number;
   /** Upper bound of the whole load, in ms (default max(120 s, 250 ms per transaction)); then it stops as on `signal`. */
   maxRunMs?: number;
+  /**
+   * Offered load: transaction n starts no earlier than n / ratePerSecond seconds after the start
+   * (an open-loop schedule, still at most `concurrency` in flight). Default: none, each worker
+   * starts its next transaction as soon as its last one ended (closed loop).
+   */
+  ratePerSecond?: number;
 }
 
 export interface LoadResult {
@@ -148,8 +155,13 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   };
   let next = 0;
   let finished = 0;
+  const startedAt = Date.now();
   const worker = async (): Promise<void> => {
     for (let n = next++; n < opts.count && !runSignal.aborted; n = next++) {
+      if (opts.ratePerSecond) {
+        const due = startedAt + (n * 1000) / opts.ratePerSecond - Date.now();
+        if (due > 0 && !(await pause(due, runSignal).then(() => true, () => false))) return;
+      }
       const plan = planTransaction(planCtx, n);
       const { gid, via } = plan.intent;
       const endpoint = endpoints[plan.coordinator]!;

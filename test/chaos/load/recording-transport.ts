@@ -1,6 +1,7 @@
 import type { BranchRegistration, GlobalRequest, QueryReply, Transport, WorkflowPrepareReply } from "../../../sdk/src/index.ts";
 import { DtxError } from "../../../sdk/src/index.ts";
 import type { ClientOp, Via } from "../contracts.ts";
+import { pause, untilAborted } from "./abort.ts";
 import type { Completion, Journal } from "./journal.ts";
 import { classifyError, isUnknown } from "./outcome.ts";
 
@@ -21,46 +22,6 @@ export interface RecordingTransportOptions {
   readonly signal?: AbortSignal;
   /** Gids whose submits are sent twice, concurrently, with the same body (deliberate duplicates). */
   readonly duplicates?: ReadonlySet<string>;
-}
-
-function stopped(signal: AbortSignal | undefined): DtxError {
-  return new DtxError("UNAVAILABLE", `the load run stopped${signal?.reason instanceof Error ? `: ${signal.reason.message}` : ""}`);
-}
-
-/** Resolves after `ms`, or rejects as soon as `signal` aborts. */
-function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(stopped(signal));
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(stopped(signal));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
-/** `call()`, or a rejection as soon as `signal` aborts (the call itself runs on, bounded by its own timeout). */
-function untilAborted<T>(call: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return call();
-  if (signal.aborted) return Promise.reject(stopped(signal));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(stopped(signal));
-    signal.addEventListener("abort", onAbort, { once: true });
-    call().then(
-      (v) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(e instanceof Error ? e : new Error(String(e)));
-      },
-    );
-  });
 }
 
 /**
