@@ -50,7 +50,7 @@ function historyOf(gid: string): ClientEvent[] {
 
 function client(signal?: AbortSignal): DtxClient {
   const inner = new HttpTransport(TcpProxy.through(coordinator.url, proxy), { timeoutMs: TIMEOUT_MS });
-  return new DtxClient({ transport: new RecordingTransport(inner, { journal, via: "http", coordinator: 0, ...(signal ? { signal } : {}) }) });
+  return new DtxClient({ transport: new RecordingTransport([{ coordinator: 0, transport: inner }], { journal, via: "http", ...(signal ? { signal } : {}) }) });
 }
 
 /** Polls the history until `gid` has `n` completions of type info (bounded). */
@@ -77,6 +77,25 @@ describe("chaos load: the recording transport", () => {
     const completions = events.filter((e) => e.type !== "invoke").map((e) => e.type);
     expect(completions).toEqual([...completions.slice(0, -1).map(() => "info"), "ok"]);
     expect(events.find((e) => e.type === "info")).toMatchObject({ error: expect.stringMatching(/^TIMEOUT/) as unknown });
+    expect(await coordinator.client.status(gid)).toBe("prepared");
+  });
+
+  it("re-sends to the next coordinator: the first send to the transaction's own, the re-send to another sharing the store", async () => {
+    const gid = "transport-failover";
+    proxy.blackHole();
+    try {
+      const behindProxy = new HttpTransport(TcpProxy.through(coordinator.url, proxy), { timeoutMs: TIMEOUT_MS });
+      const direct = new HttpTransport(coordinator.url, { timeoutMs: TIMEOUT_MS });
+      const routes = [
+        { coordinator: 0, transport: behindProxy },
+        { coordinator: 1, transport: direct },
+      ];
+      await new RecordingTransport(routes, { journal, via: "http" }).prepare({ gid, transType: "tcc" });
+    } finally {
+      proxy.heal();
+    }
+    const events = historyOf(gid);
+    expect(events.map((e) => (e.type === "invoke" ? `invoke ${e.coordinator} ${e.attempt}` : e.type))).toEqual(["invoke 0 1", "info", "invoke 1 2", "ok"]);
     expect(await coordinator.client.status(gid)).toBe("prepared");
   });
 
