@@ -68,7 +68,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await result?.stop();
-  participant?.child.kill("SIGKILL");
+  if (participant && participant.child.exitCode === null && participant.child.signalCode === null) {
+    // Gone before its databases are dropped, so it cannot write a key after the cleanup.
+    const exited = new Promise((resolve) => participant.child.once("exit", resolve));
+    participant.child.kill("SIGKILL");
+    await exited;
+  }
   await coordinator?.stop();
   await scratch?.drop();
   rmSync(runDir, { recursive: true, force: true });
