@@ -10,6 +10,7 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Msg, DtxClient as SdkClient, xaGlobalTransaction } from "../../sdk/src/index.ts";
 import { ACCOUNT_COUNT, accountDb, initialBalance, type DatabaseState, type ParticipantCall } from "../chaos/contracts.ts";
@@ -34,22 +35,25 @@ let PREFIX: string;
 let clean: ParticipantProcess;
 let dupErrorAfter: ParticipantProcess;
 let dropAfter: ParticipantProcess;
+/** Fault-free, serving one call at a time. */
+let narrow: ParticipantProcess;
 let dtx: TestCoordinator;
 
 beforeAll(async () => {
   scratch = await createScratchDbs(testServiceUrls(), NAME, 7);
   ({ dbs, redisPrefix: PREFIX } = scratch);
   const base = { port: 0, seed: 7, calls, dbs, lateMs: 1_500, redisPrefix: PREFIX, stderr: "ignore" as const };
-  [clean, dupErrorAfter, dropAfter, dtx] = await Promise.all([
+  [clean, dupErrorAfter, dropAfter, narrow, dtx] = await Promise.all([
     spawnParticipant({ ...base, index: 0, faultRates: {} }),
     spawnParticipant({ ...base, index: 1, faultRates: { duplicate: 1, "error-after": 1 } }),
     spawnParticipant({ ...base, index: 2, faultRates: { "drop-after": 1 } }),
+    spawnParticipant({ ...base, index: 3, faultRates: {}, maxInFlight: 1 }),
     startCoordinator(),
   ]);
 });
 
 afterAll(async () => {
-  for (const p of [clean, dupErrorAfter, dropAfter]) p?.child.kill("SIGKILL");
+  for (const p of [clean, dupErrorAfter, dropAfter, narrow]) p?.child.kill("SIGKILL");
   await dtx?.stop();
   await scratch?.drop();
   rmSync(dir, { recursive: true, force: true });
@@ -201,6 +205,29 @@ describe("chaos participant", () => {
     expect(barriersOf(s, `${NAME}-x2`)).toEqual(["mysql:01:action:rollback"]);
   });
 
+  it("xa phase 2 gets through while every pooled connection waits on the row its prepared branch holds", async () => {
+    const sdk = new SdkClient(dtx.url);
+    const u = urls(clean);
+    const [my, pgId] = [40, 42]; // MariaDB, PostgreSQL
+    let waiting: Promise<Reply[]> = Promise.resolve([]);
+    try {
+      await xaGlobalTransaction(sdk, `${NAME}-x3`, async (xa) => {
+        await xa.callBranch({ account: my, amount: 5 }, u.xa.mysql.transIn);
+        await xa.callBranch({ account: pgId, amount: 5 }, u.xa.postgres.transIn);
+        // 12 calls per account, more than the participant's pools of 10: all wait on the prepared rows.
+        waiting = Promise.all([my, pgId].flatMap((id) => Array.from({ length: 12 }, (_, i) => call(u.saga.transIn, { gid: `${NAME}-blocked${id}-${i}`, branchId: "01", op: "action" }, { account: id, amount: 1 }))));
+        const started = () => (readFileSync(calls, "utf8").match(new RegExp(`"gid":"${NAME}-blocked`, "g")) ?? []).length;
+        for (let i = 0; i < 1_000 && started() < 24; i++) await new Promise((r) => setTimeout(r, 10));
+      }, { waitResult: true });
+    } finally {
+      await sdk.close();
+    }
+    // The commit released the rows: every waiting call went through (none ran into a lock timeout).
+    expect((await waiting).map((r) => r.status)).toEqual(Array<number>(24).fill(200));
+    const s = await readDatabaseState(dbs, { redisPrefix: PREFIX });
+    expect([account(s, my).balance, account(s, pgId).balance]).toEqual([initialBalance(my) + 17, initialBalance(pgId) + 17]);
+  });
+
   it("msg through a real coordinator, sender on each database: submitted, vanished after its commit (the check-back submits), never committed (the check-back fails it)", async () => {
     const sdk = new SdkClient(dtx.url);
     const clients = openClients(dbs, { redisPrefix: PREFIX, poolSize: 2 });
@@ -236,6 +263,31 @@ describe("chaos participant", () => {
       expect(barriersOf(s, g.sent)).toEqual([`${db}:00:msg:msg`, `${db}:01:action:action`]);
       expect(barriersOf(s, g.never)).toEqual([`${db}:00:msg:rollback`]);
     }
+  });
+
+  it("overload: past --max-in-flight a call is answered 503 with Retry-After before any effect", async () => {
+    const id = 30; // PostgreSQL
+    const pgc = new pg.Client({ connectionString: dbs.postgres });
+    await pgc.connect();
+    try {
+      // Hold the account's row so that the first call stays in flight.
+      await pgc.query("BEGIN");
+      await pgc.query("select balance from chaos_accounts where id = $1 for update", [id]);
+      const first = call(urls(narrow).saga.transIn, { gid: `${NAME}-o1`, branchId: "01", op: "action" }, { account: id, amount: 5 });
+      const started = () => readFileSync(calls, "utf8").includes(`"gid":"${NAME}-o1"`);
+      for (let i = 0; i < 500 && !started(); i++) await new Promise((r) => setTimeout(r, 10));
+      const target = new URL(urls(narrow).saga.transIn);
+      for (const [k, v] of Object.entries({ gid: `${NAME}-o2`, trans_type: "saga", branch_id: "01", op: "action" })) target.searchParams.set(k, v);
+      const busy = await fetch(target, { method: "POST", body: JSON.stringify({ account: id, amount: 6 }), signal: AbortSignal.timeout(10_000) });
+      expect([busy.status, busy.headers.get("retry-after"), ((await busy.json()) as { error: { code: string } }).error.code]).toEqual([503, "1", "PARTICIPANT_BUSY"]);
+      await pgc.query("COMMIT");
+      expect((await first).status).toBe(200);
+    } finally {
+      await pgc.end();
+    }
+    const s = await readDatabaseState(dbs, { redisPrefix: PREFIX });
+    expect([effectsOf(s, `${NAME}-o1`).length, effectsOf(s, `${NAME}-o2`), barriersOf(s, `${NAME}-o2`)]).toEqual([1, [], []]);
+    expect(account(s, id).balance).toBe(initialBalance(id) + 5);
   });
 
   it("bad input: 400 with a code, unknown path 404, nothing written; every call logged start and end", async () => {

@@ -15,6 +15,7 @@ export function resultOf(status: number): CallResult {
   return "ERROR";
 }
 
+/** Appends one process's calls to the calls file; callIds are `<pid>-<n>`, unique per process. */
 export class CallLog {
   #next = 0;
 

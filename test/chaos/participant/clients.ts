@@ -16,6 +16,14 @@ export const CONNECT_TIMEOUT_MS = 5_000;
 export interface ParticipantClients {
   pg: pg.Pool;
   mysql: mysql.Pool;
+  /**
+   * Pools of their own for XA phase 2 (COMMIT / ROLLBACK PREPARED), which releases the row locks
+   * a prepared branch holds: in the shared pools it would wait behind the very calls that wait on
+   * those locks (seen in the postgres smoke, seed 1: prepared XA stranded for minutes, every
+   * pool connection in a lock wait, the commits queued behind them).
+   */
+  xaPg: pg.Pool;
+  xaMysql: mysql.Pool;
   /** Every key this client names gets the Redis prefix (ioredis `keyPrefix`, Lua keys included). */
   redis: Redis;
   /** The prefix `redis` puts in front of every key. */
@@ -35,6 +43,9 @@ export function openPgPool(url: string, max: number): pg.Pool {
   });
   // An idle client whose server went away emits 'error'; without a listener that kills the process.
   pool.on("error", () => undefined);
+  // So does a checked-out client between two queries (an XA session waiting on the coordinator)
+  // when its server crashes: the pool only listens while the client is idle. Its next query fails.
+  pool.on("connect", (client) => client.on("error", () => undefined));
   return pool;
 }
 
@@ -43,7 +54,7 @@ export const MYSQL_SESSION_SQL = `SET SESSION innodb_lock_wait_timeout = ${STORE
 
 /** A mysql2 pool with a connect timeout and bounded waits per session. */
 export function openMysqlPool(url: string, connectionLimit: number): mysql.Pool {
-  const pool = mysql.createPool({ uri: url, connectionLimit, connectTimeout: CONNECT_TIMEOUT_MS, enableKeepAlive: true, maxIdle: connectionLimit, queueLimit: 1_000 });
+  const pool = mysql.createPool({ uri: url, connectionLimit, connectTimeout: CONNECT_TIMEOUT_MS, enableKeepAlive: true, maxIdle: connectionLimit, queueLimit: 100 });
   pool.pool.on("connection", (conn) => {
     conn.query(MYSQL_SESSION_SQL);
   });
@@ -68,9 +79,21 @@ export function openRedis(url: string, prefix: string): Redis {
 export function openClients(urls: DbUrls, options: ParticipantDbOptions & { poolSize?: number } = {}): ParticipantClients {
   const size = options.poolSize ?? 8;
   const redisPrefix = options.redisPrefix ?? DEFAULT_REDIS_PREFIX;
-  return { pg: openPgPool(urls.postgres, size), mysql: openMysqlPool(urls.mysql, size), redis: openRedis(urls.redis, redisPrefix), redisPrefix, urls };
+  return {
+    pg: openPgPool(urls.postgres, size),
+    mysql: openMysqlPool(urls.mysql, size),
+    xaPg: openPgPool(urls.postgres, XA_PHASE2_POOL_SIZE),
+    xaMysql: openMysqlPool(urls.mysql, XA_PHASE2_POOL_SIZE),
+    redis: openRedis(urls.redis, redisPrefix),
+    redisPrefix,
+    urls,
+  };
 }
 
+/** Connections reserved for XA phase 2 per database (pools connect lazily: none are opened unless used). */
+export const XA_PHASE2_POOL_SIZE = 4;
+
+/** Closes every pool and the Redis client (errors of already-broken connections are ignored). */
 export async function closeClients(c: ParticipantClients): Promise<void> {
-  await Promise.allSettled([c.pg.end(), c.mysql.end(), c.redis.quit()]);
+  await Promise.allSettled([c.pg.end(), c.mysql.end(), c.xaPg.end(), c.xaMysql.end(), c.redis.quit()]);
 }

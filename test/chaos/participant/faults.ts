@@ -52,6 +52,7 @@ function uniforms(text: string): [number, number] {
   return [h.readUInt32BE(0) / 2 ** 32, h.readUInt32BE(4) / 2 ** 32];
 }
 
+/** The faults of one participant process: `seed` and `index` make them its own; `rates` come from the profile. */
 export class FaultPlan {
   readonly #attempts = new Map<string, number>();
 

@@ -84,13 +84,13 @@ async function runStep(clients: ParticipantClients, request: BranchRequestInfo, 
   }
 }
 
-/** XA phase 2 (op commit / rollback) of a branch on `db`. */
+/** XA phase 2 (op commit / rollback) of a branch on `db`, on the pools kept for it (clients.ts). */
 async function xaPhase2(clients: ParticipantClients, db: "postgres" | "mysql", info: BranchRequestInfo): Promise<void> {
   if (db === "postgres") {
-    await xaLocalTransaction(info, postgresXa(clients.pg), () => Promise.resolve(), XA_OPTIONS);
+    await xaLocalTransaction(info, postgresXa(clients.xaPg), () => Promise.resolve(), XA_OPTIONS);
     return;
   }
-  const conn = await clients.mysql.getConnection();
+  const conn = await clients.xaMysql.getConnection();
   try {
     await xaLocalTransaction(info, mysqlXa(conn), () => Promise.resolve(), XA_OPTIONS);
   } finally {

@@ -3,7 +3,7 @@
  *
  *   node --import tsx test/chaos/participant/main.ts --port 0 --index 0 --seed 42 \
  *     --calls <run dir>/calls.jsonl --pg <url> --mysql <url> --redis <url> \
- *     --fault-rates '{"error-before":0.05,...,"duplicate":0.01}' --late-ms 1500 [--redis-prefix chaos:]
+ *     --fault-rates '{"error-before":0.05,...,"duplicate":0.01}' --late-ms 1500 [--redis-prefix chaos:] [--max-in-flight 64]
  *
  * prints one line `{"ready":true,"port":N}` on stdout once it listens, logs (pino JSON) to stderr,
  * and serves the branch URLs of routes.ts until SIGTERM / SIGINT (or SIGKILL by the nemesis).
@@ -17,7 +17,7 @@ import { CallLog } from "./call-log.ts";
 import { closeClients, openClients } from "./clients.ts";
 import { DEFAULT_REDIS_PREFIX } from "./db-urls.ts";
 import { FaultPlan, parseFaultRates } from "./faults.ts";
-import { createParticipantServer } from "./server.ts";
+import { MAX_IN_FLIGHT, createParticipantServer } from "./server.ts";
 
 function wholeNumber(name: string, text: string | undefined, fallback?: number): number {
   if (text === undefined) {
@@ -46,6 +46,7 @@ const { values } = parseArgs({
     "fault-rates": { type: "string" },
     "late-ms": { type: "string" },
     "redis-prefix": { type: "string" },
+    "max-in-flight": { type: "string" },
   },
   strict: true,
 });
@@ -62,6 +63,7 @@ const server = createParticipantServer({
   log: new CallLog(required("calls", values.calls)),
   lateMs: wholeNumber("late-ms", values["late-ms"], 1_500),
   logger,
+  maxInFlight: wholeNumber("max-in-flight", values["max-in-flight"], MAX_IN_FLIGHT),
 });
 server.keepAliveTimeout = 5_000;
 server.headersTimeout = 10_000;

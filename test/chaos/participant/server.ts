@@ -4,6 +4,8 @@
  * (faults.ts): error-before / ongoing / failure answer before any effect; late waits `lateMs`
  * first; error-after and drop-after let the effect commit, then answer 500 or cut the connection;
  * a duplicate runs the handler twice at once (the barrier must absorb it) and answers the first.
+ * Past `maxInFlight` calls at once it answers 503 (Retry-After: 1) before any effect, except to
+ * XA phase 2.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -23,7 +25,16 @@ export interface ParticipantServerOptions {
   /** How long a `late` call waits before it does its work (longer than the coordinator's request timeout). */
   lateMs: number;
   logger: Logger;
+  /** Branch calls served at once; more are answered 503 with Retry-After before any effect (default {@link MAX_IN_FLIGHT}). */
+  maxInFlight?: number;
 }
+
+/**
+ * Default bound of calls served at once. Each holds a database connection (pools of 10) or waits
+ * for one; beyond this, calls only queue behind row locks while their callers time out (1 s) and
+ * send more: answering 503 at once sheds that load before it piles up.
+ */
+export const MAX_IN_FLIGHT = 64;
 
 /** Largest request body accepted (payloads are a few dozen bytes). */
 const BODY_LIMIT = 64 * 1024;
@@ -61,7 +72,13 @@ function parseInfo(req: DtxHttpRequest, route: Route): BranchRequestInfo {
   return info;
 }
 
-async function handleCall(o: ParticipantServerOptions, req: DtxHttpRequest, res: ServerResponse): Promise<void> {
+/** What one server counts across its calls. */
+interface ServerState {
+  /** Branch calls being served (the 503 bound). */
+  inFlight: number;
+}
+
+async function handleCall(o: ParticipantServerOptions, state: ServerState, req: DtxHttpRequest, res: ServerResponse): Promise<void> {
   if (req.path === "/ping") return sendReply(res, { status: 200, body: { msg: "pong" } });
   const route = routeOf(req.path);
   if (!route) return sendReply(res, { status: 404, body: { error: { code: "NOT_FOUND", message: `no route ${req.path}` } } });
@@ -73,6 +90,23 @@ async function handleCall(o: ParticipantServerOptions, req: DtxHttpRequest, res:
     return sendReply(res, badRequest(e.code, e.message));
   }
   const callId = o.log.start({ gid: info.gid, branchId: info.branchId, op: info.op, path: req.path });
+  // XA phase 2 is never shed: it is what releases the row locks the other calls wait on.
+  const releasesLocks = route.kind === "xa" && info.op !== "action";
+  if (!releasesLocks && state.inFlight >= (o.maxInFlight ?? MAX_IN_FLIGHT)) {
+    res.setHeader("retry-after", "1");
+    sendReply(res, { status: 503, body: { error: { code: "PARTICIPANT_BUSY", message: `more than ${o.maxInFlight ?? MAX_IN_FLIGHT} branch calls at once` } } });
+    o.log.end(callId, "ERROR");
+    return;
+  }
+  state.inFlight++;
+  try {
+    await serveCall(o, req, res, route, info, callId);
+  } finally {
+    state.inFlight--;
+  }
+}
+
+async function serveCall(o: ParticipantServerOptions, req: DtxHttpRequest, res: ServerResponse, route: Route, info: BranchRequestInfo, callId: string): Promise<void> {
   const draw = o.plan.draw({ gid: info.gid, branchId: info.branchId, op: info.op, path: req.path }, faultScope(route, info.op));
   const answer = (r: HandlerReply, fault?: BranchFault): void => {
     sendReply(res, r);
@@ -107,9 +141,10 @@ async function handleCall(o: ParticipantServerOptions, req: DtxHttpRequest, res:
 
 /** The participant's HTTP server (not yet listening). */
 export function createParticipantServer(o: ParticipantServerOptions): Server {
+  const state: ServerState = { inFlight: 0 };
   return createServer((raw: IncomingMessage, res: ServerResponse) => {
     readRequest(raw, { bodyLimit: BODY_LIMIT })
-      .then((req) => handleCall(o, req, res))
+      .then((req) => handleCall(o, state, req, res))
       .catch((err: unknown) => {
         o.logger.error({ err, path: raw.url }, "participant request failed");
         if (!res.headersSent && !res.destroyed) sendReply(res, { status: 500, body: { message: "participant error" } });

@@ -21,6 +21,8 @@ export interface ParticipantProcessOptions {
   faultRates: FaultRates;
   lateMs: number;
   redisPrefix?: string;
+  /** Calls served at once before it answers 503 (main.ts default 64). */
+  maxInFlight?: number;
   /** Where the child's stderr (pino JSON) goes: a file descriptor, or "inherit" / "ignore". */
   stderr?: number | "inherit" | "ignore";
 }
@@ -40,6 +42,7 @@ export function participantArgs(o: ParticipantProcessOptions): string[] {
     ...["--pg", o.dbs.postgres, "--mysql", o.dbs.mysql, "--redis", o.dbs.redis],
     ...["--fault-rates", JSON.stringify(o.faultRates), "--late-ms", String(o.lateMs)],
     ...(o.redisPrefix === undefined ? [] : ["--redis-prefix", o.redisPrefix]),
+    ...(o.maxInFlight === undefined ? [] : ["--max-in-flight", String(o.maxInFlight)]),
   ];
 }
 
