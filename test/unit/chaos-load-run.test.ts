@@ -113,6 +113,13 @@ describe("chaos load: a short real run (C = 4, every kind)", () => {
     expect(types.has("ok")).toBe(true);
     // The conflicting resubmits of finished sagas are refused: definite fails.
     expect(types.has("fail")).toBe(true);
+    // A deliberate duplicate: two first sends of the final submit (and of a saga's conflicting one).
+    const duplicated = jsonLines<Intent>(paths.intents).filter((i) => i.duplicate && !i.conflict);
+    expect(duplicated.length).toBeGreaterThan(0);
+    for (const { gid } of duplicated) {
+      const firstSubmits = history.filter((e) => e.type === "invoke" && e.gid === gid && e.op === "submit" && e.attempt === 1);
+      expect(firstSubmits.length, gid).toBe(2);
+    }
   });
 
   it("ends with every acknowledged (or otherwise confirmed stored) gid terminal", async () => {
