@@ -8,10 +8,10 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ClientEvent, Intent, Kind } from "../chaos/contracts.ts";
+import type { ClientEvent, Intent, Kind, RunPaths } from "../chaos/contracts.ts";
 import { runPaths } from "../chaos/contracts.ts";
 import { STOP_GRACE_MS, runLoad } from "../chaos/load/generator.ts";
-import type { LoadResult } from "../chaos/load/generator.ts";
+import type { LoadOptions, LoadResult } from "../chaos/load/generator.ts";
 import { planTransaction, DEFAULT_MIX, RATES } from "../chaos/load/plan.ts";
 import { createScratchDbs } from "../chaos/participant/scratch-dbs.ts";
 import type { ScratchDbs } from "../chaos/participant/scratch-dbs.ts";
@@ -41,18 +41,25 @@ let coordinator: TestCoordinator;
 let participant: { base: string; child: ChildProcess };
 let result: LoadResult;
 
+/** The options every run of this file shares: this file's coordinator, participant and databases, C = 4. */
+function world(seed: number, runFiles: RunPaths): Omit<LoadOptions, "count"> {
+  return {
+    seed,
+    concurrency: 4,
+    coordinators: [{ httpUrl: coordinator.url, grpcTarget: `127.0.0.1:${coordinator.grpcPort}` }],
+    participants: [participant.base],
+    dbs: scratch.dbs,
+    paths: runFiles,
+  };
+}
+
 beforeAll(async () => {
   scratch = await createScratchDbs(testServiceUrls(), `chaos_load_${process.pid}_${Date.now().toString(36)}`, SEED);
   coordinator = await startCoordinator({ cronInterval: 0.5 });
   participant = await spawnParticipant({ port: 0, index: 0, seed: SEED, calls: paths.calls, dbs: scratch.dbs, redisPrefix: scratch.redisPrefix, faultRates: {}, lateMs: 1_500, stderr: "ignore" });
   result = await runLoad({
-    seed: SEED,
+    ...world(SEED, paths),
     count: COUNT,
-    concurrency: 4,
-    coordinators: [{ httpUrl: coordinator.url, grpcTarget: `127.0.0.1:${coordinator.grpcPort}` }],
-    participants: [participant.base],
-    dbs: scratch.dbs,
-    paths,
     mix: EVEN_MIX,
     rates: RUN_RATES,
     maxRunMs: 15_000,
@@ -61,7 +68,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await result?.stop();
-  participant?.child.kill("SIGKILL");
+  if (participant && participant.child.exitCode === null && participant.child.signalCode === null) {
+    // Gone before its databases are dropped, so it cannot write a key after the cleanup.
+    const exited = new Promise((resolve) => participant.child.once("exit", resolve));
+    participant.child.kill("SIGKILL");
+    await exited;
+  }
   await coordinator?.stop();
   await scratch?.drop();
   rmSync(runDir, { recursive: true, force: true });
@@ -101,6 +113,13 @@ describe("chaos load: a short real run (C = 4, every kind)", () => {
     expect(types.has("ok")).toBe(true);
     // The conflicting resubmits of finished sagas are refused: definite fails.
     expect(types.has("fail")).toBe(true);
+    // A deliberate duplicate: two first sends of the final submit (and of a saga's conflicting one).
+    const duplicated = jsonLines<Intent>(paths.intents).filter((i) => i.duplicate && !i.conflict);
+    expect(duplicated.length).toBeGreaterThan(0);
+    for (const { gid } of duplicated) {
+      const firstSubmits = history.filter((e) => e.type === "invoke" && e.gid === gid && e.op === "submit" && e.attempt === 1);
+      expect(firstSubmits.length, gid).toBe(2);
+    }
   });
 
   it("ends with every acknowledged (or otherwise confirmed stored) gid terminal", async () => {
@@ -127,16 +146,7 @@ describe("chaos load: stopping early", () => {
   it("resolves soon after the signal, starts nothing after it, and leaves no request recorded twice", async () => {
     const stopPaths = runPaths(join(runDir, "stopped"));
     const controller = new AbortController();
-    const running = runLoad({
-      seed: SEED + 1,
-      count: 10_000,
-      concurrency: 4,
-      coordinators: [{ httpUrl: coordinator.url, grpcTarget: `127.0.0.1:${coordinator.grpcPort}` }],
-      participants: [participant.base],
-      dbs: scratch.dbs,
-      paths: stopPaths,
-      signal: controller.signal,
-    });
+    const running = runLoad({ ...world(SEED + 1, stopPaths), count: 10_000, signal: controller.signal });
     const deadline = Date.now() + 10_000;
     while (jsonLines<Intent>(stopPaths.intents).length < 8 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     const startedBeforeStop = jsonLines<Intent>(stopPaths.intents).length;
@@ -153,5 +163,18 @@ describe("chaos load: stopping early", () => {
     expect([...completed.values()].every((n) => n === 1)).toBe(true);
     expect(history.filter((e) => e.type === "invoke" && !completed.has(e.id)).length).toBeLessThanOrEqual(4);
   }, 20_000);
+});
+
+describe("chaos load: offered rate", () => {
+  it("starts transaction n no earlier than n / ratePerSecond after the start", async () => {
+    const ratePaths = runPaths(join(runDir, "rate"));
+    const startedAt = Date.now();
+    const r = await runLoad({ ...world(SEED + 2, ratePaths), count: 6, ratePerSecond: 20, mix: { workflow: 0 } });
+    await r.stop();
+    const firstInvoke = new Map<string, number>();
+    for (const e of jsonLines<ClientEvent>(ratePaths.history)) if (e.type === "invoke" && !firstInvoke.has(e.gid)) firstInvoke.set(e.gid, e.at);
+    expect(firstInvoke.size).toBe(6);
+    for (let n = 0; n < 6; n++) expect(firstInvoke.get(`c${SEED + 2}-${n}`)! - startedAt).toBeGreaterThanOrEqual(n * 50);
+  });
 });
 

@@ -9,7 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DtxClient, HttpTransport, tccGlobalTransaction } from "../../sdk/src/index.ts";
 import type { ClientEvent } from "../chaos/contracts.ts";
 import { Journal } from "../chaos/load/journal.ts";
+import { DEFAULT_MIX, RATES, planTransaction } from "../chaos/load/plan.ts";
+import type { TxPlan } from "../chaos/load/plan.ts";
 import { MAX_RESENDS, RecordingTransport } from "../chaos/load/recording-transport.ts";
+import { runSaga } from "../chaos/load/sagas.ts";
 import { startCoordinator } from "../helpers/coordinator.ts";
 import type { TestCoordinator } from "../helpers/coordinator.ts";
 import { TcpProxy } from "../helpers/tcp-proxy.ts";
@@ -47,7 +50,7 @@ function historyOf(gid: string): ClientEvent[] {
 
 function client(signal?: AbortSignal): DtxClient {
   const inner = new HttpTransport(TcpProxy.through(coordinator.url, proxy), { timeoutMs: TIMEOUT_MS });
-  return new DtxClient({ transport: new RecordingTransport(inner, { journal, via: "http", coordinator: 0, ...(signal ? { signal } : {}) }) });
+  return new DtxClient({ transport: new RecordingTransport([{ coordinator: 0, transport: inner }], { journal, via: "http", ...(signal ? { signal } : {}) }) });
 }
 
 /** Polls the history until `gid` has `n` completions of type info (bounded). */
@@ -74,6 +77,25 @@ describe("chaos load: the recording transport", () => {
     const completions = events.filter((e) => e.type !== "invoke").map((e) => e.type);
     expect(completions).toEqual([...completions.slice(0, -1).map(() => "info"), "ok"]);
     expect(events.find((e) => e.type === "info")).toMatchObject({ error: expect.stringMatching(/^TIMEOUT/) as unknown });
+    expect(await coordinator.client.status(gid)).toBe("prepared");
+  });
+
+  it("re-sends to the next coordinator: the first send to the transaction's own, the re-send to another sharing the store", async () => {
+    const gid = "transport-failover";
+    proxy.blackHole();
+    try {
+      const behindProxy = new HttpTransport(TcpProxy.through(coordinator.url, proxy), { timeoutMs: TIMEOUT_MS });
+      const direct = new HttpTransport(coordinator.url, { timeoutMs: TIMEOUT_MS });
+      const routes = [
+        { coordinator: 0, transport: behindProxy },
+        { coordinator: 1, transport: direct },
+      ];
+      await new RecordingTransport(routes, { journal, via: "http" }).prepare({ gid, transType: "tcc" });
+    } finally {
+      proxy.heal();
+    }
+    const events = historyOf(gid);
+    expect(events.map((e) => (e.type === "invoke" ? `invoke ${e.coordinator} ${e.attempt}` : e.type))).toEqual(["invoke 0 1", "info", "invoke 1 2", "ok"]);
     expect(await coordinator.client.status(gid)).toBe("prepared");
   });
 
@@ -115,3 +137,38 @@ describe("chaos load: the recording transport", () => {
     expect(historyOf(gid).map((e) => e.type)).toEqual(["invoke", "ok", "invoke", "fail"]);
   });
 });
+
+describe("chaos load: a saga's conflicting resubmit", () => {
+  // A participant nobody listens on: the saga is stored and retried, which is all these tests need.
+  const participant = "http://127.0.0.1:9";
+  const conflictPlan = (seed: number): TxPlan => {
+    const ctx = { seed, mix: { ...DEFAULT_MIX, "saga-dag": 0, tcc: 0, msg: 0, xa: 0, workflow: 0 }, coordinators: 1, participants: 1, rates: { ...RATES, conflict: 1 } };
+    const plan = planTransaction(ctx, 0);
+    expect(plan.intent).toMatchObject({ kind: "saga", conflict: true });
+    return plan;
+  };
+  const submitsOf = (gid: string): number => historyOf(gid).filter((e) => e.type === "invoke" && e.op === "submit").length;
+
+  it("is not sent when the saga was never stored (seed 1, c1-285: it became a new saga with other amounts)", async () => {
+    const plan = conflictPlan(901);
+    proxy.blackHole();
+    try {
+      await expect(runSaga({ plan, client: client(), participant, options: { waitResult: true } })).rejects.toMatchObject({ code: "TIMEOUT" });
+    } finally {
+      proxy.heal();
+    }
+    expect(submitsOf(plan.intent.gid)).toBe(1 + MAX_RESENDS);
+    expect(await coordinator.client.status(plan.intent.gid)).toBeUndefined();
+  });
+
+  it("is sent once the saga is stored, and changes nothing", async () => {
+    const plan = conflictPlan(902);
+    await runSaga({ plan, client: client(), participant, options: { waitResult: true } }).catch(() => undefined);
+    const { gid } = plan.intent;
+    expect(submitsOf(gid)).toBe(2);
+    const stored = await coordinator.client.query(gid);
+    const amounts = stored.branches.filter((b) => b.op === "action").map((b) => (JSON.parse(Buffer.from(b.bin_data ?? "", "base64").toString()) as { amount: number }).amount);
+    expect(amounts).toEqual(plan.intent.transfers.flatMap((t) => [t.amount, t.amount]));
+  });
+});
+

@@ -5,16 +5,18 @@
  * intent written before its first request.
  */
 import { setMaxListeners } from "node:events";
-import type { Transport, WorkflowRegistry } from "../../../sdk/src/index.ts";
+import type { WorkflowRegistry } from "../../../sdk/src/index.ts";
 import { DtxClient, GrpcTransport, HttpTransport, WorkflowRegistry as Registry } from "../../../sdk/src/index.ts";
 import type { Kind, RunPaths, Via } from "../contracts.ts";
 import type { DbUrls } from "../participant/db-urls.ts";
 import type { FlowContext } from "./flow-context.ts";
+import { pause } from "./abort.ts";
 import { Journal } from "./journal.ts";
 import { runMsg } from "./msg.ts";
 import { DEFAULT_MIX, RATES, planTransaction } from "./plan.ts";
 import type { PlanContext, Rates } from "./plan.ts";
 import { RecordingTransport } from "./recording-transport.ts";
+import type { Route } from "./recording-transport.ts";
 import { runSaga } from "./sagas.ts";
 import { SenderDbs } from "./sender-dbs.ts";
 import { runTcc } from "./tcc.ts";
@@ -45,6 +47,12 @@ export interface LoadOptions {
   branchTimeoutMs?: number;
   /** Upper bound of the whole load, in ms (default max(120 s, 250 ms per transaction)); then it stops as on `signal`. */
   maxRunMs?: number;
+  /**
+   * Offered load: transaction n starts no earlier than n / ratePerSecond seconds after the start
+   * (an open-loop schedule, still at most `concurrency` in flight). Default: none, each worker
+   * starts its next transaction as soon as its last one ended (closed loop).
+   */
+  ratePerSecond?: number;
 }
 
 export interface LoadResult {
@@ -69,9 +77,8 @@ export const STOP_GRACE_MS = 5_000;
 type Flow = (ctx: FlowContext) => Promise<void>;
 const FLOWS: Record<Kind, Flow> = { saga: runSaga, "saga-dag": runSaga, tcc: runTcc, msg: runMsg, xa: runXa, workflow: runWorkflow };
 
-/** One coordinator's SDK clients: for the load's flows (stopped with the run) and for its workflow registries (kept until stop()). */
+/** The SDK clients of the transactions whose own coordinator is this one (re-sends go to the others in turn): for the flows (stopped with the run) and for the workflow registries (kept until stop()). */
 interface Endpoint {
-  readonly transports: Transport[];
   readonly load: Record<Via, DtxClient>;
   readonly workflows: Record<Via, WorkflowRegistry>;
 }
@@ -102,38 +109,42 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const host = new WorkflowHost();
   const duplicates = new Set<string>();
 
+  // One HTTP and one gRPC transport per coordinator, shared by every client.
+  const links = opts.coordinators.map((c) => ({
+    http: new HttpTransport(c.httpUrl, { timeoutMs: requestTimeoutMs }),
+    grpc: new GrpcTransport(c.grpcTarget, { timeoutMs: requestTimeoutMs }),
+  }));
   const endpoints: Endpoint[] = [];
   const stop = once(async () => {
     stopController.abort(new Error("the load was stopped"));
     await host.close().catch(() => undefined);
-    await Promise.allSettled(endpoints.flatMap((e) => e.transports.map((t) => t.close())));
+    await Promise.allSettled(links.flatMap((l) => [l.http.close(), l.grpc.close()]));
     await sender.close();
     journal.close();
   });
   try {
     await host.start();
-    opts.coordinators.forEach((c, index) => {
-      const http = new HttpTransport(c.httpUrl, { timeoutMs: requestTimeoutMs });
-      const grpc = new GrpcTransport(c.grpcTarget, { timeoutMs: requestTimeoutMs });
-      const inner: Record<Via, Transport> = { http, grpc };
-      const client = (via: Via, signal: AbortSignal): DtxClient =>
-        new DtxClient({
-          transport: new RecordingTransport(inner[via], { journal, via, coordinator: index, queryTransport: http, signal, duplicates }),
-          branchTimeoutMs,
+    for (let home = 0; home < links.length; home++) {
+      // Coordinator `home` first, then the others in turn, for re-sends.
+      const routes = (via: Via): Route[] =>
+        links.map((_, k) => {
+          const coordinator = (home + k) % links.length;
+          return { coordinator, transport: links[coordinator]![via], query: links[coordinator]!.http };
         });
+      const client = (via: Via, signal: AbortSignal): DtxClient =>
+        new DtxClient({ transport: new RecordingTransport(routes(via), { journal, via, signal, duplicates }), branchTimeoutMs });
       const registry = (via: Via): WorkflowRegistry => {
-        const name = `${index}-${via}`;
+        const name = `${home}-${via}`;
         const r = new Registry({ client: client(via, stopController.signal), callbackUrl: host.callbackUrl(name) });
         registerMixedWorkflow(r, sender, branchTimeoutMs);
         host.add(name, r);
         return r;
       };
       endpoints.push({
-        transports: [http, grpc],
         load: { http: client("http", runSignal), grpc: client("grpc", runSignal) },
         workflows: { http: registry("http"), grpc: registry("grpc") },
       });
-    });
+    }
   } catch (err) {
     await stop();
     throw err;
@@ -148,8 +159,13 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   };
   let next = 0;
   let finished = 0;
+  const startedAt = Date.now();
   const worker = async (): Promise<void> => {
     for (let n = next++; n < opts.count && !runSignal.aborted; n = next++) {
+      if (opts.ratePerSecond) {
+        const due = startedAt + (n * 1000) / opts.ratePerSecond - Date.now();
+        if (due > 0 && !(await pause(due, runSignal).then(() => true, () => false))) return;
+      }
       const plan = planTransaction(planCtx, n);
       const { gid, via } = plan.intent;
       const endpoint = endpoints[plan.coordinator]!;

@@ -1,6 +1,7 @@
 import { accountDb } from "../contracts.ts";
 import type { BranchPayload } from "../participant/routes.ts";
 import { branchUrls } from "../participant/routes.ts";
+import type { CoordinatorFlowContext } from "./flow-context.ts";
 import type { Leg } from "./plan.ts";
 
 /** The participant URLs and body of one leg (a debit or a credit of one account), per mode. */
@@ -41,4 +42,14 @@ export function legCall(base: string, leg: Leg): LegCall {
 /** The msg check-back URL for a sender whose local transaction ran on `account`'s database. */
 export function queryPreparedFor(base: string, account: number): string {
   return branchUrls(base).queryPrepared(accountDb(account));
+}
+
+/**
+ * The body of a TCC or XA global transaction: `branch` for each leg of the plan, in order (the
+ * debit, then the credit), given the SDK's builder and the leg's URLs.
+ */
+export function forEachLeg<B>(ctx: CoordinatorFlowContext, branch: (builder: B, call: LegCall) => Promise<unknown>): (builder: B) => Promise<void> {
+  return async (builder) => {
+    for (const leg of ctx.plan.legs) await branch(builder, legCall(ctx.participant, leg));
+  };
 }

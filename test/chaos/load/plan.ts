@@ -33,7 +33,7 @@ export const RATES: Readonly<Rates> = Object.freeze({
   waitResult: 0.5,
   /** Msg: the sender commits its local transaction and vanishes without submitting. */
   senderVanishes: 0.2,
-  /** The final submit is sent twice, concurrently, with the same body (not for workflows). */
+  /** The final submit is sent twice, concurrently, with the same body (not for workflows; a saga's conflicting submit is then sent twice too). */
   duplicate: 0.01,
   /** Sagas: after the first submit was answered, the same gid is submitted with a different body. */
   conflict: 0.01,

@@ -1,9 +1,9 @@
 import { Saga, isFailure, isOngoing } from "../../../sdk/src/index.ts";
-import type { FlowContext } from "./flow-context.ts";
+import type { CoordinatorFlowContext } from "./flow-context.ts";
 import { legCall } from "./legs.ts";
 import type { Leg } from "./plan.ts";
 
-function buildSaga(ctx: FlowContext, legs: readonly Leg[]): Saga {
+function buildSaga(ctx: CoordinatorFlowContext, legs: readonly Leg[]): Saga {
   const saga = new Saga(ctx.client, ctx.plan.intent.gid, ctx.options);
   for (const leg of legs) {
     const call = legCall(ctx.participant, leg);
@@ -25,7 +25,7 @@ function buildSaga(ctx: FlowContext, legs: readonly Leg[]): Saga {
  * (409, the saga has finished) or ignore its branches (a resubmit continues the stored ones,
  * docs/deviations.md D2).
  */
-export async function runSaga(ctx: FlowContext): Promise<void> {
+export async function runSaga(ctx: CoordinatorFlowContext): Promise<void> {
   // Only once the coordinator has the saga: a conflicting body for a gid it never stored would be
   // a new saga with other amounts than the intent's (seed 1, gid c1-285, found it).
   let stored = false;

@@ -73,7 +73,14 @@ export class SenderDbs {
       case "mysql": {
         // A dedicated session: MariaDB hands a prepared XA transaction over when its session closes.
         const sessions: XaSessions<MysqlConnection> = {
-          open: async () => mysqlXa(await openMysqlConnection(this.urls.mysql)),
+          open: async () => {
+            const conn = await openMysqlConnection(this.urls.mysql);
+            // A server that dies while the session waits between two statements makes mysql2 emit
+            // 'error' on the connection; unheard, that would end the whole orchestrator. The
+            // session's next statement fails instead, and the workflow step is retried on resume.
+            conn.on("error", () => undefined);
+            return mysqlXa(conn);
+          },
           close: async (conn) => conn.end(),
         };
         return wf.doXa(sessions, (conn, branch) => applyMysqlChange(conn, identity(branch)), options);

@@ -1,6 +1,7 @@
+import type { XaGlobal } from "../../../sdk/src/index.ts";
 import { xaGlobalTransaction } from "../../../sdk/src/index.ts";
-import type { FlowContext } from "./flow-context.ts";
-import { legCall } from "./legs.ts";
+import type { CoordinatorFlowContext } from "./flow-context.ts";
+import { forEachLeg } from "./legs.ts";
 
 /**
  * An XA transfer between two SQL accounts (PostgreSQL or MariaDB): prepare, the participant runs
@@ -8,16 +9,7 @@ import { legCall } from "./legs.ts";
  * commits both). A branch that fails (low balance, a fault) makes the SDK abort: the coordinator
  * rolls back every prepared branch.
  */
-export async function runXa(ctx: FlowContext): Promise<void> {
-  await xaGlobalTransaction(
-    ctx.client,
-    ctx.plan.intent.gid,
-    async (xa) => {
-      for (const leg of ctx.plan.legs) {
-        const call = legCall(ctx.participant, leg);
-        await xa.callBranch(call.payload, call.xa);
-      }
-    },
-    ctx.options,
-  );
+export async function runXa(ctx: CoordinatorFlowContext): Promise<void> {
+  const prepareEach = forEachLeg<XaGlobal>(ctx, (xa, call) => xa.callBranch(call.payload, call.xa));
+  await xaGlobalTransaction(ctx.client, ctx.plan.intent.gid, prepareEach, ctx.options);
 }
