@@ -145,6 +145,12 @@ describe("chaos checker", () => {
     expect(violationsOf(check(run.input()), "G5")).toEqual([{ gid: "t42-1", message: "status went backwards: a client saw succeed, then later submitted" }]);
   });
 
+  it("G5: a final status outside the enums", () => {
+    const run = cleanRun();
+    run.final.find((f) => f.gid === "t42-7")!.branches[0]!.status = "committed";
+    expect(violationsOf(check(run.input()), "G5")).toEqual([{ gid: "t42-7", message: "statuses outside the enum: 01/rollback=committed" }]);
+  });
+
   it("G6: an XA transaction left prepared names its gid", () => {
     const run = cleanRun();
     run.db.preparedXa.push({ db: "postgres", xid: "t42-7-01" });

@@ -1,4 +1,4 @@
-import type { ClientEvent, DatabaseState, FinalTrans, Intent, NemesisEvent } from "../contracts.ts";
+import type { ClientEvent, DatabaseState, FinalTrans, Intent, Kind, NemesisEvent } from "../contracts.ts";
 import type { CallSpan } from "./calls.ts";
 import { callSpans } from "./calls.ts";
 import type { CheckData, CheckInput, StatusChange, Tolerances } from "./types.ts";
@@ -61,6 +61,14 @@ export function buildIndex(input: CheckInput, data: CheckData): RunIndex {
   };
   if (data.statusChanges) index.statusChanges = data.statusChanges;
   return index;
+}
+
+/** The kind of a gid: its intent's, else the coordinator's trans_type. */
+export function kindOf(index: RunIndex, gid: string): Kind | undefined {
+  const intent = index.intents.get(gid);
+  if (intent) return intent.kind;
+  const type = index.final.get(gid)?.transType;
+  return type === "saga" || type === "tcc" || type === "msg" || type === "xa" || type === "workflow" ? type : undefined;
 }
 
 /** The final status of a gid, or undefined when no coordinator knows it. */

@@ -1,7 +1,7 @@
 import type { Kind } from "../contracts.ts";
 import type { CallSpan } from "./calls.ts";
 import type { RunIndex } from "./context.ts";
-import { kindOf } from "./g3-effects.ts";
+import { kindOf } from "./context.ts";
 
 /**
  * Whether only the coordinator (not the application) makes this kind's calls of `op`: a TCC's

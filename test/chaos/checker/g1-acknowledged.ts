@@ -12,16 +12,17 @@ const STORING_OPS: ReadonlySet<string> = new Set(["submit", "prepare", "prepareW
 
 /** Gids with an `ok` completion of a submit, with that completion's time. */
 export function acknowledgedGids(index: RunIndex): Map<string, number> {
-  return okGids(index, (op) => op === "submit");
+  return new Map([...okGids(index, (op) => op === "submit")].map(([gid, ok]) => [gid, ok.at]));
 }
 
-function okGids(index: RunIndex, wanted: (op: string) => boolean): Map<string, number> {
-  const out = new Map<string, number>();
+/** The first `ok` completion of a wanted op per gid: its time and op. */
+function okGids(index: RunIndex, wanted: (op: string) => boolean): Map<string, { at: number; op: string }> {
+  const out = new Map<string, { at: number; op: string }>();
   for (const [gid, events] of index.history) {
     for (const e of events) {
       if (e.type !== "ok") continue;
       const invoke = index.invokes.get(e.id);
-      if (invoke && wanted(invoke.op) && !out.has(gid)) out.set(gid, e.at);
+      if (invoke && wanted(invoke.op) && !out.has(gid)) out.set(gid, { at: e.at, op: invoke.op });
     }
   }
   return out;
@@ -49,16 +50,16 @@ export function checkAcknowledged(index: RunIndex): GoalResult {
   const acknowledged = acknowledgedGids(index);
   const confirmed = okGids(index, (op) => STORING_OPS.has(op));
   const lost: string[] = [];
-  for (const [gid, okAt] of confirmed) {
+  for (const [gid, ok] of confirmed) {
     const status = finalStatus(index, gid);
     if (status !== undefined && TERMINAL.has(status)) continue;
-    const what = acknowledged.has(gid) ? "acknowledged submit" : "acknowledged prepare/registerBranch/abort";
+    const what = acknowledged.has(gid) ? "acknowledged submit" : `acknowledged ${ok.op}`;
     if (status === undefined) lost.push(gid);
     violations.push({
       goal: "G1",
       gid,
       message: status === undefined ? `${what} lost: no coordinator knows ${gid}` : `${what} of ${gid} is not terminal: ${status}`,
-      events: eventsAround(index, gid, okAt),
+      events: eventsAround(index, gid, ok.at),
     });
   }
   for (const intent of index.intents.values()) {

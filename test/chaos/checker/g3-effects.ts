@@ -1,16 +1,8 @@
 import type { Kind, Violation } from "../contracts.ts";
 import type { RunIndex } from "./context.ts";
-import { eventsAround, finalStatus } from "./context.ts";
+import { eventsAround, finalStatus, kindOf } from "./context.ts";
 import { applied, branchIds, effectRows } from "./effects.ts";
 import type { GoalResult } from "./types.ts";
-
-/** The kind of a gid: its intent's, else the coordinator's trans_type. */
-export function kindOf(index: RunIndex, gid: string): Kind | undefined {
-  const intent = index.intents.get(gid);
-  if (intent) return intent.kind;
-  const type = index.final.get(gid)?.transType;
-  return type === "saga" || type === "tcc" || type === "msg" || type === "xa" || type === "workflow" ? type : undefined;
-}
 
 /** A rule broken on one branch, in words. */
 type Problem = string;

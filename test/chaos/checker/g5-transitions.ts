@@ -97,6 +97,19 @@ function historyViolations(index: RunIndex): Violation[] {
   return out;
 }
 
+const BRANCH_STATUSES: ReadonlySet<string> = new Set(["prepared", "succeed", "failed"]);
+
+/** Final statuses outside the enums (server/src/core/types.ts): a global's, or any of its branches'. */
+function enumViolations(index: RunIndex): Violation[] {
+  const out: Violation[] = [];
+  for (const trans of index.final.values()) {
+    const odd = trans.branches.filter((b) => !BRANCH_STATUSES.has(b.status)).map((b) => `${b.branchId}/${b.op}=${b.status}`);
+    if (trans.status !== undefined && !(trans.status in RANK)) odd.unshift(`global=${trans.status}`);
+    if (odd.length > 0) out.push({ goal: "G5", gid: trans.gid, message: `statuses outside the enum: ${odd.join(", ")}`, events: eventsAround(index, trans.gid) });
+  }
+  return out;
+}
+
 /**
  * **G5: only legal status transitions; a terminal status never changes.**
  *
@@ -105,12 +118,13 @@ function historyViolations(index: RunIndex): Violation[] {
  * gid's type (force-stop: any non-terminal → failed); no status is left twice (two writers that
  * both won a CAS from the same status); and the last terminal status logged is the final one.
  * Also, statuses clients observed in `ok` completions never go backwards in real time (see
- * historyViolations). Lines lost when a coordinator was killed between its write and its log
- * are not an error: the rule judges the moves it sees.
+ * historyViolations). And every final status, global or branch, is one of the enum's.
+ * Lines lost when a coordinator was killed between its write and its log are not an error: the
+ * rule judges the moves it sees.
  */
 export function checkTransitions(index: RunIndex): GoalResult {
   const changes = index.statusChanges;
-  const violations = [...(changes ? logViolations(index, changes) : []), ...historyViolations(index)];
+  const violations = [...(changes ? logViolations(index, changes) : []), ...historyViolations(index), ...enumViolations(index)];
   const stored = [...index.final.values()].some((f) => f.status !== undefined);
   let source = changes ? `${changes.length} logged transitions` : "no coordinator log (history only)";
   if (changes?.length === 0 && stored) source = "no status lines in the coordinator logs (not started at log level debug?), history only";
