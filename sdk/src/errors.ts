@@ -20,7 +20,7 @@
  * |---|---|
  * | `FAILURE` | dtm's FAILURE: HTTP 409 / gRPC ABORTED (or a body with the word FAILURE); terminal. From a `waitResult` submit: the transaction ended `failed` |
  * | `ONGOING` | dtm's ONGOING: HTTP 425 / gRPC FAILED_PRECONDITION; try again later. From a `waitResult` submit or abort: the transaction is still unfinished and may yet succeed |
- * | `DUPLICATED` | a msg barrier row already exists: the local transaction ran before, or was rolled back by the check-back |
+ * | `DUPLICATED` | a msg barrier row already exists: the local transaction ran before, or was rolled back by the check-back; or an XA branch's barrier row exists: it ran before, or was rolled back |
  * | `INVALID_ARGUMENT` | the SDK was misused, or the coordinator refused the request as malformed (HTTP 400/413/415, gRPC INVALID_ARGUMENT / RESOURCE_EXHAUSTED) |
  * | `NOT_FOUND` | the coordinator has no such transaction (HTTP 404, gRPC NOT_FOUND), or no workflow of that name is registered |
  * | `TIMEOUT` | a request did not answer in time (gRPC DEADLINE_EXCEEDED) |

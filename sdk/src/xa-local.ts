@@ -127,14 +127,24 @@ function barrierTable(options: XaOptions): string | undefined {
   return table;
 }
 
-/** Inserts a barrier row `(xa, gid, branch_id, action, 01, reason)`, ignoring a duplicate. */
-async function insertXaBarrier(conn: XaConnection, table: string, gid: string, branchId: string, reason: string): Promise<void> {
+/** The rows a statement changed, from a mysql2 ResultSetHeader or a pg result; undefined when the driver does not say. */
+function changedRows(result: unknown): number | undefined {
+  const r = result as { affectedRows?: unknown; rowCount?: unknown } | null | undefined;
+  if (typeof r?.affectedRows === "number") return r.affectedRows;
+  if (typeof r?.rowCount === "number") return r.rowCount;
+  return undefined;
+}
+
+/**
+ * Inserts a barrier row `(xa, gid, branch_id, action, 01, reason)`, ignoring a duplicate; resolves
+ * to the rows inserted (0: the row was there), or undefined when the driver does not say.
+ */
+async function insertXaBarrier(conn: XaConnection, table: string, gid: string, branchId: string, reason: string): Promise<number | undefined> {
   const values = ["xa", gid, branchId, "action", "01", reason];
   if (conn.dialect === "mysql") {
-    await conn.exec(`insert ignore into ${table}(trans_type, gid, branch_id, op, barrier_id, reason) values(?,?,?,?,?,?)`, values);
-  } else {
-    await conn.exec(`insert into ${table}(trans_type, gid, branch_id, op, barrier_id, reason) values($1,$2,$3,$4,$5,$6) on conflict do nothing`, values);
+    return changedRows(await conn.exec(`insert ignore into ${table}(trans_type, gid, branch_id, op, barrier_id, reason) values(?,?,?,?,?,?)`, values));
   }
+  return changedRows(await conn.exec(`insert into ${table}(trans_type, gid, branch_id, op, barrier_id, reason) values($1,$2,$3,$4,$5,$6) on conflict do nothing`, values));
 }
 
 /**
@@ -186,6 +196,13 @@ export async function xaLocalTransaction<C, T>(
  * the session is ended ({@link XaConnection.endSession}). On any error the local transaction is
  * rolled back and the error rethrown. Phase 2 is {@link xaPhase2}.
  *
+ * When the barrier row is already there, the branch ran before (its XA transaction committed) or
+ * was rolled back (phase 2 left the row): the local transaction is rolled back and DUPLICATED is
+ * thrown, before `fn` runs. Without this, a second run of the branch (two executions of one
+ * workflow step, a late action after its rollback) would prepare the same xid again once the
+ * first had ended, and a later phase 2 would commit it: the business applied twice. A run that
+ * meets a prepared, undecided transaction of the same branch waits for it (the row is locked).
+ *
  * @param info gid and branch_id of the branch
  * @param conn one database session
  * @param options the barrier table
@@ -204,7 +221,9 @@ export async function prepareLocal<C, T>(
   await conn.exec(xaSql(conn.dialect, "start", xid));
   let ended = false;
   try {
-    if (table) await insertXaBarrier(conn, table, info.gid, info.branchId, "action");
+    if (table && (await insertXaBarrier(conn, table, info.gid, info.branchId, "action")) === 0) {
+      throw new DtxError("DUPLICATED", `XA branch ${info.gid}/${info.branchId} ran before or was rolled back (its barrier row exists): not run again`);
+    }
     const result = await fn(conn.raw);
     await beforePrepare?.();
     const end = xaSql(conn.dialect, "end", xid);
@@ -231,6 +250,16 @@ async function abandon(conn: XaConnection, xid: string, ended: boolean): Promise
   } catch {
     // nothing to roll back
   }
+}
+
+/**
+ * Whether the XA transaction `xid` is prepared (`XA RECOVER` on MySQL/MariaDB, `pg_prepared_xacts`
+ * on PostgreSQL): its local work is done and waits for phase 2.
+ */
+export async function xaPrepared(conn: XaConnection, xid: string): Promise<boolean> {
+  if (conn.dialect === "mysql") return mysqlStillPrepared(conn, xid);
+  const result = (await conn.exec("select 1 from pg_prepared_xacts where gid = $1", [xid])) as { rowCount?: number | null };
+  return (result.rowCount ?? 0) > 0;
 }
 
 /** Whether `XA RECOVER` lists `xid`: a MySQL/MariaDB XAER_NOTA then only means another session still holds it. */

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testServiceUrls, unreachableMessage } from "../../test/helpers/services.ts";
 import type { XaConnection, XaSessions } from "../src/index.ts";
 import { DtxFailure, WorkflowRegistry, branchInfoFromQuery, fastifyHandler, mysqlXa, postgresXa, xaGlobalTransaction, xaLocalTransaction, xaPhase2 } from "../src/index.ts";
+import { prepareLocal } from "../src/xa-local.ts";
 import type { App, SdkEnv } from "./helpers.ts";
 import { eventually, gidFor, startApp, startSdkEnv } from "./helpers.ts";
 
@@ -196,6 +197,44 @@ describe.each<Dialect>(["mysql", "postgres"])("XA on %s", (dialect) => {
   });
 });
 
+/** Branch `01` of `gid` as a local XA transaction adding `amount` to account `id`, prepared (a MariaDB session is closed after it). */
+async function prepareAdd(dialect: Dialect, gid: string, id: number, amount: number): Promise<void> {
+  const options = { barrierTable: TABLE[dialect].barrier };
+  if (dialect === "mysql") {
+    const conn = await mysql.createConnection({ uri: testServiceUrls().mysql });
+    try {
+      await prepareLocal(mysqlXa(conn), { gid, branchId: "01" }, options, (c) => c.query(`update ${TABLE.mysql.account} set balance = balance + ? where id = ?`, [amount, id]));
+    } finally {
+      conn.destroy();
+    }
+    return;
+  }
+  await withSession(dialect, (c) => prepareLocal(c, { gid, branchId: "01" }, options, (raw) => (raw as pg.PoolClient).query(`update ${TABLE.postgres.account} set balance = balance + $1 where id = $2`, [amount, id])));
+}
+
+// Found by the chaos harness (npm run chaos -- --store postgres --seed 5 --profile smoke, gid
+// c5-250, a workflow): two executions of one workflow ran the same doXa step at once; the second
+// waited on the first's barrier row, then, once the first had committed, ran its business and
+// prepared the same xid again, and the workflow's commit committed it too: the effect twice.
+describe.each<Dialect>(["mysql", "postgres"])("XA on %s: a branch whose barrier row exists runs no more", (dialect) => {
+  it("a second run after the branch committed is refused (DUPLICATED) and changes nothing", async () => {
+    const gid = gidFor(`xa-${dialect}-again`);
+    const [id] = await accounts(dialect);
+    await prepareAdd(dialect, gid, id, 10);
+    await eventually(async () => withSession(dialect, (c) => xaPhase2({ transType: "xa", gid, branchId: "01", op: "commit" }, c, { barrierTable: TABLE[dialect].barrier })).then(() => true, () => false), 5_000, "the XA commit");
+    await expect(prepareAdd(dialect, gid, id, 10)).rejects.toMatchObject({ code: "DUPLICATED" });
+    expect([await balance(dialect, id), await pendingXids(dialect, gid), await barrierReasons(dialect, gid)]).toEqual([110, [], ["01:action"]]);
+  });
+
+  it("a late run after the branch's rollback is refused (DUPLICATED) and changes nothing", async () => {
+    const gid = gidFor(`xa-${dialect}-late`);
+    const [id] = await accounts(dialect);
+    await withSession(dialect, (c) => xaPhase2({ transType: "xa", gid, branchId: "01", op: "rollback" }, c, { barrierTable: TABLE[dialect].barrier }));
+    await expect(prepareAdd(dialect, gid, id, 10)).rejects.toMatchObject({ code: "DUPLICATED" });
+    expect([await balance(dialect, id), await pendingXids(dialect, gid), await barrierReasons(dialect, gid)]).toEqual([100, [], ["01:rollback"]]);
+  });
+});
+
 describe("XA on mysql: a prepared transaction still attached to its session", () => {
   it("is not taken for committed: phase 2 answers UNAVAILABLE until the session closes", async () => {
     const gid = gidFor("xa-attached");
@@ -269,6 +308,28 @@ describe.each<Dialect>(["mysql", "postgres"])("Workflow doXa on %s", (dialect) =
     expect(q.branches.map((b) => `${b.branch_id}-${b.op}:${b.status}`)).toEqual(["01-action:succeed", "02-action:succeed", "02-commit:succeed", "01-commit:succeed"]);
     expect(await barrierReasons(dialect, gid)).toEqual(["01:action", "02:action"]);
   });
+
+  // Found by the chaos harness (docs/chaos.md): `npm run chaos -- --store postgres --seed 20261206
+  // --profile smoke` (and mysql, same seed), G1/G6: a workflow's doXa step prepared, then its
+  // registerBranch failed (the store crashed); every later execution was stuck behind the prepared
+  // xid and its barrier row, the XA transaction stayed prepared holding its row locks, and other
+  // transactions on that account timed out on the lock for ever.
+  it("a step an earlier execution prepared but never recorded is adopted: committed once, nothing left prepared", async () => {
+    const [from, to] = await accounts(dialect);
+    const gid = gidFor(`wf-xa-adopt-${dialect}`);
+    // The earlier execution: step 01 (credit `to`) prepared, then it stopped before recording it.
+    const conn = await sessions().open();
+    try {
+      await prepareLocal(conn as XaConnection<unknown>, { gid, branchId: "01" }, { barrierTable: TABLE[dialect].barrier }, (raw) => move(raw, to, 30));
+    } finally {
+      await sessions().close(conn.raw);
+    }
+    expect(await pendingXids(dialect, gid)).toEqual([`${gid}-01`]);
+    await registry.execute("xa-transfer", gid, { from, to, amount: 30 });
+    expect([await balance(dialect, from), await balance(dialect, to)]).toEqual([70, 130]);
+    expect(await pendingXids(dialect, gid)).toEqual([]);
+    expect((await env.http.query(gid)).transaction?.status).toBe("succeed");
+  }, 30_000);
 
   it("a FAILURE in the second step rolls the first back (XA ROLLBACK) and leaves no prepared transaction", async () => {
     const [from, to] = await accounts(dialect);

@@ -47,6 +47,12 @@ export interface RunPaths {
   report: string;
   /** Coordinator i's stdout (pino JSON) goes to `coordinator-<i>.log`. */
   logDir: string;
+  /** FinalTrans[] of every gid of the run, written by the world after quiesce (JSON array). */
+  final: string;
+  /** The DatabaseState after quiesce (JSON object). */
+  db: string;
+  /** The RunInfo (JSON object): seed, store, profile, timings, when faults ended and when all settled. */
+  run: string;
 }
 
 export function runPaths(dir: string): RunPaths {
@@ -58,6 +64,9 @@ export function runPaths(dir: string): RunPaths {
     nemesis: `${dir}/nemesis.jsonl`,
     report: `${dir}/report.json`,
     logDir: dir,
+    final: `${dir}/final.json`,
+    db: `${dir}/db.json`,
+    run: `${dir}/run.json`,
   };
 }
 
@@ -74,6 +83,13 @@ export interface Intent {
   senderVanishes?: boolean;
   /** A deliberate second submit of the same gid (same body), sent concurrently with the first. */
   duplicate?: boolean;
+  /**
+   * Sagas only: after the first submit was answered, the same gid is submitted again with a
+   * different body (every amount + 1). Expected: a 409 refusal (`fail`) when the saga had
+   * finished, or a 200 that changes nothing (a resubmit continues the stored branches,
+   * docs/deviations.md D2). Either way only `transfers` may ever apply.
+   */
+  conflict?: boolean;
 }
 
 /**
@@ -82,9 +98,19 @@ export interface Intent {
  * this request) or `info` (unknown: timeout, connection lost, 503; the operation may or may not
  * have taken effect). A process that dies leaves invokes without completion: they count as `info`.
  */
-export type ClientOp = "submit" | "prepare" | "abort" | "query";
+export type ClientOp = "submit" | "prepare" | "abort" | "query" | "registerBranch" | "prepareWorkflow";
 export type ClientEvent =
-  | { type: "invoke"; id: number; at: number; gid: string; op: ClientOp; via: Via; coordinator: number }
+  | {
+      type: "invoke";
+      id: number;
+      at: number;
+      gid: string;
+      op: ClientOp;
+      via: Via;
+      coordinator: number;
+      /** 1 for the first send of a request; 2..4 for the same request re-sent after an unknown (`info`) outcome. */
+      attempt?: number;
+    }
   | { type: "ok"; id: number; at: number; gid: string; status?: string }
   | { type: "fail" | "info"; id: number; at: number; gid: string; error: string };
 
@@ -130,6 +156,8 @@ export interface FinalTrans {
   gid: string;
   /** undefined: no coordinator knows the gid. */
   status?: string;
+  /** The coordinator's trans_type (saga, msg, tcc, xa, workflow), when the gid is stored. */
+  transType?: string;
   branches: Array<{ branchId: string; op: string; status: string }>;
 }
 
@@ -147,6 +175,33 @@ export interface DatabaseState {
   barriers: Array<{ gid: string; branchId: string; op: string; reason: string; db: AccountDb }>;
   /** XA transactions still prepared (pg_prepared_xacts, XA RECOVER). */
   preparedXa: Array<{ db: "postgres" | "mysql"; xid: string }>;
+}
+
+/** The coordinators' timings of a run (what the checker's cadence and overlap rules are measured against). */
+export interface ChaosTimings {
+  retryIntervalMs: number;
+  maxRetryIntervalMs: number;
+  cronIntervalMs: number;
+  requestTimeoutMs: number;
+  /** The coordinators' retry_jitter (fraction of the interval added at random; 0 when absent). */
+  retryJitter?: number;
+}
+
+/**
+ * `run.json`: what the world knows about a run besides the JSONL files, so that
+ * `npm run chaos:check -- --dir <run dir>` can re-check it offline.
+ */
+export interface RunInfo {
+  seed: number;
+  store: StoreKind;
+  profile: ProfileName;
+  startedAt: number;
+  endedAt: number;
+  /** When the last fault was healed (its nemesis `end`), or when the load ended if no fault ran. */
+  lastFaultEndedAt: number;
+  /** When quiesce saw every acknowledged gid terminal, or null if it gave up (60 s). */
+  settledAt: number | null;
+  timings: ChaosTimings;
 }
 
 export type Goal = "G1" | "G2" | "G3" | "G4" | "G5" | "G6" | "G7" | "G8";
@@ -170,5 +225,14 @@ export interface Report {
   /** Time from the end of the last fault until every acknowledged gid was terminal (ms), or null. */
   settleMs: number | null;
   goals: Record<Goal, { ok: boolean; violations: number; detail?: string }>;
+  /**
+   * The trivial-pass guard (after Restate): a run where too few gids were acknowledged and
+   * succeeded proves nothing, so it fails even with no violation.
+   */
+  coverage: { ok: boolean; succeededShare: number; minShare: number; detail?: string };
+  /** Unparseable JSONL lines skipped per file (a process killed mid-write leaves a torn line). */
+  skippedLines: Record<string, number>;
+  /** Every goal ok and coverage ok: the run passes. */
+  ok: boolean;
   violations: Violation[];
 }

@@ -6,7 +6,7 @@ import { payloadBytes } from "../payload.ts";
 import type { WorkflowProgress } from "../transport/transport.ts";
 import type { BranchInfo, Payload, TransOptions } from "../types.ts";
 import type { XaConnection, XaOptions } from "../xa-local.ts";
-import { prepareLocal, xaPhase2 } from "../xa-local.ts";
+import { prepareLocal, xaId, xaPhase2, xaPrepared } from "../xa-local.ts";
 
 /** A phase-2 callback: a workflow branch's rollback or commit. It must eventually succeed (be idempotent; retried on resume). */
 export type WorkflowPhase2 = (branch: BranchInfo) => Promise<void> | void;
@@ -242,8 +242,14 @@ export class WorkflowRun implements WorkflowContext {
     return this.do(async (branch) => {
       const conn = await sessions.open();
       try {
+        const session = { dialect: conn.dialect, raw: conn.raw, exec: (sql: string, params?: readonly unknown[]) => conn.exec(sql, params) };
+        // An earlier execution prepared this step and stopped before recording it (a store outage
+        // on registerBranch, a crash): its work waits in the prepared transaction, which no new
+        // attempt can get past (the xid and the barrier row are taken). Adopt it: the step is
+        // done, and the phase 2 callbacks above commit or roll it back. Its result bytes are lost.
+        if (await xaPrepared(session, xaId(branch.gid, branch.branchId, conn.dialect))) return undefined;
         // The session is closed by sessions.close below (which hands a MySQL prepared XA over), not by endSession.
-        return await prepareLocal({ dialect: conn.dialect, raw: conn.raw, exec: (sql, params) => conn.exec(sql, params) }, branch, options, (raw) => fn(raw, branch));
+        return await prepareLocal(session, branch, options, (raw) => fn(raw, branch));
       } finally {
         await sessions.close(conn.raw);
       }

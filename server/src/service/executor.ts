@@ -12,6 +12,7 @@ import type { BranchUpdate, Store, TransPatch } from "../store/store.ts";
 import { Claim } from "./claim.ts";
 import type { LeaseConfig } from "./claim.ts";
 import type { CrashPoints } from "./crash-points.ts";
+import { logStatusChange } from "./status-log.ts";
 
 export interface ExecutorDeps {
   store: Store;
@@ -163,12 +164,12 @@ export class Executor {
     const processor = processors[trans.transType];
     const current: TransGlobal = { ...trans };
     if (!processor || isFinal(trans.status)) return { trans: current, ongoing: false, lostRace: false };
-    const branches = knownBranches ?? (await store.findBranches(trans.gid));
-    const pass = newPass(trans, branches);
+    let branches = knownBranches ?? (await store.findBranches(trans.gid));
+    let pass = newPass(trans, branches);
     let lastError: string | undefined;
     let lastErrorUrl = "";
     let ongoing = false;
-    const maxSteps = MAX_STEPS_PER_BRANCH * (branches.length + 4);
+    let maxSteps = MAX_STEPS_PER_BRANCH * (branches.length + 4);
 
     const timeoutMs = requestTimeout(trans, this.deps.timing);
 
@@ -218,9 +219,19 @@ export class Executor {
           break;
         }
         case "transition": {
+          const from = pass.trans.status;
           const won = await this.transition(pass, current, claim, decision.to, decision.reason, now);
           if (!won) return { trans: current, lastError, ongoing, lostRace: true };
           if (isFinal(decision.to)) return { trans: current, lastError, ongoing, lostRace: false };
+          if (from === "prepared") {
+            // Branches are registered only while the trans is prepared (atomically with that
+            // status), so the list read at the start of this pass may lack one registered since;
+            // read after the CAS out of prepared, it is complete. A rollback that went by the
+            // stale list would leave the newer branch's TCC try or XA prepare behind.
+            branches = await store.findBranches(trans.gid);
+            pass = newPass(current, branches);
+            maxSteps = step + MAX_STEPS_PER_BRANCH * (branches.length + 4);
+          }
           break;
         }
         case "stop": {
@@ -349,8 +360,10 @@ export class Executor {
       Object.assign(patch, this.release(pass));
     }
     this.deps.crash.reach("beforeStatusWrite", current.gid);
+    const from = pass.trans.status;
     const won = await this.write(pass, current, claim, patch, now);
     if (won) {
+      logStatusChange(this.deps.logger, { gid: current.gid, transType: current.transType, from, to, cause: "pass" });
       pass.trans.status = to;
       if (reason !== undefined) pass.trans.rollbackReason = reason;
     }

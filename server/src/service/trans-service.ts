@@ -20,6 +20,8 @@ import type { RequestLimits, TransRequest } from "./request.ts";
 import { asObject, parseGid, parseTransRequest, parseTransType } from "./request.ts";
 import { newGid } from "../core/gid.ts";
 import type { PassAdmission } from "./pass-admission.ts";
+import { logStatusChange } from "./status-log.ts";
+import type { StatusChange } from "./status-log.ts";
 
 export interface TransServiceDeps {
   store: Store;
@@ -51,7 +53,7 @@ export class TransService {
 
   constructor(private readonly deps: TransServiceDeps) {
     this.registration = new BranchRegistration(deps.store, deps.clock, deps.limits);
-    this.workflows = new WorkflowService(deps.store, deps.clock);
+    this.workflows = new WorkflowService(deps.store, deps.clock, deps.logger);
   }
 
   newGid(): string {
@@ -74,6 +76,7 @@ export class TransService {
     else fresh.owner = this.deps.newToken();
     const created = await this.deps.store.saveNewTrans(fresh, branches);
     if (created === "created") {
+      this.logChange({ gid: fresh.gid, transType: fresh.transType, from: null, to: fresh.status, cause: "create" });
       // The cron delivers a delayed msg once the delay has passed; until then it is unfinished.
       if (delay > 0) return this.reportDelayed({ ...fresh, id: 0 }, req.options.waitResult);
       if (leftToCron) return this.leaveToCron({ ...fresh, id: 0 }, req.options.waitResult);
@@ -102,7 +105,11 @@ export class TransService {
     }
     const now = this.deps.clock.now();
     const branches = await this.branchesFor(req, now);
-    if ((await this.deps.store.saveNewTrans(this.newTrans(req, "prepared", now), branches)) === "created") return;
+    const fresh = this.newTrans(req, "prepared", now);
+    if ((await this.deps.store.saveNewTrans(fresh, branches)) === "created") {
+      this.logChange({ gid: fresh.gid, transType: fresh.transType, from: null, to: "prepared", cause: "create" });
+      return;
+    }
     const stored = await this.deps.store.findTrans(req.gid);
     if (stored && stored.status !== "prepared") throw failure(`current status '${stored.status}', cannot prepare.`);
   }
@@ -121,7 +128,10 @@ export class TransService {
       if (stored.transType === "msg") {
         if (stored.status !== "prepared") throw cannot;
         const patch = { status: "failed" as const, updateTime: now, rollbackTime: now, owner: "", ...(reason ? { rollbackReason: reason } : {}) };
-        if (await this.deps.store.updateTrans(gid, { status: "prepared", owner: stored.owner }, patch, [])) return;
+        if (await this.deps.store.updateTrans(gid, { status: "prepared", owner: stored.owner }, patch, [])) {
+          this.logChange({ gid, transType: stored.transType, from: "prepared", to: "failed", cause: "abort" });
+          return;
+        }
         continue;
       }
       const rollsBack = (t: string): boolean => t === "tcc" || t === "xa";
@@ -135,6 +145,7 @@ export class TransService {
       }
       const claim = this.newClaim(stored, now);
       if (await this.deps.store.updateTrans(gid, { status: stored.status, owner: stored.owner }, { status: "aborting", updateTime: now, ...claim, ...rollbackReason }, [])) {
+        this.logChange({ gid, transType: stored.transType, from: stored.status, to: "aborting", cause: "abort" });
         const aborting: TransGlobal = { ...stored, status: "aborting", updateTime: now, ...claim, rollbackReason: reason || stored.rollbackReason };
         await this.processAfterRequest(aborting, waits, undefined, "abort");
         return;
@@ -181,6 +192,7 @@ export class TransService {
       // A prepared msg with a delay is left to the cron; everything else runs now, under a new claim.
       const claim = stored.status === "prepared" && delay > 0 ? { owner: "", nextCronTime: now + delay } : this.newClaim(stored, now);
       if (await this.deps.store.updateTrans(req.gid, { status: stored.status, owner: stored.owner }, { status: "submitted", updateTime: now, ...claim }, [])) {
+        this.logChange({ gid: req.gid, transType: stored.transType, from: stored.status, to: "submitted", cause: "submit" });
         return { trans: { ...stored, status: "submitted", updateTime: now, ...claim }, claimed: claim.owner !== "" };
       }
     }
@@ -257,7 +269,10 @@ export class TransService {
       // A CAS on the owner read too: it wins against a running pass, whose next write is then refused.
       const won = await this.deps.store.updateTrans(gid, { status: stored.status, owner: stored.owner },
         { status: "failed", updateTime: now, rollbackTime: now, rollbackReason: stored.rollbackReason || "force stopped", owner: "" }, []);
-      if (won) return;
+      if (won) {
+        this.logChange({ gid, transType: stored.transType, from: stored.status, to: "failed", cause: "force-stop" });
+        return;
+      }
     }
     throw new CoordinatorError("INTERNAL", `gid ${gid} kept changing while being force-stopped; retry the request`);
   }
@@ -287,6 +302,10 @@ export class TransService {
       return { transactions: trans ? [trans] : null, nextPosition: params["position"] ?? "" };
     }
     return this.deps.store.scanTrans(parseScanQuery(params));
+  }
+
+  private logChange(change: StatusChange): void {
+    logStatusChange(this.deps.logger, change);
   }
 
   private async mustFind(gid: string): Promise<TransGlobal> {

@@ -1,8 +1,10 @@
 import { CoordinatorError, failure } from "../core/errors.ts";
 import type { Branch, TransGlobal } from "../core/types.ts";
 import type { Clock } from "../core/clock.ts";
+import type { Logger } from "../logger.ts";
 import type { NewTrans, Store } from "../store/store.ts";
 import type { TransRequest } from "./request.ts";
+import { logStatusChange } from "./status-log.ts";
 
 export interface WorkflowProgress {
   transaction: TransGlobal;
@@ -15,12 +17,13 @@ export interface WorkflowProgress {
  * prepared workflow by calling the application back from the cron.
  */
 export class WorkflowService {
-  constructor(private readonly store: Store, private readonly clock: Clock) {}
+  constructor(private readonly store: Store, private readonly clock: Clock, private readonly logger: Logger) {}
 
   /** Creates the workflow, or returns the stored one with its recorded progress. */
   async prepare(req: TransRequest, fresh: NewTrans): Promise<WorkflowProgress> {
     if (req.transType !== "workflow") throw new CoordinatorError("UNSUPPORTED_TRANS_TYPE", "prepareWorkflow takes trans_type workflow");
     if ((await this.store.saveNewTrans(fresh, [])) === "created") {
+      logStatusChange(this.logger, { gid: fresh.gid, transType: fresh.transType, from: null, to: fresh.status, cause: "create" });
       const stored = await this.store.findTrans(req.gid);
       return { transaction: stored ?? { ...fresh, id: 0 }, progresses: [] };
     }
@@ -50,7 +53,10 @@ export class WorkflowService {
       ...(reason ? { rollbackReason: reason.slice(0, 1024) } : {}),
       ...(result ? { result } : {}),
     }, []);
-    if (won) return;
+    if (won) {
+      logStatusChange(this.logger, { gid: req.gid, transType: "workflow", from: "prepared", to: status, cause: "workflow-submit" });
+      return;
+    }
     const stored = await this.store.findTrans(req.gid);
     if (!stored) throw new CoordinatorError("TRANS_NOT_FOUND", `no transaction with gid ${req.gid}`);
     if (stored.status !== status) throw failure(`workflow ${req.gid} is ${stored.status}, cannot become ${status}.`);

@@ -1,0 +1,96 @@
+/**
+ * The coordinators of a chaos run: real `dtx` processes (server/src/main.ts under tsx) on fixed
+ * ports, so a restart keeps their URLs, sharing one store with the profile's short test timings.
+ * Each reaches a server store through its own TCP proxy, which the nemesis can black-hole.
+ */
+import type { ChildProcess } from "node:child_process";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import type { StoreKind } from "../contracts.ts";
+import type { CoordinatorTimings } from "../profile.ts";
+import { freePort, ROOT } from "../../helpers/processes.ts";
+import { TcpProxy } from "../../helpers/tcp-proxy.ts";
+import { Child } from "./child.ts";
+
+const READY_TIMEOUT_MS = 60_000;
+/** Store calls time out fast, so a black-holed store turns into errors (and retries) quickly. */
+const STORE_TIMEOUT_S = 2;
+
+export interface RunningCoordinator {
+  readonly index: number;
+  readonly child: Child;
+  readonly httpUrl: string;
+  /** `127.0.0.1:<port>` of its gRPC server. */
+  readonly grpcTarget: string;
+  /** Its link to a server store (undefined for SQLite). */
+  readonly storeProxy: TcpProxy | undefined;
+}
+
+/** Resolves when the coordinator logs that it listens. */
+function listening(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.on("line", (line) => {
+      if (line.includes('"msg":"dtx listening"')) {
+        lines.close();
+        resolve();
+      }
+    });
+  });
+}
+
+function storeEnv(store: StoreKind, storeUrl: string | undefined, runDir: string): Record<string, string> {
+  if (store === "sqlite") return { DTX_STORE_DRIVER: "sqlite", DTX_STORE_PATH: join(runDir, "dtx.db") };
+  return { DTX_STORE_DRIVER: store, DTX_STORE_URL: storeUrl!, DTX_STORE_TIMEOUT: String(STORE_TIMEOUT_S) };
+}
+
+export async function startCoordinator(opts: {
+  index: number;
+  store: StoreKind;
+  /** The store's real URL (server stores); the coordinator gets it through a fresh proxy. */
+  storeUrl?: string;
+  runDir: string;
+  timings: CoordinatorTimings;
+}): Promise<RunningCoordinator> {
+  const { index, store, runDir, timings } = opts;
+  let storeProxy: TcpProxy | undefined;
+  let storeUrl: string | undefined;
+  if (store !== "sqlite") {
+    const target = new URL(opts.storeUrl!);
+    storeProxy = await TcpProxy.start({ host: target.hostname, port: Number(target.port) });
+    storeUrl = TcpProxy.through(opts.storeUrl!, storeProxy);
+  }
+  const [httpPort, grpcPort] = [await freePort(), await freePort()];
+  const child = new Child({
+    name: `coordinator-${index}`,
+    cmd: process.execPath,
+    args: ["--import", "tsx", join(ROOT, "server/src/main.ts")],
+    cwd: ROOT,
+    env: {
+      DTX_ENV: "test",
+      DTX_HOST: "127.0.0.1",
+      DTX_HTTP_PORT: String(httpPort),
+      DTX_GRPC_PORT: String(grpcPort),
+      // debug: the checker's G5 reads every "status changed" line from coordinator-<i>.log.
+      DTX_LOG_LEVEL: "debug",
+      DTX_RETRY_INTERVAL: String(timings.retryInterval),
+      DTX_MAX_RETRY_INTERVAL: String(timings.maxRetryInterval),
+      DTX_REQUEST_TIMEOUT: String(timings.requestTimeout),
+      DTX_CRON_INTERVAL: String(timings.cronInterval),
+      DTX_TIMEOUT_TO_FAIL: String(timings.timeoutToFail),
+      DTX_LEASE_MARGIN: String(timings.leaseMargin),
+      DTX_RETRY_JITTER: String(timings.retryJitter),
+      ...storeEnv(store, storeUrl, runDir),
+    },
+    logFile: join(runDir, `coordinator-${index}.log`),
+    ready: listening,
+    readyTimeoutMs: READY_TIMEOUT_MS,
+  });
+  try {
+    await child.start();
+  } catch (error) {
+    await storeProxy?.close();
+    throw error;
+  }
+  return { index, child, httpUrl: `http://127.0.0.1:${httpPort}`, grpcTarget: `127.0.0.1:${grpcPort}`, storeProxy };
+}
