@@ -32,7 +32,10 @@ function listening(child: ChildProcess): Promise<void> {
     const lines = createInterface({ input: child.stdout! });
     lines.on("line", (line) => {
       if (line.includes('"msg":"dtx listening"')) {
+        // close() pauses the stream; resume it, or nothing more reaches the log file and, once the
+        // pipe is full, the coordinator blocks on its own log writes (pino writes stdout synchronously).
         lines.close();
+        child.stdout!.resume();
         resolve();
       }
     });
