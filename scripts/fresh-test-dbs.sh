@@ -42,8 +42,17 @@ pg_admin_url="${PG_URL%%\?*}"
 pg_admin_url="${pg_admin_url%/*}/postgres"
 pg() { PGCONNECT_TIMEOUT=5 psql -X -w -q -tA -v ON_ERROR_STOP=1 -d "$pg_admin_url" -c "$1" </dev/null; }
 mapfile -t pg_dbs < <(pg "select datname from pg_database where datname = '$pg_db' or datname like '$PATTERN' or datname = '$EXTRA'")
+pg_db_url() { local u="${PG_URL%%\?*}"; printf '%s/%s' "${u%/*}" "$1"; }
 for d in "${pg_dbs[@]}"; do
   [[ -n $d ]] || continue
+  # A prepared transaction an interrupted test left behind blocks DROP DATABASE, even WITH (FORCE):
+  # roll those of this database back first (they belong to the tests, like the database).
+  mapfile -t xids < <(pg "select gid from pg_prepared_xacts where database = '$(ident "$d")'")
+  for x in "${xids[@]}"; do
+    [[ -n $x && $x =~ ^[A-Za-z0-9_.:-]+$ ]] || continue
+    PGCONNECT_TIMEOUT=5 psql -X -w -q -v ON_ERROR_STOP=1 -d "$(pg_db_url "$d")" -c "rollback prepared '$x'" </dev/null >/dev/null
+  done
+  ((${#xids[@]} == 0 || ${#xids[0]} == 0)) || say "postgres: rolled back ${#xids[@]} prepared transaction(s) left in $d"
   pg "drop database if exists \"$(ident "$d")\" with (force)"
 done
 pg "create database $pg_db encoding 'UTF8' lc_collate 'C' lc_ctype 'C' template template0"
@@ -55,6 +64,15 @@ my_user=$(url_userinfo "$MY_URL"); my_pass=""
 [[ $my_user == *:* ]] && { my_pass=${my_user#*:}; my_user=${my_user%%:*}; }
 client=$(command -v mariadb || command -v mysql) || die "no mariadb/mysql client on PATH"
 my() { MYSQL_PWD="$my_pass" "$client" --no-defaults --connect-timeout=5 --protocol=TCP -h "$(url_host "$MY_URL")" -P "$(url_port "$MY_URL" 3306)" -u "${my_user:-root}" -N -B -e "$1" </dev/null; }
+# XA transactions left prepared by interrupted tests (XA RECOVER is server-wide and does not say
+# which database they touched: on the test server they are all the tests'): they would hold row
+# locks and show up in the XA checks of later tests.
+mapfile -t my_xids < <(my "xa recover" | awk -F'\t' '{print $4}')
+for x in "${my_xids[@]}"; do
+  [[ -n $x && $x =~ ^[A-Za-z0-9_.:-]+$ ]] || continue
+  my "xa rollback '$x'" || true
+done
+((${#my_xids[@]} == 0 || ${#my_xids[0]} == 0)) || say "mariadb: rolled back ${#my_xids[@]} prepared XA transaction(s)"
 mapfile -t my_dbs < <(my "select schema_name from information_schema.schemata where schema_name = '$my_db' or schema_name like '$PATTERN' or schema_name = '$EXTRA'")
 for d in "${my_dbs[@]}"; do
   [[ -n $d ]] || continue

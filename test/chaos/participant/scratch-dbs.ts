@@ -36,6 +36,19 @@ async function onServers(server: { pg: string; mysql: string }, fn: (pgc: pg.Cli
   }
 }
 
+/** Rolls back the XA transactions still prepared in the scratch databases `name` (their xids start with `name`). */
+async function rollBackPreparedXa(dbs: DbUrls, name: string): Promise<void> {
+  await onServers({ pg: dbs.postgres, mysql: dbs.mysql }, async (pgc, my) => {
+    const prepared = await pgc.query<{ gid: string }>("select gid from pg_prepared_xacts where database = current_database()");
+    for (const { gid } of prepared.rows) await pgc.query(`rollback prepared '${gid.replaceAll("'", "''")}'`);
+    const [rows] = await my.query("xa recover");
+    for (const row of rows as Array<{ data: Buffer | string }>) {
+      const xid = String(row.data);
+      if (xid.startsWith(name)) await my.query(`xa rollback '${xid.replaceAll("'", "''")}'`);
+    }
+  });
+}
+
 /**
  * Creates databases `name` next to `server.pg` / `server.mysql` (URLs of an existing database
  * there) and sets them up, twice (setup must be idempotent). `name` must be a plain identifier.
@@ -54,6 +67,9 @@ export async function createScratchDbs(server: { pg: string; mysql: string; redi
     dbs,
     redisPrefix,
     drop: async () => {
+      // XA transactions a test left prepared (a branch killed between prepare and phase 2) would
+      // block the PostgreSQL drop and hold MariaDB row locks: roll back this scratch area's own.
+      await rollBackPreparedXa(dbs, name);
       await onServers(server, async (pgc, my) => {
         await pgc.query(`drop database if exists ${name} with (force)`);
         await my.query(`drop database if exists ${name}`);
