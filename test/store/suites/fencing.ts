@@ -70,7 +70,12 @@ export function fencingSuite(ctx: ConformanceContext): void {
       const results = await Promise.all(claimers.map((s, k) => s.claimDue(T0, T0 + 1_000, 12, `token-${k}`)));
       const gids = results.flat().map((t) => t.gid);
       expect(new Set(gids).size).toBe(gids.length);
-      expect(gids).toHaveLength(n);
+      // Between them they could take all n, but SKIP LOCKED may pass over a row another claimer's
+      // scan holds for a moment without taking it (InnoDB locks the rows it scans): such a row is
+      // due for the next tick, never claimed twice. (Seen once on MariaDB in CI: 39 of 40.)
+      const rest = await other.claimDue(T0, T0 + 1_000, n, "token-next-tick");
+      expect(new Set([...gids, ...rest.map((t) => t.gid)]).size).toBe(n);
+      expect(gids.length + rest.length).toBe(n);
       for (const [k, batch] of results.entries()) {
         for (const t of batch) {
           expect(t.owner).toBe(`token-${k}`);
