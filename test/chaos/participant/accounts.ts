@@ -21,6 +21,8 @@
  */
 import { DtxFailure } from "../../../sdk/src/index.ts";
 import type { BarrierOptions, BranchBarrier, BarrierResult, MysqlConnectionLike, PgQueryable, RedisLike } from "../../../sdk/src/index.ts";
+import { accountDb } from "../contracts.ts";
+import type { ParticipantClients } from "./clients.ts";
 
 export const ACCOUNTS_TABLE = "chaos_accounts";
 export const EFFECTS_TABLE = "chaos_effects";
@@ -153,4 +155,23 @@ export function applyRedisChange(redis: RedisLike, bb: BranchBarrier, change: Ac
   checkChange(change);
   const key = change.balance < 0 && !change.requireFunds ? redisCompKey(change.account) : redisBalanceKey(change.account);
   return bb.redisCheckAdjustAmount(redis, key, change.balance);
+}
+
+/**
+ * Applies `change` to its account's database through the barrier `bb`: on PostgreSQL and MariaDB in
+ * one local transaction with the barrier row and the effect row, on Redis with the barrier's Lua.
+ * The branch handlers and the msg sender share it.
+ */
+export async function applyThroughBarrier(clients: Pick<ParticipantClients, "pg" | "mysql" | "redis">, bb: BranchBarrier, change: AccountChange): Promise<void> {
+  switch (accountDb(change.account)) {
+    case "postgres":
+      await bb.callWithPg(clients.pg, (c) => applyPgChange(c, change));
+      return;
+    case "mysql":
+      await bb.callWithMysql(clients.mysql, (c) => applyMysqlChange(c, change));
+      return;
+    case "redis":
+      await applyRedisChange(clients.redis, bb, change);
+      return;
+  }
 }

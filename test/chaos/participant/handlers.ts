@@ -14,7 +14,7 @@ import {
   type XaOptions,
 } from "../../../sdk/src/index.ts";
 import { accountDb, type AccountDb } from "../contracts.ts";
-import { CHAOS_BARRIER_OPTIONS, CHAOS_BARRIER_TABLE, applyMysqlChange, applyPgChange, applyRedisChange, type AccountChange } from "./accounts.ts";
+import { CHAOS_BARRIER_OPTIONS, CHAOS_BARRIER_TABLE, applyMysqlChange, applyPgChange, applyThroughBarrier, type AccountChange } from "./accounts.ts";
 import { openMysqlConnection, type ParticipantClients } from "./clients.ts";
 import { BadBranchRequest, parsePayload, type BranchPayload, type Route, type Side, type Step } from "./routes.ts";
 
@@ -71,17 +71,7 @@ async function runStep(clients: ParticipantClients, request: BranchRequestInfo, 
   const info = { ...request, op: barrierOp(request.op) };
   const change: AccountChange = { gid: info.gid, branchId: info.branchId, op: info.op, account: payload.account, ...changeFor(side, step, payload.amount) };
   const bb = new BranchBarrier(info, CHAOS_BARRIER_OPTIONS);
-  switch (accountDb(payload.account)) {
-    case "postgres":
-      await bb.callWithPg(clients.pg, (c) => applyPgChange(c, change));
-      return;
-    case "mysql":
-      await bb.callWithMysql(clients.mysql, (c) => applyMysqlChange(c, change));
-      return;
-    case "redis":
-      await applyRedisChange(clients.redis, bb, change);
-      return;
-  }
+  await applyThroughBarrier(clients, bb, change);
 }
 
 /** XA phase 2 (op commit / rollback) of a branch on `db`, on the pools kept for it (clients.ts). */

@@ -13,8 +13,7 @@
  * ```
  */
 import { msgBarrier } from "../../../sdk/src/index.ts";
-import { accountDb } from "../contracts.ts";
-import { CHAOS_BARRIER_OPTIONS, applyMysqlChange, applyPgChange, applyRedisChange, type AccountChange } from "./accounts.ts";
+import { CHAOS_BARRIER_OPTIONS, applyThroughBarrier, type AccountChange } from "./accounts.ts";
 import type { ParticipantClients } from "./clients.ts";
 
 /** The clients the sender needs (clients.ts `openClients(dbs, { redisPrefix })`). */
@@ -30,15 +29,5 @@ export async function msgSenderDebit(clients: SenderClients, gid: string, accoun
   if (!Number.isSafeInteger(amount) || amount <= 0) throw new Error(`a msg moves a positive whole amount, got ${amount}`);
   const bb = msgBarrier(gid, CHAOS_BARRIER_OPTIONS);
   const change: AccountChange = { gid, branchId: bb.branchId, op: bb.op, account, balance: -amount, requireFunds: true };
-  switch (accountDb(account)) {
-    case "postgres":
-      await bb.callWithPg(clients.pg, (c) => applyPgChange(c, change));
-      return;
-    case "mysql":
-      await bb.callWithMysql(clients.mysql, (c) => applyMysqlChange(c, change));
-      return;
-    case "redis":
-      await applyRedisChange(clients.redis, bb, change);
-      return;
-  }
+  await applyThroughBarrier(clients, bb, change);
 }
