@@ -1,13 +1,9 @@
 import { request } from "undici";
 import type { Outcome } from "../core/types.ts";
-import type { BranchCall, BranchCallOptions, BranchInvoker } from "./invoker.ts";
+import type { BranchCall } from "./invoker.ts";
+import { UndiciBranchInvoker } from "./undici-invoker.ts";
 import { signWith } from "./branch-signer.ts";
 import { classifyHttpResult } from "./outcome.ts";
-import type { AnswerRules } from "./outcome.ts";
-import type { BranchClientLimits } from "./origin-limiter.ts";
-import { DEFAULT_BRANCH_CLIENT_LIMITS } from "./origin-limiter.ts";
-import type { BranchConnectOptions } from "./bounded-http-client.ts";
-import { BoundedHttpClient } from "./bounded-http-client.ts";
 
 /** The most of a participant's answer we read; the rest is discarded (a hostile RM cannot bloat us). */
 const MAX_RESPONSE_BYTES = 64 * 1024;
@@ -21,18 +17,8 @@ const MAX_RESPONSE_BYTES = 64 * 1024;
  * `x-dtx-signature` over its method, path and query, and body (a branch header of that name is
  * replaced).
  */
-export class HttpInvoker implements BranchInvoker {
-  private readonly client: BoundedHttpClient;
-  private readonly rules: AnswerRules;
-
-  constructor(
-    strictResults: boolean, limits: BranchClientLimits = DEFAULT_BRANCH_CLIENT_LIMITS, private readonly options: BranchCallOptions = {}, connect: BranchConnectOptions = {},
-  ) {
-    this.client = new BoundedHttpClient(limits, connect);
-    this.rules = { strict: strictResults, echoBodies: options.echoBodies ?? false };
-  }
-
-  invoke(call: BranchCall): Promise<Outcome> {
+export class HttpInvoker extends UndiciBranchInvoker {
+  override invoke(call: BranchCall): Promise<Outcome> {
     return this.client.run(call.url, (url) => `invalid url: ${url}`, (target) => this.send(call, target));
   }
 
@@ -75,9 +61,6 @@ export class HttpInvoker implements BranchInvoker {
     }
   }
 
-  close(): Promise<void> {
-    return this.client.close();
-  }
 }
 
 async function readCapped(body: AsyncIterable<Buffer | Uint8Array>): Promise<string> {

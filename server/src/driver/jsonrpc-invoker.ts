@@ -1,14 +1,10 @@
 import { request } from "undici";
 import type { Outcome } from "../core/types.ts";
 import { newGid } from "../core/gid.ts";
-import type { BranchCall, BranchCallOptions, BranchInvoker } from "./invoker.ts";
+import type { BranchCall } from "./invoker.ts";
+import { UndiciBranchInvoker } from "./undici-invoker.ts";
 import { classifyAnswer, dtmResultField, parseObject, quotedBody } from "./outcome.ts";
-import type { AnswerRules } from "./outcome.ts";
 import { signWith } from "./branch-signer.ts";
-import type { BranchClientLimits } from "./origin-limiter.ts";
-import { DEFAULT_BRANCH_CLIENT_LIMITS } from "./origin-limiter.ts";
-import type { BranchConnectOptions } from "./bounded-http-client.ts";
-import { BoundedHttpClient } from "./bounded-http-client.ts";
 
 export const JSONRPC_FAILURE = -32901;
 export const JSONRPC_ONGOING = -32902;
@@ -21,19 +17,8 @@ export const JSONRPC_ONGOING = -32902;
  * the word FAILURE / ONGOING anywhere; another error code is an error. (dtm's own numeric check
  * never matches; ours does.)
  */
-export class JsonRpcInvoker implements BranchInvoker {
-  /** Its own bounded client, like the HTTP invoker's (undici's global agent has no connection limit). */
-  private readonly client: BoundedHttpClient;
-  private readonly rules: AnswerRules;
-
-  constructor(
-    strictResults: boolean, limits: BranchClientLimits = DEFAULT_BRANCH_CLIENT_LIMITS, private readonly options: BranchCallOptions = {}, connect: BranchConnectOptions = {},
-  ) {
-    this.client = new BoundedHttpClient(limits, connect);
-    this.rules = { strict: strictResults, echoBodies: options.echoBodies ?? false };
-  }
-
-  invoke(call: BranchCall): Promise<Outcome> {
+export class JsonRpcInvoker extends UndiciBranchInvoker {
+  override invoke(call: BranchCall): Promise<Outcome> {
     return this.client.run(call.url, (url) => `cannot build a JSON-RPC call to ${url}: invalid url`, (target) => this.send(call, target));
   }
 
@@ -72,9 +57,6 @@ export class JsonRpcInvoker implements BranchInvoker {
     }
   }
 
-  close(): Promise<void> {
-    return this.client.close();
-  }
 }
 
 function classifyRpcError(text: string, body: Record<string, unknown> | undefined, echoBodies: boolean): Outcome {
