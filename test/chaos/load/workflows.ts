@@ -58,7 +58,12 @@ async function mixedWorkflow(wf: WorkflowContext, client: DtxClient, sender: Sen
 
 /** Registers {@link MIXED_WORKFLOW} on `registry` (whose client runs its steps). */
 export function registerMixedWorkflow(registry: WorkflowRegistry, sender: SenderDbs, timeoutMs: number): void {
-  registry.register(MIXED_WORKFLOW, (wf) => mixedWorkflow(wf, registry.options.client, sender, timeoutMs));
+  // compensateErrorBranch: a step's earlier attempt may still be running when a retry of it answers
+  // FAILURE (the first call outlived its timeout, the retry found too little money), and it may then
+  // apply. Compensating the failed branch too undoes that late effect, or (through the barrier's
+  // null compensation) stops it from applying. Without it, full profile seed 1 (postgres, mysql):
+  // workflow c1-7392 failed with its branch 02 applied and never undone (G3, G4).
+  registry.register(MIXED_WORKFLOW, (wf) => mixedWorkflow(wf, registry.options.client, sender, timeoutMs), { compensateErrorBranch: true });
 }
 
 /** Executes the transaction's workflow; the coordinator resumes it through the generator's callback when it stops unfinished. */
