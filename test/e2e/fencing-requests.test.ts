@@ -45,11 +45,13 @@ describe("requests under fencing", () => {
     expect(busi.calls({ gid }).map((c) => c.name)).toEqual(["TransOut"]);
     expect((await b.client.query(gid)).transaction?.owner).toBeTruthy();
 
-    // Once A's pass has ended (and given its claim up), a resubmit runs the next pass at once.
+    // Once A's pass has ended (and given its claim up) and its backoff has run out, a resubmit
+    // runs the next pass at once (before that it leaves the trans to the cron: resubmit-backoff.test.ts).
     busi.releaseHung();
     await a.client.settle();
     expect((await b.client.query(gid)).transaction).toMatchObject({ status: "submitted" });
     expect((await b.client.query(gid)).transaction?.owner).toBeUndefined();
+    await b.client.advance(2000);
     expect((await b.client.submit({ ...body, wait_result: true })).status).toBe(200);
     expect(busi.calls({ gid }).map((c) => `${c.name}:${c.outcome}`)).toEqual(["TransOut:HANG", "TransOut:SUCCESS", "TransIn:SUCCESS"]);
     expect(await a.client.branchStatuses(gid)).toEqual(["prepared", "succeed", "prepared", "succeed"]);

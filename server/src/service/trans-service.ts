@@ -138,8 +138,8 @@ export class TransService {
       if (!rollsBack(requestType) || !rollsBack(stored.transType) || (stored.status !== "prepared" && stored.status !== "aborting")) throw cannot;
       const rollbackReason = reason ? { rollbackReason: reason } : {};
       const waits = waitResult || stored.options.waitResult;
-      if (stored.status === "aborting" && this.isHeld(stored, now)) {
-        // Already rolling back under another claim: that pass finishes the job.
+      if (stored.status === "aborting" && this.notDue(stored, now)) {
+        // Already rolling back, under another claim or in a failed pass's backoff: that pass or the cron finishes the job.
         await this.processAfterRequest(stored, waits, undefined, "abort", false);
         return;
       }
@@ -176,8 +176,8 @@ export class TransService {
   /**
    * A submit for a gid that exists: prepared -> submitted; submitted continues from the stored
    * branches (docs/deviations.md D2). Either takes the claim with a status CAS (docs/fencing.md), unless a running
-   * pass holds it (`claimed` false: that pass drives the trans) or a msg delay defers the work
-   * to the cron.
+   * pass holds it (`claimed` false: that pass drives the trans), a msg delay defers the work to
+   * the cron, or a failed pass's backoff has not run out (the cron runs the next pass when it has).
    */
   private async resubmit(req: TransRequest, delay: number): Promise<{ trans: TransGlobal; claimed: boolean }> {
     for (let attempt = 0; attempt < 3; attempt++) {
@@ -185,7 +185,8 @@ export class TransService {
       if (!stored) break;
       const now = this.deps.clock.now();
       if (stored.status === "submitted") {
-        if ((delay > 0 && stored.nextCronTime > now) || this.isHeld(stored, now)) return { trans: stored, claimed: false };
+        // Held by a pass, or in a backoff or msg delay: the repeated submit changes nothing (D2).
+        if (this.notDue(stored, now)) return { trans: stored, claimed: false };
       } else if (stored.status !== "prepared") {
         throw failure(`current status '${stored.status}', cannot sumbmit.`);
       }
@@ -199,9 +200,13 @@ export class TransService {
     throw new CoordinatorError("INTERNAL", `gid ${req.gid} changed concurrently while being submitted; retry the request`);
   }
 
-  /** Whether a pass (here or on another coordinator) holds the trans: an owner whose lease still runs. */
-  private isHeld(trans: TransGlobal, now: number): boolean {
-    return trans.owner !== "" && trans.nextCronTime > now;
+  /**
+   * Whether the trans's next pass is not due yet: a pass holds it (its lease runs), or a failed
+   * pass's backoff (or a msg delay) has not run out. A repeated request then leaves it alone, so
+   * a client retrying never makes the participants see a retry sooner than the backoff allows.
+   */
+  private notDue(trans: TransGlobal, now: number): boolean {
+    return trans.nextCronTime > now;
   }
 
   /** A new claim for a request's pass: a fresh fencing token and a first lease of one retry interval. */

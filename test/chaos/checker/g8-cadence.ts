@@ -5,30 +5,42 @@ import { eventsAround, faultOverlaps } from "./context.ts";
 import { drivenCallGroups } from "./driven-calls.ts";
 import type { GoalResult } from "./types.ts";
 
-/** Whether the client sent a submit or abort of this gid between two instants (such a request starts a pass at once, by design). */
-function clientPoked(index: RunIndex, gid: string, from: number, to: number): boolean {
-  return (index.history.get(gid) ?? []).some((e) => {
-    if (e.type !== "invoke" || e.at < from || e.at > to) return false;
-    return e.op === "submit" || e.op === "abort";
-  });
+/**
+ * When the pass that made c1 was last seen working on the gid: the latest end (else start) of
+ * the gid's calls that started from c1 up to `minGap` before c2. A concurrent saga's pass goes
+ * on with other branches after one of them failed, so it can end well after c1 did. No call
+ * of the next pass starts that early: the next pass starts at least `minGap` after the last
+ * call of the previous one has ended (the storm rule below), so such calls belong to c1's pass.
+ */
+function previousPassSeenUntil(index: RunIndex, c1: CallSpan, c2: CallSpan, minGap: number): number {
+  let until = c1.end ?? c1.start;
+  for (const call of index.calls.get(c1.gid) ?? []) {
+    if (call.start < c1.start || call.start > c2.start - minGap) continue;
+    until = Math.max(until, call.end ?? call.start);
+  }
+  return Math.min(until, c2.start);
 }
 
 /**
  * **G8: retries keep their cadence, under the cap.**
  *
  * Definition: for consecutive coordinator-driven calls c1, c2 of one (gid, branch id, op)
- * (driven-calls.ts), with gap = c2.start − c1.start:
+ * (driven-calls.ts):
  *
- * - **no retry storm**: gap ≥ retryInterval·(1 − retryJitter) − cadenceFloorMs. The coordinator
- *   retries a branch only from a new pass, scheduled at least one retry interval after the
- *   previous pass wrote (dtx's jitter only adds, so the factor is a floor that also holds for
- *   dtm-like jitter both ways). Exempt: a gap in which the client sent a submit/abort of the gid
- *   (a request runs a pass at once), or in which a coordinator fault began or ended (a paused or
- *   killed pass leaves its lease, and the next claim may come before the interval).
- * - **under the cap**: gap ≤ maxRetryInterval·(1 + retryJitter) + cronInterval + requestTimeout +
- *   cadenceCeilingMs: c1 may take up to requestTimeout, the next pass is due at most one capped (and
- *   jittered) interval later, and the cron sees it within one cron interval. Exempt: a gap that
- *   any nemesis fault overlaps (a dead participant, store or coordinator legitimately delays).
+ * - **no retry storm**: c2.start − c1.start ≥ retryInterval·(1 − retryJitter) − cadenceFloorMs.
+ *   The coordinator retries a branch only from a new pass, scheduled at least one retry
+ *   interval after the previous pass wrote (dtx's jitter only adds, so the factor is a floor
+ *   that also holds for dtm-like jitter both ways). A client's repeated submit or abort does
+ *   not hurry it either (docs/deviations.md D2), so no client request is exempt. Exempt: a gap
+ *   in which a coordinator fault began or ended (a paused or killed pass leaves its lease, and
+ *   the next claim may come before the interval).
+ * - **under the cap**: c2.start − (when c1's pass was last seen working on the gid, see
+ *   {@link previousPassSeenUntil}) ≤ maxRetryInterval·(1 + retryJitter) + cronInterval +
+ *   requestTimeout + cadenceCeilingMs: the next pass is due at most one capped (and jittered)
+ *   interval after the previous one wrote, and the cron sees it within one cron interval; the
+ *   request timeout covers a call the participant ended before the coordinator gave up on it
+ *   (an answer dropped after commit). Exempt: a gap that any nemesis fault overlaps (a dead
+ *   participant, store or coordinator legitimately delays).
  *
  * Tolerances: `cadenceFloorMs` (default 250 ms) absorbs the participant's event-loop lag in
  * stamping the two starts (a lagging first stamp shortens the gap); `cadenceCeilingMs` (default
@@ -40,7 +52,7 @@ export function checkCadence(index: RunIndex): GoalResult {
   const jitter = index.input.timings.retryJitter ?? 0;
   const { cadenceFloorMs, cadenceCeilingMs } = index.tolerances;
   const minGap = retryIntervalMs * (1 - jitter) - cadenceFloorMs;
-  const maxGap = maxRetryIntervalMs * (1 + jitter) + cronIntervalMs + requestTimeoutMs + cadenceCeilingMs;
+  const maxWait = maxRetryIntervalMs * (1 + jitter) + cronIntervalMs + requestTimeoutMs + cadenceCeilingMs;
   const violations: Violation[] = [];
   let storms = 0;
   let stalls = 0;
@@ -50,13 +62,14 @@ export function checkCadence(index: RunIndex): GoalResult {
       const c1 = spans[i - 1]!;
       const c2 = spans[i]!;
       const gap = c2.start - c1.start;
+      const wait = c2.start - previousPassSeenUntil(index, c1, c2, minGap);
       gaps++;
-      if (gap < minGap && !clientPoked(index, c1.gid, c1.start, c2.start) && !faultOverlaps(index, c1.start, c2.start, "coordinator")) {
+      if (gap < minGap && !faultOverlaps(index, c1.start, c2.start, "coordinator")) {
         storms++;
         violations.push(cadenceViolation(index, c1, c2, `retried ${gap} ms after the previous call, below the floor of ${Math.round(minGap)} ms (retry storm)`));
-      } else if (gap > maxGap && !faultOverlaps(index, c1.start, c2.start)) {
+      } else if (wait > maxWait && !faultOverlaps(index, c1.start, c2.start)) {
         stalls++;
-        violations.push(cadenceViolation(index, c1, c2, `retried ${gap} ms after the previous call, above the cap of ${Math.round(maxGap)} ms with no fault in between`));
+        violations.push(cadenceViolation(index, c1, c2, `retried ${wait} ms after the previous pass was last seen (${gap} ms after the previous call), above the cap of ${Math.round(maxWait)} ms with no fault in between`));
       }
     }
   }
