@@ -27,16 +27,9 @@ SECONDS_PER_LEVEL=8
 CONCURRENCY=1,20,64
 PASSES=2
 STORES=mysql,postgres,redis,redis-empty
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --seconds) SECONDS_PER_LEVEL="$2"; shift 2 ;;
-    --concurrency) CONCURRENCY="$2"; shift 2 ;;
-    --stores) STORES="$2"; shift 2 ;;
-    --passes) PASSES="$2"; shift 2 ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
-    *) echo "dtm-compare: unknown argument $1" >&2; exit 2 ;;
-  esac
-done
+# shellcheck source=lib/flags.sh
+source "$REPO/bench/lib/flags.sh"
+bench_flags dtm-compare 2,21p "--seconds=SECONDS_PER_LEVEL --concurrency=CONCURRENCY --stores=STORES --passes=PASSES" "$@"
 
 DTM_VERSION="${DTM_VERSION:-v1.19.0}"
 MYSQL_HOST="${MYSQL_HOST:-127.0.0.1}"; MYSQL_PORT="${MYSQL_PORT:-3306}"

@@ -18,17 +18,9 @@ N=2
 CONCURRENCY=64
 SECONDS_PER_RUN=8
 ROUNDS=2
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stores) STORES="$2"; shift 2 ;;
-    --workers) N="$2"; shift 2 ;;
-    --concurrency) CONCURRENCY="$2"; shift 2 ;;
-    --seconds) SECONDS_PER_RUN="$2"; shift 2 ;;
-    --rounds) ROUNDS="$2"; shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
-    *) echo "workers-compare: unknown argument $1" >&2; exit 2 ;;
-  esac
-done
+# shellcheck source=lib/flags.sh
+source "$REPO/bench/lib/flags.sh"
+bench_flags workers-compare 2,10p "--stores=STORES --workers=N --concurrency=CONCURRENCY --seconds=SECONDS_PER_RUN --rounds=ROUNDS" "$@"
 
 WORK="$(mktemp -d /tmp/workers-compare-XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT

@@ -5,33 +5,26 @@
  * cuts off the one in flight and writes nothing; a new claim of a gid still running in the same
  * process runs after the doomed pass instead of joining it.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { DEFAULT_OPTIONS } from "../../server/src/core/options.ts";
-import { createProcessors } from "../../server/src/core/processors.ts";
 import type { TimingConfig } from "../../server/src/core/retry.ts";
 import type { TransGlobal } from "../../server/src/core/types.ts";
-import { AdjustableClock } from "../../server/src/core/clock.ts";
-import { HttpInvoker } from "../../server/src/driver/http-invoker.ts";
+import type { AdjustableClock } from "../../server/src/core/clock.ts";
 import { ClaimTokens } from "../../server/src/service/claim.ts";
-import { CrashPoints } from "../../server/src/service/crash-points.ts";
-import { Executor } from "../../server/src/service/executor.ts";
-import type { NewBranch, NewTrans } from "../../server/src/store/store.ts";
-import { SqliteStore } from "../../server/src/store/sqlite/sqlite-store.ts";
+import type { Executor } from "../../server/src/service/executor.ts";
+import type { SqliteStore } from "../../server/src/store/sqlite/sqlite-store.ts";
 import type { Busi } from "../busi/index.ts";
 import { startBusi } from "../busi/index.ts";
+import type { ExecutorRig } from "../helpers/executor-rig.ts";
+import { newBranchRow, newTransRow, openExecutorRig } from "../helpers/executor-rig.ts";
 
 const TIMING: TimingConfig = { retryInterval: 1_000, maxRetryInterval: 1_000, timeoutToFail: 35_000, requestTimeout: 5_000, retryJitter: 0 };
 const LEASE = { leaseMs: 1_000, marginMs: 200 };
 
 let busi: Busi;
-let dir: string;
+let rig: ExecutorRig;
 let store: SqliteStore;
 let clock: AdjustableClock;
-let invoker: HttpInvoker;
 let logs: { msg?: string; gid?: string; owner?: string }[];
 let executor: Executor;
 
@@ -43,36 +36,23 @@ afterAll(async () => {
 });
 beforeEach(() => {
   busi.reset();
-  dir = mkdtempSync(join(tmpdir(), "dtx-fencing-"));
-  store = new SqliteStore({ path: join(dir, "dtx.db") });
-  clock = new AdjustableClock();
-  invoker = new HttpInvoker(false);
+  rig = openExecutorRig("fencing");
+  ({ store, clock } = rig);
   logs = [];
   const logger = pino({ level: "info" }, { write: (line: string) => logs.push(JSON.parse(line) as (typeof logs)[number]) });
-  executor = new Executor({
-    store, invoker, clock, timing: TIMING, processors: createProcessors(TIMING), logger, crash: new CrashPoints(),
-    random: () => 0, lease: LEASE,
-  });
+  executor = rig.executor({ timing: TIMING, lease: LEASE, logger });
 });
 afterEach(async () => {
   busi.releaseHung();
   await executor.drain();
-  await invoker.close();
-  await store.close();
-  rmSync(dir, { recursive: true, force: true });
+  await rig.close();
 });
 
 /** A two-step saga held by the claim `owner`, its lease one leaseMs from now. */
 async function claimedSaga(gid: string, owner: string): Promise<TransGlobal> {
   const now = clock.now();
-  const trans: NewTrans = {
-    gid, transType: "saga", status: "submitted", protocol: "http", queryPrepared: "", customData: "",
-    options: { ...DEFAULT_OPTIONS, branchHeaders: {} }, extData: "", createTime: now, updateTime: now, finishTime: null,
-    rollbackTime: null, rollbackReason: "", result: "", nextCronInterval: TIMING.retryInterval, nextCronTime: now + LEASE.leaseMs, owner,
-  };
-  const branch = (branchId: string, op: string, name: string): NewBranch => ({
-    gid, branchId, op, url: busi.url(name), binData: new Uint8Array(), status: "prepared", createTime: now, updateTime: now, finishTime: null,
-  });
+  const trans = newTransRow(gid, "saga", "submitted", now, { nextCronInterval: TIMING.retryInterval, nextCronTime: now + LEASE.leaseMs, owner });
+  const branch = (branchId: string, op: string, name: string) => newBranchRow(gid, branchId, op, busi.url(name), now);
   const branches = [branch("01", "compensate", "TransOutRevert"), branch("01", "action", "TransOut"), branch("02", "compensate", "TransInRevert"), branch("02", "action", "TransIn")];
   expect(await store.saveNewTrans(trans, branches)).toBe("created");
   return { ...trans, id: 0 };
@@ -106,10 +86,7 @@ describe("executor fencing", () => {
         };
       },
     });
-    const plain = new Executor({
-      store: counted, invoker, clock, timing, processors: createProcessors(timing), logger: pino({ level: "silent" }), crash: new CrashPoints(),
-      random: () => 0, lease: { leaseMs: timing.retryInterval, marginMs: 1_000 },
-    });
+    const plain = rig.executor({ store: counted, timing, lease: { leaseMs: timing.retryInterval, marginMs: 1_000 } });
     const trans = await claimedSaga("default", "A");
     const result = await plain.process({ ...trans, nextCronTime: clock.now() + timing.retryInterval });
     expect(result.trans.status).toBe("succeed");

@@ -3,30 +3,24 @@
  * store, executor, HTTP invoker and participant: a pass that hangs holds only its own slot, so
  * every other due transaction is claimed and finished meanwhile.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { DEFAULT_OPTIONS } from "../../server/src/core/options.ts";
-import { createProcessors } from "../../server/src/core/processors.ts";
 import type { TimingConfig } from "../../server/src/core/retry.ts";
 import { AdjustableClock } from "../../server/src/core/clock.ts";
 import { RecoveryLoop } from "../../server/src/cron/recovery-loop.ts";
-import { HttpInvoker } from "../../server/src/driver/http-invoker.ts";
 import { ClaimTokens } from "../../server/src/service/claim.ts";
-import { CrashPoints } from "../../server/src/service/crash-points.ts";
-import { Executor } from "../../server/src/service/executor.ts";
-import { SqliteStore } from "../../server/src/store/sqlite/sqlite-store.ts";
+import type { Executor } from "../../server/src/service/executor.ts";
+import type { SqliteStore } from "../../server/src/store/sqlite/sqlite-store.ts";
 import type { Busi } from "../busi/index.ts";
 import { startBusi } from "../busi/index.ts";
+import type { ExecutorRig } from "../helpers/executor-rig.ts";
+import { newBranchRow, newTransRow, openExecutorRig } from "../helpers/executor-rig.ts";
 
 const TIMING: TimingConfig = { retryInterval: 10_000, maxRetryInterval: 10_000, timeoutToFail: 35_000, requestTimeout: 30_000, retryJitter: 0 };
 
 let busi: Busi;
-let dir: string;
+let rig: ExecutorRig;
 let store: SqliteStore;
-let invoker: HttpInvoker;
 let executor: Executor;
 let loop: RecoveryLoop;
 const clock = new AdjustableClock();
@@ -39,14 +33,10 @@ afterAll(async () => {
 });
 beforeEach(() => {
   busi.reset();
-  dir = mkdtempSync(join(tmpdir(), "dtx-pool-"));
-  store = new SqliteStore({ path: join(dir, "dtx.db") });
-  invoker = new HttpInvoker(false);
+  rig = openExecutorRig("pool", clock);
+  store = rig.store;
   const logger = pino({ level: "silent" });
-  executor = new Executor({
-    store, invoker, clock, timing: TIMING, processors: createProcessors(TIMING), logger, crash: new CrashPoints(), random: () => 0,
-    lease: { leaseMs: TIMING.retryInterval, marginMs: 1_000 },
-  });
+  executor = rig.executor({ timing: TIMING, lease: { leaseMs: TIMING.retryInterval, marginMs: 1_000 }, logger });
   const tokens = new ClaimTokens();
   loop = new RecoveryLoop(store, executor, clock, { idleMs: 20, leaseMs: TIMING.retryInterval, batchSize: 4, concurrency: 4, newToken: () => tokens.next() }, logger);
 });
@@ -54,21 +44,15 @@ afterEach(async () => {
   busi.releaseHung();
   await loop.stop();
   await executor.drain();
-  await invoker.close();
-  await store.close();
-  rmSync(dir, { recursive: true, force: true });
+  await rig.close();
 });
 
 /** A one-step saga, due now. */
 async function dueSaga(gid: string): Promise<void> {
   const now = clock.now();
-  await store.saveNewTrans({
-    gid, transType: "saga", status: "submitted", protocol: "http", queryPrepared: "", customData: "",
-    options: { ...DEFAULT_OPTIONS, branchHeaders: {} }, extData: "", createTime: now, updateTime: now, finishTime: null,
-    rollbackTime: null, rollbackReason: "", result: "", nextCronInterval: TIMING.retryInterval, nextCronTime: now - 1, owner: "",
-  }, [
-    { gid, branchId: "01", op: "compensate", url: busi.url("TransOutRevert"), binData: new Uint8Array(), status: "prepared", createTime: now, updateTime: now, finishTime: null },
-    { gid, branchId: "01", op: "action", url: busi.url("TransOut"), binData: new Uint8Array(), status: "prepared", createTime: now, updateTime: now, finishTime: null },
+  await store.saveNewTrans(newTransRow(gid, "saga", "submitted", now, { nextCronInterval: TIMING.retryInterval, nextCronTime: now - 1 }), [
+    newBranchRow(gid, "01", "compensate", busi.url("TransOutRevert"), now),
+    newBranchRow(gid, "01", "action", busi.url("TransOut"), now),
   ]);
 }
 

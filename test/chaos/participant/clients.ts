@@ -10,6 +10,15 @@ import { DEFAULT_REDIS_PREFIX, type DbUrls, type ParticipantDbOptions } from "./
 
 /** Upper bound of one statement or Redis command, in ms. */
 export const STORE_CALL_TIMEOUT_MS = 10_000;
+/**
+ * Upper bound of one wait for a row lock, in ms: no longer than the coordinator waits for the
+ * answer (the chaos timings' request timeout, 1 s). A participant that waits longer keeps a slot
+ * and a connection busy for an answer nobody reads; with a prepared XA branch holding a row that
+ * many calls want, those waits filled every slot of both participants (full profile, seed 1,
+ * postgres: the workflows whose XA steps held the locks then could not get their own phase 2
+ * through, 4,000 gids open 60 s after the last fault). Statements keep the longer bound above.
+ */
+export const LOCK_WAIT_TIMEOUT_MS = 1_000;
 /** Upper bound of opening a connection, in ms. */
 export const CONNECT_TIMEOUT_MS = 5_000;
 
@@ -38,6 +47,7 @@ export function openPgPool(url: string, max: number): pg.Pool {
     max,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     statement_timeout: STORE_CALL_TIMEOUT_MS,
+    lock_timeout: LOCK_WAIT_TIMEOUT_MS,
     query_timeout: STORE_CALL_TIMEOUT_MS + 1_000,
     idle_in_transaction_session_timeout: STORE_CALL_TIMEOUT_MS * 3,
   });
@@ -50,7 +60,7 @@ export function openPgPool(url: string, max: number): pg.Pool {
 }
 
 /** The session settings every MariaDB connection gets: bounded lock waits and statements. */
-export const MYSQL_SESSION_SQL = `SET SESSION innodb_lock_wait_timeout = ${STORE_CALL_TIMEOUT_MS / 1000}, max_statement_time = ${STORE_CALL_TIMEOUT_MS / 1000}`;
+export const MYSQL_SESSION_SQL = `SET SESSION innodb_lock_wait_timeout = ${LOCK_WAIT_TIMEOUT_MS / 1000}, max_statement_time = ${STORE_CALL_TIMEOUT_MS / 1000}`;
 
 /** A mysql2 pool with a connect timeout and bounded waits per session. */
 export function openMysqlPool(url: string, connectionLimit: number): mysql.Pool {
