@@ -78,6 +78,8 @@ export const ConfigSchema = z
     requestTimeout: seconds.positive().max(3600).default(3),
     /** Slack a claim's lease keeps beyond every call's deadline, for clock skew between coordinators (docs/fencing.md). */
     leaseMargin: seconds.max(60).default(1),
+    // docs/deviations.md D14: a branch result is written with the pass's next write, not before the call it unlocks.
+    deferBranchResults: z.boolean().default(false),
     cronInterval: seconds.positive().max(3600).default(3),
     cronBatchSize: z.number().int().positive().max(10_000).default(64),
     cronConcurrency: z.number().int().positive().max(10_000).default(256),
@@ -283,6 +285,7 @@ const ENV_KEYS: Record<string, [string[], EnvKind]> = {
   DTX_TIMEOUT_TO_FAIL: [["timeoutToFail"], "number"],
   DTX_REQUEST_TIMEOUT: [["requestTimeout"], "number"],
   DTX_LEASE_MARGIN: [["leaseMargin"], "number"],
+  DTX_DEFER_BRANCH_RESULTS: [["deferBranchResults"], "boolean"],
   DTX_CRON_INTERVAL: [["cronInterval"], "number"],
   DTX_CRON_BATCH_SIZE: [["cronBatchSize"], "number"],
   DTX_CRON_CONCURRENCY: [["cronConcurrency"], "number"],

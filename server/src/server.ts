@@ -195,7 +195,7 @@ export async function createCoordinator(config: Config, logger: Logger, options:
     onPassEnd: (trans, result) => metrics.passDone(trans.transType, result.lastError === undefined && !result.lostRace, (clock.now() - trans.createTime) / 1000),
   });
   const topics = new TopicService(store, clock, urlPolicy);
-  const tokens = new ClaimTokens();
+  const tokens = new ClaimTokens({ deferBranchResults: config.deferBranchResults });
   const admission = new PassAdmission(config.overload, () => executor.inFlight);
   const service = new TransService({
     store, executor, clock, timing, logger, topics, admission, newToken: () => tokens.next(),

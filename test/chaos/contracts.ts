@@ -201,6 +201,12 @@ export interface RunInfo {
   lastFaultEndedAt: number;
   /** When quiesce saw every acknowledged gid terminal, or null if it gave up (60 s). */
   settledAt: number | null;
+  /**
+   * When the harness began to read the final statuses (final.json). A run that never settled
+   * still has coordinators at work while it reads, so a status change logged after this instant
+   * may be missing from final.json; absent in runs recorded before it was kept.
+   */
+  finalReadAt?: number;
   timings: ChaosTimings;
 }
 

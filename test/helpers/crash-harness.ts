@@ -23,9 +23,10 @@ export interface CrashHarness {
 
 /**
  * Registers the hooks of a crash-test file: one busi for the file, a fresh SQLite file per test,
- * and every child still running SIGKILLed after each test, even when it failed.
+ * and every child still running SIGKILLed after each test, even when it failed. `env` adds to
+ * CRASH_ENV (e.g. a setting under test).
  */
-export function useCrashHarness(prefix: string): CrashHarness {
+export function useCrashHarness(prefix: string, env: Record<string, string> = {}): CrashHarness {
   let busi: Busi | undefined;
   let dir = "";
   let dbPath = "";
@@ -50,7 +51,7 @@ export function useCrashHarness(prefix: string): CrashHarness {
   });
 
   const start = async (): Promise<ChildCoordinator> => {
-    const child = await spawnCoordinator(dbPath, CRASH_ENV);
+    const child = await spawnCoordinator(dbPath, { ...CRASH_ENV, ...env });
     children.add(child);
     return child;
   };

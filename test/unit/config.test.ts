@@ -48,6 +48,7 @@ const DEFAULTS: Config = {
   timeoutToFail: 35,
   requestTimeout: 3,
   leaseMargin: 1,
+  deferBranchResults: false,
   cronInterval: 3,
   cronBatchSize: 64,
   cronConcurrency: 256,

@@ -72,7 +72,10 @@ describe("executor fencing", () => {
     expect(Math.max(...tokens.map((t) => t.length))).toBeLessThan(128);
   });
 
-  it("costs no extra store trip when the lease covers the calls (the default timings)", async () => {
+  it.each([
+    { token: "A", writes: ["findBranches", "updateTrans", "updateTrans"], why: "record TransOut's success before calling TransIn, record the end" },
+    { token: "A:d", writes: ["findBranches", "updateTrans"], why: "deferBranchResults (a token ending in :d): both results go with the final status" },
+  ])("costs no extra store trip when the lease covers the calls (the default timings), claim $token", async ({ token, writes }) => {
     // retryInterval 10 s, requestTimeout 3 s, leaseMargin 1 s: the dtx defaults.
     const timing: TimingConfig = { ...TIMING, retryInterval: 10_000, maxRetryInterval: 60_000, requestTimeout: 3_000 };
     const ops: string[] = [];
@@ -87,11 +90,11 @@ describe("executor fencing", () => {
       },
     });
     const plain = rig.executor({ store: counted, timing, lease: { leaseMs: timing.retryInterval, marginMs: 1_000 } });
-    const trans = await claimedSaga("default", "A");
+    const trans = await claimedSaga(`default-${token}`, token);
     const result = await plain.process({ ...trans, nextCronTime: clock.now() + timing.retryInterval });
     expect(result.trans.status).toBe("succeed");
-    // As before fencing: read the branches, record TransOut's success before calling TransIn, record the end.
-    expect(ops).toEqual(["findBranches", "updateTrans", "updateTrans"]);
+    expect(ops).toEqual(writes);
+    expect((await storedState(`default-${token}`)).branches).toEqual(["prepared", "succeed", "prepared", "succeed"]);
   });
 
   it("the lease covers a call's deadline plus the margin before the call goes out", async () => {

@@ -26,6 +26,13 @@ export interface Pass {
   failureReason: string | undefined;
   /** Branch status changes not yet written to the store. */
   readonly dirty: Map<number, BranchStatus>;
+  /**
+   * True when an earlier pass may have called branches whose results it never wrote: it deferred
+   * them (`deferBranchResults`, docs/deviations.md D14) and then died or lost its claim. The
+   * stored branch statuses then understate what has run, and a saga that rolls back counts every
+   * prepared action as possibly started.
+   */
+  readonly resultsMayBeMissing: boolean;
 }
 
 export type PassTrans = Pick<
@@ -64,7 +71,7 @@ export interface Processor {
   failureIsTerminal(branch: PassBranch): boolean;
 }
 
-export function newPass(trans: PassTrans, branches: readonly PassBranch[]): Pass {
+export function newPass(trans: PassTrans, branches: readonly PassBranch[], resultsMayBeMissing = false): Pass {
   return {
     trans: { ...trans },
     branches: branches.map((b) => ({ branchId: b.branchId, op: b.op, url: b.url, status: b.status })),
@@ -76,6 +83,7 @@ export function newPass(trans: PassTrans, branches: readonly PassBranch[]): Pass
     checkBack: undefined,
     failureReason: undefined,
     dirty: new Map(),
+    resultsMayBeMissing,
   };
 }
 

@@ -80,15 +80,17 @@ function decideForward(pass: Pass, layout: SagaLayout, now: number, cfg: TimingC
 /**
  * The steps to compensate: every action that succeeded or failed, plus every still-prepared action
  * that was started in this pass or could have been started (after a crash we cannot know whether
- * its call went out). The failed action is compensated too, as dtm does; the barrier turns that
- * into a no-op when the action did nothing.
+ * its call went out). When an earlier pass may have left results unwritten
+ * (`pass.resultsMayBeMissing`), a prepared action's prerequisites may have succeeded unrecorded,
+ * so every action could have been started. The failed action is compensated too, as dtm does;
+ * the barrier turns each of these into a no-op when the action did nothing.
  */
 function stepsToCompensate(pass: Pass, layout: SagaLayout): Set<number> {
   const result = new Set<number>();
   layout.actions.forEach((index, step) => {
     const status = pass.branches[index]?.status;
     if (status === "succeed" || status === "failed") result.add(step);
-    else if (pass.started.has(index) || prerequisitesMet(pass, layout, step)) result.add(step);
+    else if (pass.resultsMayBeMissing || pass.started.has(index) || prerequisitesMet(pass, layout, step)) result.add(step);
   });
   return result;
 }

@@ -1,8 +1,7 @@
-import type { TransGlobal } from "../core/types.ts";
 import type { Logger } from "../logger.ts";
 import type { Executor } from "../service/executor.ts";
 import type { ClaimGate } from "../service/pass-admission.ts";
-import type { Store } from "../store/store.ts";
+import type { ClaimedTrans, Store } from "../store/store.ts";
 import type { Clock } from "../core/clock.ts";
 
 export interface RecoveryLoopOptions {
@@ -103,7 +102,7 @@ export class RecoveryLoop {
     return this.claimSize() >= refill || this.active.size === 0;
   }
 
-  private async claim(limit: number): Promise<TransGlobal[]> {
+  private async claim(limit: number): Promise<ClaimedTrans[]> {
     const now = this.clock.now();
     const release = this.options.gate?.hold(limit);
     let claimed = 0;
@@ -116,8 +115,8 @@ export class RecoveryLoop {
     }
   }
 
-  private startPass(trans: TransGlobal): Promise<void> {
-    const pass = this.executor.process(trans).then(
+  private startPass(trans: ClaimedTrans): Promise<void> {
+    const pass = this.executor.process(trans, undefined, trans.previousOwner).then(
       () => undefined,
       (error: unknown) => {
         this.logger.error({ gid: trans.gid, err: error }, "cron pass failed; will retry after the lease");
@@ -144,7 +143,7 @@ export class RecoveryLoop {
         await this.sleep(this.active.size > 0 ? undefined : ROOM_POLL_MS);
         continue;
       }
-      let batch: TransGlobal[] = [];
+      let batch: ClaimedTrans[] = [];
       try {
         batch = await this.claim(want);
       } catch (error) {

@@ -130,17 +130,38 @@ export class Claim {
   }
 }
 
+/** The end of a token whose pass defers branch results (docs/deviations.md D14). */
+const DEFERS_RESULTS = ":d";
+
 /**
- * Fencing tokens for one coordinator process: `<random process id>:<counter>`, so every claim (by
- * the cron or by a request) writes a token no earlier claim of the same trans had, from this
- * coordinator or another. At most ~50 characters (the `owner` column holds 128).
+ * Whether the pass holding `token` writes branch results only with its next write that happens
+ * anyway (`deferBranchResults`), so that if it dies or loses its claim, branches it called may
+ * look unstarted in the store. The token says so itself, so a coordinator taking over knows it
+ * whatever its own setting (two coordinators on one store may differ during a config change).
+ */
+export function tokenDefersResults(token: string): boolean {
+  return token.endsWith(DEFERS_RESULTS);
+}
+
+/** `token` marked as deferring (unchanged if it already is). */
+export function markDeferring(token: string): string {
+  return tokenDefersResults(token) ? token : `${token}${DEFERS_RESULTS}`;
+}
+
+/**
+ * Fencing tokens for one coordinator process: `<random process id>:<counter>`, plus `:d` when its
+ * passes defer branch results, so every claim (by the cron or by a request) writes a token no
+ * earlier claim of the same trans had, from this coordinator or another. At most ~52 characters
+ * (the `owner` column holds 128).
  */
 export class ClaimTokens {
   private readonly id = randomUUID();
   private counter = 0;
 
+  constructor(private readonly options: { deferBranchResults?: boolean } = {}) {}
+
   next(): string {
     this.counter += 1;
-    return `${this.id}:${this.counter.toString(36)}`;
+    return `${this.id}:${this.counter.toString(36)}${this.options.deferBranchResults ? DEFERS_RESULTS : ""}`;
   }
 }

@@ -9,7 +9,7 @@ import type { BranchInvoker } from "../driver/invoker.ts";
 import type { Logger } from "../logger.ts";
 import { redactUrls, urlForLog } from "../logger.ts";
 import type { BranchUpdate, Store, TransPatch } from "../store/store.ts";
-import { Claim } from "./claim.ts";
+import { Claim, markDeferring, tokenDefersResults } from "./claim.ts";
 import type { LeaseConfig } from "./claim.ts";
 import type { CrashPoints } from "./crash-points.ts";
 import { logStatusChange } from "./status-log.ts";
@@ -75,12 +75,16 @@ export class Executor {
 
   constructor(private readonly deps: ExecutorDeps) {}
 
-  process(trans: TransGlobal, branches?: Branch[]): Promise<PassResult> {
+  /**
+   * Runs a pass under the claim in `trans.owner`. `previousOwner` is the token the claim replaced
+   * ("" when nobody held the trans): if that pass deferred branch results, some may be missing.
+   */
+  process(trans: TransGlobal, branches?: Branch[], previousOwner = ""): Promise<PassResult> {
     const existing = this.running.get(trans.gid);
     if (existing && existing.token === trans.owner) return existing.pass;
     const run = existing
-      ? existing.pass.then(noop, noop).then(() => this.runReported(trans, branches))
-      : this.runReported(trans, branches);
+      ? existing.pass.then(noop, noop).then(() => this.runReported(trans, branches, previousOwner))
+      : this.runReported(trans, branches, previousOwner);
     const entry: RunningPass = {
       token: trans.owner,
       pass: run.finally(() => {
@@ -105,9 +109,9 @@ export class Executor {
     return this.running.size;
   }
 
-  private runReported(trans: TransGlobal, branches?: Branch[]): Promise<PassResult> {
+  private runReported(trans: TransGlobal, branches: Branch[] | undefined, previousOwner: string): Promise<PassResult> {
     const { onPassEnd } = this.deps;
-    const run = this.runClaimed(trans, branches);
+    const run = this.runClaimed(trans, branches, previousOwner);
     if (!onPassEnd) return run;
     return run.then((result) => {
       onPassEnd(trans, result);
@@ -115,14 +119,14 @@ export class Executor {
     });
   }
 
-  private async runClaimed(trans: TransGlobal, branches?: Branch[]): Promise<PassResult> {
+  private async runClaimed(trans: TransGlobal, branches: Branch[] | undefined, previousOwner: string): Promise<PassResult> {
     if (trans.owner === "") throw new Error(`a pass on ${trans.gid} needs a claim (a fencing token in owner)`);
     const { store, clock, lease } = this.deps;
     const claim = new Claim(trans.gid, trans.owner, trans.nextCronTime, store, clock, lease);
     const calls = new CallTracker();
     this.track(claim);
     try {
-      const result = await this.runPass(trans, claim, calls, branches);
+      const result = await this.runPass(trans, claim, calls, branches, tokenDefersResults(previousOwner));
       if (result.lostRace) {
         this.deps.logger.warn({ gid: trans.gid, owner: claim.token, status: result.trans.status }, "lost the claim on the transaction; pass stopped");
       }
@@ -159,13 +163,16 @@ export class Executor {
     }
   }
 
-  private async runPass(trans: TransGlobal, claim: Claim, calls: CallTracker, knownBranches?: Branch[]): Promise<PassResult> {
+  private async runPass(trans: TransGlobal, claim: Claim, calls: CallTracker, knownBranches: Branch[] | undefined, resultsMayBeMissing: boolean): Promise<PassResult> {
     const { store, processors, clock } = this.deps;
     const processor = processors[trans.transType];
     const current: TransGlobal = { ...trans };
     if (!processor || isFinal(trans.status)) return { trans: current, ongoing: false, lostRace: false };
     let branches = knownBranches ?? (await store.findBranches(trans.gid));
-    let pass = newPass(trans, branches);
+    let pass = newPass(trans, branches, resultsMayBeMissing);
+    // With deferBranchResults (the claim's token says so, docs/deviations.md D14) a success is
+    // written with the pass's next write that happens anyway, not before the calls it unlocks.
+    const defers = tokenDefersResults(claim.token);
     let lastError: string | undefined;
     let lastErrorUrl = "";
     let ongoing = false;
@@ -183,8 +190,9 @@ export class Executor {
           // A branch may be chosen because an earlier one succeeded; that success must be durable
           // before the call goes out, or a crash would leave a started branch whose prerequisite
           // looks unfinished, and recovery would not know to compensate it. The same write
-          // renews the lease if it would not cover the calls.
-          if (pass.dirty.size > 0) {
+          // renews the lease if it would not cover the calls. A deferring pass skips it: its
+          // token tells a pass taking over that results may be missing (pass.resultsMayBeMissing).
+          if (pass.dirty.size > 0 && !defers) {
             const patch: TransPatch = { updateTime: now };
             if (!claim.covers(timeoutMs)) patch.nextCronTime = claim.keep(now + timeoutMs + this.deps.lease.marginMs + this.deps.lease.leaseMs / 2);
             if (!(await this.write(pass, current, claim, patch, now))) return { trans: current, lastError, ongoing, lostRace: true };
@@ -229,7 +237,7 @@ export class Executor {
             // read after the CAS out of prepared, it is complete. A rollback that went by the
             // stale list would leave the newer branch's TCC try or XA prepare behind.
             branches = await store.findBranches(trans.gid);
-            pass = newPass(current, branches);
+            pass = newPass(current, branches, resultsMayBeMissing);
             maxSteps = step + MAX_STEPS_PER_BRANCH * (branches.length + 4);
           }
           break;
@@ -240,8 +248,11 @@ export class Executor {
           return { trans: current, lastError, ongoing, lostRace: !won };
         }
         case "done": {
-          // Nothing to write: the claim is left to lapse with its lease (no extra store trip).
-          const won = pass.dirty.size === 0 || (await this.write(pass, current, claim, { updateTime: now, ...this.release(pass) }, now));
+          // Nothing to write: the claim is left to lapse with its lease (no extra store trip),
+          // unless a doubt must be handed on that the token does not carry (see release).
+          const release = this.release(pass, claim, current.status);
+          const mustWrite = pass.dirty.size > 0 || (release.owner !== undefined && release.owner !== "" && release.owner !== claim.token);
+          const won = !mustWrite || (await this.write(pass, current, claim, { updateTime: now, ...release }, now));
           return { trans: current, lastError, ongoing, lostRace: !won };
         }
       }
@@ -258,10 +269,16 @@ export class Executor {
     return claim.covers(timeoutMs) || (await claim.extendFor(timeoutMs));
   }
 
-  /** The patch that gives the claim up at the end of a pass: nobody holds the trans until its next claim. */
-  private release(pass: Pass): Pick<TransPatch, "owner"> {
+  /**
+   * The patch that gives the claim up at the end of a pass: nobody holds the trans until its next
+   * claim. A pass that took over with results possibly missing (docs/deviations.md D14) and
+   * leaves the trans unfinished hands that doubt on: `owner` keeps a token marked as deferring,
+   * so the next claim's `previousOwner` says so again, until the trans is final.
+   */
+  private release(pass: Pass, claim: Claim, status: GlobalStatus): Pick<TransPatch, "owner"> {
     // Calls still in flight keep the claim (and its lease) until they are over.
-    return pass.inFlight.size === 0 ? { owner: "" } : {};
+    if (pass.inFlight.size > 0) return {};
+    return pass.resultsMayBeMissing && !isFinal(status) ? { owner: markDeferring(claim.token) } : { owner: "" };
   }
 
   private startCall(
@@ -357,7 +374,7 @@ export class Executor {
       // (and never before the calls still in flight have passed their deadline).
       patch.nextCronTime = claim.keep(now + baseInterval(current, this.deps.timing));
     } else {
-      Object.assign(patch, this.release(pass));
+      Object.assign(patch, this.release(pass, claim, to));
     }
     this.deps.crash.reach("beforeStatusWrite", current.gid);
     const from = pass.trans.status;
@@ -373,7 +390,7 @@ export class Executor {
   private async scheduleRetry(pass: Pass, current: TransGlobal, claim: Claim, kind: "reset" | "keep" | "backoff", now: number, at?: number): Promise<boolean> {
     const { timing, random } = this.deps;
     const interval = nextInterval(current.nextCronInterval, kind, baseInterval(current, timing), timing);
-    const release = this.release(pass);
+    const release = this.release(pass, claim, current.status);
     const retry = at ?? retryAt(now, interval, timing, random());
     const nextCronTime = release.owner === undefined ? claim.keep(retry) : retry;
     return this.write(pass, current, claim, { updateTime: now, nextCronInterval: interval, nextCronTime, ...release }, now);

@@ -6,6 +6,7 @@ import { GLOBAL_STATUSES, isFinal, TRANS_TYPES } from "../core/types.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../logger.ts";
 import type { NewBranch, NewTrans, ScanQuery, Store } from "../store/store.ts";
+import { markDeferring, tokenDefersResults } from "./claim.ts";
 import { generateBranches } from "./branches.ts";
 import { BranchRegistration } from "./branch-registration.ts";
 import { msgDelay } from "../core/msg.ts";
@@ -79,15 +80,15 @@ export class TransService {
       this.logChange({ gid: fresh.gid, transType: fresh.transType, from: null, to: fresh.status, cause: "create" });
       // The cron delivers a delayed msg once the delay has passed; until then it is unfinished.
       if (delay > 0) return this.reportDelayed({ ...fresh, id: 0 }, req.options.waitResult);
-      if (leftToCron) return this.leaveToCron({ ...fresh, id: 0 }, req.options.waitResult);
+      if (leftToCron) return this.leaveToCron({ ...fresh, id: 0 }, req.options.waitResult, "");
       const known = branches.map((b) => ({ ...b, id: 0 }));
       await this.processAfterRequest({ ...fresh, id: 0 }, req.options.waitResult, known);
       return;
     }
-    const { trans, claimed } = await this.resubmit(req, delay);
+    const { trans, claimed, previousOwner } = await this.resubmit(req, delay);
     const waitResult = req.options.waitResult || trans.options.waitResult;
     if (delay > 0 && trans.nextCronTime > now) return this.reportDelayed(trans, waitResult);
-    await this.processAfterRequest(trans, waitResult, undefined, "submit", claimed);
+    await this.processAfterRequest(trans, waitResult, undefined, "submit", claimed, previousOwner);
   }
 
   /** A delayed msg is stored, not delivered: a wait_result submit can only say it is unfinished (docs/deviations.md D11). */
@@ -147,7 +148,7 @@ export class TransService {
       if (await this.deps.store.updateTrans(gid, { status: stored.status, owner: stored.owner }, { status: "aborting", updateTime: now, ...claim, ...rollbackReason }, [])) {
         this.logChange({ gid, transType: stored.transType, from: stored.status, to: "aborting", cause: "abort" });
         const aborting: TransGlobal = { ...stored, status: "aborting", updateTime: now, ...claim, rollbackReason: reason || stored.rollbackReason };
-        await this.processAfterRequest(aborting, waits, undefined, "abort");
+        await this.processAfterRequest(aborting, waits, undefined, "abort", true, stored.owner);
         return;
       }
     }
@@ -179,14 +180,14 @@ export class TransService {
    * pass holds it (`claimed` false: that pass drives the trans), a msg delay defers the work to
    * the cron, or a failed pass's backoff has not run out (the cron runs the next pass when it has).
    */
-  private async resubmit(req: TransRequest, delay: number): Promise<{ trans: TransGlobal; claimed: boolean }> {
+  private async resubmit(req: TransRequest, delay: number): Promise<{ trans: TransGlobal; claimed: boolean; previousOwner: string }> {
     for (let attempt = 0; attempt < 3; attempt++) {
       const stored = await this.deps.store.findTrans(req.gid);
       if (!stored) break;
       const now = this.deps.clock.now();
       if (stored.status === "submitted") {
         // Held by a pass, or in a backoff or msg delay: the repeated submit changes nothing (D2).
-        if (this.notDue(stored, now)) return { trans: stored, claimed: false };
+        if (this.notDue(stored, now)) return { trans: stored, claimed: false, previousOwner: "" };
       } else if (stored.status !== "prepared") {
         throw failure(`current status '${stored.status}', cannot sumbmit.`);
       }
@@ -194,7 +195,7 @@ export class TransService {
       const claim = stored.status === "prepared" && delay > 0 ? { owner: "", nextCronTime: now + delay } : this.newClaim(stored, now);
       if (await this.deps.store.updateTrans(req.gid, { status: stored.status, owner: stored.owner }, { status: "submitted", updateTime: now, ...claim }, [])) {
         this.logChange({ gid: req.gid, transType: stored.transType, from: stored.status, to: "submitted", cause: "submit" });
-        return { trans: { ...stored, status: "submitted", updateTime: now, ...claim }, claimed: claim.owner !== "" };
+        return { trans: { ...stored, status: "submitted", updateTime: now, ...claim }, claimed: claim.owner !== "", previousOwner: stored.owner };
       }
     }
     throw new CoordinatorError("INTERNAL", `gid ${req.gid} changed concurrently while being submitted; retry the request`);
@@ -219,10 +220,12 @@ export class TransService {
    * trans (docs/deviations.md, D11; the rule is {@link waitVerdict}): 200 once it ended as asked,
    * 409 FAILURE once it ended the other way, 425 ONGOING while it is unfinished.
    */
-  private async processAfterRequest(trans: TransGlobal, waitResult: boolean, branches?: Branch[], request: WaitRequest = "submit", claimed = true): Promise<void> {
-    if (claimed && !this.deps.admission.tryStart()) return this.leaveToCron(trans, waitResult);
+  private async processAfterRequest(
+    trans: TransGlobal, waitResult: boolean, branches?: Branch[], request: WaitRequest = "submit", claimed = true, previousOwner = "",
+  ): Promise<void> {
+    if (claimed && !this.deps.admission.tryStart()) return this.leaveToCron(trans, waitResult, previousOwner);
     // Without the claim, a pass running here is joined; one running elsewhere is left alone.
-    const pass = claimed ? this.deps.executor.process(trans, branches) : this.deps.executor.runningPass(trans.gid);
+    const pass = claimed ? this.deps.executor.process(trans, branches, previousOwner) : this.deps.executor.runningPass(trans.gid);
     if (!waitResult) {
       pass?.catch((error: unknown) => {
         this.deps.logger.error({ gid: trans.gid, err: error }, "processing after request failed; the cron will retry");
@@ -252,12 +255,14 @@ export class TransService {
    * recovery loop runs it when a slot frees. With wait_result the client learns it is unfinished
    * (425 ONGOING), which is the truth; see docs/overload.md.
    */
-  private async leaveToCron(trans: TransGlobal, waitResult: boolean): Promise<void> {
+  private async leaveToCron(trans: TransGlobal, waitResult: boolean, previousOwner: string): Promise<void> {
     const now = this.deps.clock.now();
     if (trans.owner !== "") {
       // This request holds the claim (docs/fencing.md): give it up and make the trans due now in
-      // one fenced write; a reset would leave a held lease alone until it runs out.
-      await this.deps.store.updateTrans(trans.gid, { status: trans.status, owner: trans.owner }, { updateTime: now, owner: "", nextCronTime: now }, []);
+      // one fenced write; a reset would leave a held lease alone until it runs out. A doubt the
+      // replaced claim carried (docs/deviations.md D14) stays in owner for the next claim.
+      const owner = tokenDefersResults(previousOwner) ? markDeferring(trans.owner) : "";
+      await this.deps.store.updateTrans(trans.gid, { status: trans.status, owner: trans.owner }, { updateTime: now, owner, nextCronTime: now }, []);
     } else if (trans.nextCronTime > now) {
       await this.deps.store.resetNextCronTime(trans.gid, now);
     }

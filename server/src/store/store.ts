@@ -1,5 +1,11 @@
 import type { Branch, BranchStatus, GlobalStatus, TransGlobal, TransType } from "../core/types.ts";
 
+/** A trans as claimDue returns it: claimed, with the owner it had before the claim. */
+export interface ClaimedTrans extends TransGlobal {
+  /** The token the claim replaced: "" if the last pass gave the trans up, else a pass that died or stalled. */
+  readonly previousOwner: string;
+}
+
 /**
  * The store contract (docs/protocol.md#storage). Every implementation (SQLite, Postgres, MySQL, Redis)
  * passes the same conformance suite. Expected conditions come back as values; only faults
@@ -46,9 +52,10 @@ export interface Store {
    * Claims up to `limit` unfinished transactions whose next_cron_time <= now, pushing their
    * next_cron_time to `leaseUntil` (the lease) and setting `owner` to `token`. A row claimed by
    * another coordinator in the meantime is skipped. Callers pass a fresh token per call (every
-   * claim of a gid gets a token no earlier claim of it had).
+   * claim of a gid gets a token no earlier claim of it had). Each row comes with the owner it had
+   * before (`previousOwner`, "" when no pass held it).
    */
-  claimDue(now: number, leaseUntil: number, limit: number, token: string): Promise<TransGlobal[]>;
+  claimDue(now: number, leaseUntil: number, limit: number, token: string): Promise<ClaimedTrans[]>;
 
   /**
    * Extends a held claim: sets next_cron_time to `leaseUntil` if `owner` still holds the token

@@ -123,6 +123,7 @@ export async function readRun(dir: string): Promise<CheckInput & CheckData> {
     db,
     lastFaultEndedAt: run.lastFaultEndedAt,
     settledAt: run.settledAt,
+    ...(run.finalReadAt !== undefined ? { finalReadAt: run.finalReadAt } : {}),
     timings: run.timings,
     startedAt: run.startedAt,
     endedAt: run.endedAt,

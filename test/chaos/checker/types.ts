@@ -60,6 +60,8 @@ export interface CheckInput {
   db: DatabaseState;
   lastFaultEndedAt: number;
   settledAt: number | null;
+  /** RunInfo.finalReadAt. */
+  finalReadAt?: number;
   timings: ChaosTimings;
   startedAt?: number;
   endedAt?: number;

@@ -136,6 +136,7 @@ async function settleAndCheck(opts: RunOptions, world: World, startedAt: number,
   );
 
   // Everything the checker reads goes to files first, so `npm run chaos:check` can re-check offline.
+  const finalReadAt = Date.now();
   const final = await readFinalTrans(coordinatorUrl, gids);
   const db = await readDatabaseState(world.dbs.urls);
   const t = profile.timings;
@@ -147,6 +148,7 @@ async function settleAndCheck(opts: RunOptions, world: World, startedAt: number,
     endedAt: Date.now(),
     lastFaultEndedAt: nemesisResult.lastFaultEndedAt,
     settledAt: settle.settledAt,
+    finalReadAt,
     timings: {
       retryIntervalMs: t.retryInterval * 1000,
       maxRetryIntervalMs: t.maxRetryInterval * 1000,

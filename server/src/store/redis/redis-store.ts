@@ -3,7 +3,7 @@ import type { Branch, GlobalStatus, TransGlobal } from "../../core/types.ts";
 import type { TransRow } from "../rows.ts";
 import { branchFromRow, kvFromRow, transFromRow } from "../rows.ts";
 import type {
-  AppendResult, BranchUpdate, KvEntry, NewBranch, NewTrans, RetentionBatch, ScanPage, ScanQuery, Store, TransGuard, TransPatch,
+  AppendResult, BranchUpdate, ClaimedTrans, KvEntry, NewBranch, NewTrans, RetentionBatch, ScanPage, ScanQuery, Store, TransGuard, TransPatch,
 } from "../store.ts";
 import { guardParts } from "../store.ts";
 import {
@@ -223,9 +223,10 @@ export class RedisStore implements Store {
     return r === 1;
   }
 
-  async claimDue(now: number, leaseUntil: number, limit: number, token: string): Promise<TransGlobal[]> {
+  async claimDue(now: number, leaseUntil: number, limit: number, token: string): Promise<ClaimedTrans[]> {
     const r = await this.write("dtxClaimDue", this.keys.due, this.keys.trans(""), now, leaseUntil, limit, token);
-    return stringLists(r).map((flat) => transFromRow(transRowFromHash(pairsToRecord(flat))));
+    // Each reply is the owner the trans had before, then its hash after the claim (scripts.ts).
+    return stringLists(r).map(([previousOwner = "", ...flat]) => ({ ...transFromRow(transRowFromHash(pairsToRecord(flat))), previousOwner }));
   }
 
   async renewLease(gid: string, token: string, leaseUntil: number): Promise<boolean> {

@@ -133,9 +133,12 @@ for _, gid in ipairs(redis.call('ZRANGEBYSCORE', due, '-inf', ARGV[2], 'LIMIT', 
   local g = ARGV[1] .. gid
   local st = redis.call('HGET', g, 'status')
   if st == 'prepared' or st == 'submitted' or st == 'aborting' then
+    local previous = redis.call('HGET', g, 'owner') or ''
     redis.call('HSET', g, 'next_cron_time', ARGV[3], 'owner', ARGV[5], 'update_time', ARGV[2])
     redis.call('ZADD', due, ARGV[3], gid)
-    out[#out + 1] = redis.call('HGETALL', g)
+    local row = redis.call('HGETALL', g)
+    table.insert(row, 1, previous)
+    out[#out + 1] = row
   else
     -- Only unfinished trans are in P:due; this heals an index that was edited by hand.
     redis.call('ZREM', due, gid)

@@ -2,10 +2,10 @@ import { CompiledQuery, Kysely, MysqlDialect, sql } from "kysely";
 import type { DatabaseConnection } from "kysely";
 import { createPool } from "mysql2";
 import type { TypeCast } from "mysql2";
-import type { GlobalStatus, TransGlobal } from "../../core/types.ts";
+import type { GlobalStatus } from "../../core/types.ts";
 import type { TransRow } from "../rows.ts";
 import { isSameBranch, transFromRow } from "../rows.ts";
-import type { AppendResult, BranchUpdate, NewBranch, NewTrans, RetentionBatch, TransPatch } from "../store.ts";
+import type { AppendResult, BranchUpdate, ClaimedTrans, NewBranch, NewTrans, RetentionBatch, TransPatch } from "../store.ts";
 import { at, branchInsert, date, FINISHED_SQL, patchSet, transInsert } from "./convert.ts";
 import { foundGids, rollbackAndFindQuery, saveBatchQuery, updateBatchQuery, updateBatchWins } from "./mysql-batch.ts";
 import { migrateMysql } from "./mysql-migrate.ts";
@@ -251,7 +251,7 @@ export class MysqlStore extends GroupCommitSqlStore {
     }));
   }
 
-  claimDue(now: number, leaseUntil: number, limit: number, token: string): Promise<TransGlobal[]> {
+  claimDue(now: number, leaseUntil: number, limit: number, token: string): Promise<ClaimedTrans[]> {
     return this.write(() => this.db.transaction().execute(async (trx) => {
       // The `due` index hands rows over in order, so only the rows returned get locked (see the
       // DDL); FORCE INDEX keeps the optimizer from a table scan + filesort on small tables.
@@ -264,7 +264,7 @@ export class MysqlStore extends GroupCommitSqlStore {
         .set({ next_cron_time: date(leaseUntil), owner: token, update_time: date(now) })
         .where("id", "in", rows.map((r) => r.id))
         .execute();
-      return rows.map((r) => transFromRow({ ...r, next_cron_time: leaseUntil, owner: token, update_time: now }));
+      return rows.map((r) => ({ ...transFromRow({ ...r, next_cron_time: leaseUntil, owner: token, update_time: now }), previousOwner: r.owner ?? "" }));
     }));
   }
 

@@ -1,10 +1,10 @@
 import { CompiledQuery, Kysely, PostgresDialect, sql } from "kysely";
 import type { QueryCreator } from "kysely";
 import pg from "pg";
-import type { GlobalStatus, TransGlobal } from "../../core/types.ts";
+import type { GlobalStatus } from "../../core/types.ts";
 import type { TransRow } from "../rows.ts";
 import { transFromRow } from "../rows.ts";
-import type { AppendResult, BranchUpdate, NewBranch, NewTrans, RetentionBatch, TransPatch } from "../store.ts";
+import type { AppendResult, BranchUpdate, ClaimedTrans, NewBranch, NewTrans, RetentionBatch, TransPatch } from "../store.ts";
 import { branchInsert, date, FINISHED_SQL, patchSet, transInsert, UNFINISHED_SQL } from "./convert.ts";
 import {
   GroupCommitSqlStore, patchFields, SET_FINISH_TIME, SET_NEXT_CRON_INTERVAL, SET_NEXT_CRON_TIME, SET_OWNER, SET_RESULT, SET_ROLLBACK_REASON,
@@ -337,22 +337,22 @@ export class PostgresStore extends GroupCommitSqlStore {
     return ops.map((op) => won.has(op.gid));
   }
 
-  async claimDue(now: number, leaseUntil: number, limit: number, token: string): Promise<TransGlobal[]> {
+  async claimDue(now: number, leaseUntil: number, limit: number, token: string): Promise<ClaimedTrans[]> {
     // SKIP LOCKED: rows another coordinator is claiming right now are passed over, not waited
     // for; a row changed since this statement's snapshot is re-checked against the WHERE.
-    const { rows } = await this.write(() => sql<TransRow & { due_time: number }>`
+    const { rows } = await this.write(() => sql<TransRow & { due_time: number; previous_owner: string }>`
       UPDATE trans_global AS g SET next_cron_time = ${date(leaseUntil)}, owner = ${token}, update_time = ${date(now)}
       FROM (
-        SELECT id, next_cron_time FROM trans_global
+        SELECT id, next_cron_time, owner FROM trans_global
         WHERE status IN ${sql.raw(UNFINISHED_SQL)} AND next_cron_time <= ${date(now)}
         ORDER BY next_cron_time, id LIMIT ${limit}
         FOR UPDATE SKIP LOCKED
       ) AS due
       WHERE g.id = due.id
-      RETURNING g.*, due.next_cron_time AS due_time`.execute(this.db));
+      RETURNING g.*, due.next_cron_time AS due_time, due.owner AS previous_owner`.execute(this.db));
     // RETURNING has no order: restore the oldest-due-first order of the SELECT.
     rows.sort((a, b) => a.due_time - b.due_time || a.id - b.id);
-    return rows.map(({ due_time: _due, ...row }) => transFromRow(row));
+    return rows.map(({ due_time: _due, previous_owner, ...row }) => ({ ...transFromRow(row), previousOwner: previous_owner ?? "" }));
   }
 
   async resetCronTime(after: number, now: number, limit: number): Promise<{ count: number; hasRemaining: boolean }> {

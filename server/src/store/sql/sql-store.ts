@@ -4,7 +4,7 @@ import type { Kysely, Transaction } from "kysely";
 import type { Branch, GlobalStatus, TransGlobal } from "../../core/types.ts";
 import { branchFromRow, kvFromRow, transFromRow } from "../rows.ts";
 import type {
-  AppendResult, BranchUpdate, KvEntry, NewBranch, NewTrans, RetentionBatch, ScanPage, ScanQuery, Store, TransGuard, TransPatch,
+  AppendResult, BranchUpdate, ClaimedTrans, KvEntry, NewBranch, NewTrans, RetentionBatch, ScanPage, ScanQuery, Store, TransGuard, TransPatch,
 } from "../store.ts";
 import { at, date, positionBound } from "./convert.ts";
 import type { StoreDatabase } from "./tables.ts";
@@ -41,7 +41,7 @@ export abstract class SqlStore implements Store {
   abstract saveNewTrans(trans: NewTrans, branches: readonly NewBranch[]): Promise<"created" | "exists">;
   abstract appendBranches(gid: string, expectedStatus: GlobalStatus, branches: readonly NewBranch[], now: number): Promise<AppendResult>;
   abstract updateTrans(gid: string, expected: TransGuard, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean>;
-  abstract claimDue(now: number, leaseUntil: number, limit: number, token: string): Promise<TransGlobal[]>;
+  abstract claimDue(now: number, leaseUntil: number, limit: number, token: string): Promise<ClaimedTrans[]>;
   abstract resetCronTime(after: number, now: number, limit: number): Promise<{ count: number; hasRemaining: boolean }>;
   abstract createKV(cat: string, key: string, value: string, now: number): Promise<"created" | "exists">;
   abstract deleteFinished(before: number, limit: number): Promise<RetentionBatch>;

@@ -4,7 +4,7 @@ import BetterSqlite3 from "better-sqlite3";
 import type { Database } from "better-sqlite3";
 import type { Branch, GlobalStatus, TransGlobal } from "../../core/types.ts";
 import type {
-  AppendResult, BranchUpdate, KvEntry, NewBranch, NewTrans, RetentionBatch, ScanPage, ScanQuery, Store, TransGuard, TransPatch,
+  AppendResult, BranchUpdate, ClaimedTrans, KvEntry, NewBranch, NewTrans, RetentionBatch, ScanPage, ScanQuery, Store, TransGuard, TransPatch,
 } from "../store.ts";
 import { guardParts } from "../store.ts";
 import { migrateSqlite } from "./migrations.ts";
@@ -157,13 +157,13 @@ export class SqliteStore implements Store {
     });
   }
 
-  claimDue(now: number, leaseUntil: number, limit: number, token: string): Promise<TransGlobal[]> {
+  claimDue(now: number, leaseUntil: number, limit: number, token: string): Promise<ClaimedTrans[]> {
     return this.writes.write(() => {
       const rows = this.stmts.findDue.all(now, limit) as TransRow[];
-      const claimed: TransGlobal[] = [];
+      const claimed: ClaimedTrans[] = [];
       for (const row of rows) {
         const r = this.stmts.claim.run(leaseUntil, token, now, row.id, now);
-        if (r.changes === 1) claimed.push(transFromRow({ ...row, next_cron_time: leaseUntil, owner: token, update_time: now }));
+        if (r.changes === 1) claimed.push({ ...transFromRow({ ...row, next_cron_time: leaseUntil, owner: token, update_time: now }), previousOwner: row.owner ?? "" });
       }
       return claimed;
     });
