@@ -55,30 +55,36 @@ const otherMax = Math.max(0, ...runs.flatMap((r) => r.report.results.map((l) => 
 const dtxProcesses = runs.find((r) => r.system === "dtx")?.report.results[0]?.coordinator.processes ?? null;
 const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? "?"}; load average before ${process.env["LOAD_BEFORE"] ?? "?"}, after ${process.env["LOAD_AFTER"] ?? "?"}; other processes used up to ${fixed(otherMax)}% of a core during the measured phases; dtx ran as ${dtxProcesses ?? "?"} process(es)`;
 
-/** dtx / `against` at (store, C), one ratio per pass that has both. */
-function ratios(against: string, store: string, c: number): number[] {
+/** `system` (a dtx variant) / `against` at (store, C), one ratio per pass that has both. */
+function ratios(system: string, against: string, store: string, c: number): number[] {
   return passes.flatMap((p) => {
-    const x = level("dtx", store, p, c);
+    const x = level(system, store, p, c);
     const d = level(against, store, p, c);
     return x && d && d.throughput > 0 ? [x.throughput / d.throughput] : [];
   });
 }
 
+// dtx runs as it ships (`dtx`) and, when measured, with deferBranchResults (`dtx-deferred`,
+// docs/deviations.md D14: dtm's UpdateBranchSync 0 counterpart).
+const dtxVariants = ["dtx", "dtx-deferred"].filter((v) => runs.some((r) => r.system === v));
 const lines = [
   `machine: ${machine}`,
   "",
-  "| store | C | dtx ÷ dtm default (UpdateBranchSync 0), per pass | dtx ÷ dtm UpdateBranchSync 1, per pass | sagas/s dtx / dtm 0 / dtm 1 (pass 1) | p50 ms dtx / dtm 0 / dtm 1 (pass 1) | CPU ms per saga dtx / dtm 0 / dtm 1 (pass 1) |",
-  "|---|---:|---|---|---|---|---|",
+  "| store | C | dtx variant | ÷ dtm default (UpdateBranchSync 0), per pass | ÷ dtm UpdateBranchSync 1, per pass | sagas/s dtx / dtm 0 / dtm 1 (pass 1) | p50 ms dtx / dtm 0 / dtm 1 (pass 1) | CPU ms per saga dtx / dtm 0 / dtm 1 (pass 1) |",
+  "|---|---:|---|---|---|---|---|---|",
 ];
 const rows = [];
 for (const store of stores) {
   const redis = store.startsWith("redis");
   for (const c of levels) {
-    const vsDefault = ratios("dtm-async", store, c);
-    const vsSync = redis ? vsDefault : ratios("dtm-sync", store, c);
-    const first = ["dtx", "dtm-async", redis ? "dtm-async" : "dtm-sync"].map((system) => level(system, store, passes[0] ?? 1, c));
-    rows.push({ store, concurrency: c, ratioVsDefault: vsDefault, ratioVsSync: vsSync });
-    lines.push(`| ${store} | ${c} | ${spread(vsDefault)} | ${redis ? "same: dtm's Redis store always writes at once" : spread(vsSync)} | ${first.map((l) => fixed(l?.throughput)).join(" / ")} | ${first.map((l) => fixed(l?.latencyMs.p50, 2)).join(" / ")} | ${first.map((l) => fixed(l?.coordinator.cpuMsPerSaga, 3)).join(" / ")} |`);
+    for (const variant of dtxVariants) {
+      const vsDefault = ratios(variant, "dtm-async", store, c);
+      const vsSync = redis ? vsDefault : ratios(variant, "dtm-sync", store, c);
+      const first = [variant, "dtm-async", redis ? "dtm-async" : "dtm-sync"].map((system) => level(system, store, passes[0] ?? 1, c));
+      rows.push({ store, concurrency: c, dtx: variant, ratioVsDefault: vsDefault, ratioVsSync: vsSync });
+      const name = variant === "dtx" ? "as shipped" : "deferBranchResults";
+      lines.push(`| ${store} | ${c} | ${name} | ${spread(vsDefault)} | ${redis ? "same: dtm's Redis store always writes at once" : spread(vsSync)} | ${first.map((l) => fixed(l?.throughput)).join(" / ")} | ${first.map((l) => fixed(l?.latencyMs.p50, 2)).join(" / ")} | ${first.map((l) => fixed(l?.coordinator.cpuMsPerSaga, 3)).join(" / ")} |`);
+    }
   }
 }
 const table = lines.join("\n");
