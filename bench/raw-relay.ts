@@ -48,6 +48,12 @@ async function relay(raw: string): Promise<void> {
 }
 
 const server = createServer((req, res) => {
+  // saga-bench's readiness probe (dtm's newGid).
+  if (req.method === "GET" && req.url?.endsWith("/newGid")) {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ gid: `raw-${process.hrtime.bigint()}`, dtm_result: "SUCCESS" }));
+    return;
+  }
   const chunks: Buffer[] = [];
   req.on("data", (chunk: Buffer) => chunks.push(chunk));
   req.on("end", () => {
