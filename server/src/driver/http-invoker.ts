@@ -1,3 +1,4 @@
+import type { Dispatcher } from "undici";
 import { request } from "undici";
 import type { Outcome } from "../core/types.ts";
 import type { BranchCall } from "./invoker.ts";
@@ -23,10 +24,13 @@ export class HttpInvoker extends UndiciBranchInvoker {
   }
 
   private async send(call: BranchCall, target: URL): Promise<Outcome> {
-    target.searchParams.set("gid", call.gid);
-    target.searchParams.set("trans_type", call.transType);
-    target.searchParams.set("branch_id", call.branchId);
-    target.searchParams.set("op", call.op);
+    // One URLSearchParams, assigned once: each `target.searchParams.set` re-serializes the URL.
+    const query = new URLSearchParams(target.search);
+    query.set("gid", call.gid);
+    query.set("trans_type", call.transType);
+    query.set("branch_id", call.branchId);
+    query.set("op", call.op);
+    target.search = query.toString();
     const hasBody = call.body.byteLength > 0;
     const method = hasBody || call.transType === "xa" ? "POST" : "GET";
     const body = hasBody ? Buffer.from(call.body.buffer, call.body.byteOffset, call.body.byteLength) : undefined;
@@ -51,7 +55,7 @@ export class HttpInvoker extends UndiciBranchInvoker {
         bodyTimeout: call.timeoutMs,
         signal: abort.signal,
       });
-      const text = await readCapped(res.body);
+      const text = await readCapped(res);
       return classifyHttpResult(res.statusCode, text, this.rules);
     } catch (error) {
       return { kind: "error", message: `${method} ${call.url}: ${describe(error)}` };
@@ -63,10 +67,15 @@ export class HttpInvoker extends UndiciBranchInvoker {
 
 }
 
-async function readCapped(body: AsyncIterable<Buffer | Uint8Array>): Promise<string> {
+/** The answer's text, at most MAX_RESPONSE_BYTES of it. */
+async function readCapped(res: Dispatcher.ResponseData): Promise<string> {
+  // A declared length within the cap is read in one go (undici refuses a body longer than it
+  // declared); otherwise chunk by chunk, keeping only the first MAX_RESPONSE_BYTES.
+  const declared = Number(res.headers["content-length"]);
+  if (Number.isInteger(declared) && declared >= 0 && declared <= MAX_RESPONSE_BYTES) return res.body.text();
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of body) {
+  for await (const chunk of res.body as AsyncIterable<Buffer | Uint8Array>) {
     if (size < MAX_RESPONSE_BYTES) {
       const buf = Buffer.from(chunk);
       chunks.push(buf.subarray(0, MAX_RESPONSE_BYTES - size));
