@@ -8,6 +8,7 @@
  * GET /__stats answers {"calls":N}: the number of branch calls served so far (not counting /__stats).
  */
 import { createServer } from "node:http";
+import { serveForBench } from "./lib/serve.ts";
 
 const SUCCESS = Buffer.from('{"dtm_result":"SUCCESS"}');
 const port = Number(process.argv[2] ?? process.env["PARTICIPANT_PORT"] ?? 0);
@@ -30,24 +31,7 @@ const server = createServer((req, res) => {
 
 function noop(): void {}
 
-// The coordinator keeps connections alive; never be the side that closes them mid-run.
-server.keepAliveTimeout = 120_000;
-server.headersTimeout = 121_000;
-server.requestTimeout = 0;
-
-server.listen(port, "127.0.0.1", () => {
-  const address = server.address();
-  const bound = typeof address === "object" && address ? address.port : port;
-  process.stdout.write(`${JSON.stringify({ msg: "participant listening", port: bound })}\n`);
-});
-
-const stop = (): void => {
-  server.close(() => process.exit(0));
-  server.closeAllConnections();
-  setTimeout(() => process.exit(0), 1000).unref();
-};
-process.on("SIGTERM", stop);
-process.on("SIGINT", stop);
+const stop = serveForBench(server, port, "participant listening");
 // If the bench driver dies without killing us, stdin (a pipe from the driver) closes: exit too.
 process.stdin.on("end", stop);
 process.stdin.on("error", stop);

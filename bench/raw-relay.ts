@@ -11,6 +11,7 @@
  */
 import { createServer } from "node:http";
 import { Pool } from "undici";
+import { serveForBench } from "./lib/serve.ts";
 
 interface SagaSubmit {
   steps?: { action?: string }[];
@@ -69,19 +70,6 @@ const server = createServer((req, res) => {
     );
   });
 });
-server.keepAliveTimeout = 120_000;
-server.headersTimeout = 121_000;
-server.requestTimeout = 0;
-
-server.listen(port, "127.0.0.1", () => {
-  const address = server.address();
-  const bound = typeof address === "object" && address ? address.port : port;
-  console.log(JSON.stringify({ msg: "raw relay listening", port: bound, pid: process.pid }));
-});
-
-const stop = (): void => {
-  server.close();
+serveForBench(server, port, "raw relay listening", () => {
   for (const pool of pools.values()) void pool.close();
-};
-process.on("SIGTERM", stop);
-process.on("SIGINT", stop);
+});

@@ -9,10 +9,8 @@
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import type { Busi } from "../busi/index.ts";
-import type { ApiResponse, DtxClient } from "../helpers/client.ts";
 import { sagaBody } from "../helpers/client.ts";
-import type { ChildCoordinator } from "../helpers/coordinator.ts";
-import { useCrashHarness } from "../helpers/crash-harness.ts";
+import { crashDuring, recover, useCrashHarness } from "../helpers/crash-harness.ts";
 
 const harness = useCrashHarness("dtx-crash-deferred", { DTX_DEFER_BRANCH_RESULTS: "1" });
 const { start, restart } = harness;
@@ -20,19 +18,6 @@ let busi: Busi;
 beforeAll(() => {
   busi = harness.busi;
 });
-
-async function recover(client: DtxClient): Promise<void> {
-  await client.cron(60_000);
-  await client.settle();
-}
-
-/** Waits until the coordinator dies at its armed crash point while `submitting` is pending. */
-async function crashDuring(child: ChildCoordinator, submitting: Promise<ApiResponse>): Promise<void> {
-  const died = child.exited.then((how) => ({ died: how }));
-  const first = await Promise.race([died, submitting.then((r) => ({ answered: r }), () => died)]);
-  if ("answered" in first) throw new Error(`coordinator answered the submit instead of crashing: ${first.answered.status} ${first.answered.text}`);
-  expect(first.died).toBe("SIGKILL");
-}
 
 const calls = (gid: string): string[] => busi.calls({ gid }).map((c) => `${c.name}:${c.outcome}`);
 

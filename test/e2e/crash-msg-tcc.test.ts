@@ -15,7 +15,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import type { Busi } from "../busi/index.ts";
 import type { DtxClient } from "../helpers/client.ts";
 import type { ChildCoordinator } from "../helpers/coordinator.ts";
-import { LONG_REQUEST_TIMEOUT, useCrashHarness } from "../helpers/crash-harness.ts";
+import { crashDuring, LONG_REQUEST_TIMEOUT, recover, useCrashHarness } from "../helpers/crash-harness.ts";
 
 const harness = useCrashHarness("dtx-crash-msg-tcc");
 const { start, restart } = harness;
@@ -25,29 +25,11 @@ beforeAll(() => {
 });
 
 /**
- * Drive recovery: move the clock past every retry time, run one cron round, wait for its passes.
- * A crash inside a cron round that the first coordinator ran at clock +60 s leaves a lease (and
- * retry times) up to +90 s on the stored trans; the restarted coordinator's clock starts again at
- * real time, so those cases advance by {@link AFTER_CRON_CRASH}.
+ * How far to move the clock when recovering after a crash inside a cron round: that round, run by
+ * the first coordinator at clock +60 s, leaves a lease (and retry times) up to +90 s on the stored
+ * trans, and the restarted coordinator's clock starts again at real time.
  */
-async function recover(client: DtxClient, advanceMs = 60_000): Promise<void> {
-  await client.cron(advanceMs);
-  await client.settle();
-}
 const AFTER_CRON_CRASH = 120_000;
-
-/** Waits until the coordinator dies at its armed crash point while `pending` (any request) is unanswered. */
-async function crashDuring(child: ChildCoordinator, pending: Promise<unknown>): Promise<void> {
-  const died = child.exited.then((how) => ({ died: how }));
-  const answered = pending.then(
-    (r) => ({ answered: r }),
-    () => died,
-  );
-  const first = await Promise.race([died, answered]);
-  if ("answered" in first) throw new Error(`coordinator answered instead of crashing: ${JSON.stringify(first.answered)}`);
-  expect(first.died).toBe("SIGKILL");
-  await expect(pending).rejects.toThrow();
-}
 
 /** Kills the coordinator while `pending` waits on a call the participant holds; the request must fail. */
 async function killDuring(child: ChildCoordinator, pending: Promise<unknown>): Promise<void> {

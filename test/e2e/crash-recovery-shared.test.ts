@@ -13,11 +13,10 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Busi } from "../busi/index.ts";
 import { startBusi } from "../busi/index.ts";
-import type { DtxClient } from "../helpers/client.ts";
 import { sagaBody } from "../helpers/client.ts";
 import type { ChildCoordinator } from "../helpers/coordinator.ts";
 import { spawnCoordinator } from "../helpers/coordinator.ts";
-import { CRASH_ENV, LONG_REQUEST_TIMEOUT } from "../helpers/crash-harness.ts";
+import { CRASH_ENV, LONG_REQUEST_TIMEOUT, recover } from "../helpers/crash-harness.ts";
 import { PgArea, RedisArea } from "../helpers/store-areas.ts";
 
 let busi: Busi;
@@ -45,11 +44,6 @@ const stores: { name: string; tag: string; area: PgArea | RedisArea; env: Record
   { name: "PostgreSQL", tag: "pg", area: pgArea, env: { DTX_STORE_DRIVER: "postgres", DTX_STORE_URL: pgArea.url, DTX_STORE_SCHEMA: pgArea.schema } },
   { name: "Redis", tag: "redis", area: redisArea, env: { DTX_STORE_DRIVER: "redis", DTX_STORE_URL: redisArea.url, DTX_STORE_PREFIX: redisArea.prefix } },
 ];
-
-async function recover(client: DtxClient): Promise<void> {
-  await client.cron(60_000);
-  await client.settle();
-}
 
 const count = (gid: string, name: string): number => busi.calls({ gid, name }).length;
 

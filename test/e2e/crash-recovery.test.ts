@@ -13,10 +13,8 @@
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import type { Busi, BusiCall } from "../busi/index.ts";
-import type { ApiResponse, DtxClient } from "../helpers/client.ts";
 import { sagaBody } from "../helpers/client.ts";
-import type { ChildCoordinator } from "../helpers/coordinator.ts";
-import { LONG_REQUEST_TIMEOUT, useCrashHarness } from "../helpers/crash-harness.ts";
+import { crashDuring, LONG_REQUEST_TIMEOUT, recover, useCrashHarness } from "../helpers/crash-harness.ts";
 
 const harness = useCrashHarness("dtx-crash");
 const { start, restart } = harness;
@@ -24,28 +22,6 @@ let busi: Busi;
 beforeAll(() => {
   busi = harness.busi;
 });
-
-/** Drive recovery: move the clock past every retry time, run one cron round, wait for its passes. */
-async function recover(client: DtxClient): Promise<void> {
-  await client.cron(60_000);
-  await client.settle();
-}
-
-/**
- * Wait until the coordinator dies at its armed crash point while `submitting` (a wait_result
- * submit) is pending; fails fast, with the answer, if the submit completes instead.
- */
-async function crashDuring(child: ChildCoordinator, submitting: Promise<ApiResponse>): Promise<void> {
-  const died = child.exited.then((how) => ({ died: how }));
-  const answered = submitting.then(
-    (r) => ({ answered: r }),
-    () => died, // the connection broke: the process died
-  );
-  const first = await Promise.race([died, answered]);
-  if ("answered" in first) throw new Error(`coordinator answered the submit instead of crashing: ${first.answered.status} ${first.answered.text}`);
-  expect(first.died).toBe("SIGKILL");
-  await expect(submitting).rejects.toThrow();
-}
 
 const names = (gid: string): string[] => busi.calls({ gid }).map((c) => c.name);
 const count = (gid: string, name: string): number => busi.calls({ gid, name }).length;

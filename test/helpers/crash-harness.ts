@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, expect } from "vitest";
 import type { Busi } from "../busi/index.ts";
 import { startBusi } from "../busi/index.ts";
+import type { DtxClient } from "./client.ts";
 import type { ChildCoordinator } from "./coordinator.ts";
 import { spawnCoordinator } from "./coordinator.ts";
 
@@ -67,4 +68,29 @@ export function useCrashHarness(prefix: string, env: Record<string, string> = {}
       return start();
     },
   };
+}
+
+/**
+ * Drives recovery: moves the clock past every retry time (`advanceMs`, default 60 s), runs one
+ * cron round and waits for its passes.
+ */
+export async function recover(client: DtxClient, advanceMs = 60_000): Promise<void> {
+  await client.cron(advanceMs);
+  await client.settle();
+}
+
+/**
+ * Waits until the coordinator dies at its armed crash point while `pending` (a request) is
+ * unanswered; fails fast, with the answer, if the request completes instead.
+ */
+export async function crashDuring(child: ChildCoordinator, pending: Promise<unknown>): Promise<void> {
+  const died = child.exited.then((how) => ({ died: how }));
+  const answered = pending.then(
+    (r) => ({ answered: r }),
+    () => died, // the connection broke: the process died
+  );
+  const first = await Promise.race([died, answered]);
+  if ("answered" in first) throw new Error(`coordinator answered instead of crashing: ${JSON.stringify(first.answered).slice(0, 500)}`);
+  expect(first.died).toBe("SIGKILL");
+  await expect(pending).rejects.toThrow();
 }
