@@ -262,6 +262,26 @@ describe("chaos checker", () => {
     expect(violationsOf(check(run.input()), "G8")).toEqual([]);
   });
 
+  it("G8: a call that reaches the participant just after the coordinator resumed, then the next pass's call, is no storm", () => {
+    // Smoke, seed 20261206, sqlite (c20261206-259): the pass started confirm, was SIGSTOPped
+    // before the bytes went out, and lost its claim on resume; the cron's new pass confirmed again.
+    const run = cleanRun();
+    const pauseEnd = run.now + 3_000;
+    run.nemesis.push({ at: run.now, phase: "start", fault: "coordinator-pause", target: "coordinator-0", detail: { durationMs: 3_000 } });
+    run.nemesis.push({ at: pauseEnd, phase: "end", fault: "coordinator-pause", target: "coordinator-0" });
+    run.now = pauseEnd + 40;
+    run.call("t42-66", "02", "confirm", "SUCCESS");
+    run.now += 140;
+    run.call("t42-66", "02", "confirm", "SUCCESS");
+    expect(violationsOf(check(run.input()), "G8")).toEqual([]);
+    // The same two calls far from any coordinator fault are a storm.
+    run.now += 30_000;
+    run.call("t42-67", "02", "confirm", "SUCCESS");
+    run.now += 140;
+    run.call("t42-67", "02", "confirm", "SUCCESS");
+    expect(violationsOf(check(run.input()), "G8")).toEqual([{ gid: "t42-67", message: expect.stringContaining("(retry storm)") as string }]);
+  });
+
   it("G8: a quick retry right after the client's repeated submit is a retry storm (a submit does not hurry a backoff)", () => {
     const run = cleanRun();
     run.call("t42-3", "01", "action", "ERROR");

@@ -32,8 +32,11 @@ function previousPassSeenUntil(index: RunIndex, c1: CallSpan, c2: CallSpan, minG
  *   interval after the previous pass wrote (dtx's jitter only adds, so the factor is a floor
  *   that also holds for dtm-like jitter both ways). A client's repeated submit or abort does
  *   not hurry it either (docs/deviations.md D2), so no client request is exempt. Exempt: a gap
- *   in which a coordinator fault began or ended (a paused or killed pass leaves its lease, and
- *   the next claim may come before the interval).
+ *   in which a coordinator fault began or ended, or one that ended at most a request timeout
+ *   before c1 (a paused or killed pass leaves its lease, and the next claim may come before the
+ *   interval; a call a pass had started just before SIGSTOP only reaches the participant once
+ *   the process runs again, after which that pass loses its claim and the next one calls at
+ *   once: smoke, seed 20261206, sqlite, c20261206-259).
  * - **under the cap**: c2.start − (when c1's pass was last seen working on the gid, see
  *   {@link previousPassSeenUntil}) ≤ maxRetryInterval·(1 + retryJitter) + cronInterval +
  *   requestTimeout + cadenceCeilingMs: the next pass is due at most one capped (and jittered)
@@ -64,7 +67,7 @@ export function checkCadence(index: RunIndex): GoalResult {
       const gap = c2.start - c1.start;
       const wait = c2.start - previousPassSeenUntil(index, c1, c2, minGap);
       gaps++;
-      if (gap < minGap && !faultOverlaps(index, c1.start, c2.start, "coordinator")) {
+      if (gap < minGap && !faultOverlaps(index, c1.start - requestTimeoutMs, c2.start, "coordinator")) {
         storms++;
         violations.push(cadenceViolation(index, c1, c2, `retried ${gap} ms after the previous call, below the floor of ${Math.round(minGap)} ms (retry storm)`));
       } else if (wait > maxWait && !faultOverlaps(index, c1.start, c2.start)) {
