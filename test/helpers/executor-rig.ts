@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "pino";
+import { afterAll, afterEach, beforeAll, beforeEach } from "vitest";
 import { pino } from "pino";
 import { AdjustableClock } from "../../server/src/core/clock.ts";
 import { DEFAULT_OPTIONS } from "../../server/src/core/options.ts";
@@ -20,6 +21,8 @@ import { CrashPoints } from "../../server/src/service/crash-points.ts";
 import { Executor } from "../../server/src/service/executor.ts";
 import type { NewBranch, NewTrans, Store } from "../../server/src/store/store.ts";
 import { SqliteStore } from "../../server/src/store/sqlite/sqlite-store.ts";
+import type { Busi } from "../busi/index.ts";
+import { startBusi } from "../busi/index.ts";
 
 export interface ExecutorRig {
   readonly store: SqliteStore;
@@ -64,4 +67,38 @@ export function newTransRow(gid: string, transType: TransType, status: GlobalSta
 /** A prepared branch row calling `url`. */
 export function newBranchRow(gid: string, branchId: string, op: string, url: string, now: number): NewBranch {
   return { gid, branchId, op, url, binData: new Uint8Array(), status: "prepared", createTime: now, updateTime: now, finishTime: null };
+}
+
+/**
+ * Registers the hooks of an executor-level test file: one busi participant for the file (reset
+ * before each test, hung calls released after it) and a fresh rig per test, closed after the
+ * test's own afterEach hooks have run (vitest runs after-hooks in reverse order).
+ */
+export function useExecutorRig(prefix: string, clock?: AdjustableClock): { readonly busi: Busi; readonly rig: ExecutorRig } {
+  let busi: Busi | undefined;
+  let rig: ExecutorRig | undefined;
+  beforeAll(async () => {
+    busi = await startBusi();
+  });
+  afterAll(async () => {
+    await busi?.close();
+  });
+  beforeEach(() => {
+    busi?.reset();
+    rig = openExecutorRig(prefix, clock);
+  });
+  afterEach(async () => {
+    busi?.releaseHung();
+    await rig?.close();
+  });
+  return {
+    get busi(): Busi {
+      if (!busi) throw new Error("the busi of useExecutorRig is used before beforeAll ran");
+      return busi;
+    },
+    get rig(): ExecutorRig {
+      if (!rig) throw new Error("the rig of useExecutorRig is used before beforeEach ran");
+      return rig;
+    },
+  };
 }

@@ -6,7 +6,7 @@
  * process runs after the doomed pass instead of joining it.
  */
 import { pino } from "pino";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { TimingConfig } from "../../server/src/core/retry.ts";
 import type { TransGlobal } from "../../server/src/core/types.ts";
 import type { AdjustableClock } from "../../server/src/core/clock.ts";
@@ -14,13 +14,13 @@ import { ClaimTokens } from "../../server/src/service/claim.ts";
 import type { Executor } from "../../server/src/service/executor.ts";
 import type { SqliteStore } from "../../server/src/store/sqlite/sqlite-store.ts";
 import type { Busi } from "../busi/index.ts";
-import { startBusi } from "../busi/index.ts";
 import type { ExecutorRig } from "../helpers/executor-rig.ts";
-import { newBranchRow, newTransRow, openExecutorRig } from "../helpers/executor-rig.ts";
+import { newBranchRow, newTransRow, useExecutorRig } from "../helpers/executor-rig.ts";
 
 const TIMING: TimingConfig = { retryInterval: 1_000, maxRetryInterval: 1_000, timeoutToFail: 35_000, requestTimeout: 5_000, retryJitter: 0 };
 const LEASE = { leaseMs: 1_000, marginMs: 200 };
 
+const bench = useExecutorRig("fencing");
 let busi: Busi;
 let rig: ExecutorRig;
 let store: SqliteStore;
@@ -28,15 +28,8 @@ let clock: AdjustableClock;
 let logs: { msg?: string; gid?: string; owner?: string }[];
 let executor: Executor;
 
-beforeAll(async () => {
-  busi = await startBusi();
-});
-afterAll(async () => {
-  await busi.close();
-});
 beforeEach(() => {
-  busi.reset();
-  rig = openExecutorRig("fencing");
+  ({ busi, rig } = bench);
   ({ store, clock } = rig);
   logs = [];
   const logger = pino({ level: "info" }, { write: (line: string) => logs.push(JSON.parse(line) as (typeof logs)[number]) });
@@ -45,7 +38,6 @@ beforeEach(() => {
 afterEach(async () => {
   busi.releaseHung();
   await executor.drain();
-  await rig.close();
 });
 
 /** A two-step saga held by the claim `owner`, its lease one leaseMs from now. */

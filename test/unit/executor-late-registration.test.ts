@@ -8,32 +8,22 @@
  * Real SQLite store, real HTTP invoker and busi participant; the registration is made to land
  * between the pass's read and its status write by doing it right after that read.
  */
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import type { TimingConfig } from "../../server/src/core/retry.ts";
 import type { Store } from "../../server/src/store/store.ts";
 import type { Busi } from "../busi/index.ts";
-import { startBusi } from "../busi/index.ts";
 import type { ExecutorRig } from "../helpers/executor-rig.ts";
-import { newBranchRow, newTransRow, openExecutorRig } from "../helpers/executor-rig.ts";
+import { newBranchRow, newTransRow, useExecutorRig } from "../helpers/executor-rig.ts";
 
 const TIMING: TimingConfig = { retryInterval: 1_000, maxRetryInterval: 1_000, timeoutToFail: 5_000, requestTimeout: 5_000, retryJitter: 0 };
 const LEASE = { leaseMs: 3_000, marginMs: 200 };
 
+const bench = useExecutorRig("late-registration");
 let busi: Busi;
 let rig: ExecutorRig;
 
-beforeAll(async () => {
-  busi = await startBusi();
-});
-afterAll(async () => {
-  await busi.close();
-});
 beforeEach(() => {
-  busi.reset();
-  rig = openExecutorRig("late-registration");
-});
-afterEach(async () => {
-  await rig.close();
+  ({ busi, rig } = bench);
 });
 
 /** The store, except that the first findBranches of `gid` is followed at once by `register`. */

@@ -4,7 +4,7 @@
  * every other due transaction is claimed and finished meanwhile.
  */
 import { pino } from "pino";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { TimingConfig } from "../../server/src/core/retry.ts";
 import { AdjustableClock } from "../../server/src/core/clock.ts";
 import { RecoveryLoop } from "../../server/src/cron/recovery-loop.ts";
@@ -12,31 +12,22 @@ import { ClaimTokens } from "../../server/src/service/claim.ts";
 import type { Executor } from "../../server/src/service/executor.ts";
 import type { SqliteStore } from "../../server/src/store/sqlite/sqlite-store.ts";
 import type { Busi } from "../busi/index.ts";
-import { startBusi } from "../busi/index.ts";
-import type { ExecutorRig } from "../helpers/executor-rig.ts";
-import { newBranchRow, newTransRow, openExecutorRig } from "../helpers/executor-rig.ts";
+import { newBranchRow, newTransRow, useExecutorRig } from "../helpers/executor-rig.ts";
 
 const TIMING: TimingConfig = { retryInterval: 10_000, maxRetryInterval: 10_000, timeoutToFail: 35_000, requestTimeout: 30_000, retryJitter: 0 };
 
+const clock = new AdjustableClock();
+const bench = useExecutorRig("pool", clock);
 let busi: Busi;
-let rig: ExecutorRig;
 let store: SqliteStore;
 let executor: Executor;
 let loop: RecoveryLoop;
-const clock = new AdjustableClock();
 
-beforeAll(async () => {
-  busi = await startBusi();
-});
-afterAll(async () => {
-  await busi.close();
-});
 beforeEach(() => {
-  busi.reset();
-  rig = openExecutorRig("pool", clock);
-  store = rig.store;
+  busi = bench.busi;
+  store = bench.rig.store;
   const logger = pino({ level: "silent" });
-  executor = rig.executor({ timing: TIMING, lease: { leaseMs: TIMING.retryInterval, marginMs: 1_000 }, logger });
+  executor = bench.rig.executor({ timing: TIMING, lease: { leaseMs: TIMING.retryInterval, marginMs: 1_000 }, logger });
   const tokens = new ClaimTokens();
   loop = new RecoveryLoop(store, executor, clock, { idleMs: 20, leaseMs: TIMING.retryInterval, batchSize: 4, concurrency: 4, newToken: () => tokens.next() }, logger);
 });
@@ -44,7 +35,6 @@ afterEach(async () => {
   busi.releaseHung();
   await loop.stop();
   await executor.drain();
-  await rig.close();
 });
 
 /** A one-step saga, due now. */

@@ -144,8 +144,17 @@ export function tokenDefersResults(token: string): boolean {
 }
 
 /** `token` marked as deferring (unchanged if it already is). */
-export function markDeferring(token: string): string {
+function markDeferring(token: string): string {
   return tokenDefersResults(token) ? token : `${token}${DEFERS_RESULTS}`;
+}
+
+/**
+ * What `owner` becomes when the claim `token` is given up on an unfinished trans: "" (nobody holds
+ * it), or, while branch results may be missing (docs/deviations.md D14), a token marked as
+ * deferring, so the next claim learns that doubt from its `previousOwner`.
+ */
+export function releasedOwner(token: string, resultsMayBeMissing: boolean): string {
+  return resultsMayBeMissing ? markDeferring(token) : "";
 }
 
 /**

@@ -9,7 +9,7 @@ import type { BranchInvoker } from "../driver/invoker.ts";
 import type { Logger } from "../logger.ts";
 import { redactUrls, urlForLog } from "../logger.ts";
 import type { BranchUpdate, Store, TransPatch } from "../store/store.ts";
-import { Claim, markDeferring, tokenDefersResults } from "./claim.ts";
+import { Claim, releasedOwner, tokenDefersResults } from "./claim.ts";
 import type { LeaseConfig } from "./claim.ts";
 import type { CrashPoints } from "./crash-points.ts";
 import { logStatusChange } from "./status-log.ts";
@@ -278,7 +278,7 @@ export class Executor {
   private release(pass: Pass, claim: Claim, status: GlobalStatus): Pick<TransPatch, "owner"> {
     // Calls still in flight keep the claim (and its lease) until they are over.
     if (pass.inFlight.size > 0) return {};
-    return pass.resultsMayBeMissing && !isFinal(status) ? { owner: markDeferring(claim.token) } : { owner: "" };
+    return { owner: releasedOwner(claim.token, pass.resultsMayBeMissing && !isFinal(status)) };
   }
 
   private startCall(

@@ -6,7 +6,7 @@ import { GLOBAL_STATUSES, isFinal, TRANS_TYPES } from "../core/types.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../logger.ts";
 import type { NewBranch, NewTrans, ScanQuery, Store } from "../store/store.ts";
-import { markDeferring, tokenDefersResults } from "./claim.ts";
+import { releasedOwner, tokenDefersResults } from "./claim.ts";
 import { generateBranches } from "./branches.ts";
 import { BranchRegistration } from "./branch-registration.ts";
 import { msgDelay } from "../core/msg.ts";
@@ -261,7 +261,7 @@ export class TransService {
       // This request holds the claim (docs/fencing.md): give it up and make the trans due now in
       // one fenced write; a reset would leave a held lease alone until it runs out. A doubt the
       // replaced claim carried (docs/deviations.md D14) stays in owner for the next claim.
-      const owner = tokenDefersResults(previousOwner) ? markDeferring(trans.owner) : "";
+      const owner = releasedOwner(trans.owner, tokenDefersResults(previousOwner));
       await this.deps.store.updateTrans(trans.gid, { status: trans.status, owner: trans.owner }, { updateTime: now, owner, nextCronTime: now }, []);
     } else if (trans.nextCronTime > now) {
       await this.deps.store.resetNextCronTime(trans.gid, now);
