@@ -1,9 +1,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, beforeEach, expect } from "vitest";
+import { afterEach, beforeEach, expect } from "vitest";
 import type { Busi } from "../busi/index.ts";
-import { startBusi } from "../busi/index.ts";
+import { useBusi } from "./busi-hooks.ts";
 import type { DtxClient } from "./client.ts";
 import type { ChildCoordinator } from "./coordinator.ts";
 import { spawnCoordinator } from "./coordinator.ts";
@@ -28,26 +28,18 @@ export interface CrashHarness {
  * CRASH_ENV (e.g. a setting under test).
  */
 export function useCrashHarness(prefix: string, env: Record<string, string> = {}): CrashHarness {
-  let busi: Busi | undefined;
+  const busi = useBusi("the crash harness");
   let dir = "";
   let dbPath = "";
   const children = new Set<ChildCoordinator>();
 
-  beforeAll(async () => {
-    busi = await startBusi();
-  });
-  afterAll(async () => {
-    await busi?.close();
-  });
   beforeEach(() => {
-    busi?.reset();
     dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
     dbPath = join(dir, "dtx.db");
   });
   afterEach(async () => {
     await Promise.all([...children].map((c) => c.kill("SIGKILL")));
     children.clear();
-    busi?.releaseHung();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -58,8 +50,7 @@ export function useCrashHarness(prefix: string, env: Record<string, string> = {}
   };
   return {
     get busi(): Busi {
-      if (!busi) throw new Error("the crash harness's busi is used before beforeAll ran");
-      return busi;
+      return busi();
     },
     start,
     async restart(previous) {

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import { afterAll, afterEach, beforeAll, beforeEach } from "vitest";
+import { afterEach, beforeEach } from "vitest";
 import { pino } from "pino";
 import { AdjustableClock } from "../../server/src/core/clock.ts";
 import { DEFAULT_OPTIONS } from "../../server/src/core/options.ts";
@@ -22,7 +22,7 @@ import { Executor } from "../../server/src/service/executor.ts";
 import type { NewBranch, NewTrans, Store } from "../../server/src/store/store.ts";
 import { SqliteStore } from "../../server/src/store/sqlite/sqlite-store.ts";
 import type { Busi } from "../busi/index.ts";
-import { startBusi } from "../busi/index.ts";
+import { useBusi } from "./busi-hooks.ts";
 
 export interface ExecutorRig {
   readonly store: SqliteStore;
@@ -75,26 +75,17 @@ export function newBranchRow(gid: string, branchId: string, op: string, url: str
  * test's own afterEach hooks have run (vitest runs after-hooks in reverse order).
  */
 export function useExecutorRig(prefix: string, clock?: AdjustableClock): { readonly busi: Busi; readonly rig: ExecutorRig } {
-  let busi: Busi | undefined;
+  const busi = useBusi("useExecutorRig");
   let rig: ExecutorRig | undefined;
-  beforeAll(async () => {
-    busi = await startBusi();
-  });
-  afterAll(async () => {
-    await busi?.close();
-  });
   beforeEach(() => {
-    busi?.reset();
     rig = openExecutorRig(prefix, clock);
   });
   afterEach(async () => {
-    busi?.releaseHung();
     await rig?.close();
   });
   return {
     get busi(): Busi {
-      if (!busi) throw new Error("the busi of useExecutorRig is used before beforeAll ran");
-      return busi;
+      return busi();
     },
     get rig(): ExecutorRig {
       if (!rig) throw new Error("the rig of useExecutorRig is used before beforeEach ran");
