@@ -181,6 +181,28 @@ describe("chaos checker", () => {
     expect(g7[0]).toEqual({ gid: "t42-1", message: expect.stringMatching(/branch 02 op compensate: call c\d+ \(pid 100\) started 400 ms after call/) as string });
   });
 
+  it("G7: a call a coordinator sent on resuming from SIGSTOP, overlapped by the next pass's call, is excused and counted", () => {
+    // Smoke, seed 20261206, sqlite (c20261206-301).
+    const run = cleanRun();
+    const pauseEnd = run.now + 3_000;
+    run.nemesis.push({ at: run.now, phase: "start", fault: "coordinator-pause", target: "coordinator-0", detail: { durationMs: 3_000 } });
+    run.nemesis.push({ at: pauseEnd, phase: "end", fault: "coordinator-pause", target: "coordinator-0" });
+    run.now = pauseEnd + 40;
+    const late = run.call("t42-68", "01", "action", "SUCCESS", 200);
+    run.now = late + 110;
+    run.call("t42-68", "01", "action", "SUCCESS");
+    let report = check(run.input());
+    expect(violationsOf(report, "G7")).toEqual([]);
+    expect(report.goals.G7.detail).toMatch(/0 overlapping call pairs; 1 excused/);
+    // Far from a resume the same overlap is two drivers.
+    run.now += 30_000;
+    const first = run.call("t42-69", "01", "action", "SUCCESS", 200);
+    run.now = first + 110;
+    run.call("t42-69", "01", "action", "SUCCESS");
+    report = check(run.input());
+    expect(violationsOf(report, "G7")).toEqual([{ gid: "t42-69", message: expect.stringContaining("within its 1000 ms deadline") as string }]);
+  });
+
   it("G7: a call cut short by the participant's kill ends at the kill", () => {
     const run = cleanRun();
     run.calls.push({ type: "start", callId: "k1", pid: 100, at: run.tick(), gid: "t42-2", branchId: "01", op: "action", path: "/api/action" });

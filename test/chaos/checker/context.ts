@@ -124,3 +124,12 @@ export function faultOverlaps(index: RunIndex, from: number, to: number, targetP
   for (const began of open.values()) if (began <= to) return true;
   return false;
 }
+
+/**
+ * Whether a coordinator came back from a pause (SIGCONT) at most `withinMs` before `at`: a call
+ * its pass had started just before the SIGSTOP reaches the participant only then, past the
+ * deadline and lease it was started under (docs/fencing.md, "Limits").
+ */
+export function resumedShortlyBefore(index: RunIndex, at: number, withinMs: number): boolean {
+  return index.nemesis.some((n) => n.fault === "coordinator-pause" && n.phase === "end" && n.at <= at && at - n.at <= withinMs);
+}

@@ -1,7 +1,7 @@
 import type { Violation } from "../contracts.ts";
 import type { CallSpan } from "./calls.ts";
 import type { RunIndex } from "./context.ts";
-import { eventsAround } from "./context.ts";
+import { eventsAround, resumedShortlyBefore } from "./context.ts";
 import { drivenCallGroups } from "./driven-calls.ts";
 import type { GoalResult } from "./types.ts";
 
@@ -24,23 +24,36 @@ import type { GoalResult } from "./types.ts";
  * `overlapMs` (Tolerances, default 50 ms) absorbs the timestamps of two processes taken on one
  * busy machine. Calls the application makes (TCC try, XA local work, workflows) are left out
  * (driven-calls.ts).
+ *
+ * Excused, and counted apart: a c1 that reached the participant at most `requestTimeout` after a
+ * coordinator was resumed from SIGSTOP. Its pass started it before the pause, under a lease and
+ * deadline that ran out while the process was frozen; the bytes left on resume, after which the
+ * pass lost its claim and the next pass called again. Fencing cannot stop a frozen process's
+ * request (docs/fencing.md, "Limits"); the barrier keeps it harmless (G3 checks that). Found by
+ * the smoke profile, seed 20261206, sqlite (c20261206-301).
  */
 export function checkOverlap(index: RunIndex): GoalResult {
   const violations: Violation[] = [];
   const timeout = index.input.timings.requestTimeoutMs;
   const tolerance = index.tolerances.overlapMs;
   let pairs = 0;
+  let excused = 0;
   for (const spans of drivenCallGroups(index).values()) {
     for (let i = 0; i < spans.length; i++) {
       const c1 = spans[i]!;
       const busyUntil = Math.min(c1.end ?? Infinity, c1.start + timeout) - tolerance;
+      const sentLate = resumedShortlyBefore(index, c1.start, timeout);
       for (let j = i + 1; j < spans.length && spans[j]!.start < busyUntil; j++) {
+        if (sentLate) {
+          excused++;
+          continue;
+        }
         pairs++;
         violations.push(overlapViolation(index, c1, spans[j]!, timeout));
       }
     }
   }
-  return { goal: "G7", violations, detail: `${pairs} overlapping call pairs` };
+  return { goal: "G7", violations, detail: `${pairs} overlapping call pairs; ${excused} excused (the first call sent by a coordinator just resumed from SIGSTOP)` };
 }
 
 function overlapViolation(index: RunIndex, c1: CallSpan, c2: CallSpan, timeout: number): Violation {
