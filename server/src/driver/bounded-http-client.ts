@@ -1,6 +1,8 @@
 import { Agent } from "undici";
 import type { Outcome } from "../core/types.ts";
 import type { BranchTls } from "./branch-tls.ts";
+import type { HttpAnswer, HttpExchangeRequest } from "./http-exchange.ts";
+import { exchange } from "./http-exchange.ts";
 import { undiciTlsOptions } from "./branch-tls.ts";
 import type { BranchClientLimits } from "./origin-limiter.ts";
 import { DEFAULT_BRANCH_CLIENT_LIMITS, OriginLimiter } from "./origin-limiter.ts";
@@ -22,7 +24,7 @@ export interface BranchConnectOptions {
  * global dispatcher has no connection limit, so each client owns one of these.
  */
 export class BoundedHttpClient {
-  readonly agent: Agent;
+  private readonly agent: Agent;
   private readonly limiter: OriginLimiter;
 
   constructor(limits: BranchClientLimits = DEFAULT_BRANCH_CLIENT_LIMITS, connect: BranchConnectOptions = {}) {
@@ -35,8 +37,8 @@ export class BoundedHttpClient {
   }
 
   /**
-   * Parses `url` and runs `send` within its origin's bound. A URL that does not parse is an
-   * `error` outcome whose message `invalid` words; nothing is sent.
+   * Parses `url` and runs `send` with it. A URL that does not parse is an `error` outcome whose
+   * message `invalid` words; nothing is sent.
    */
   run(url: string, invalid: (url: string) => string, send: (target: URL) => Promise<Outcome>): Promise<Outcome> {
     let target: URL;
@@ -45,10 +47,25 @@ export class BoundedHttpClient {
     } catch {
       return Promise.resolve({ kind: "error", message: invalid(url) });
     }
-    return this.limiter.run(target.origin, () => send(target));
+    return send(target);
+  }
+
+  /**
+   * Sends one request through the agent, within the origin's bound: a call
+   * past it is refused with a {@link CallNotMade} and nothing is sent. The slot is held until
+   * undici lets go of the request, which for a call cut off while queued is after it rejected.
+   */
+  send(request: HttpExchangeRequest): Promise<HttpAnswer> {
+    const { origin } = request;
+    const refused = this.limiter.enter(origin);
+    if (refused !== undefined) return Promise.reject(new CallNotMade(refused));
+    return exchange(this.agent, request, () => this.limiter.leave(origin));
   }
 
   close(): Promise<void> {
     return this.agent.close();
   }
 }
+
+/** A call the client refused to make (its origin's bound is reached); the message says why. */
+export class CallNotMade extends Error {}

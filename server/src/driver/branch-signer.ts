@@ -42,12 +42,12 @@ export class BranchSigner {
 }
 
 /**
- * Sets the signature header (any case of the name a branch header used is dropped first). The path
- * signed is the one undici sends: the URL's pathname and search.
+ * Sets the signature header (any case of the name a branch header used is dropped first).
+ * `pathAndQuery` is the request target exactly as sent.
  */
-export function signWith(signer: BranchSigner, headers: Record<string, string>, method: string, target: URL, body: Uint8Array | string): void {
+export function signWith(signer: BranchSigner, headers: Record<string, string>, method: string, pathAndQuery: string, body: Uint8Array | string): void {
   for (const name of Object.keys(headers)) if (name.toLowerCase() === SIGNATURE_HEADER) delete headers[name];
-  headers[SIGNATURE_HEADER] = signer.sign(method, `${target.pathname}${target.search}`, body);
+  headers[SIGNATURE_HEADER] = signer.sign(method, pathAndQuery, body);
 }
 
 /** The metadata entries that sign a gRPC call of `path` (`/package.Service/Method`) with `message`; none without a signer. */

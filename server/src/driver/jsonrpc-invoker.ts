@@ -1,8 +1,7 @@
-import { request } from "undici";
 import type { Outcome } from "../core/types.ts";
 import { newGid } from "../core/gid.ts";
 import type { BranchCall } from "./invoker.ts";
-import { UndiciBranchInvoker } from "./undici-invoker.ts";
+import { UndiciBranchInvoker, describeCallError } from "./undici-invoker.ts";
 import { classifyAnswer, dtmResultField, parseObject, quotedBody } from "./outcome.ts";
 import { signWith } from "./branch-signer.ts";
 
@@ -36,24 +35,16 @@ export class JsonRpcInvoker extends UndiciBranchInvoker {
     }
     const body = JSON.stringify({ id: newGid(), jsonrpc: "2.0", method, params });
     const headers: Record<string, string> = { "content-type": "application/json", ...call.headers };
-    if (this.options.signer) signWith(this.options.signer, headers, "POST", target, body);
+    const path = `${target.pathname}${target.search}`;
+    if (this.options.signer) signWith(this.options.signer, headers, "POST", path, body);
     try {
-      const res = await request(target, {
-        method: "POST",
-        dispatcher: this.client.agent,
-        headers,
-        body,
-        headersTimeout: call.timeoutMs,
-        bodyTimeout: call.timeoutMs,
-        signal: call.signal ? AbortSignal.any([AbortSignal.timeout(call.timeoutMs), call.signal]) : AbortSignal.timeout(call.timeoutMs),
-      });
-      const text = await res.body.text();
+      const { statusCode, text } = await this.client.send({ origin: target.origin, path, method: "POST", headers, body, timeoutMs: call.timeoutMs, signal: call.signal });
       const answer = parseObject(text);
       // dtm_result may sit at the top or inside `result`; either decides before the error member.
       const dtmResult = dtmResultField(answer) ?? dtmResultField(answer?.["result"]);
-      return classifyAnswer(res.statusCode, text, this.rules, dtmResult, classifyRpcError(text, answer, this.rules.echoBodies));
+      return classifyAnswer(statusCode, text, this.rules, dtmResult, classifyRpcError(text, answer, this.rules.echoBodies));
     } catch (error) {
-      return { kind: "error", message: `POST ${call.url}: ${(error as Error).message}` };
+      return describeCallError("POST", call.url, error);
     }
   }
 

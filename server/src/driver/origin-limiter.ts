@@ -24,18 +24,34 @@ export class OriginLimiter {
 
   /** Runs `call` if `origin` has room; never throws for the limit. `origin` must hold no credentials. */
   async run(origin: string, call: () => Promise<Outcome>): Promise<Outcome> {
-    const n = this.counts.get(origin) ?? 0;
-    if (n >= this.max) {
-      return { kind: "error", message: `call not made: ${n} calls to ${origin} are already in flight or queued (overload.branchConnections + overload.branchQueue = ${this.max})` };
-    }
-    this.counts.set(origin, n + 1);
+    const refused = this.enter(origin);
+    if (refused !== undefined) return { kind: "error", message: refused };
     try {
       return await call();
     } finally {
-      const left = (this.counts.get(origin) ?? 1) - 1;
-      if (left > 0) this.counts.set(origin, left);
-      else this.counts.delete(origin);
+      this.leave(origin);
     }
+  }
+
+  /**
+   * Takes a slot for one call to `origin`, or answers why not (the outcome message of a refused
+   * call). Every slot taken must be given back with {@link leave} once the client is done with
+   * the call, which may be after its caller stopped waiting (a call cut off while queued).
+   */
+  enter(origin: string): string | undefined {
+    const n = this.counts.get(origin) ?? 0;
+    if (n >= this.max) {
+      return `call not made: ${n} calls to ${origin} are already in flight or queued (overload.branchConnections + overload.branchQueue = ${this.max})`;
+    }
+    this.counts.set(origin, n + 1);
+    return undefined;
+  }
+
+  /** Gives back a slot {@link enter} took. */
+  leave(origin: string): void {
+    const left = (this.counts.get(origin) ?? 1) - 1;
+    if (left > 0) this.counts.set(origin, left);
+    else this.counts.delete(origin);
   }
 
   /** Calls in flight to `origin` (for tests). */
