@@ -236,6 +236,20 @@ describe("redis store: coordinators sharing one Redis, retention, layout", () =>
     await expect(store.migrate()).rejects.toThrow(/layout version 99/);
   });
 
+  it("the commands of one loop iteration reach Redis in one write (the server reads them at once), and each gets its own answer", async () => {
+    const s = await open();
+    await s.saveNewTrans(trans("gathered"), []);
+    const readsProcessed = async (): Promise<number> => Number(/total_reads_processed:(\d+)/.exec(await mustAdmin().info("stats"))?.[1]);
+    const before = await readsProcessed();
+    const found = await Promise.all(Array.from({ length: 400 }, (_, i) => s.findTrans(i === 7 ? "gathered" : `absent${i}`)));
+    const reads = (await readsProcessed()) - before;
+    expect(found.filter((t) => t !== null).map((t) => t?.gid)).toEqual(["gathered"]);
+    expect(found[7]?.gid).toBe("gathered");
+    // One write of 400 commands (the server may read it in a few chunks), plus the INFO itself;
+    // a write per command gave 240-460 reads here. Other suites on the same server add a few.
+    expect(reads).toBeLessThan(40);
+  });
+
   it("keeps working after SCRIPT FLUSH (EVALSHA falls back to EVAL)", async () => {
     const store = await open();
     await store.saveNewTrans(trans("g1"), []);

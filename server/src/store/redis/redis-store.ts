@@ -73,6 +73,8 @@ export class RedisStore implements Store {
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly timeoutMs: number;
   private lastReconnect = 0;
+  /** Whether this loop iteration's commands are being gathered into one socket write. */
+  private gathering = false;
   private readonly durability: Pick<RedisStoreOptions, "allowUnsafe" | "onUnsafe">;
   /** deleteFinished's walk over `P:ids`: the last id it looked at ("" = start from the lowest). */
   private retentionCursor = "";
@@ -96,13 +98,33 @@ export class RedisStore implements Store {
     });
     // Without a listener ioredis prints every reconnect error to the console.
     this.redis.on("error", (error: Error) => options.onError?.(error));
-    // Every command (reads, scripts, ping) goes through sendCommand: watch each for a timeout.
+    // Every command (reads, scripts, ping) goes through sendCommand: watch each for a timeout,
+    // and gather the commands of one loop iteration into one socket write.
     const send = this.redis.sendCommand.bind(this.redis);
     this.redis.sendCommand = (command, stream) => {
       command.promise.then(undefined, (error: unknown) => this.reconnectAfterTimeout(error));
+      this.gatherWrites();
       return send(command, stream);
     };
     this.scripts = defineScripts(this.redis);
+  }
+
+  /**
+   * Corks the connection until the end of this event-loop iteration, so every command sent before
+   * then leaves in one `writev`. Under load a coordinator sends many commands per iteration (one
+   * per transaction that reached a write), and one syscall each was the largest single cost of a
+   * saga on Redis (bench/README.md, "Redis: where the coordinator's CPU goes"). A lone command
+   * waits only for the rest of the iteration: `setImmediate` runs right after the I/O callbacks.
+   */
+  private gatherWrites(): void {
+    if (this.gathering || this.redis.status !== "ready") return;
+    const socket = this.redis.stream;
+    this.gathering = true;
+    socket.cork();
+    setImmediate(() => {
+      this.gathering = false;
+      socket.uncork();
+    });
   }
 
   /**
