@@ -80,16 +80,19 @@ export function transSuite(ctx: ConformanceContext): void {
       expect(await store.findBranches("A")).toHaveLength(2);
     });
 
-    it("stores empty, binary and large payloads exactly, and long text fields whole", async () => {
+    it("stores empty, binary, multi-byte UTF-8 and large payloads exactly, and long text fields whole", async () => {
       const bytes = Uint8Array.from([0, 255, 1, 254, 0]);
+      const text = new TextEncoder().encode('{"name":"Zoë 雪 🚀","nul":"\u0000"}');
       const large = randomBytes(256 * 1024);
       const long = "x".repeat(20_000);
       await ctx.store.saveNewTrans(trans("g1", { customData: long, extData: long, result: long }), [
         branch("g1", "01", "action", { binData: new Uint8Array(0) }),
         branch("g1", "02", "action", { binData: bytes }),
         branch("g1", "03", "action", { binData: large, url: `http://rm.local/${"p".repeat(1000)}` }),
+        branch("g1", "04", "action", { binData: text }),
       ]);
-      const [empty, bin, big] = await ctx.store.findBranches("g1");
+      const [empty, bin, big, utf8] = await ctx.store.findBranches("g1");
+      expect([...(utf8?.binData ?? [])]).toEqual([...text]);
       expect(empty?.binData.byteLength).toBe(0);
       expect([...(bin?.binData ?? [])]).toEqual([...bytes]);
       expect(Buffer.compare(Buffer.from(big?.binData ?? []), large)).toBe(0);

@@ -1,3 +1,4 @@
+import { isUtf8 } from "node:buffer";
 import type { BranchRow, KvRow, TransRow } from "../rows.ts";
 import { branchToRow, transToRow } from "../rows.ts";
 import type { BranchUpdate, NewBranch, NewTrans, TransPatch } from "../store.ts";
@@ -36,10 +37,20 @@ export function patchFields(p: TransPatch): Arg[] {
   return columns.flatMap(([column, value]) => (value === undefined ? [] : [column, value]));
 }
 
-/** One branch as the scripts' ARGV group: its slot field, then {@link BRANCH_COLUMNS} ("" = NULL). */
+/**
+ * One branch as the scripts' ARGV group: its slot field, then {@link BRANCH_COLUMNS} ("" = NULL).
+ * A payload that is valid UTF-8 (nearly all are JSON) goes as a string, which Redis stores as
+ * the same bytes: one Buffer argument puts ioredis into its slower mixed-buffer encoding for
+ * the whole command (bench/README.md, "Redis: where the coordinator's CPU goes").
+ */
 export function branchArgs(b: NewBranch): Arg[] {
   const row = branchToRow(b);
-  return [branchSlot(b.branchId, b.op), ...BRANCH_COLUMNS.map((c) => row[c] ?? "")];
+  const args: Arg[] = [branchSlot(b.branchId, b.op)];
+  for (const column of BRANCH_COLUMNS) {
+    const value = row[column];
+    args.push(value === null ? "" : Buffer.isBuffer(value) && isUtf8(value) ? value.toString("utf8") : value);
+  }
+  return args;
 }
 
 export const BRANCH_ARGS = 1 + BRANCH_COLUMNS.length;
