@@ -6,8 +6,9 @@
 # background after answering) and with UpdateBranchSync 1 (written before, dtx's durability); on
 # Redis dtm always writes them at once, so it runs once. Each pass runs every system once; pass 2
 # runs them in the reverse order of pass 1, and so on, so a drift in the machine's load hits all
-# alike. dtx runs twice too: as shipped, and with deferBranchResults (docs/deviations.md D14, the
-# counterpart of dtm's UpdateBranchSync 0). Prints dtx / dtm per store and C for each pass, with the spread (min-max), CPU ms per saga,
+# alike. dtx runs twice too: as shipped (deferBranchResults on, docs/deviations.md D14, the
+# counterpart of dtm's UpdateBranchSync 0) and with it off (dtx-sync, the counterpart of
+# UpdateBranchSync 1). Prints dtx / dtm per store and C for each pass, with the spread (min-max), CPU ms per saga,
 # and the machine and its load. See bench/README.md, "dtm side by side".
 #
 #   bash bench/dtm-compare.sh [--seconds 8] [--concurrency 1,20,64] [--passes 2]
@@ -131,9 +132,11 @@ run_system() { # system entry pass
   local system="$1" entry="$2" pass="$3"
   local store="${entry%-empty}" extra=() f
   [ "$entry" != "$store" ] && extra=(--empty-urls)
-  if [ "$system" = dtx ] || [ "$system" = dtx-deferred ]; then
-    local defer=0
-    [ "$system" = dtx-deferred ] && defer=1
+  if [ "$system" = dtx ] || [ "$system" = dtx-sync ]; then
+    # As shipped (deferBranchResults on), and with every branch result written before the call it
+    # unlocks (dtx-sync, the counterpart of dtm's UpdateBranchSync 1).
+    local defer=1
+    [ "$system" = dtx-sync ] && defer=0
     f="$(DTX_DEFER_BRANCH_RESULTS=$defer run_bench "$system-$entry-p$pass" --store "$store" "${extra[@]}" --build --node-flags "$DTX_NODE_FLAGS" \
           --concurrency "$CONCURRENCY" --seconds "$SECONDS_PER_LEVEL")"
     FILES+=("$system:$entry:$pass:$f")
@@ -164,7 +167,7 @@ for entry in "${STORE_LIST[@]}"; do
   store="${entry%-empty}"
   case "$store" in mysql|postgres|redis) ;; *) echo "dtm-compare: unknown store $entry" >&2; exit 2 ;; esac
   # dtm's Redis store writes branch results at once whatever UpdateBranchSync says (trans_status.go).
-  if [ "$store" = redis ]; then systems=(dtm-async dtx dtx-deferred); else systems=(dtm-async dtm-sync dtx dtx-deferred); fi
+  if [ "$store" = redis ]; then systems=(dtm-async dtx dtx-sync); else systems=(dtm-async dtm-sync dtx dtx-sync); fi
   for ((pass = 1; pass <= PASSES; pass++)); do
     order=("${systems[@]}")
     if (( pass % 2 == 0 )); then order=(); for ((i = ${#systems[@]} - 1; i >= 0; i--)); do order+=("${systems[$i]}"); done; fi

@@ -64,9 +64,10 @@ function ratios(system: string, against: string, store: string, c: number): numb
   });
 }
 
-// dtx runs as it ships (`dtx`) and, when measured, with deferBranchResults (`dtx-deferred`,
-// docs/deviations.md D14: dtm's UpdateBranchSync 0 counterpart).
-const dtxVariants = ["dtx", "dtx-deferred"].filter((v) => runs.some((r) => r.system === v));
+// dtx runs as it ships (`dtx`, deferBranchResults on: docs/deviations.md D14, dtm's UpdateBranchSync
+// 0 counterpart) and, when measured, with it off (`dtx-sync`); results of runs made before the
+// default changed name the deferred variant `dtx-deferred`.
+const dtxVariants = ["dtx", "dtx-sync", "dtx-deferred"].filter((v) => runs.some((r) => r.system === v));
 const lines = [
   `machine: ${machine}`,
   "",
@@ -82,7 +83,7 @@ for (const store of stores) {
       const vsSync = redis ? vsDefault : ratios(variant, "dtm-sync", store, c);
       const first = [variant, "dtm-async", redis ? "dtm-async" : "dtm-sync"].map((system) => level(system, store, passes[0] ?? 1, c));
       rows.push({ store, concurrency: c, dtx: variant, ratioVsDefault: vsDefault, ratioVsSync: vsSync });
-      const name = variant === "dtx" ? "as shipped" : "deferBranchResults";
+      const name = variant === "dtx" ? "as shipped" : variant === "dtx-sync" ? "deferBranchResults: false" : "deferBranchResults";
       lines.push(`| ${store} | ${c} | ${name} | ${spread(vsDefault)} | ${redis ? "same: dtm's Redis store always writes at once" : spread(vsSync)} | ${first.map((l) => fixed(l?.throughput)).join(" / ")} | ${first.map((l) => fixed(l?.latencyMs.p50, 2)).join(" / ")} | ${first.map((l) => fixed(l?.coordinator.cpuMsPerSaga, 3)).join(" / ")} |`);
     }
   }

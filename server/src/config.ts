@@ -79,7 +79,7 @@ export const ConfigSchema = z
     /** Slack a claim's lease keeps beyond every call's deadline, for clock skew between coordinators (docs/fencing.md). */
     leaseMargin: seconds.max(60).default(1),
     // docs/deviations.md D14: a branch result is written with the pass's next write, not before the call it unlocks.
-    deferBranchResults: z.boolean().default(false),
+    deferBranchResults: z.boolean().default(true),
     cronInterval: seconds.positive().max(3600).default(3),
     cronBatchSize: z.number().int().positive().max(10_000).default(64),
     cronConcurrency: z.number().int().positive().max(10_000).default(256),

@@ -4,6 +4,10 @@
  * same database (for the store, no different from a restarted one), without repeating a step
  * whose success was recorded (docs/protocol.md#saga).
  *
+ * Branch results are written before the call they unlock (`deferBranchResults` off): "a step whose
+ * success was recorded" is then every step that answered before the kill. The deferred default
+ * repeats such steps by design (docs/deviations.md D14; crash-deferred-results.test.ts, fencing.test.ts).
+ *
  * As in crash-recovery.test.ts: retries and leases are 30 s, so nothing becomes due in real time;
  * recovery is driven by `cron(60_000)` through the test-control API, and every wait is on an event.
  */
@@ -53,7 +57,7 @@ describe.each(stores)("saga crash recovery on $name (a coordinator SIGKILLed, th
 
   /** A coordinator process on the test area (the SQLite path is unused, but must not be shared). */
   async function start(): Promise<ChildCoordinator> {
-    const child = await spawnCoordinator(join(dir, "unused.db"), { ...CRASH_ENV, ...store.env });
+    const child = await spawnCoordinator(join(dir, "unused.db"), { ...CRASH_ENV, DTX_DEFER_BRANCH_RESULTS: "0", ...store.env });
     children.add(child);
     return child;
   }

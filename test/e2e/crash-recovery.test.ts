@@ -10,13 +10,17 @@
  * during a test: the restarted coordinator's own startup cron round finds nothing, and recovery is
  * driven only by `cron(60_000)` (the clock offset does not survive a restart, so it is advanced
  * after it). That makes the call log deterministic enough to assert order and counts.
+ *
+ * Branch results are written before the call they unlock (`deferBranchResults` off), the mode whose
+ * recovery repeats no answered call; the deferred default has its own cases in
+ * crash-deferred-results.test.ts (docs/deviations.md D14).
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import type { Busi, BusiCall } from "../busi/index.ts";
 import { sagaBody } from "../helpers/client.ts";
 import { crashDuring, LONG_REQUEST_TIMEOUT, recover, useCrashHarness } from "../helpers/crash-harness.ts";
 
-const harness = useCrashHarness("dtx-crash");
+const harness = useCrashHarness("dtx-crash", { DTX_DEFER_BRANCH_RESULTS: "0" });
 const { start, restart } = harness;
 let busi: Busi;
 beforeAll(() => {

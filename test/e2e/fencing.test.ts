@@ -11,7 +11,9 @@
  *    stays as B finished it.
  *
  * Checked from the participant's own record: no two calls of one (gid, branch_id, op) were ever
- * in flight at once, and each branch was called as often as expected.
+ * in flight at once, and each branch was called as often as expected. Run with branch results
+ * written before the call they unlock, and deferred (the default, docs/deviations.md D14), where
+ * B calls TransOut again because A never wrote its result.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -75,18 +77,33 @@ function overlaps(calls: readonly BusiCall[]): string[] {
   return found;
 }
 
-describe.each(stores)("fencing on $name: two coordinators, a branch 2.5x the lease, the owner SIGSTOPped mid-call", (store) => {
+const modes = [
+  {
+    name: "results written before the call they unlock", defer: "0",
+    // TransOut's success was recorded by A before TransIn: nobody called it again. TransIn's
+    // outcome died with A's claim: B called it once more, after A's call was over.
+    calls: ["TransOut:SUCCESS", "TransIn:SUCCESS", "TransIn:SUCCESS"],
+  },
+  {
+    name: "results deferred", defer: "1",
+    // A wrote neither result: B, taking over from a deferring token, calls both again, in order.
+    calls: ["TransOut:SUCCESS", "TransIn:SUCCESS", "TransOut:SUCCESS", "TransIn:SUCCESS"],
+  },
+] as const;
+const cases = stores.flatMap((store) => modes.map((mode) => ({ ...store, mode })));
+
+describe.each(cases)("fencing on $name, $mode.name: two coordinators, a branch 2.5x the lease, the owner SIGSTOPped mid-call", ({ mode, ...store }) => {
   beforeAll(() => store.area.open());
   afterAll(() => store.area.close());
 
   async function start(): Promise<ChildCoordinator> {
-    const child = await spawnCoordinator(join(dir, `${store.tag}-unused.db`), { ...TIMINGS, ...store.env });
+    const child = await spawnCoordinator(join(dir, `${store.tag}-unused.db`), { ...TIMINGS, ...store.env, DTX_DEFER_BRANCH_RESULTS: mode.defer });
     children.add(child);
     return child;
   }
 
   it("the other coordinator never calls a branch while the owner's call can still be running, and the owner's late writes are refused", async () => {
-    const gid = `fencing-${store.tag}`;
+    const gid = `fencing-${store.tag}-d${mode.defer}`;
     busi.setLatency({ gid }, BRANCH_MS);
     const [a, b] = await Promise.all([start(), start()]);
 
@@ -110,9 +127,7 @@ describe.each(stores)("fencing on $name: two coordinators, a branch 2.5x the lea
     const calls = busi.calls({ gid });
     expect(overlaps(calls)).toEqual([]);
     expect(calls.every((c) => c.answeredAt !== undefined)).toBe(true);
-    // TransOut's success was recorded by A before TransIn: nobody called it again. TransIn's
-    // outcome died with A's claim: B called it once more, after A's call was over.
-    expect(calls.map((c) => `${c.name}:${c.outcome}`)).toEqual(["TransOut:SUCCESS", "TransIn:SUCCESS", "TransIn:SUCCESS"]);
+    expect(calls.map((c) => `${c.name}:${c.outcome}`)).toEqual(mode.calls);
     const [first, second] = busi.calls({ gid, name: "TransIn" });
     expect(second?.receivedAt ?? 0).toBeGreaterThanOrEqual((first?.receivedAt ?? 0) + 4_000);
     expect(busi.calls({ gid, op: "compensate" })).toEqual([]);

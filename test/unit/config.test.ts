@@ -48,7 +48,7 @@ const DEFAULTS: Config = {
   timeoutToFail: 35,
   requestTimeout: 3,
   leaseMargin: 1,
-  deferBranchResults: false,
+  deferBranchResults: true,
   cronInterval: 3,
   cronBatchSize: 64,
   cronConcurrency: 256,
