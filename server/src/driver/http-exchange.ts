@@ -27,7 +27,7 @@ export interface HttpAnswer {
 /**
  * Sends `request` through undici's dispatch API and collects the answer. This is what
  * `undici.request` does, without what a branch call does not need and pays for on every call
- * (bench/README.md, "The HTTP branch call"): a Readable body stream, an AbortController of our
+ * (bench/README.md, "Less per saga"): a Readable body stream, an AbortController of our
  * own plus the listeners undici hangs on its signal, an async-hooks resource.
  *
  * Rejects with the error when the call fails, times out or is cut off; then at once, even while
