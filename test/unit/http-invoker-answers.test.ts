@@ -1,7 +1,7 @@
 /**
- * How much of a participant's answer the HTTP invoker reads (docs/overload.md: the answer read
- * from a participant is bounded): a declared length within the cap is read in one go, anything
- * else chunk by chunk, keeping the first 64 KB. Against a real node:http participant.
+ * How much of a participant's answer the HTTP invoker keeps (docs/overload.md: the answer read
+ * from a participant is bounded): the first 64 KB, whether the answer declares its length or comes
+ * chunked; the rest is read and dropped. Against a real node:http participant.
  */
 import { createServer } from "node:http";
 import type { Server } from "node:http";
