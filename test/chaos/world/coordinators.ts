@@ -4,6 +4,7 @@
  * Each reaches a server store through its own TCP proxy, which the nemesis can black-hole.
  */
 import type { ChildProcess } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import type { StoreKind } from "../contracts.ts";
@@ -54,6 +55,8 @@ export async function startCoordinator(opts: {
   storeUrl?: string;
   runDir: string;
   timings: CoordinatorTimings;
+  /** Where the HTTP and gRPC ports come from (tests hand out a taken one); default freePort. */
+  ports?: () => Promise<number>;
 }): Promise<RunningCoordinator> {
   const { index, store, runDir, timings } = opts;
   let storeProxy: TcpProxy | undefined;
@@ -63,37 +66,53 @@ export async function startCoordinator(opts: {
     storeProxy = await TcpProxy.start({ host: target.hostname, port: Number(target.port) });
     storeUrl = TcpProxy.through(opts.storeUrl!, storeProxy);
   }
-  const [httpPort, grpcPort] = [await freePort(), await freePort()];
-  const child = new Child({
-    name: `coordinator-${index}`,
-    cmd: process.execPath,
-    args: ["--import", "tsx", join(ROOT, "server/src/main.ts")],
-    cwd: ROOT,
-    env: {
-      DTX_ENV: "test",
-      DTX_HOST: "127.0.0.1",
-      DTX_HTTP_PORT: String(httpPort),
-      DTX_GRPC_PORT: String(grpcPort),
-      // debug: the checker's G5 reads every "status changed" line from coordinator-<i>.log.
-      DTX_LOG_LEVEL: "debug",
-      DTX_RETRY_INTERVAL: String(timings.retryInterval),
-      DTX_MAX_RETRY_INTERVAL: String(timings.maxRetryInterval),
-      DTX_REQUEST_TIMEOUT: String(timings.requestTimeout),
-      DTX_CRON_INTERVAL: String(timings.cronInterval),
-      DTX_TIMEOUT_TO_FAIL: String(timings.timeoutToFail),
-      DTX_LEASE_MARGIN: String(timings.leaseMargin),
-      DTX_RETRY_JITTER: String(timings.retryJitter),
-      ...storeEnv(store, storeUrl, runDir),
-    },
-    logFile: join(runDir, `coordinator-${index}.log`),
-    ready: listening,
-    readyTimeoutMs: READY_TIMEOUT_MS,
-  });
-  try {
-    await child.start();
-  } catch (error) {
-    await storeProxy?.close();
-    throw error;
+  const logFile = join(runDir, `coordinator-${index}.log`);
+  // freePort() hands out a port the OS had free a moment ago; before the coordinator binds it, an
+  // outgoing connection of this busy world can take it as its local port (CI, smoke, seed
+  // 20261206, mysql: "bind EADDRINUSE"). A start that failed for that alone is tried on new ports.
+  for (let attempt = 1; ; attempt++) {
+    const nextPort = opts.ports ?? freePort;
+    const [httpPort, grpcPort] = [await nextPort(), await nextPort()];
+    const child = new Child({
+      name: `coordinator-${index}`,
+      cmd: process.execPath,
+      args: ["--import", "tsx", join(ROOT, "server/src/main.ts")],
+      cwd: ROOT,
+      env: {
+        DTX_ENV: "test",
+        DTX_HOST: "127.0.0.1",
+        DTX_HTTP_PORT: String(httpPort),
+        DTX_GRPC_PORT: String(grpcPort),
+        // debug: the checker's G5 reads every "status changed" line from coordinator-<i>.log.
+        DTX_LOG_LEVEL: "debug",
+        DTX_RETRY_INTERVAL: String(timings.retryInterval),
+        DTX_MAX_RETRY_INTERVAL: String(timings.maxRetryInterval),
+        DTX_REQUEST_TIMEOUT: String(timings.requestTimeout),
+        DTX_CRON_INTERVAL: String(timings.cronInterval),
+        DTX_TIMEOUT_TO_FAIL: String(timings.timeoutToFail),
+        DTX_LEASE_MARGIN: String(timings.leaseMargin),
+        DTX_RETRY_JITTER: String(timings.retryJitter),
+        ...storeEnv(store, storeUrl, runDir),
+      },
+      logFile,
+      ready: listening,
+      readyTimeoutMs: READY_TIMEOUT_MS,
+    });
+    const logBefore = logLength(logFile);
+    try {
+      await child.start();
+      return { index, child, httpUrl: `http://127.0.0.1:${httpPort}`, grpcTarget: `127.0.0.1:${grpcPort}`, storeProxy };
+    } catch (error) {
+      if (attempt < START_ATTEMPTS && readFileSync(logFile, "utf8").slice(logBefore).includes("EADDRINUSE")) continue;
+      await storeProxy?.close();
+      throw error;
+    }
   }
-  return { index, child, httpUrl: `http://127.0.0.1:${httpPort}`, grpcTarget: `127.0.0.1:${grpcPort}`, storeProxy };
+}
+
+/** Starts tried on fresh ports when the last one failed only because a port was taken. */
+const START_ATTEMPTS = 3;
+
+function logLength(file: string): number {
+  return existsSync(file) ? readFileSync(file, "utf8").length : 0;
 }
