@@ -24,6 +24,14 @@ function cleanRun(): SyntheticRun {
   return run;
 }
 
+/** coordinator-0 SIGSTOPped from the run's `now` for `ms` (the clock is not moved); returns when it resumed. */
+function pauseCoordinator0(run: SyntheticRun, ms: number): number {
+  const end = run.now + ms;
+  run.nemesis.push({ at: run.now, phase: "start", fault: "coordinator-pause", target: "coordinator-0", detail: { durationMs: ms } });
+  run.nemesis.push({ at: end, phase: "end", fault: "coordinator-pause", target: "coordinator-0" });
+  return end;
+}
+
 function violationsOf(report: Report, goal: string): Array<{ gid?: string; message: string }> {
   return report.violations.filter((v) => v.goal === goal).map((v) => ({ ...(v.gid !== undefined ? { gid: v.gid } : {}), message: v.message }));
 }
@@ -184,9 +192,7 @@ describe("chaos checker", () => {
   it("G7: a call a coordinator sent on resuming from SIGSTOP, overlapped by the next pass's call, is excused and counted", () => {
     // Smoke, seed 20261206, sqlite (c20261206-301).
     const run = cleanRun();
-    const pauseEnd = run.now + 3_000;
-    run.nemesis.push({ at: run.now, phase: "start", fault: "coordinator-pause", target: "coordinator-0", detail: { durationMs: 3_000 } });
-    run.nemesis.push({ at: pauseEnd, phase: "end", fault: "coordinator-pause", target: "coordinator-0" });
+    const pauseEnd = pauseCoordinator0(run, 3_000);
     run.now = pauseEnd + 40;
     const late = run.call("t42-68", "01", "action", "SUCCESS", 200);
     run.now = late + 110;
@@ -288,9 +294,7 @@ describe("chaos checker", () => {
     // Smoke, seed 20261206, sqlite (c20261206-259): the pass started confirm, was SIGSTOPped
     // before the bytes went out, and lost its claim on resume; the cron's new pass confirmed again.
     const run = cleanRun();
-    const pauseEnd = run.now + 3_000;
-    run.nemesis.push({ at: run.now, phase: "start", fault: "coordinator-pause", target: "coordinator-0", detail: { durationMs: 3_000 } });
-    run.nemesis.push({ at: pauseEnd, phase: "end", fault: "coordinator-pause", target: "coordinator-0" });
+    const pauseEnd = pauseCoordinator0(run, 3_000);
     run.now = pauseEnd + 40;
     run.call("t42-66", "02", "confirm", "SUCCESS");
     run.now += 140;
