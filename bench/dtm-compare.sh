@@ -12,7 +12,11 @@
 # and the machine and its load. See bench/README.md, "dtm side by side".
 #
 #   bash bench/dtm-compare.sh [--seconds 8] [--concurrency 1,20,64] [--passes 2]
-#                             [--stores mysql,postgres,redis,redis-empty]
+#                             [--stores mysql,postgres,redis,redis-empty] [--start-warmup 10]
+#
+# --start-warmup: seconds of unmeasured load before the first level, for every system alike. dtx
+# (V8) needs ~10 s of load after it starts before its hot paths are compiled; measured earlier,
+# its first level (C = 1) shows the JIT's tier-up, not the coordinator. dtm (Go) needs none.
 #
 # env: DTM_BIN      a dtm binary to use (default: build DTM_VERSION into /tmp/dtm-bench)
 #      DTM_VERSION  dtm module version to build (default v1.19.0)
@@ -27,11 +31,12 @@ cd "$REPO"
 
 SECONDS_PER_LEVEL=8
 CONCURRENCY=1,20,64
+START_WARMUP=10
 PASSES=2
 STORES=mysql,postgres,redis,redis-empty
 # shellcheck source=lib/flags.sh
 source "$REPO/bench/lib/flags.sh"
-bench_flags dtm-compare 2,21p "--seconds=SECONDS_PER_LEVEL --concurrency=CONCURRENCY --stores=STORES --passes=PASSES" "$@"
+bench_flags dtm-compare 2,26p "--seconds=SECONDS_PER_LEVEL --concurrency=CONCURRENCY --stores=STORES --passes=PASSES --start-warmup=START_WARMUP" "$@"
 
 DTM_VERSION="${DTM_VERSION:-v1.19.0}"
 MYSQL_HOST="${MYSQL_HOST:-127.0.0.1}"; MYSQL_PORT="${MYSQL_PORT:-3306}"
@@ -138,7 +143,7 @@ run_system() { # system entry pass
     local defer=1
     [ "$system" = dtx-sync ] && defer=0
     f="$(DTX_DEFER_BRANCH_RESULTS=$defer run_bench "$system-$entry-p$pass" --store "$store" "${extra[@]}" --build --node-flags "$DTX_NODE_FLAGS" \
-          --concurrency "$CONCURRENCY" --seconds "$SECONDS_PER_LEVEL")"
+          --concurrency "$CONCURRENCY" --seconds "$SECONDS_PER_LEVEL" --start-warmup "$START_WARMUP")"
     FILES+=("$system:$entry:$pass:$f")
     return
   fi
@@ -153,7 +158,7 @@ run_system() { # system entry pass
   DTM_PID=$!
   echo "dtm-compare: $system pid $DTM_PID on :$http_port, store $entry, pass $pass" >&2
   f="$(run_bench "$system-$entry-p$pass" --target "http://127.0.0.1:$http_port/api/dtmsvr" --target-pid "$DTM_PID" --target-name "$system" \
-        --store "$store" "${extra[@]}" --concurrency "$CONCURRENCY" --seconds "$SECONDS_PER_LEVEL")"
+        --store "$store" "${extra[@]}" --concurrency "$CONCURRENCY" --seconds "$SECONDS_PER_LEVEL" --start-warmup "$START_WARMUP")"
   FILES+=("$system:$entry:$pass:$f")
   kill "$DTM_PID"; wait "$DTM_PID" 2>/dev/null || true; DTM_PID=""
   if grep -qiE '"level":"(error|fatal)"|panic' "$WORK/$system-$entry.log"; then

@@ -60,6 +60,12 @@ interface Options {
   emptyUrls: boolean;
   seconds: number;
   warmup: number;
+  /**
+   * Extra warm-up seconds before the first level only: a coordinator on V8 runs its first
+   * thousands of sagas in the interpreter and baseline code, so a level measured right after
+   * start measures the JIT's tier-up, not the coordinator (bench/README.md, "Warm-up").
+   */
+  startWarmup: number;
   concurrency: number[];
   synchronous: "full" | "normal";
   pin: boolean;
@@ -83,6 +89,8 @@ interface Options {
 const USAGE = `usage: npx tsx bench/saga-bench.ts [options]
   --seconds N           measured seconds per concurrency level (default 8)
   --warmup N            warm-up seconds before each measured phase (default 2)
+  --start-warmup N      extra warm-up seconds before the first level only (default 0): time
+                        for the JIT to reach steady state after the coordinator starts
   --concurrency LIST    comma-separated concurrency levels (default 1,20,64)
   --store DRIVER        sqlite (default), postgres, mysql or redis
   --store-url URL       server of a network store (default: the test services of scripts/services.sh)
@@ -113,6 +121,7 @@ function parseArgs(argv: string[]): Options {
     emptyUrls: false,
     seconds: 8,
     warmup: 2,
+    startWarmup: 0,
     concurrency: [1, 20, 64],
     synchronous: process.env["DTX_STORE_SYNCHRONOUS"] === "normal" ? "normal" : "full",
     pin: false,
@@ -154,6 +163,12 @@ function parseArgs(argv: string[]): Options {
         const v = Number(next());
         if (!Number.isFinite(v) || v < 0) fail("--warmup must be >= 0");
         opts.warmup = v;
+        break;
+      }
+      case "--start-warmup": {
+        const v = Number(next());
+        if (!Number.isFinite(v) || v < 0) fail("--start-warmup must be >= 0");
+        opts.startWarmup = v;
         break;
       }
       case "--concurrency": {
@@ -591,7 +606,7 @@ async function runLevel(level: number, c: number, opts: Options, procs: Procs, r
   };
 
   const workers = Array.from({ length: c }, (_, w) => worker(w));
-  await sleep(opts.warmup * 1000);
+  await sleep((opts.warmup + (level === 0 ? opts.startWarmup : 0)) * 1000);
 
   // Measured phase.
   // With --target and no --target-pid, -1 reads nothing: the coordinator's figures stay null.
@@ -829,7 +844,7 @@ async function main(): Promise<void> {
     const coordinatorPid = coordinator?.pid ?? opts.targetPid;
     const who = external ? `external coordinator ${opts.targetName}${opts.targetPid ? ` pid ${opts.targetPid}` : " (pid unknown: no CPU/RSS figures)"} at ${opts.target}` : `coordinator pid ${coordinatorPid} on ${origin}`;
     console.log(`saga-bench: ${who} (${opts.store === "sqlite" && !external ? `sqlite ${dbPath}, synchronous=${opts.synchronous}` : area.describe}), participant pid ${participant.pid} on :${participantPort}`);
-    console.log(`saga-bench: warm-up ${opts.warmup}s + measure ${opts.seconds}s for C = ${opts.concurrency.join(", ")}; pinning ${canPin ? "on" : "off"}; coordinator ${external ? "external" : opts.build ? "compiled (tsc, plain node)" : "via tsx"}${opts.profile ? `; profiling into ${profileDir}` : ""}`);
+    console.log(`saga-bench: ${opts.startWarmup > 0 ? `start warm-up ${opts.startWarmup}s, then ` : ""}warm-up ${opts.warmup}s + measure ${opts.seconds}s for C = ${opts.concurrency.join(", ")}; pinning ${canPin ? "on" : "off"}; coordinator ${external ? "external" : opts.build ? "compiled (tsc, plain node)" : "via tsx"}${opts.profile ? `; profiling into ${profileDir}` : ""}`);
 
     const procs: Procs = { coordinator, coordinatorPid, participant, coordinatorOrigin: origin, submitPath, participantPort };
     const results: LevelResult[] = [];
@@ -875,6 +890,7 @@ async function main(): Promise<void> {
         coordinatorRuntime: opts.target !== undefined ? `external ${opts.targetName}` : opts.build ? "tsc-compiled JS on plain node" : "node --import tsx (TypeScript compiled on load)",
         ...(opts.target !== undefined ? { target: opts.target, targetName: opts.targetName, targetPid: opts.targetPid ?? null } : {}),
         warmupSeconds: opts.warmup,
+        startWarmupSeconds: opts.startWarmup,
         measureSeconds: opts.seconds,
         concurrency: opts.concurrency,
         profile: opts.profile,

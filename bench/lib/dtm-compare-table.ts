@@ -22,6 +22,7 @@ interface Level {
 interface Report {
   command: string;
   machine: Record<string, unknown>;
+  config?: { warmupSeconds?: number; startWarmupSeconds?: number; measureSeconds?: number };
   results: Level[];
 }
 interface Run {
@@ -53,6 +54,8 @@ const levels = [...new Set(runs.flatMap((r) => r.report.results.map((l) => l.con
 const passes = [...new Set(runs.map((r) => r.pass))].sort((a, b) => a - b);
 const otherMax = Math.max(0, ...runs.flatMap((r) => r.report.results.map((l) => l.otherCpuPct ?? 0)));
 const dtxProcesses = runs.find((r) => r.system === "dtx")?.report.results[0]?.coordinator.processes ?? null;
+const config = runs[0]?.report.config;
+const warmup = `warm-up ${fixed(config?.startWarmupSeconds ?? 0)} s before the first level and ${fixed(config?.warmupSeconds)} s before each, ${fixed(config?.measureSeconds)} s measured per level`;
 const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? "?"}; load average before ${process.env["LOAD_BEFORE"] ?? "?"}, after ${process.env["LOAD_AFTER"] ?? "?"}; other processes used up to ${fixed(otherMax)}% of a core during the measured phases; dtx ran as ${dtxProcesses ?? "?"} process(es)`;
 
 /** `system` (a dtx variant) / `against` at (store, C), one ratio per pass that has both. */
@@ -70,6 +73,7 @@ function ratios(system: string, against: string, store: string, c: number): numb
 const dtxVariants = ["dtx", "dtx-sync", "dtx-deferred"].filter((v) => runs.some((r) => r.system === v));
 const lines = [
   `machine: ${machine}`,
+  `runs: ${warmup}`,
   "",
   "| store | C | dtx variant | ÷ dtm default (UpdateBranchSync 0), per pass | ÷ dtm UpdateBranchSync 1, per pass | sagas/s dtx / dtm 0 / dtm 1 (pass 1) | p50 ms dtx / dtm 0 / dtm 1 (pass 1) | CPU ms per saga dtx / dtm 0 / dtm 1 (pass 1) |",
   "|---|---:|---|---|---|---|---|---|",
@@ -94,6 +98,7 @@ writeFileSync(out, `${JSON.stringify({
   timestamp: new Date().toISOString(),
   dtm: { version: process.env["DTM_VERSION"], buildSeconds: process.env["DTM_BUILD_SECONDS"], go: process.env["GO_VERSION"], config: "LogLevel warn; dtm-async = UpdateBranchSync 0 (dtm's default), dtm-sync = UpdateBranchSync 1 (SQL stores only)" },
   dtx: { runtime: "tsc-compiled, plain node, workers = its default", nodeFlags: "--max-semi-space-size=8 --max-old-space-size=160", processes: dtxProcesses },
+  warmup,
   machine: { ...runs[0]?.report.machine, loadBefore: process.env["LOAD_BEFORE"], loadAfter: process.env["LOAD_AFTER"], otherCpuPctMax: otherMax },
   runs: runs.map((r) => ({ system: r.system, store: r.store, pass: r.pass, file: r.file, command: r.report.command })),
   rows,
