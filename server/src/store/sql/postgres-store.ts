@@ -1,16 +1,17 @@
 import { CompiledQuery, Kysely, PostgresDialect, sql } from "kysely";
-import type { QueryCreator } from "kysely";
+import type { QueryResult } from "kysely";
 import pg from "pg";
 import type { GlobalStatus } from "../../core/types.ts";
 import type { TransRow } from "../rows.ts";
 import { transFromRow } from "../rows.ts";
 import type { AppendResult, BranchUpdate, ClaimedTrans, NewBranch, NewTrans, RetentionBatch, TransPatch } from "../store.ts";
-import { branchInsert, date, FINISHED_SQL, patchSet, transInsert, UNFINISHED_SQL } from "./convert.ts";
-import {
-  GroupCommitSqlStore, patchFields, SET_FINISH_TIME, SET_NEXT_CRON_INTERVAL, SET_NEXT_CRON_TIME, SET_OWNER, SET_RESULT, SET_ROLLBACK_REASON,
-  SET_ROLLBACK_TIME, SET_STATUS,
-} from "./group-commit.ts";
+import { date, FINISHED_SQL, UNFINISHED_SQL } from "./convert.ts";
+import { GroupCommitSqlStore } from "./group-commit.ts";
 import type { ExpectedRow, SaveOp, UpdateOp } from "./group-commit.ts";
+import type { BranchArrays } from "./pg-hot-writes.ts";
+import {
+  branchArrays, SAVE_NEW_TRANS, saveNewTransParams, UPDATE_TRANS_BATCH, UPDATE_TRANS_ONE, updateTransBatchParams, updateTransOneParams,
+} from "./pg-hot-writes.ts";
 import { preparingPool, StatementNames } from "./pg-prepared.ts";
 import { migratePostgres } from "./postgres-migrate.ts";
 import type { StoreDatabase } from "./tables.ts";
@@ -144,7 +145,8 @@ export function quoteIdent(name: string): string {
  *
  * The hot writes, saveNewTrans and updateTrans, are group-committed (batchWrites): calls that
  * queue while earlier statements run go out as one multi-row statement with the same per-call
- * outcome, which saves most of the per-statement CPU on both sides under load.
+ * outcome, which saves most of the per-statement CPU on both sides under load. Their SQL is of
+ * fixed text, built once (./pg-hot-writes.ts), not by kysely on every call.
  */
 export class PostgresStore extends GroupCommitSqlStore {
   private readonly schema: string;
@@ -175,21 +177,9 @@ export class PostgresStore extends GroupCommitSqlStore {
   }
 
   protected async saveNewTransOne(trans: NewTrans, branches: readonly NewBranch[]): Promise<"created" | "exists"> {
-    const b = branchArrays(branches);
-    // One statement: the branches are inserted only if the trans row was (ON CONFLICT DO NOTHING
-    // returned it); an error in any branch rolls back the trans row too.
-    const row = await this.write(() => this.db
-      .with("t", (db) => db.insertInto("trans_global").values(transInsert(trans)).onConflict((oc) => oc.column("gid").doNothing()).returning("id"))
-      .with("b", (db) => db
-        .insertInto("trans_branch_op")
-        .columns(["gid", "url", "bin_data", "branch_id", "op", "status", "finish_time", "create_time", "update_time"])
-        .expression(sql`SELECT v.gid, v.url, v.bin_data, v.branch_id, v.op, v.status, v.finish_time, v.create_time, v.update_time
-          FROM ${unnestBranches(b)}
-          WHERE EXISTS (SELECT 1 FROM t) ORDER BY v.ord`))
-      .selectFrom("t")
-      .select((eb) => eb.fn.countAll<number>().as("created"))
-      .executeTakeFirstOrThrow());
-    return row.created > 0 ? "created" : "exists";
+    const [result] = await this.saveNewTransBatch([{ trans, branches }]);
+    if (result === undefined) throw new Error("saveNewTransBatch answered no result for its one call");
+    return result;
   }
 
   appendBranches(gid: string, expectedStatus: GlobalStatus, branches: readonly NewBranch[], _now: number): Promise<AppendResult> {
@@ -217,124 +207,25 @@ export class PostgresStore extends GroupCommitSqlStore {
   }
 
   protected async updateTransOne(gid: string, expected: ExpectedRow, patch: TransPatch, branches: readonly BranchUpdate[]): Promise<boolean> {
-    const { expectedStatus, expectedOwner } = expected;
-    const cas = (db: QueryCreator<StoreDatabase>) => {
-      const q = db.updateTable("trans_global").set(patchSet(patch)).where("gid", "=", gid).where("status", "=", expectedStatus);
-      return expectedOwner === undefined ? q : q.where("owner", "=", expectedOwner);
-    };
-    if (branches.length === 0) {
-      const r = await this.write(() => cas(this.db).executeTakeFirst());
-      return r.numUpdatedRows === 1n;
-    }
-    // One statement: the branch UPDATE runs only if the CAS on the trans row matched (EXISTS
-    // reads t, so it waits for t's row lock and sees its outcome).
-    const row = await this.write(() => this.db
-      .with("t", (db) => cas(db).returning("id"))
-      // kysely does not parenthesise a raw CTE body.
-      .with("b", () => sql`(
-        UPDATE trans_branch_op AS o SET status = v.status, finish_time = v.finish_time, update_time = ${date(patch.updateTime)}
-        FROM unnest(${branches.map((u) => u.branchId)}::text[], ${branches.map((u) => u.op)}::text[],
-          ${branches.map((u) => u.status)}::text[], ${branches.map((u) => date(u.finishTime))}::timestamptz[])
-          AS v(branch_id, op, status, finish_time)
-        WHERE o.gid = ${gid} AND o.branch_id = v.branch_id AND o.op = v.op AND EXISTS (SELECT 1 FROM t))`)
-      .selectFrom("t")
-      .select((eb) => eb.fn.countAll<number>().as("won"))
-      .executeTakeFirstOrThrow());
-    return row.won === 1;
+    const { rows } = await this.run<{ id: number }>(UPDATE_TRANS_ONE.text, updateTransOneParams({ gid, ...expected, patch, branches }));
+    return rows.length === 1;
   }
 
-  /**
-   * Many saveNewTrans in one statement: trans rows in gid order (concurrent batches then wait for
-   * each other's new gids in one order instead of deadlocking), and the branches of exactly the
-   * trans rows that were inserted, in the callers' order so their ids ascend as inserted.
-   */
   protected async saveNewTransBatch(ops: readonly SaveOp[]): Promise<("created" | "exists")[]> {
-    const t = transArrays(ops.map((op) => op.trans));
-    const owner: string[] = [];
-    const all: NewBranch[] = [];
-    for (const op of ops) {
-      for (const branch of op.branches) {
-        owner.push(op.trans.gid);
-        all.push(branch);
-      }
-    }
-    const b = branchArrays(all);
-    const { rows } = await this.write(() => sql<{ gid: string }>`
-      WITH t AS (
-        INSERT INTO trans_global (gid, trans_type, status, query_prepared, protocol, create_time, update_time, finish_time,
-          rollback_time, options, custom_data, next_cron_interval, next_cron_time, owner, ext_data, result, rollback_reason)
-        SELECT v.gid, v.trans_type, v.status, v.query_prepared, v.protocol, v.create_time, v.update_time, v.finish_time,
-          v.rollback_time, v.options, v.custom_data, v.next_cron_interval, v.next_cron_time, v.owner, v.ext_data, v.result, v.rollback_reason
-        FROM unnest(${t.gid}::text[], ${t.transType}::text[], ${t.status}::text[], ${t.queryPrepared}::text[], ${t.protocol}::text[],
-          ${t.createTime}::timestamptz[], ${t.updateTime}::timestamptz[], ${t.finishTime}::timestamptz[], ${t.rollbackTime}::timestamptz[],
-          ${t.options}::text[], ${t.customData}::text[], ${t.nextCronInterval}::bigint[], ${t.nextCronTime}::timestamptz[],
-          ${t.owner}::text[], ${t.extData}::text[], ${t.result}::text[], ${t.rollbackReason}::text[])
-          AS v(gid, trans_type, status, query_prepared, protocol, create_time, update_time, finish_time, rollback_time, options,
-            custom_data, next_cron_interval, next_cron_time, owner, ext_data, result, rollback_reason)
-        ORDER BY v.gid
-        ON CONFLICT (gid) DO NOTHING
-        RETURNING gid
-      ),
-      b AS (
-        INSERT INTO trans_branch_op (gid, url, bin_data, branch_id, op, status, finish_time, create_time, update_time)
-        SELECT v.gid, v.url, v.bin_data, v.branch_id, v.op, v.status, v.finish_time, v.create_time, v.update_time
-        FROM unnest(${owner}::text[], ${b.gid}::text[], ${b.url}::text[], ${b.binData}::bytea[], ${b.branchId}::text[], ${b.op}::text[],
-          ${b.status}::text[], ${b.finishTime}::timestamptz[], ${b.createTime}::timestamptz[], ${b.updateTime}::timestamptz[])
-          WITH ORDINALITY AS v(owner, gid, url, bin_data, branch_id, op, status, finish_time, create_time, update_time, ord)
-        WHERE v.owner IN (SELECT gid FROM t)
-        ORDER BY v.ord
-      )
-      SELECT gid FROM t`.execute(this.db));
+    const { rows } = await this.run<{ gid: string }>(SAVE_NEW_TRANS.text, saveNewTransParams(ops));
     const created = new Set(rows.map((r) => r.gid));
     return ops.map((op) => (created.has(op.trans.gid) ? "created" : "exists"));
   }
 
-  /**
-   * Many updateTrans in one statement, each with its own expected status and patch. The trans
-   * rows are locked in gid order first (concurrent batches cannot deadlock on them); the CAS is
-   * (status, and the fencing token where the op has one) then the UPDATE's WHERE, re-checked on
-   * the newest row version as in the single statement,
-   * and only the branches of the trans rows it updated are written.
-   */
   protected async updateTransBatch(ops: readonly UpdateOp[]): Promise<boolean[]> {
-    const p = patchArrays(ops);
-    const u = branchUpdateArrays(ops);
-    const { rows } = await this.write(() => sql<{ gid: string }>`
-      WITH v AS MATERIALIZED (
-        SELECT * FROM unnest(${p.gid}::text[], ${p.expected}::text[], ${p.expectedOwner}::text[], ${p.mask}::int[], ${p.status}::text[],
-          ${p.updateTime}::timestamptz[], ${p.finishTime}::timestamptz[], ${p.rollbackTime}::timestamptz[], ${p.rollbackReason}::text[],
-          ${p.result}::text[], ${p.nextCronTime}::timestamptz[], ${p.nextCronInterval}::bigint[], ${p.owner}::text[])
-          AS v(gid, expected, expected_owner, mask, status, update_time, finish_time, rollback_time, rollback_reason, result, next_cron_time,
-            next_cron_interval, owner)
-      ),
-      l AS MATERIALIZED (
-        SELECT g.id, v.* FROM trans_global AS g JOIN v ON g.gid = v.gid ORDER BY g.gid FOR UPDATE OF g
-      ),
-      t AS (
-        UPDATE trans_global AS g SET
-          status = CASE WHEN (l.mask & ${sql.lit(SET_STATUS)}) <> 0 THEN l.status ELSE g.status END,
-          update_time = l.update_time,
-          finish_time = CASE WHEN (l.mask & ${sql.lit(SET_FINISH_TIME)}) <> 0 THEN l.finish_time ELSE g.finish_time END,
-          rollback_time = CASE WHEN (l.mask & ${sql.lit(SET_ROLLBACK_TIME)}) <> 0 THEN l.rollback_time ELSE g.rollback_time END,
-          rollback_reason = CASE WHEN (l.mask & ${sql.lit(SET_ROLLBACK_REASON)}) <> 0 THEN l.rollback_reason ELSE g.rollback_reason END,
-          result = CASE WHEN (l.mask & ${sql.lit(SET_RESULT)}) <> 0 THEN l.result ELSE g.result END,
-          next_cron_time = CASE WHEN (l.mask & ${sql.lit(SET_NEXT_CRON_TIME)}) <> 0 THEN l.next_cron_time ELSE g.next_cron_time END,
-          next_cron_interval = CASE WHEN (l.mask & ${sql.lit(SET_NEXT_CRON_INTERVAL)}) <> 0 THEN l.next_cron_interval ELSE g.next_cron_interval END,
-          owner = CASE WHEN (l.mask & ${sql.lit(SET_OWNER)}) <> 0 THEN l.owner ELSE g.owner END
-        FROM l
-        WHERE g.id = l.id AND g.status = l.expected AND (l.expected_owner IS NULL OR g.owner = l.expected_owner)
-        RETURNING g.gid, l.update_time
-      ),
-      b AS (
-        UPDATE trans_branch_op AS o SET status = w.status, finish_time = w.finish_time, update_time = t.update_time
-        FROM unnest(${u.gid}::text[], ${u.branchId}::text[], ${u.op}::text[], ${u.status}::text[], ${u.finishTime}::timestamptz[])
-          AS w(gid, branch_id, op, status, finish_time)
-          JOIN t ON t.gid = w.gid
-        WHERE o.gid = w.gid AND o.branch_id = w.branch_id AND o.op = w.op
-      )
-      SELECT gid FROM t`.execute(this.db));
+    const { rows } = await this.run<{ gid: string }>(UPDATE_TRANS_BATCH.text, updateTransBatchParams(ops));
     const won = new Set(rows.map((r) => r.gid));
     return ops.map((op) => won.has(op.gid));
+  }
+
+  /** A statement of fixed text (./pg-hot-writes.ts), without kysely building it; through write() like every write. */
+  private run<R>(text: string, params: unknown[]): Promise<QueryResult<R>> {
+    return this.write(() => this.db.executeQuery<R>(CompiledQuery.raw(text, params)));
   }
 
   async claimDue(now: number, leaseUntil: number, limit: number, token: string): Promise<ClaimedTrans[]> {
@@ -404,35 +295,6 @@ export class PostgresStore extends GroupCommitSqlStore {
   }
 }
 
-interface BranchArrays {
-  gid: string[];
-  url: string[];
-  binData: Buffer[];
-  branchId: string[];
-  op: string[];
-  status: string[];
-  finishTime: (Date | null)[];
-  createTime: Date[];
-  updateTime: Date[];
-}
-
-/** Branches as one array per column: a fixed number of parameters whatever the branch count. */
-function branchArrays(branches: readonly NewBranch[]): BranchArrays {
-  const out: BranchArrays = { gid: [], url: [], binData: [], branchId: [], op: [], status: [], finishTime: [], createTime: [], updateTime: [] };
-  for (const b of branches.map(branchInsert)) {
-    out.gid.push(b.gid);
-    out.url.push(b.url);
-    out.binData.push(b.bin_data ?? Buffer.alloc(0));
-    out.branchId.push(b.branch_id);
-    out.op.push(b.op);
-    out.status.push(b.status);
-    out.finishTime.push(b.finish_time ?? null);
-    out.createTime.push(b.create_time);
-    out.updateTime.push(b.update_time);
-  }
-  return out;
-}
-
 /** `unnest(...) WITH ORDINALITY AS v(...)`: the branches as a relation, `ord` keeping their order. */
 function unnestBranches(b: BranchArrays) {
   return sql`unnest(${b.gid}::text[], ${b.url}::text[], ${b.binData}::bytea[], ${b.branchId}::text[], ${b.op}::text[],
@@ -444,118 +306,6 @@ function unnestBranches(b: BranchArrays) {
 function isPostgresConflict(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return code === "40P01" || code === "40001";
-}
-
-interface TransArrays {
-  gid: string[];
-  transType: string[];
-  status: string[];
-  queryPrepared: string[];
-  protocol: string[];
-  createTime: Date[];
-  updateTime: Date[];
-  finishTime: (Date | null)[];
-  rollbackTime: (Date | null)[];
-  options: string[];
-  customData: string[];
-  nextCronInterval: number[];
-  nextCronTime: Date[];
-  owner: string[];
-  extData: string[];
-  result: string[];
-  rollbackReason: string[];
-}
-
-/** New trans rows as one array per column, converted exactly as the single insert converts them (transInsert). */
-function transArrays(trans: readonly NewTrans[]): TransArrays {
-  const out: TransArrays = {
-    gid: [], transType: [], status: [], queryPrepared: [], protocol: [], createTime: [], updateTime: [], finishTime: [], rollbackTime: [],
-    options: [], customData: [], nextCronInterval: [], nextCronTime: [], owner: [], extData: [], result: [], rollbackReason: [],
-  };
-  for (const r of trans.map(transInsert)) {
-    out.gid.push(r.gid);
-    out.transType.push(r.trans_type);
-    out.status.push(r.status);
-    out.queryPrepared.push(r.query_prepared ?? "");
-    out.protocol.push(r.protocol);
-    out.createTime.push(r.create_time);
-    out.updateTime.push(r.update_time);
-    out.finishTime.push(r.finish_time ?? null);
-    out.rollbackTime.push(r.rollback_time ?? null);
-    out.options.push(r.options ?? "");
-    out.customData.push(r.custom_data ?? "");
-    out.nextCronInterval.push(r.next_cron_interval);
-    out.nextCronTime.push(r.next_cron_time);
-    out.owner.push(r.owner ?? "");
-    out.extData.push(r.ext_data ?? "");
-    out.result.push(r.result ?? "");
-    out.rollbackReason.push(r.rollback_reason ?? "");
-  }
-  return out;
-}
-
-interface PatchArrays {
-  gid: string[];
-  expected: string[];
-  expectedOwner: (string | null)[];
-  mask: number[];
-  status: (string | null)[];
-  updateTime: (Date | null)[];
-  finishTime: (Date | null)[];
-  rollbackTime: (Date | null)[];
-  rollbackReason: (string | null)[];
-  result: (string | null)[];
-  nextCronTime: (Date | null)[];
-  nextCronInterval: (number | null)[];
-  owner: (string | null)[];
-}
-
-/** The CAS and patch of each updateTrans as one array per column plus the mask of set fields (patchFields). */
-function patchArrays(ops: readonly UpdateOp[]): PatchArrays {
-  const out: PatchArrays = {
-    gid: [], expected: [], expectedOwner: [], mask: [], status: [], updateTime: [], finishTime: [], rollbackTime: [], rollbackReason: [],
-    result: [], nextCronTime: [], nextCronInterval: [], owner: [],
-  };
-  for (const op of ops) {
-    const { mask, values } = patchFields(op.patch);
-    out.gid.push(op.gid);
-    out.expected.push(op.expectedStatus);
-    out.expectedOwner.push(op.expectedOwner ?? null);
-    out.status.push(values.status);
-    out.updateTime.push(date(op.patch.updateTime));
-    out.finishTime.push(values.finish_time);
-    out.rollbackTime.push(values.rollback_time);
-    out.rollbackReason.push(values.rollback_reason);
-    out.result.push(values.result);
-    out.nextCronTime.push(values.next_cron_time);
-    out.nextCronInterval.push(values.next_cron_interval);
-    out.owner.push(values.owner);
-    out.mask.push(mask);
-  }
-  return out;
-}
-
-interface BranchUpdateArrays {
-  gid: string[];
-  branchId: string[];
-  op: string[];
-  status: string[];
-  finishTime: Date[];
-}
-
-/** The branch updates of all ops, each tagged with its op's gid. */
-function branchUpdateArrays(ops: readonly UpdateOp[]): BranchUpdateArrays {
-  const out: BranchUpdateArrays = { gid: [], branchId: [], op: [], status: [], finishTime: [] };
-  for (const op of ops) {
-    for (const u of op.branches) {
-      out.gid.push(op.gid);
-      out.branchId.push(u.branchId);
-      out.op.push(u.op);
-      out.status.push(u.status);
-      out.finishTime.push(date(u.finishTime));
-    }
-  }
-  return out;
 }
 
 /**
