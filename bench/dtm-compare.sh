@@ -12,11 +12,14 @@
 # and the machine and its load. See bench/README.md, "dtm side by side".
 #
 #   bash bench/dtm-compare.sh [--seconds 8] [--concurrency 1,20,64] [--passes 2]
-#                             [--stores mysql,postgres,redis,redis-empty] [--start-warmup 10]
+#                             [--stores mysql,postgres,redis,redis-empty] [--start-warmup 10] [--warmup 5]
 #
-# --start-warmup: seconds of unmeasured load before the first level, for every system alike. dtx
-# (V8) needs ~10 s of load after it starts before its hot paths are compiled; measured earlier,
-# its first level (C = 1) shows the JIT's tier-up, not the coordinator. dtm (Go) needs none.
+# --start-warmup: seconds of unmeasured load before the first level, --warmup before each, for
+# every system alike. dtx (V8) needs ~10 s of load after it starts before its hot paths are
+# compiled, and a few seconds more at a new concurrency (other paths get hot, some code is
+# compiled again); measured earlier, it shows the JIT's tier-up, not the coordinator. dtm (Go)
+# needs none. If Redis saved or rewrote its files in the background during the run (a fork that
+# writes the whole dataset: a big disturbance when Redis holds much), the script says so.
 #
 # env: DTM_BIN      a dtm binary to use (default: build DTM_VERSION into /tmp/dtm-bench)
 #      DTM_VERSION  dtm module version to build (default v1.19.0)
@@ -32,11 +35,12 @@ cd "$REPO"
 SECONDS_PER_LEVEL=8
 CONCURRENCY=1,20,64
 START_WARMUP=10
+WARMUP=5
 PASSES=2
 STORES=mysql,postgres,redis,redis-empty
 # shellcheck source=lib/flags.sh
 source "$REPO/bench/lib/flags.sh"
-bench_flags dtm-compare 2,26p "--seconds=SECONDS_PER_LEVEL --concurrency=CONCURRENCY --stores=STORES --passes=PASSES --start-warmup=START_WARMUP" "$@"
+bench_flags dtm-compare 2,29p "--seconds=SECONDS_PER_LEVEL --concurrency=CONCURRENCY --stores=STORES --passes=PASSES --start-warmup=START_WARMUP --warmup=WARMUP" "$@"
 
 DTM_VERSION="${DTM_VERSION:-v1.19.0}"
 MYSQL_HOST="${MYSQL_HOST:-127.0.0.1}"; MYSQL_PORT="${MYSQL_PORT:-3306}"
@@ -132,6 +136,16 @@ run_bench() { # label args...
 FILES=()
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 
+# Background saves and AOF rewrites Redis has done since it started (0 when Redis is not in the run).
+redis_background_writes() {
+  case ",$STORES," in *,redis*) ;; *) echo 0; return ;; esac
+  redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" info persistence | tr -d '\r' | awk -F: '/^(rdb_saves|aof_rewrites):/ { n += $2 } END { print n + 0 }'
+}
+REDIS_BG_BEFORE="$(redis_background_writes)"
+case ",$STORES," in
+  *,redis*) echo "dtm-compare: Redis holds $(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" dbsize) keys before the run" ;;
+esac
+
 # One run: dtm (async|sync) or dtx on a store entry; appends "system:entry:pass:file" to FILES.
 run_system() { # system entry pass
   local system="$1" entry="$2" pass="$3"
@@ -143,7 +157,7 @@ run_system() { # system entry pass
     local defer=1
     [ "$system" = dtx-sync ] && defer=0
     f="$(DTX_DEFER_BRANCH_RESULTS=$defer run_bench "$system-$entry-p$pass" --store "$store" "${extra[@]}" --build --node-flags "$DTX_NODE_FLAGS" \
-          --concurrency "$CONCURRENCY" --seconds "$SECONDS_PER_LEVEL" --start-warmup "$START_WARMUP")"
+          --concurrency "$CONCURRENCY" --seconds "$SECONDS_PER_LEVEL" --start-warmup "$START_WARMUP" --warmup "$WARMUP")"
     FILES+=("$system:$entry:$pass:$f")
     return
   fi
@@ -158,7 +172,7 @@ run_system() { # system entry pass
   DTM_PID=$!
   echo "dtm-compare: $system pid $DTM_PID on :$http_port, store $entry, pass $pass" >&2
   f="$(run_bench "$system-$entry-p$pass" --target "http://127.0.0.1:$http_port/api/dtmsvr" --target-pid "$DTM_PID" --target-name "$system" \
-        --store "$store" "${extra[@]}" --concurrency "$CONCURRENCY" --seconds "$SECONDS_PER_LEVEL" --start-warmup "$START_WARMUP")"
+        --store "$store" "${extra[@]}" --concurrency "$CONCURRENCY" --seconds "$SECONDS_PER_LEVEL" --start-warmup "$START_WARMUP" --warmup "$WARMUP")"
   FILES+=("$system:$entry:$pass:$f")
   kill "$DTM_PID"; wait "$DTM_PID" 2>/dev/null || true; DTM_PID=""
   if grep -qiE '"level":"(error|fatal)"|panic' "$WORK/$system-$entry.log"; then
@@ -180,9 +194,10 @@ for entry in "${STORE_LIST[@]}"; do
   done
 done
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
+REDIS_BG_WRITES=$(( $(redis_background_writes) - REDIS_BG_BEFORE ))
 
 # --- table + combined JSON ---------------------------------------------------------------------
 COMBINED="$OUT/dtm-compare-$STAMP.json"
 DTM_VERSION="$DTM_VERSION" DTM_BUILD_SECONDS="$DTM_BUILD_SECONDS" GO_VERSION="$(go env GOVERSION)" \
-LOAD_BEFORE="$LOAD_BEFORE" LOAD_AFTER="$LOAD_AFTER" \
+LOAD_BEFORE="$LOAD_BEFORE" LOAD_AFTER="$LOAD_AFTER" REDIS_BG_WRITES="$REDIS_BG_WRITES" \
 npx tsx bench/lib/dtm-compare-table.ts "$COMBINED" "${FILES[@]}"

@@ -55,6 +55,7 @@ const passes = [...new Set(runs.map((r) => r.pass))].sort((a, b) => a - b);
 const otherMax = Math.max(0, ...runs.flatMap((r) => r.report.results.map((l) => l.otherCpuPct ?? 0)));
 const dtxProcesses = runs.find((r) => r.system === "dtx")?.report.results[0]?.coordinator.processes ?? null;
 const config = runs[0]?.report.config;
+const redisBackgroundWrites = Number(process.env["REDIS_BG_WRITES"] ?? 0);
 const warmup = `warm-up ${fixed(config?.startWarmupSeconds ?? 0)} s before the first level and ${fixed(config?.warmupSeconds)} s before each, ${fixed(config?.measureSeconds)} s measured per level`;
 const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? "?"}; load average before ${process.env["LOAD_BEFORE"] ?? "?"}, after ${process.env["LOAD_AFTER"] ?? "?"}; other processes used up to ${fixed(otherMax)}% of a core during the measured phases; dtx ran as ${dtxProcesses ?? "?"} process(es)`;
 
@@ -99,11 +100,12 @@ writeFileSync(out, `${JSON.stringify({
   dtm: { version: process.env["DTM_VERSION"], buildSeconds: process.env["DTM_BUILD_SECONDS"], go: process.env["GO_VERSION"], config: "LogLevel warn; dtm-async = UpdateBranchSync 0 (dtm's default), dtm-sync = UpdateBranchSync 1 (SQL stores only)" },
   dtx: { runtime: "tsc-compiled, plain node, workers = its default", nodeFlags: "--max-semi-space-size=8 --max-old-space-size=160", processes: dtxProcesses },
   warmup,
-  machine: { ...runs[0]?.report.machine, loadBefore: process.env["LOAD_BEFORE"], loadAfter: process.env["LOAD_AFTER"], otherCpuPctMax: otherMax },
+  machine: { ...runs[0]?.report.machine, loadBefore: process.env["LOAD_BEFORE"], loadAfter: process.env["LOAD_AFTER"], otherCpuPctMax: otherMax, redisBackgroundWrites },
   runs: runs.map((r) => ({ system: r.system, store: r.store, pass: r.pass, file: r.file, command: r.report.command })),
   rows,
   table,
 }, null, 2)}\n`);
 console.log(`\n${table}\n`);
+if (redisBackgroundWrites > 0) console.log(`WARNING: Redis saved or rewrote its files in the background ${redisBackgroundWrites} time(s) during the run (each a fork that writes the whole dataset): the Redis figures are disturbed; empty Redis of old keys and re-run.`);
 if (otherMax > 25) console.log(`WARNING: the machine was busy (other processes used up to ${fixed(otherMax)}% of a core): these ratios need a re-run on a quiet machine.`);
 console.log(`combined: ${path.relative(process.cwd(), out)}`);
