@@ -18,8 +18,8 @@
 # every system alike. dtx (V8) needs ~10 s of load after it starts before its hot paths are
 # compiled, and a few seconds more at a new concurrency (other paths get hot, some code is
 # compiled again); measured earlier, it shows the JIT's tier-up, not the coordinator. dtm (Go)
-# needs none. If Redis saved or rewrote its files in the background during the run (a fork that
-# writes the whole dataset: a big disturbance when Redis holds much), the script says so.
+# needs none. The script counts Redis's background saves and AOF rewrites during the run (each a
+# fork that writes the whole dataset) and warns when Redis held many keys: then they disturb.
 #
 # env: DTM_BIN      a dtm binary to use (default: build DTM_VERSION into /tmp/dtm-bench)
 #      DTM_VERSION  dtm module version to build (default v1.19.0)
@@ -142,8 +142,11 @@ redis_background_writes() {
   redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" info persistence | tr -d '\r' | awk -F: '/^(rdb_saves|aof_rewrites):/ { n += $2 } END { print n + 0 }'
 }
 REDIS_BG_BEFORE="$(redis_background_writes)"
+REDIS_KEYS_BEFORE=0
 case ",$STORES," in
-  *,redis*) echo "dtm-compare: Redis holds $(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" dbsize) keys before the run" ;;
+  *,redis*)
+    REDIS_KEYS_BEFORE="$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" dbsize)"
+    echo "dtm-compare: Redis holds $REDIS_KEYS_BEFORE keys before the run" ;;
 esac
 
 # One run: dtm (async|sync) or dtx on a store entry; appends "system:entry:pass:file" to FILES.
@@ -199,5 +202,5 @@ REDIS_BG_WRITES=$(( $(redis_background_writes) - REDIS_BG_BEFORE ))
 # --- table + combined JSON ---------------------------------------------------------------------
 COMBINED="$OUT/dtm-compare-$STAMP.json"
 DTM_VERSION="$DTM_VERSION" DTM_BUILD_SECONDS="$DTM_BUILD_SECONDS" GO_VERSION="$(go env GOVERSION)" \
-LOAD_BEFORE="$LOAD_BEFORE" LOAD_AFTER="$LOAD_AFTER" REDIS_BG_WRITES="$REDIS_BG_WRITES" \
+LOAD_BEFORE="$LOAD_BEFORE" LOAD_AFTER="$LOAD_AFTER" REDIS_BG_WRITES="$REDIS_BG_WRITES" REDIS_KEYS_BEFORE="$REDIS_KEYS_BEFORE" \
 npx tsx bench/lib/dtm-compare-table.ts "$COMBINED" "${FILES[@]}"

@@ -56,8 +56,14 @@ const otherMax = Math.max(0, ...runs.flatMap((r) => r.report.results.map((l) => 
 const dtxProcesses = runs.find((r) => r.system === "dtx")?.report.results[0]?.coordinator.processes ?? null;
 const config = runs[0]?.report.config;
 const redisBackgroundWrites = Number(process.env["REDIS_BG_WRITES"] ?? 0);
+const redisKeysBefore = Number(process.env["REDIS_KEYS_BEFORE"] ?? 0);
+/**
+ * Keys Redis may hold before a run for its background saves to be negligible: each save forks and
+ * writes the whole dataset; with 700,000 keys left by earlier runs one took most of a core.
+ */
+const REDIS_KEYS_QUIET = 50_000;
 const warmup = `warm-up ${fixed(config?.startWarmupSeconds ?? 0)} s before the first level and ${fixed(config?.warmupSeconds)} s before each, ${fixed(config?.measureSeconds)} s measured per level`;
-const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? "?"}; load average before ${process.env["LOAD_BEFORE"] ?? "?"}, after ${process.env["LOAD_AFTER"] ?? "?"}; other processes used up to ${fixed(otherMax)}% of a core during the measured phases; dtx ran as ${dtxProcesses ?? "?"} process(es)`;
+const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? "?"}; load average before ${process.env["LOAD_BEFORE"] ?? "?"}, after ${process.env["LOAD_AFTER"] ?? "?"}; other processes used up to ${fixed(otherMax)}% of a core during the measured phases; dtx ran as ${dtxProcesses ?? "?"} process(es)${redisBackgroundWrites > 0 ? `; Redis (${redisKeysBefore} keys before) saved or rewrote its files ${redisBackgroundWrites} time(s)` : ""}`;
 
 /** `system` (a dtx variant) / `against` at (store, C), one ratio per pass that has both. */
 function ratios(system: string, against: string, store: string, c: number): number[] {
@@ -100,12 +106,14 @@ writeFileSync(out, `${JSON.stringify({
   dtm: { version: process.env["DTM_VERSION"], buildSeconds: process.env["DTM_BUILD_SECONDS"], go: process.env["GO_VERSION"], config: "LogLevel warn; dtm-async = UpdateBranchSync 0 (dtm's default), dtm-sync = UpdateBranchSync 1 (SQL stores only)" },
   dtx: { runtime: "tsc-compiled, plain node, workers = its default", nodeFlags: "--max-semi-space-size=8 --max-old-space-size=160", processes: dtxProcesses },
   warmup,
-  machine: { ...runs[0]?.report.machine, loadBefore: process.env["LOAD_BEFORE"], loadAfter: process.env["LOAD_AFTER"], otherCpuPctMax: otherMax, redisBackgroundWrites },
+  machine: { ...runs[0]?.report.machine, loadBefore: process.env["LOAD_BEFORE"], loadAfter: process.env["LOAD_AFTER"], otherCpuPctMax: otherMax, redisBackgroundWrites, redisKeysBefore },
   runs: runs.map((r) => ({ system: r.system, store: r.store, pass: r.pass, file: r.file, command: r.report.command })),
   rows,
   table,
 }, null, 2)}\n`);
 console.log(`\n${table}\n`);
-if (redisBackgroundWrites > 0) console.log(`WARNING: Redis saved or rewrote its files in the background ${redisBackgroundWrites} time(s) during the run (each a fork that writes the whole dataset): the Redis figures are disturbed; empty Redis of old keys and re-run.`);
+if (redisBackgroundWrites > 0 && redisKeysBefore > REDIS_KEYS_QUIET) {
+  console.log(`WARNING: Redis held ${redisKeysBefore} keys and saved or rewrote its files in the background ${redisBackgroundWrites} time(s) during the run (each a fork that writes the whole dataset): the Redis figures are disturbed; remove the old keys and re-run.`);
+}
 if (otherMax > 25) console.log(`WARNING: the machine was busy (other processes used up to ${fixed(otherMax)}% of a core): these ratios need a re-run on a quiet machine.`);
 console.log(`combined: ${path.relative(process.cwd(), out)}`);
