@@ -6,6 +6,11 @@
 # the load average before and after. See bench/README.md, "Workers".
 #
 #   bash bench/workers-compare.sh [--stores postgres,redis] [--workers 2] [--concurrency 64] [--seconds 8] [--rounds 2]
+#                                 [--start-warmup 10]
+#
+# --start-warmup: unmeasured load before the measured phase. Each process compiles its own hot
+# paths, and N workers share the load, so each sees 1/N of it: without this warm-up the N-worker
+# run is measured further from steady state than the 1-worker run (bench/README.md, "Warm-up").
 #
 # Writes each run's JSON and a combined workers-compare-<stamp>.json to bench/results/.
 set -euo pipefail
@@ -18,9 +23,10 @@ N=2
 CONCURRENCY=64
 SECONDS_PER_RUN=8
 ROUNDS=2
+START_WARMUP=10
 # shellcheck source=lib/flags.sh
 source "$REPO/bench/lib/flags.sh"
-bench_flags workers-compare 2,10p "--stores=STORES --workers=N --concurrency=CONCURRENCY --seconds=SECONDS_PER_RUN --rounds=ROUNDS" "$@"
+bench_flags workers-compare 2,15p "--stores=STORES --workers=N --concurrency=CONCURRENCY --seconds=SECONDS_PER_RUN --rounds=ROUNDS --start-warmup=START_WARMUP" "$@"
 
 WORK="$(mktemp -d /tmp/workers-compare-XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
@@ -40,7 +46,7 @@ for store in "${STORE_LIST[@]}"; do
       mkdir -p "$dir"
       echo "workers-compare: $store round $((round + 1)) workers $w (load $(cut -d' ' -f1 /proc/loadavg))" >&2
       npx tsx bench/saga-bench.ts --store "$store" --workers "$w" --build --node-flags "--max-semi-space-size=8 --max-old-space-size=160" \
-        --concurrency "$CONCURRENCY" --seconds "$SECONDS_PER_RUN" --out "$dir" >"$dir/log.txt" 2>&1 || { tail -20 "$dir/log.txt" >&2; exit 1; }
+        --concurrency "$CONCURRENCY" --seconds "$SECONDS_PER_RUN" --start-warmup "$START_WARMUP" --out "$dir" >"$dir/log.txt" 2>&1 || { tail -20 "$dir/log.txt" >&2; exit 1; }
       file="$(ls "$dir"/*.json | grep -v -- '-latest\.json$' | head -1)"
       cp "$file" "$OUT/"
       SPECS+=("$store:$round:$w:$OUT/$(basename "$file")")
