@@ -430,13 +430,13 @@ function readCpuTimes(pid: number): { user: number; system: number } | undefined
 }
 
 /** Machine-wide busy and total jiffies from /proc/stat. */
-function readMachineCpu(): { busy: number; total: number } | undefined {
+function readMachineCpu(): { busy: number; total: number; steal: number } | undefined {
   try {
     const line = readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "";
     const nums = line.trim().split(/\s+/).slice(1, 9).map(Number);
     const total = nums.reduce((a, b) => a + b, 0);
     const idle = (nums[3] ?? 0) + (nums[4] ?? 0);
-    return { busy: total - idle, total };
+    return { busy: total - idle, total, steal: nums[7] ?? 0 };
   } catch {
     return undefined;
   }
@@ -524,6 +524,8 @@ interface LevelResult {
   machineCpuPct: number | null;
   /** CPU used by everything else on the machine (other work, kernel), in % of one core. */
   otherCpuPct: number | null;
+  /** CPU time the hypervisor took from this VM (steal), in % of one core; part of otherCpuPct. */
+  stealCpuPct: number | null;
   /** The measured phase on CLOCK_MONOTONIC in µs (the clock of .cpuprofile timestamps). */
   monotonicWindowUs: TimeWindow;
 }
@@ -654,6 +656,10 @@ async function runLevel(level: number, c: number, opts: Options, procs: Procs, r
   const pct = (a: number | undefined, b: number | undefined): number | null => (a === undefined || b === undefined ? null : round((100 * (b - a)) / wall, 1));
   const completed = latencies.length;
   const machinePct = machine0 && machine1 && machine1.total > machine0.total ? (100 * (machine1.busy - machine0.busy)) / (machine1.total - machine0.total) : undefined;
+  // Time the hypervisor gave this VM's vCPUs to someone else, in % of one core: the figures of a
+  // phase with steal are low for reasons outside the machine.
+  const stealPct = machine0 && machine1 && machine1.total > machine0.total
+    ? (100 * os.cpus().length * (machine1.steal - machine0.steal)) / (machine1.total - machine0.total) : undefined;
   const coordPct = pct(coordCpu0, coordCpu1);
   const partPct = pct(partCpu0, partCpu1);
   const driverPct = (100 * (driverCpu.user + driverCpu.system)) / 1e6 / wall;
@@ -680,6 +686,7 @@ async function runLevel(level: number, c: number, opts: Options, procs: Procs, r
     driver: { cpuPct: round(driverPct, 1) },
     machineCpuPct: round(machinePct, 1),
     otherCpuPct: round(otherPct, 0),
+    stealCpuPct: round(stealPct, 1),
     monotonicWindowUs: { startUs: monoStart, endUs: monoEnd },
   };
 }

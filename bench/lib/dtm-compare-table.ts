@@ -17,6 +17,7 @@ interface Level {
   latencyMs: { p50: number | null; p99: number | null };
   coordinator: { cpuMsPerSaga?: number | null; processes?: number | null; cpuPct: number | null };
   otherCpuPct?: number | null;
+  stealCpuPct?: number | null;
   errors: number;
 }
 interface Report {
@@ -53,6 +54,7 @@ const stores = [...new Set(runs.map((r) => r.store))];
 const levels = [...new Set(runs.flatMap((r) => r.report.results.map((l) => l.concurrency)))].sort((a, b) => a - b);
 const passes = [...new Set(runs.map((r) => r.pass))].sort((a, b) => a - b);
 const otherMax = Math.max(0, ...runs.flatMap((r) => r.report.results.map((l) => l.otherCpuPct ?? 0)));
+const stealMax = Math.max(0, ...runs.flatMap((r) => r.report.results.map((l) => l.stealCpuPct ?? 0)));
 const dtxProcesses = runs.find((r) => r.system === "dtx")?.report.results[0]?.coordinator.processes ?? null;
 const config = runs[0]?.report.config;
 const redisBackgroundWrites = Number(process.env["REDIS_BG_WRITES"] ?? 0);
@@ -63,7 +65,7 @@ const redisKeysBefore = Number(process.env["REDIS_KEYS_BEFORE"] ?? 0);
  */
 const REDIS_KEYS_QUIET = 50_000;
 const warmup = `warm-up ${fixed(config?.startWarmupSeconds ?? 0)} s before the first level and ${fixed(config?.warmupSeconds)} s before each, ${fixed(config?.measureSeconds)} s measured per level`;
-const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? "?"}; load average before ${process.env["LOAD_BEFORE"] ?? "?"}, after ${process.env["LOAD_AFTER"] ?? "?"}; other processes used up to ${fixed(otherMax)}% of a core during the measured phases; dtx ran as ${dtxProcesses ?? "?"} process(es)${redisBackgroundWrites > 0 ? `; Redis (${redisKeysBefore} keys before) saved or rewrote its files ${redisBackgroundWrites} time(s)` : ""}`;
+const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? "?"}; load average before ${process.env["LOAD_BEFORE"] ?? "?"}, after ${process.env["LOAD_AFTER"] ?? "?"}; other processes used up to ${fixed(otherMax)}% of a core during the measured phases (the hypervisor's steal up to ${fixed(stealMax, 1)}%); dtx ran as ${dtxProcesses ?? "?"} process(es)${redisBackgroundWrites > 0 ? `; Redis (${redisKeysBefore} keys before) saved or rewrote its files ${redisBackgroundWrites} time(s)` : ""}`;
 
 /** `system` (a dtx variant) / `against` at (store, C), one ratio per pass that has both. */
 function ratios(system: string, against: string, store: string, c: number): number[] {
@@ -106,7 +108,7 @@ writeFileSync(out, `${JSON.stringify({
   dtm: { version: process.env["DTM_VERSION"], buildSeconds: process.env["DTM_BUILD_SECONDS"], go: process.env["GO_VERSION"], config: "LogLevel warn; dtm-async = UpdateBranchSync 0 (dtm's default), dtm-sync = UpdateBranchSync 1 (SQL stores only)" },
   dtx: { runtime: "tsc-compiled, plain node, workers = its default", nodeFlags: "--max-semi-space-size=8 --max-old-space-size=160", processes: dtxProcesses },
   warmup,
-  machine: { ...runs[0]?.report.machine, loadBefore: process.env["LOAD_BEFORE"], loadAfter: process.env["LOAD_AFTER"], otherCpuPctMax: otherMax, redisBackgroundWrites, redisKeysBefore },
+  machine: { ...runs[0]?.report.machine, loadBefore: process.env["LOAD_BEFORE"], loadAfter: process.env["LOAD_AFTER"], otherCpuPctMax: otherMax, stealCpuPctMax: stealMax, redisBackgroundWrites, redisKeysBefore },
   runs: runs.map((r) => ({ system: r.system, store: r.store, pass: r.pass, file: r.file, command: r.report.command })),
   rows,
   table,
