@@ -105,6 +105,13 @@ export abstract class GroupCommitSqlStore extends SqlStore {
   /** Several updateTrans calls (distinct gids) as one batch; each CAS outcome in the order of `ops`. */
   protected abstract updateTransBatch(ops: readonly UpdateOp[]): Promise<boolean[]>;
 
+  /** One saveNewTrans as a batch of one: the batch statement, whose text is fixed, serves a lone call too. */
+  protected async saveNewTransAsBatch(trans: NewTrans, branches: readonly NewBranch[]): Promise<"created" | "exists"> {
+    const [result] = await this.saveNewTransBatch([{ trans, branches }]);
+    if (result === undefined) throw new Error("saveNewTransBatch answered no result for its one call");
+    return result;
+  }
+
   saveNewTrans(trans: NewTrans, branches: readonly NewBranch[]): Promise<"created" | "exists"> {
     return this.saves ? this.saves.submit({ trans, branches }) : this.saveNewTransOne(trans, branches);
   }

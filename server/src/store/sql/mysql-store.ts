@@ -162,10 +162,7 @@ export class MysqlStore extends GroupCommitSqlStore {
     if (branches.length === 0) return this.write(async () => ((await insertTrans(this.db)) ? "created" : "exists"));
     // With branches: a batch of one (START TRANSACTION, both INSERTs and COMMIT in one round
     // trip, rolled back on the same connection after an error).
-    return this.saveNewTransBatch([{ trans, branches }]).then(([result]) => {
-      if (result === undefined) throw new Error("saveNewTransBatch answered no result for its one call");
-      return result;
-    });
+    return this.saveNewTransAsBatch(trans, branches);
   }
 
   appendBranches(gid: string, expectedStatus: GlobalStatus, branches: readonly NewBranch[], _now: number): Promise<AppendResult> {

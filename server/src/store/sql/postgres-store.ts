@@ -176,10 +176,8 @@ export class PostgresStore extends GroupCommitSqlStore {
     }
   }
 
-  protected async saveNewTransOne(trans: NewTrans, branches: readonly NewBranch[]): Promise<"created" | "exists"> {
-    const [result] = await this.saveNewTransBatch([{ trans, branches }]);
-    if (result === undefined) throw new Error("saveNewTransBatch answered no result for its one call");
-    return result;
+  protected saveNewTransOne(trans: NewTrans, branches: readonly NewBranch[]): Promise<"created" | "exists"> {
+    return this.saveNewTransAsBatch(trans, branches);
   }
 
   appendBranches(gid: string, expectedStatus: GlobalStatus, branches: readonly NewBranch[], _now: number): Promise<AppendResult> {
