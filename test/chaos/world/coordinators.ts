@@ -4,7 +4,7 @@
  * Each reaches a server store through its own TCP proxy, which the nemesis can black-hole.
  */
 import type { ChildProcess } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import type { StoreKind } from "../contracts.ts";
@@ -70,8 +70,8 @@ export async function startCoordinator(opts: {
   // freePort() hands out a port the OS had free a moment ago; before the coordinator binds it, an
   // outgoing connection of this busy world can take it as its local port (CI, smoke, seed
   // 20261206, mysql: "bind EADDRINUSE"). A start that failed for that alone is tried on new ports.
+  const nextPort = opts.ports ?? freePort;
   for (let attempt = 1; ; attempt++) {
-    const nextPort = opts.ports ?? freePort;
     const [httpPort, grpcPort] = [await nextPort(), await nextPort()];
     const child = new Child({
       name: `coordinator-${index}`,
@@ -103,7 +103,7 @@ export async function startCoordinator(opts: {
       await child.start();
       return { index, child, httpUrl: `http://127.0.0.1:${httpPort}`, grpcTarget: `127.0.0.1:${grpcPort}`, storeProxy };
     } catch (error) {
-      if (attempt < START_ATTEMPTS && readFileSync(logFile, "utf8").slice(logBefore).includes("EADDRINUSE")) continue;
+      if (attempt < START_ATTEMPTS && readFileSync(logFile).subarray(logBefore).includes("EADDRINUSE")) continue;
       await storeProxy?.close();
       throw error;
     }
@@ -113,6 +113,7 @@ export async function startCoordinator(opts: {
 /** Starts tried on fresh ports when the last one failed only because a port was taken. */
 const START_ATTEMPTS = 3;
 
+/** Bytes in the log so far (the log of a restarted coordinator is long: it is not read for this). */
 function logLength(file: string): number {
-  return existsSync(file) ? readFileSync(file, "utf8").length : 0;
+  return existsSync(file) ? statSync(file).size : 0;
 }

@@ -8,10 +8,7 @@
 import type { NewBranch, NewTrans, TransPatch } from "../store.ts";
 import { branchInsert, date, transInsert } from "./convert.ts";
 import type { SaveOp, UpdateOp } from "./group-commit.ts";
-import {
-  patchFields, SET_FINISH_TIME, SET_NEXT_CRON_INTERVAL, SET_NEXT_CRON_TIME, SET_OWNER, SET_RESULT, SET_ROLLBACK_REASON, SET_ROLLBACK_TIME,
-  SET_STATUS,
-} from "./group-commit.ts";
+import { PATCH_COLUMNS, patchFields } from "./group-commit.ts";
 import { literal, pgStatement } from "./pg-statement.ts";
 
 /**
@@ -68,22 +65,14 @@ export function saveNewTransParams(ops: readonly SaveOp[]): unknown[] {
 }
 
 /**
- * `SET` of the patched columns of trans_global from a relation `p` with a `mask` column (the
- * SET_* bits of patchFields): a column is written only where its bit is on, since a value alone
- * cannot tell "not set" from NULL.
+ * `SET` of the patched columns of trans_global (PATCH_COLUMNS) from a relation `p` with a `mask`
+ * column (their SET_* bits, patchFields): a column is written only where its bit is on, since a
+ * value alone cannot tell "not set" from NULL.
  */
 function patchedColumns(p: string): string {
-  const set = (column: string, bit: number): string => `${column} = CASE WHEN (${p}.mask & ${bit}) <> 0 THEN ${p}.${column} ELSE g.${column} END`;
   return [
-    set("status", SET_STATUS),
     `update_time = ${p}.update_time`,
-    set("finish_time", SET_FINISH_TIME),
-    set("rollback_time", SET_ROLLBACK_TIME),
-    set("rollback_reason", SET_ROLLBACK_REASON),
-    set("result", SET_RESULT),
-    set("next_cron_time", SET_NEXT_CRON_TIME),
-    set("next_cron_interval", SET_NEXT_CRON_INTERVAL),
-    set("owner", SET_OWNER),
+    ...PATCH_COLUMNS.map(([column, bit]) => `${column} = CASE WHEN (${p}.mask & ${bit}) <> 0 THEN ${p}.${column} ELSE g.${column} END`),
   ].join(",\n    ");
 }
 
