@@ -13,6 +13,12 @@
 #
 #   bash bench/dtm-compare.sh [--seconds 8] [--concurrency 1,20,64] [--passes 2]
 #                             [--stores mysql,postgres,redis,redis-empty] [--start-warmup 10] [--warmup 5]
+#                             [--interleave ROUNDS]
+#
+# --interleave ROUNDS: instead of passes of whole runs, start every system of a store at once and
+# load them in turn in short slices (bench/dtm-interleave.ts; ROUNDS slices each per C, --seconds
+# long after 2 s unmeasured), so the ratios compare coordinators seconds apart rather than a
+# machine whose speed wandered between runs minutes apart. redis-empty is not run in this mode.
 #
 # --start-warmup: seconds of unmeasured load before the first level, --warmup before each, for
 # every system alike. dtx (V8) needs ~10 s of load after it starts before its hot paths are
@@ -26,7 +32,8 @@
 #      MYSQL_HOST/MYSQL_PORT, PG_HOST/PG_PORT/PG_DB, REDIS_HOST/REDIS_PORT (test services by default)
 #
 # Needs go (to build dtm), mysql, psql and redis-cli clients, and the services of scripts/services.sh.
-# Writes each run's JSON plus a combined dtm-compare-<stamp>.json to bench/results/.
+# Writes each run's JSON plus a combined dtm-compare-<stamp>.json to bench/results/ (with --interleave:
+# dtm-interleave-<store>-<stamp>.json per store).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,9 +45,10 @@ START_WARMUP=10
 WARMUP=5
 PASSES=2
 STORES=mysql,postgres,redis,redis-empty
+INTERLEAVE=0
 # shellcheck source=lib/flags.sh
 source "$REPO/bench/lib/flags.sh"
-bench_flags dtm-compare 2,29p "--seconds=SECONDS_PER_LEVEL --concurrency=CONCURRENCY --stores=STORES --passes=PASSES --start-warmup=START_WARMUP --warmup=WARMUP" "$@"
+bench_flags dtm-compare 2,35p "--seconds=SECONDS_PER_LEVEL --concurrency=CONCURRENCY --stores=STORES --passes=PASSES --start-warmup=START_WARMUP --warmup=WARMUP --interleave=INTERLEAVE" "$@"
 
 DTM_VERSION="${DTM_VERSION:-v1.19.0}"
 MYSQL_HOST="${MYSQL_HOST:-127.0.0.1}"; MYSQL_PORT="${MYSQL_PORT:-3306}"
@@ -55,16 +63,22 @@ TAG="dtmbench_$$"
 STAMP="$(date -u +%Y-%m-%dT%H-%M-%SZ)"
 OUT="$REPO/bench/results"
 mkdir -p "$OUT"
-DTM_PID=""
+DTM_PIDS=()
+# The sequential passes use $TAG; --interleave runs dtm-async and dtm-sync at once, on ${TAG}_a and ${TAG}_s.
+TAGS=("$TAG" "${TAG}_a" "${TAG}_s")
 
 cleanup() {
-  if [ -n "$DTM_PID" ] && kill -0 "$DTM_PID" 2>/dev/null; then
-    kill "$DTM_PID" 2>/dev/null || true
-    wait "$DTM_PID" 2>/dev/null || true
-  fi
-  mysql -h "$MYSQL_HOST" -P "$MYSQL_PORT" -u root -e "DROP DATABASE IF EXISTS $TAG" 2>/dev/null || true
-  psql -q -h "$PG_HOST" -p "$PG_PORT" -U postgres -d "$PG_DB" -c "DROP SCHEMA IF EXISTS $TAG CASCADE" >/dev/null 2>&1 || true
-  redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --scan --pattern "{$TAG}*" 2>/dev/null | xargs -r -n 500 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" del >/dev/null 2>&1 || true
+  for pid in "${DTM_PIDS[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
+  for tag in "${TAGS[@]}"; do
+    mysql -h "$MYSQL_HOST" -P "$MYSQL_PORT" -u root -e "DROP DATABASE IF EXISTS $tag" 2>/dev/null || true
+    psql -q -h "$PG_HOST" -p "$PG_PORT" -U postgres -d "$PG_DB" -c "DROP SCHEMA IF EXISTS $tag CASCADE" >/dev/null 2>&1 || true
+    redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --scan --pattern "{$tag}*" 2>/dev/null | xargs -r -n 500 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" del >/dev/null 2>&1 || true
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -95,7 +109,8 @@ echo "dtm-compare: dtm $DTM_VERSION at $DTM_BIN (build seconds: $DTM_BUILD_SECON
 free_port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
 
 # --- dtm per store -----------------------------------------------------------------------------
-prepare_store() { # store -> writes the Store: section of conf.yml to stdout
+prepare_store() { # store [tag] -> writes the Store: section of conf.yml to stdout
+  local TAG="${2:-$TAG}"
   case "$1" in
     mysql)
       sed -e "s/CREATE DATABASE IF NOT EXISTS dtm\$/CREATE DATABASE IF NOT EXISTS $TAG/" -e "s/\bdtm\./$TAG./g" \
@@ -112,7 +127,8 @@ prepare_store() { # store -> writes the Store: section of conf.yml to stdout
   esac
 }
 
-drop_store() {
+drop_store() { # store [tag]
+  local TAG="${2:-$TAG}"
   case "$1" in
     mysql) mysql -h "$MYSQL_HOST" -P "$MYSQL_PORT" -u root -e "DROP DATABASE IF EXISTS $TAG" ;;
     postgres) psql -q -h "$PG_HOST" -p "$PG_PORT" -U postgres -d "$PG_DB" -c "DROP SCHEMA IF EXISTS $TAG CASCADE" >/dev/null ;;
@@ -149,6 +165,30 @@ case ",$STORES," in
     echo "dtm-compare: Redis holds $REDIS_KEYS_BEFORE keys before the run" ;;
 esac
 
+# Starts dtm (dtm-async: UpdateBranchSync 0, dtm-sync: 1) on a prepared store under `tag`; sets
+# DTM_PID and DTM_HTTP_PORT.
+start_dtm() { # system store tag
+  local system="$1" store="$2" tag="$3" conf grpc_port jsonrpc_port
+  conf="$WORK/conf-$system-$store.yml"
+  DTM_HTTP_PORT="$(free_port)"; grpc_port="$(free_port)"; jsonrpc_port="$(free_port)"
+  {
+    prepare_store "$store" "$tag"
+    printf "LogLevel: 'warn'\nHttpPort: %s\nGrpcPort: %s\nJsonRpcPort: %s\n" "$DTM_HTTP_PORT" "$grpc_port" "$jsonrpc_port"
+    if [ "$system" = dtm-sync ]; then printf "UpdateBranchSync: 1\n"; fi
+  } >"$conf"
+  LOG_LEVEL=warn "$DTM_BIN" -c "$conf" >"$WORK/$system-$store.log" 2>&1 &
+  DTM_PID=$!
+  DTM_PIDS+=("$DTM_PID")
+}
+
+stop_dtm() { # system store pid: stops it and shows the first errors it logged
+  local system="$1" store="$2" pid="$3"
+  kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+  if grep -qiE '"level":"(error|fatal)"|panic' "$WORK/$system-$store.log"; then
+    echo "dtm-compare: dtm logged errors on $store (first lines):" >&2; grep -iE 'error|panic' "$WORK/$system-$store.log" | head -5 | cut -c1-300 >&2 || true
+  fi
+}
+
 # One run: dtm (async|sync) or dtx on a store entry; appends "system:entry:pass:file" to FILES.
 run_system() { # system entry pass
   local system="$1" entry="$2" pass="$3"
@@ -164,27 +204,38 @@ run_system() { # system entry pass
     FILES+=("$system:$entry:$pass:$f")
     return
   fi
-  local conf="$WORK/conf-$system-$entry.yml" http_port grpc_port jsonrpc_port
-  http_port="$(free_port)"; grpc_port="$(free_port)"; jsonrpc_port="$(free_port)"
-  {
-    prepare_store "$store"
-    printf "LogLevel: 'warn'\nHttpPort: %s\nGrpcPort: %s\nJsonRpcPort: %s\n" "$http_port" "$grpc_port" "$jsonrpc_port"
-    if [ "$system" = dtm-sync ]; then printf "UpdateBranchSync: 1\n"; fi
-  } >"$conf"
-  LOG_LEVEL=warn "$DTM_BIN" -c "$conf" >"$WORK/$system-$entry.log" 2>&1 &
-  DTM_PID=$!
-  echo "dtm-compare: $system pid $DTM_PID on :$http_port, store $entry, pass $pass" >&2
-  f="$(run_bench "$system-$entry-p$pass" --target "http://127.0.0.1:$http_port/api/dtmsvr" --target-pid "$DTM_PID" --target-name "$system" \
+  start_dtm "$system" "$store" "$TAG"
+  echo "dtm-compare: $system pid $DTM_PID on :$DTM_HTTP_PORT, store $entry, pass $pass" >&2
+  f="$(run_bench "$system-$entry-p$pass" --target "http://127.0.0.1:$DTM_HTTP_PORT/api/dtmsvr" --target-pid "$DTM_PID" --target-name "$system" \
         --store "$store" "${extra[@]}" --concurrency "$CONCURRENCY" --seconds "$SECONDS_PER_LEVEL" --start-warmup "$START_WARMUP" --warmup "$WARMUP")"
   FILES+=("$system:$entry:$pass:$f")
-  kill "$DTM_PID"; wait "$DTM_PID" 2>/dev/null || true; DTM_PID=""
-  if grep -qiE '"level":"(error|fatal)"|panic' "$WORK/$system-$entry.log"; then
-    echo "dtm-compare: dtm logged errors on $entry (first lines):" >&2; grep -iE 'error|panic' "$WORK/$system-$entry.log" | head -5 | cut -c1-300 >&2 || true
-  fi
+  stop_dtm "$system" "$store" "$DTM_PID"
   drop_store "$store"
 }
 
 IFS=, read -r -a STORE_LIST <<<"$STORES"
+if (( INTERLEAVE > 0 )); then
+  # Every system of a store at once, loaded in turn (bench/dtm-interleave.ts prints the tables).
+  for entry in "${STORE_LIST[@]}"; do
+    case "$entry" in mysql|postgres|redis) ;; redis-empty) echo "dtm-compare: --interleave skips redis-empty" >&2; continue ;; *) echo "dtm-compare: unknown store $entry" >&2; exit 2 ;; esac
+    targets=()
+    start_dtm dtm-async "$entry" "${TAG}_a"; async_pid="$DTM_PID"
+    targets+=(--target "dtm-async=http://127.0.0.1:$DTM_HTTP_PORT/api/dtmsvr@$async_pid")
+    # dtm's Redis store writes branch results at once whatever UpdateBranchSync says (trans_status.go).
+    sync_pid=""
+    if [ "$entry" != redis ]; then
+      start_dtm dtm-sync "$entry" "${TAG}_s"; sync_pid="$DTM_PID"
+      targets+=(--target "dtm-sync=http://127.0.0.1:$DTM_HTTP_PORT/api/dtmsvr@$sync_pid")
+    fi
+    echo "dtm-compare: [$entry] npx tsx bench/dtm-interleave.ts --store $entry ${targets[*]} ..." >&2
+    npx tsx bench/dtm-interleave.ts --store "$entry" --dtx dtx=defer --dtx dtx-sync=sync "${targets[@]}" --concurrency "$CONCURRENCY" \
+      --rounds "$INTERLEAVE" --slice "$SECONDS_PER_LEVEL" --slice-warmup 2 --start-warmup "$START_WARMUP" --level-warmup "$WARMUP" --out "$OUT"
+    stop_dtm dtm-async "$entry" "$async_pid"; drop_store "$entry" "${TAG}_a"
+    if [ -n "$sync_pid" ]; then stop_dtm dtm-sync "$entry" "$sync_pid"; drop_store "$entry" "${TAG}_s"; fi
+  done
+  echo "dtm-compare: load $LOAD_BEFORE -> $(cut -d' ' -f1-3 /proc/loadavg); Redis background saves and AOF rewrites during the run: $(( $(redis_background_writes) - REDIS_BG_BEFORE ))"
+  exit 0
+fi
 for entry in "${STORE_LIST[@]}"; do
   store="${entry%-empty}"
   case "$store" in mysql|postgres|redis) ;; *) echo "dtm-compare: unknown store $entry" >&2; exit 2 ;; esac

@@ -5,19 +5,18 @@
  * so a change in what the rest of the machine does hits both sides alike. Used by
  * bench/retention-bench.ts, where the machine is shared and whole runs minutes apart disagree.
  */
-import { spawn } from "node:child_process";
-import type { ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { Pool, request } from "undici";
+import { request } from "undici";
 import { openBenchStore } from "./bench-store.ts";
 import type { BenchStore } from "./bench-store.ts";
+import { readCpuTimes } from "./proc-stats.ts";
 import { seedPostgres, seedSqlite } from "./seed-finished.ts";
-import { forEachLine, freePort, sleep } from "./util.ts";
+import { load, start, startParticipant, stop, waitFor200 } from "./slices.ts";
+import type { Proc } from "./slices.ts";
+import { freePort } from "./util.ts";
 
-const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const HOUR = 3600 * 1000;
 
 export interface InterleavedOptions {
@@ -48,52 +47,10 @@ export interface InterleavedResult {
   retentionDeleted: number;
 }
 
-interface Proc {
-  child: ChildProcess;
-  exited: Promise<void>;
-}
-
-function start(name: string, args: string[], env: NodeJS.ProcessEnv): Proc {
-  const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env, stdio: ["pipe", "pipe", "pipe"] });
-  child.stdin?.on("error", () => {});
-  child.stderr?.on("data", (d: Buffer) => process.stderr.write(`[${name}] ${d.toString().slice(0, 500)}`));
-  return { child, exited: new Promise((resolve) => child.once("exit", () => resolve())) };
-}
-
-async function stop(p: Proc): Promise<void> {
-  if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill("SIGTERM");
-  const timer = setTimeout(() => p.child.kill("SIGKILL"), 10_000);
-  await p.exited;
-  clearTimeout(timer);
-}
-
-async function waitForPing(origin: string): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    try {
-      const res = await request(`${origin}/api/ping`, { headersTimeout: 1000, bodyTimeout: 1000 });
-      await res.body.dump();
-      if (res.statusCode === 200) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`${origin} did not answer /api/ping within 60 s`);
-    await sleep(200);
-  }
-}
-
-const CLK_TCK = 100;
-
 /** utime + stime of a process, in ms (0 if it is gone). */
 function cpuMs(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
-  } catch {
-    return 0;
-  }
+  const t = pid === undefined ? undefined : readCpuTimes(pid);
+  return t ? (t.user + t.system) * 1000 : 0;
 }
 
 async function startCoordinator(name: string, store: BenchStore, dbPath: string, extraEnv: Record<string, string> = {}): Promise<{ proc: Proc; origin: string }> {
@@ -106,7 +63,7 @@ async function startCoordinator(name: string, store: BenchStore, dbPath: string,
   delete env["DTX_CONFIG"];
   const proc = start(name, ["--import", "tsx", "server/src/main.ts"], env);
   const origin = `http://127.0.0.1:${httpPort}`;
-  await waitForPing(origin);
+  await waitFor200(`${origin}/api/ping`);
   return { proc, origin };
 }
 
@@ -115,35 +72,6 @@ async function removedByRetention(origin: string): Promise<number> {
   const text = await res.body.text();
   const line = text.split("\n").find((l) => l.startsWith('dtx_retention_removed_total{kind="trans"}'));
   return Number(line?.split(" ")[1] ?? 0);
-}
-
-/** Closed-loop saga load on `origin` for `seconds`; sagas completed and errors. */
-async function load(origin: string, participant: string, c: number, seconds: number, tag: string): Promise<{ done: number; errors: number }> {
-  const steps = JSON.stringify([
-    { action: `${participant}/TransOut`, compensate: `${participant}/TransOutRevert` },
-    { action: `${participant}/TransIn`, compensate: `${participant}/TransInRevert` },
-  ]);
-  const pool = new Pool(origin, { connections: c, pipelining: 1, keepAliveTimeout: 60_000 });
-  const end = Date.now() + seconds * 1000;
-  let done = 0;
-  let errors = 0;
-  const worker = async (w: number): Promise<void> => {
-    for (let n = 0; Date.now() < end; n++) {
-      const body = `{"gid":"${tag}-w${w}-${n}","trans_type":"saga","steps":${steps},"payloads":["{}","{}"],"wait_result":true}`;
-      try {
-        const res = await pool.request({ path: "/api/dtmsvr/submit", method: "POST", headers: { "content-type": "application/json" }, body, headersTimeout: 30_000, bodyTimeout: 30_000 });
-        const text = await res.body.text();
-        if (Date.now() > end) break;
-        if (res.statusCode === 200 && text.includes("SUCCESS")) done++;
-        else errors++;
-      } catch {
-        errors++;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: c }, (_, w) => worker(w)));
-  await pool.close();
-  return { done, errors };
 }
 
 export async function runInterleaved(o: InterleavedOptions): Promise<InterleavedResult> {
@@ -166,22 +94,16 @@ export async function runInterleaved(o: InterleavedOptions): Promise<Interleaved
     else await seedPostgres(seeded.env["DTX_STORE_URL"] ?? "", seeded.env["DTX_STORE_SCHEMA"] ?? "public", spec);
     const seedSeconds = (Date.now() - t0) / 1000;
 
-    const participant = start("participant", ["--import", "tsx", "bench/noop-participant.ts", "0"], { ...process.env });
-    procs.push(participant);
-    const port = await new Promise<number>((resolve, reject) => {
-      forEachLine(participant.child.stdout, (line) => {
-        if (line.includes("participant listening")) resolve((JSON.parse(line) as { port: number }).port);
-      });
-      void participant.exited.then(() => reject(new Error("the participant exited at start")));
-    });
-    const busi = `http://127.0.0.1:${port}/api/busi`;
+    const participant = await startParticipant();
+    procs.push(participant.proc);
+    const busi = participant.busi;
     const a = await startCoordinator("empty", empty, emptyPath);
     procs.push(a.proc);
     const b = await startCoordinator("seeded", seeded, seededPath, o.expired ? { DTX_RETENTION_INTERVAL: "1" } : {});
     procs.push(b.proc);
 
-    await load(a.origin, busi, o.concurrency, o.warmupSeconds, `warm-e-${runId}`);
-    await load(b.origin, busi, o.concurrency, o.warmupSeconds, `warm-s-${runId}`);
+    await load(`${a.origin}/api/dtmsvr`, busi, o.concurrency, o.warmupSeconds, `warm-e-${runId}`);
+    await load(`${b.origin}/api/dtmsvr`, busi, o.concurrency, o.warmupSeconds, `warm-s-${runId}`);
     const result: InterleavedResult = {
       empty: [], seeded: [], errors: { empty: 0, seeded: 0 }, seedSeconds, retentionDeleted: 0,
       cpuMsPerSaga: { empty: 0, seeded: 0 },
@@ -193,7 +115,7 @@ export async function runInterleaved(o: InterleavedOptions): Promise<Interleaved
       const order: ["empty" | "seeded", string][] = i % 2 === 0 ? [["empty", a.origin], ["seeded", b.origin]] : [["seeded", b.origin], ["empty", a.origin]];
       for (const [side, origin] of order) {
         const c0 = cpuMs(pids[side]);
-        const r = await load(origin, busi, o.concurrency, o.sliceSeconds, `${side}-${runId}-${i}`);
+        const r = await load(`${origin}/api/dtmsvr`, busi, o.concurrency, o.sliceSeconds, `${side}-${runId}-${i}`);
         cpu[side].coordinator += cpuMs(pids[side]) - c0;
         cpu[side].sagas += r.done;
         result[side].push(r.done / o.sliceSeconds);
