@@ -18,8 +18,11 @@
  * `--start-warmup` before the first level), then `--rounds` rounds; a round gives each system one
  * slice (`--slice-warmup` s unmeasured, then `--slice` s measured), in the order of the list in
  * even rounds and reversed in odd ones. A slice records sagas/s, p50, and the system's CPU ms per
- * saga (its process tree: a dtx primary and its workers). The ratio of two systems is taken per
- * round (their slices are seconds apart); the table shows the median over rounds and the range.
+ * saga (its process tree: a dtx primary and its workers). Each system keeps one pool of C
+ * connections from its level warm-up to its last slice at that level, as one client would (with
+ * new connections per slice, node:cluster would hand a C = 1 slice to a worker the warm-up never
+ * loaded). The ratio of two systems is taken per round (their slices are seconds apart); the
+ * table shows the median over rounds and the range.
  * Writes bench/results/dtm-interleave-<store>-<stamp>.json.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -29,7 +32,8 @@ import { buildServer } from "./lib/build-server.ts";
 import { openBenchStore } from "./lib/bench-store.ts";
 import type { BenchStore } from "./lib/bench-store.ts";
 import { processTree, readMachineCpu, readTreeCpuTimes } from "./lib/proc-stats.ts";
-import { load, REPO_ROOT, start, startParticipant, stop, waitFor200 } from "./lib/slices.ts";
+import type { Pool } from "undici";
+import { load, loadPool, REPO_ROOT, start, startParticipant, stop, waitFor200 } from "./lib/slices.ts";
 import type { Proc } from "./lib/slices.ts";
 import { freePort } from "./lib/util.ts";
 
@@ -142,12 +146,12 @@ async function startDtx(name: string, defer: boolean, store: BenchStore, entry: 
 }
 
 /** One measured slice of `system` at concurrency c. */
-async function measureSlice(system: System, busi: string, c: number, o: Options, tag: string, round: number): Promise<Slice> {
-  if (o.sliceWarmupSeconds > 0) await load(system.api, busi, c, o.sliceWarmupSeconds, `${tag}-w`);
+async function measureSlice(system: System, pool: Pool, busi: string, c: number, o: Options, tag: string, round: number): Promise<Slice> {
+  if (o.sliceWarmupSeconds > 0) await load(system.api, busi, c, o.sliceWarmupSeconds, `${tag}-w`, pool);
   const pids = processTree(system.pid);
   const cpu0 = readTreeCpuTimes(pids);
   const machine0 = readMachineCpu();
-  const r = await load(system.api, busi, c, o.sliceSeconds, tag);
+  const r = await load(system.api, busi, c, o.sliceSeconds, tag, pool);
   const cpu1 = readTreeCpuTimes(pids);
   const machine1 = readMachineCpu();
   const cpuSeconds = cpu0 && cpu1 ? cpu1.user + cpu1.system - cpu0.user - cpu0.system : undefined;
@@ -212,17 +216,21 @@ async function main(): Promise<void> {
 
     const levels: { concurrency: number; slices: Record<string, Slice[]> }[] = [];
     for (const [li, c] of o.concurrency.entries()) {
+      // One pool per system and level, kept from the warm-up to the last slice (see loadPool).
+      const pools = new Map(systems.map((s) => [s.name, loadPool(s.api, c)]));
+      const poolOf = (s: System): Pool => pools.get(s.name) ?? fail(`no pool for ${s.name}`);
       const warm = o.levelWarmupSeconds + (li === 0 ? o.startWarmupSeconds : 0);
-      for (const s of systems) if (warm > 0) await load(s.api, participant.busi, c, warm, `warm-${runId}-${s.name}-c${c}`);
+      for (const s of systems) if (warm > 0) await load(s.api, participant.busi, c, warm, `warm-${runId}-${s.name}-c${c}`, poolOf(s));
       const slices: Record<string, Slice[]> = Object.fromEntries(systems.map((s) => [s.name, []]));
       for (let r = 0; r < o.rounds; r++) {
         const order = r % 2 === 0 ? systems : [...systems].reverse();
         for (const s of order) {
-          const slice = await measureSlice(s, participant.busi, c, o, `il-${runId}-${s.name}-c${c}-r${r}`, r);
+          const slice = await measureSlice(s, poolOf(s), participant.busi, c, o, `il-${runId}-${s.name}-c${c}-r${r}`, r);
           slices[s.name]?.push(slice);
           console.log(`  C=${c} round ${r + 1} ${s.name}: ${slice.sagasPerSec} sagas/s, p50 ${slice.p50Ms} ms, ${slice.cpuMsPerSaga ?? "n/a"} CPU ms/saga, steal ${slice.stealPct ?? "n/a"} %`);
         }
       }
+      await Promise.all([...pools.values()].map((p) => p.close()));
       levels.push({ concurrency: c, slices });
     }
 

@@ -33,6 +33,8 @@ import { openBenchStore } from "./lib/bench-store.ts";
 import { seedPostgres, seedSqlite } from "./lib/seed-finished.ts";
 import { forEachLine, freePort, percentile, sleep } from "./lib/util.ts";
 import { processTree, readCpuSeconds, readMachineCpu, readRssMB, readTreeCpuTimes, readTreeStatusMB } from "./lib/proc-stats.ts";
+import { criticalPath, formatCriticalPath, readCriticalPathEvents } from "./lib/critical-path.ts";
+import type { CriticalPath } from "./lib/critical-path.ts";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const SUBMIT_PATH = "/api/dtmsvr/submit";
@@ -74,6 +76,8 @@ interface Options {
   nodeFlags: string[];
   profile: boolean;
   profileDir: string;
+  /** Stamp the coordinator's socket reads and writes and report where C = 1 latency goes. */
+  criticalPath: boolean;
   outDir: string;
   /** Base URL of an external coordinator's API (…/api/dtmsvr); undefined = spawn dtx. */
   target: string | undefined;
@@ -103,6 +107,9 @@ const USAGE = `usage: npx tsx bench/saga-bench.ts [options]
   --node-flags "FLAGS"  extra node flags for the coordinator, e.g. "--max-semi-space-size=4"
   --profile             run the coordinator with --cpu-prof and print its top functions
   --profile-dir DIR     where --profile writes .cpuprofile files (default /tmp/dtx-profiles)
+  --critical-path       stamp the coordinator's socket reads and writes and print, for each
+                        C = 1 level, where one saga's latency goes (its own work, store and
+                        participant round trips; bench/lib/critical-path.ts)
   --out DIR             where results are written (default bench/results)
   --target URL          drive an already-running coordinator at URL (its API base, e.g.
                         http://127.0.0.1:36789/api/dtmsvr) instead of spawning dtx; --store then
@@ -130,6 +137,7 @@ function parseArgs(argv: string[]): Options {
     nodeFlags: [],
     profile: false,
     profileDir: "/tmp/dtx-profiles",
+    criticalPath: false,
     outDir: path.join(REPO_ROOT, "bench", "results"),
     target: undefined,
     targetPid: undefined,
@@ -197,6 +205,7 @@ function parseArgs(argv: string[]): Options {
       case "--node-flags": opts.nodeFlags = next().split(/\s+/).filter(Boolean); break;
       case "--profile": opts.profile = true; break;
       case "--profile-dir": opts.profileDir = path.resolve(next()); break;
+      case "--critical-path": opts.criticalPath = true; break;
       case "--out": opts.outDir = path.resolve(next()); break;
       case "--target": opts.target = next().replace(/\/+$/, ""); break;
       case "--target-pid": {
@@ -238,6 +247,7 @@ function parseArgs(argv: string[]): Options {
   if (opts.target !== undefined) {
     if (!/^https?:\/\/[^/]+\/./.test(opts.target)) fail("--target must be a URL with the API path, e.g. http://127.0.0.1:36789/api/dtmsvr");
     if (opts.profile) fail("--profile profiles the spawned dtx; it cannot be used with --target");
+    if (opts.criticalPath) fail("--critical-path stamps the spawned dtx; it cannot be used with --target");
     if (opts.workers !== undefined) fail("--workers applies to the spawned dtx; not with --target");
     if (opts.build || opts.nodeFlags.length > 0) fail("--build and --node-flags apply to the spawned dtx; not with --target");
   }
@@ -429,6 +439,8 @@ interface LevelResult {
   stealCpuPct: number | null;
   /** The measured phase on CLOCK_MONOTONIC in µs (the clock of .cpuprofile timestamps). */
   monotonicWindowUs: TimeWindow;
+  /** With --critical-path, at C = 1: where one saga's latency went. */
+  criticalPath?: CriticalPath | null;
 }
 
 interface Procs {
@@ -641,6 +653,19 @@ function newestProfile(dir: string): string | undefined {
 // Main
 
 /** Starts dtx (the coordinator under test when there is no --target) and waits until it answers. */
+/** Where --critical-path's hook writes each coordinator process's stamps. */
+function criticalPathDir(tmp: string): string {
+  return path.join(tmp, "critical-path");
+}
+
+/** The --critical-path hook's environment: where to write, and which ports are the store's. */
+function criticalPathEnv(tmp: string, storeEnv: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const url = storeEnv["DTX_STORE_URL"];
+  const defaults: Record<string, string> = { "postgres:": "5432", "postgresql:": "5432", "mysql:": "3306", "redis:": "6379", "rediss:": "6379" };
+  const port = url ? (new URL(url).port || defaults[new URL(url).protocol] || "") : "";
+  return { DTX_BENCH_CRITICAL_PATH: criticalPathDir(tmp), DTX_BENCH_STORE_PORTS: port };
+}
+
 async function startDtx(opts: Options, tmp: string, dbPath: string, storeEnv: NodeJS.ProcessEnv, canPin: boolean, profileDir: string): Promise<{ child: Child; origin: string; command: string }> {
   const httpPort = await freePort();
   const grpcPort = await freePort();
@@ -648,6 +673,7 @@ async function startDtx(opts: Options, tmp: string, dbPath: string, storeEnv: No
   const nodeArgs = [
     ...opts.nodeFlags,
     ...(opts.profile ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []),
+    ...(opts.criticalPath ? ["--import", path.join(REPO_ROOT, "bench", "lib", "critical-path-hook.mjs")] : []),
     "--import", ORPHAN_GUARD,
     ...entry,
   ];
@@ -661,6 +687,7 @@ async function startDtx(opts: Options, tmp: string, dbPath: string, storeEnv: No
     DTX_LOG_LEVEL: "warn",
     DTX_STORE_SYNCHRONOUS: opts.synchronous,
     ...(opts.workers !== undefined ? { DTX_WORKERS: String(opts.workers) } : {}),
+    ...(opts.criticalPath ? criticalPathEnv(tmp, storeEnv) : {}),
     ...storeEnv,
   };
   delete coordinatorEnv["DTX_CONFIG"];
@@ -772,6 +799,12 @@ async function main(): Promise<void> {
     // Stop the coordinator gracefully (this is when --cpu-prof writes its profile).
     const exit = coordinator ? await stopChild(coordinator, opts.profile ? "SIGINT" : "SIGTERM", 20_000) : null;
     await stopChild(participant, "SIGTERM", 5000);
+    if (opts.criticalPath) {
+      // The hook writes its stamps when each coordinator process exits.
+      const events = readCriticalPathEvents(criticalPathDir(tmp));
+      if (events.length === 0) console.error("saga-bench: --critical-path: the coordinator wrote no stamps (did it exit cleanly?)");
+      for (const r of results) if (r.concurrency === 1) r.criticalPath = criticalPath(events, r.monotonicWindowUs);
+    }
 
     const cpus = os.cpus();
     /** Results file stem: saga-<store>, or saga-<target-name>-<store> with --target; -empty for --empty-urls. */
@@ -802,6 +835,7 @@ async function main(): Promise<void> {
         measureSeconds: opts.seconds,
         concurrency: opts.concurrency,
         profile: opts.profile,
+        criticalPath: opts.criticalPath,
         workload: `saga with 2 branches (action+compensate each), payloads {} , wait_result: true; ${opts.emptyUrls ? "empty branch URLs (no branch calls, as dtm's benchEmptyUrl)" : "no-op node:http participant"}; closed loop, one undici Pool with connections = C`,
         coordinatorCommand,
         sameCoordinatorForAllLevels: true,
@@ -815,11 +849,12 @@ async function main(): Promise<void> {
     };
 
     mkdirSync(opts.outDir, { recursive: true });
-    const base = opts.profile ? `${name}-profile-${stamp}.json` : `${name}-${stamp}.json`;
+    // A profiled or stamped run is slowed down by its instruments, so it does not replace "latest".
+    const instrumented = opts.profile || opts.criticalPath;
+    const base = `${name}${opts.profile ? "-profile" : ""}${opts.criticalPath ? "-critical-path" : ""}-${stamp}.json`;
     const outFile = path.join(opts.outDir, base);
     writeFileSync(outFile, `${JSON.stringify(report, null, 2)}\n`);
-    // A profiled run is slowed down by the profiler, so it does not replace "latest".
-    if (!opts.profile) writeFileSync(path.join(opts.outDir, `${name}-latest.json`), `${JSON.stringify(report, null, 2)}\n`);
+    if (!instrumented) writeFileSync(path.join(opts.outDir, `${name}-latest.json`), `${JSON.stringify(report, null, 2)}\n`);
 
     console.log("");
     console.log(`${report.machine.cpus} x ${report.machine.model}, node ${report.machine.node}, ${opts.store === "sqlite" ? `sqlite synchronous=${opts.synchronous}` : `store ${opts.store}`}, pinning ${canPin ? "on" : "off"}, coordinator ${external ? `external ${opts.targetName}` : opts.build ? "compiled" : "via tsx"}${opts.profile ? ", PROFILING (numbers are slowed by the profiler)" : ""}`);
@@ -838,7 +873,8 @@ async function main(): Promise<void> {
     if (busiest > 25) {
       console.log(`WARNING: other processes used up to ${busiest.toFixed(0)}% of a core during the measured phases (column "other CPU %"); the figures understate what the coordinator can do on an idle machine.`);
     }
-    console.log(`results: ${path.relative(process.cwd(), outFile)}${opts.profile ? "" : ` (and ${name}-latest.json)`}`);
+    for (const r of results) if (r.criticalPath) console.log(`\n${formatCriticalPath(r.concurrency, r.criticalPath)}`);
+    console.log(`results: ${path.relative(process.cwd(), outFile)}${instrumented ? "" : ` (and ${name}-latest.json)`}`);
 
     if (opts.profile) {
       if (exit && exit.code !== 0) console.error(`saga-bench: coordinator exited with code ${exit.code}, signal ${exit.signal}; the profile may be missing`);

@@ -72,19 +72,26 @@ export interface SliceLoad {
   p50Ms: number;
 }
 
+/** The connections a load keeps: one undici Pool of `c` to the coordinator's origin. */
+export function loadPool(api: string, c: number): Pool {
+  return new Pool(new URL(api).origin, { connections: c, pipelining: 1, keepAliveTimeout: 60_000 });
+}
+
 /**
  * Closed-loop saga load on the coordinator at `api` (its dtm API base, e.g.
  * `http://127.0.0.1:36789/api/dtmsvr`) for `seconds`: `c` workers over one undici Pool, each
- * submitting the next saga when the last one answered. Gids start with `tag`.
+ * submitting the next saga when the last one answered. Gids start with `tag`. With `pool`
+ * ({@link loadPool}) the load reuses its connections and leaves it open: a coordinator with
+ * workers then serves every slice with the processes the warm-up warmed (node:cluster hands each
+ * new connection to the next worker).
  */
-export async function load(api: string, participant: string, c: number, seconds: number, tag: string): Promise<SliceLoad> {
-  const url = new URL(api);
-  const submitPath = `${url.pathname.replace(/\/$/, "")}/submit`;
+export async function load(api: string, participant: string, c: number, seconds: number, tag: string, pool?: Pool): Promise<SliceLoad> {
+  const submitPath = `${new URL(api).pathname.replace(/\/$/, "")}/submit`;
   const steps = JSON.stringify([
     { action: `${participant}/TransOut`, compensate: `${participant}/TransOutRevert` },
     { action: `${participant}/TransIn`, compensate: `${participant}/TransInRevert` },
   ]);
-  const pool = new Pool(url.origin, { connections: c, pipelining: 1, keepAliveTimeout: 60_000 });
+  const connections = pool ?? loadPool(api, c);
   const end = Date.now() + seconds * 1000;
   const latencies: number[] = [];
   let errors = 0;
@@ -93,7 +100,7 @@ export async function load(api: string, participant: string, c: number, seconds:
       const body = `{"gid":"${tag}-w${w}-${n}","trans_type":"saga","steps":${steps},"payloads":["{}","{}"],"wait_result":true}`;
       const t0 = performance.now();
       try {
-        const res = await pool.request({ path: submitPath, method: "POST", headers: { "content-type": "application/json" }, body, headersTimeout: 30_000, bodyTimeout: 30_000 });
+        const res = await connections.request({ path: submitPath, method: "POST", headers: { "content-type": "application/json" }, body, headersTimeout: 30_000, bodyTimeout: 30_000 });
         const text = await res.body.text();
         if (Date.now() > end) break;
         if (res.statusCode === 200 && text.includes("SUCCESS")) latencies.push(performance.now() - t0);
@@ -104,7 +111,7 @@ export async function load(api: string, participant: string, c: number, seconds:
     }
   };
   await Promise.all(Array.from({ length: c }, (_, w) => worker(w)));
-  await pool.close();
+  if (!pool) await connections.close();
   const sorted = Float64Array.from(latencies).sort();
   return { done: latencies.length, errors, p50Ms: percentile(sorted, 0.5) };
 }
