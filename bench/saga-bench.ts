@@ -34,6 +34,7 @@ import { seedPostgres, seedSqlite } from "./lib/seed-finished.ts";
 import { forEachLine, freePort, percentile, sleep } from "./lib/util.ts";
 import { processTree, readCpuSeconds, readMachineCpu, readRssMB, readTreeCpuTimes, readTreeStatusMB } from "./lib/proc-stats.ts";
 import { criticalPath, formatCriticalPath, readCriticalPathEvents } from "./lib/critical-path.ts";
+import { waitFor200 } from "./lib/slices.ts";
 import type { CriticalPath } from "./lib/critical-path.ts";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -719,22 +720,6 @@ async function seedStore(opts: Options, dbPath: string, storeEnv: Record<string,
   return round(seconds, 1);
 }
 
-/** Waits until an external coordinator answers GET url (dtm and dtx both serve …/newGid). */
-async function waitForTarget(url: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const res = await request(url, { headersTimeout: 1000, bodyTimeout: 1000 });
-      await res.body.dump();
-      if (res.statusCode === 200) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`--target did not answer GET ${url} with 200 within ${timeoutMs} ms`);
-    await sleep(200);
-  }
-}
-
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   const started = new Date();
@@ -773,7 +758,8 @@ async function main(): Promise<void> {
     const coordinator = dtx?.child;
     const origin = external ? external.origin : (dtx?.origin ?? "");
     const submitPath = external ? `${external.pathname}/submit` : SUBMIT_PATH;
-    if (external) await waitForTarget(`${opts.target}/newGid`, 10_000);
+    // dtm and dtx both serve …/newGid.
+    if (external) await waitFor200(`${opts.target}/newGid`, 10_000);
 
     const commandLine = `npx tsx bench/saga-bench.ts ${process.argv.slice(2).join(" ")}`.trim();
     const coordinatorPid = coordinator?.pid ?? opts.targetPid;
