@@ -49,6 +49,7 @@ INTERLEAVE=0
 # shellcheck source=lib/flags.sh
 source "$REPO/bench/lib/flags.sh"
 bench_flags dtm-compare 2,35p "--seconds=SECONDS_PER_LEVEL --concurrency=CONCURRENCY --stores=STORES --passes=PASSES --start-warmup=START_WARMUP --warmup=WARMUP --interleave=INTERLEAVE" "$@"
+[[ "$INTERLEAVE" =~ ^[0-9]+$ ]] || { echo "dtm-compare: --interleave needs a number of rounds, got $INTERLEAVE" >&2; exit 2; }
 
 DTM_VERSION="${DTM_VERSION:-v1.19.0}"
 MYSQL_HOST="${MYSQL_HOST:-127.0.0.1}"; MYSQL_PORT="${MYSQL_PORT:-3306}"
