@@ -5,7 +5,7 @@
  *   npx tsx bench/saga-bench.ts [--seconds 8] [--warmup 2] [--concurrency 1,20,64]
  *                               [--store sqlite|postgres|mysql|redis] [--store-url URL]
  *                               [--synchronous full|normal] [--pin] [--build] [--profile]
- *                               [--profile-dir DIR] [--out DIR]
+ *                               [--profile-dir DIR] [--critical-path] [--out DIR]
  *                               [--target URL [--target-pid PID] [--target-name NAME]]
  *                               [--seed-finished N]
  *
