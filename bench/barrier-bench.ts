@@ -55,7 +55,7 @@ import { testServiceUrls } from "../test/helpers/services.ts";
 import { unlinkMatching } from "../test/helpers/store-areas.ts";
 import { findPgbench, runPgbench } from "./lib/pgbench.ts";
 import type { PgbenchRun } from "./lib/pgbench.ts";
-import { percentile } from "./lib/util.ts";
+import { median, percentile } from "./lib/util.ts";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -259,11 +259,6 @@ function summarise(name: string, runs: Run[], cores: number): PhaseResult {
   };
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] ?? NaN) : ((s[m - 1] ?? NaN) + (s[m] ?? NaN)) / 2;
-};
 const pct = (b: number, a: number): number => Number((((b - a) / a) * 100).toFixed(1));
 
 async function main(): Promise<void> {

@@ -33,9 +33,9 @@ import { openBenchStore } from "./lib/bench-store.ts";
 import type { BenchStore } from "./lib/bench-store.ts";
 import { processTree, readMachineCpu, readTreeCpuTimes } from "./lib/proc-stats.ts";
 import type { Pool } from "undici";
-import { load, loadPool, REPO_ROOT, start, startParticipant, stop, waitFor200 } from "./lib/slices.ts";
+import { load, loadPool, REPO_ROOT, startCoordinator, startParticipant, stop, waitFor200 } from "./lib/slices.ts";
 import type { Proc } from "./lib/slices.ts";
-import { freePort } from "./lib/util.ts";
+import { median } from "./lib/util.ts";
 
 /** npm start's heap flags: dtx is measured as it ships. */
 const DTX_NODE_FLAGS = ["--max-semi-space-size=8", "--max-old-space-size=160"];
@@ -65,6 +65,9 @@ interface System {
 
 interface Slice {
   round: number;
+  /** Sagas completed in the measured part, and the system's CPU ms meanwhile (null: not readable). */
+  sagas: number;
+  cpuMs: number | null;
   sagasPerSec: number;
   p50Ms: number;
   errors: number;
@@ -129,22 +132,6 @@ function parseArgs(argv: string[]): Options {
   return o;
 }
 
-/** Starts one dtx on its own fresh store; `entry` is the compiled server's node arguments. */
-async function startDtx(name: string, defer: boolean, store: BenchStore, entry: string[]): Promise<{ proc: Proc; api: string }> {
-  const httpPort = await freePort();
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    DTX_HTTP_PORT: String(httpPort), DTX_GRPC_PORT: String(await freePort()), DTX_HOST: "127.0.0.1", DTX_LOG_LEVEL: "warn",
-    DTX_DEFER_BRANCH_RESULTS: defer ? "1" : "0", ...store.env,
-  };
-  delete env["DTX_CONFIG"];
-  delete env["DTX_WORKERS"];
-  const proc = start(name, [...DTX_NODE_FLAGS, ...entry], env);
-  const origin = `http://127.0.0.1:${httpPort}`;
-  await waitFor200(`${origin}/api/ping`);
-  return { proc, api: `${origin}/api/dtmsvr` };
-}
-
 /** One measured slice of `system` at concurrency c. */
 async function measureSlice(system: System, pool: Pool, busi: string, c: number, o: Options, tag: string, round: number): Promise<Slice> {
   if (o.sliceWarmupSeconds > 0) await load(system.api, busi, c, o.sliceWarmupSeconds, `${tag}-w`, pool);
@@ -162,6 +149,8 @@ async function measureSlice(system: System, pool: Pool, busi: string, c: number,
   };
   return {
     round,
+    sagas: r.done,
+    cpuMs: cpuSeconds === undefined ? null : Math.round(cpuSeconds * 1000),
     sagasPerSec: round1(r.done / o.sliceSeconds),
     p50Ms: Number(r.p50Ms.toFixed(2)),
     errors: r.errors,
@@ -173,21 +162,11 @@ async function measureSlice(system: System, pool: Pool, busi: string, c: number,
 
 const round1 = (n: number): number => Number(n.toFixed(1));
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-}
-
 /** The ratio of a's slice to b's slice in each round (a and b measured seconds apart). */
 function roundRatios(a: readonly Slice[], b: readonly Slice[]): number[] {
   return a.map((s, i) => s.sagasPerSec / Math.max(1e-9, b[i]?.sagasPerSec ?? NaN)).filter(Number.isFinite);
 }
 
-function sum(xs: readonly Slice[], pick: (s: Slice) => number | null): number | null {
-  const values = xs.map(pick);
-  return values.some((v) => v === null) ? null : values.reduce<number>((acc, v) => acc + (v ?? 0), 0);
-}
 
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
@@ -204,9 +183,9 @@ async function main(): Promise<void> {
     for (const d of o.dtx) {
       const store = await openBenchStore(o.store, undefined, `${runId}${systems.length}`);
       stores.push(store);
-      const dtx = await startDtx(d.name, d.defer, store, entry);
+      const dtx = await startCoordinator(d.name, [...DTX_NODE_FLAGS, ...entry], { DTX_DEFER_BRANCH_RESULTS: d.defer ? "1" : "0", ...store.env });
       procs.push(dtx.proc);
-      systems.push({ name: d.name, kind: "dtx", api: dtx.api, pid: dtx.proc.child.pid ?? 0 });
+      systems.push({ name: d.name, kind: "dtx", api: `${dtx.origin}/api/dtmsvr`, pid: dtx.proc.child.pid ?? 0 });
     }
     for (const t of o.targets) {
       await waitFor200(`${t.api}/newGid`);
@@ -246,8 +225,8 @@ async function main(): Promise<void> {
       })));
     const perSystem = levels.flatMap((l) => systems.map((s) => {
       const xs = l.slices[s.name] ?? [];
-      const sagas = sum(xs, (x) => x.sagasPerSec * o.sliceSeconds) ?? 0;
-      const cpu = sum(xs, (x) => (x.cpuMsPerSaga === null ? null : x.cpuMsPerSaga * x.sagasPerSec * o.sliceSeconds));
+      const sagas = xs.reduce((acc, x) => acc + x.sagas, 0);
+      const cpu = xs.some((x) => x.cpuMs === null) ? null : xs.reduce((acc, x) => acc + (x.cpuMs ?? 0), 0);
       return {
         concurrency: l.concurrency, system: s.name,
         sagasPerSecMedian: round1(median(xs.map((x) => x.sagasPerSec))),

@@ -32,7 +32,7 @@ import type { MethodDefinition } from "@grpc/proto-loader";
 import { Pool } from "undici";
 import { loadDtmProto } from "../server/src/api/grpc/proto.ts";
 import { buildServer } from "./lib/build-server.ts";
-import { forEachLine, freePort, percentile, sleep } from "./lib/util.ts";
+import { forEachLine, freePort, median, percentile, sleep } from "./lib/util.ts";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const METHODS = ["TransOut", "TransOutRevert", "TransIn", "TransInRevert"];
@@ -367,10 +367,9 @@ async function runPhase(mode: "grpc" | "http", round: number, submit: SubmitOnce
   };
 }
 
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return r2(s.length % 2 ? (s[mid] ?? NaN) : ((s[mid - 1] ?? NaN) + (s[mid] ?? NaN)) / 2);
+/** The median, to 2 digits. */
+function median2(values: number[]): number {
+  return r2(median(values));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -502,10 +501,10 @@ async function main(): Promise<void> {
     const rs = results.filter((r) => r.mode === mode);
     if (rs.length === 0) return null;
     return {
-      throughputMedian: median(rs.map((r) => r.throughput)),
-      p50Median: median(rs.map((r) => r.latencyMs.p50)),
-      p99Median: median(rs.map((r) => r.latencyMs.p99)),
-      coordinatorCpuUsPerSagaMedian: median(rs.flatMap((r) => (r.coordinatorCpuUsPerSaga === null ? [] : [r.coordinatorCpuUsPerSaga]))),
+      throughputMedian: median2(rs.map((r) => r.throughput)),
+      p50Median: median2(rs.map((r) => r.latencyMs.p50)),
+      p99Median: median2(rs.map((r) => r.latencyMs.p99)),
+      coordinatorCpuUsPerSagaMedian: median2(rs.flatMap((r) => (r.coordinatorCpuUsPerSaga === null ? [] : [r.coordinatorCpuUsPerSaga]))),
       errors: rs.reduce((a, r) => a + r.errors, 0),
     };
   };

@@ -10,6 +10,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { median } from "./util.ts";
 
 /** One coordinator process's stamps (kinds as the hook names them, CLOCK_MONOTONIC µs). */
 export interface ProcessEvents {
@@ -45,11 +46,6 @@ export interface CriticalPath {
 export function readCriticalPathEvents(dir: string): ProcessEvents[] {
   if (!existsSync(dir)) return [];
   return readdirSync(dir).filter((f) => f.endsWith(".json")).map((f) => JSON.parse(readFileSync(path.join(dir, f), "utf8")) as ProcessEvents);
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1] ?? NaN;
 }
 
 function waitingFor(from: string, to: string): "store" | "participant" | null {

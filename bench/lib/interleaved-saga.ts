@@ -13,11 +13,12 @@ import { openBenchStore } from "./bench-store.ts";
 import type { BenchStore } from "./bench-store.ts";
 import { readCpuTimes } from "./proc-stats.ts";
 import { seedPostgres, seedSqlite } from "./seed-finished.ts";
-import { load, start, startParticipant, stop, waitFor200 } from "./slices.ts";
+import { load, startCoordinator, startParticipant, stop } from "./slices.ts";
 import type { Proc } from "./slices.ts";
-import { freePort } from "./util.ts";
 
 const HOUR = 3600 * 1000;
+/** The coordinator from source, as the tests run it. */
+const TSX_MAIN = ["--import", "tsx", "server/src/main.ts"];
 
 export interface InterleavedOptions {
   store: "sqlite" | "postgres";
@@ -53,20 +54,6 @@ function cpuMs(pid: number | undefined): number {
   return t ? (t.user + t.system) * 1000 : 0;
 }
 
-async function startCoordinator(name: string, store: BenchStore, dbPath: string, extraEnv: Record<string, string> = {}): Promise<{ proc: Proc; origin: string }> {
-  const httpPort = await freePort();
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    DTX_HTTP_PORT: String(httpPort), DTX_GRPC_PORT: String(await freePort()), DTX_HOST: "127.0.0.1",
-    DTX_STORE_PATH: dbPath, DTX_LOG_LEVEL: "warn", ...store.env, ...extraEnv,
-  };
-  delete env["DTX_CONFIG"];
-  const proc = start(name, ["--import", "tsx", "server/src/main.ts"], env);
-  const origin = `http://127.0.0.1:${httpPort}`;
-  await waitFor200(`${origin}/api/ping`);
-  return { proc, origin };
-}
-
 async function removedByRetention(origin: string): Promise<number> {
   const res = await request(`${origin}/api/metrics`);
   const text = await res.body.text();
@@ -97,9 +84,9 @@ export async function runInterleaved(o: InterleavedOptions): Promise<Interleaved
     const participant = await startParticipant();
     procs.push(participant.proc);
     const busi = participant.busi;
-    const a = await startCoordinator("empty", empty, emptyPath);
+    const a = await startCoordinator("empty", TSX_MAIN, { DTX_STORE_PATH: emptyPath, ...empty.env });
     procs.push(a.proc);
-    const b = await startCoordinator("seeded", seeded, seededPath, o.expired ? { DTX_RETENTION_INTERVAL: "1" } : {});
+    const b = await startCoordinator("seeded", TSX_MAIN, { DTX_STORE_PATH: seededPath, ...seeded.env, ...(o.expired ? { DTX_RETENTION_INTERVAL: "1" } : {}) });
     procs.push(b.proc);
 
     await load(`${a.origin}/api/dtmsvr`, busi, o.concurrency, o.warmupSeconds, `warm-e-${runId}`);

@@ -10,7 +10,7 @@ import type { ChildProcess } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Pool, request } from "undici";
-import { forEachLine, percentile, sleep } from "./util.ts";
+import { forEachLine, freePort, percentile, sleep } from "./util.ts";
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -49,6 +49,26 @@ export async function waitFor200(url: string, timeoutMs = 60_000): Promise<void>
     if (Date.now() > deadline) throw new Error(`${url} did not answer 200 within ${timeoutMs} ms`);
     await sleep(200);
   }
+}
+
+/**
+ * Starts a dtx coordinator, `node <nodeArgs>` (e.g. `--import tsx server/src/main.ts`, or heap flags
+ * and a compiled main.js), on free ports of 127.0.0.1 with `env` on top of this process's
+ * environment; resolves once /api/ping answers. DTX_CONFIG and DTX_WORKERS from the shell are
+ * dropped: what the coordinator runs with is the benchmark's to say.
+ */
+export async function startCoordinator(name: string, nodeArgs: string[], env: Record<string, string>): Promise<{ proc: Proc; origin: string }> {
+  const httpPort = await freePort();
+  const full: NodeJS.ProcessEnv = {
+    ...process.env,
+    DTX_HTTP_PORT: String(httpPort), DTX_GRPC_PORT: String(await freePort()), DTX_HOST: "127.0.0.1", DTX_LOG_LEVEL: "warn", ...env,
+  };
+  delete full["DTX_CONFIG"];
+  if (env["DTX_WORKERS"] === undefined) delete full["DTX_WORKERS"];
+  const proc = start(name, nodeArgs, full);
+  const origin = `http://127.0.0.1:${httpPort}`;
+  await waitFor200(`${origin}/api/ping`);
+  return { proc, origin };
 }
 
 /** Starts bench/noop-participant.ts; resolves with it and its branch base URL (…/api/busi). */

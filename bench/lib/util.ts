@@ -17,6 +17,13 @@ export function freePort(): Promise<number> {
 /** Benchmarks pace their warm-up and measuring windows with real time. */
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The median of `xs` (the mean of the two middle values for an even count; NaN when empty). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? (s[m] ?? NaN) : ((s[m - 1] ?? NaN) + (s[m] ?? NaN)) / 2;
+}
+
 /** The nearest-rank percentile of an ascending array (NaN when empty). */
 export function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN;
