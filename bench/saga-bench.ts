@@ -118,7 +118,8 @@ const USAGE = `usage: npx tsx bench/saga-bench.ts [options]
   --target-pid PID      pid of the --target coordinator, for its CPU % and RSS (from /proc)
   --target-name NAME    name of the --target coordinator in the results file (default "dtm")
   --workers N           DTX_WORKERS for the spawned dtx (default: its own, one process per core on
-                        a network store, one on SQLite); CPU and RSS are summed over its processes
+                        a network store less one for a local store server, one on SQLite); CPU and
+                        RSS are summed over its processes
   --seed-finished N     fill the store with N finished sagas (2 branch rows each, updated 1 h to
                         6 days ago) before the coordinator starts (sqlite, postgres; see
                         bench/retention-bench.ts)`;

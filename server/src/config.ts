@@ -23,7 +23,8 @@ export const ConfigSchema = z
     grpcPort: port.default(36790),
     /**
      * Coordinator processes sharing the ports and the store (docs/operations.md#workers). Unset: one per
-     * core on a network store, one on SQLite or with the test-control API; see {@link workerCount}.
+     * core on a network store (less one for a store server on this machine), one on SQLite or with
+     * the test-control API; see cluster/worker-count.ts.
      */
     workers: z.number().int().min(1).max(64).optional(),
     store: z
@@ -440,19 +441,6 @@ function deepMerge(target: Record<string, unknown>, source: Record<string, unkno
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === "object" && !Array.isArray(v);
-}
-
-/**
- * How many coordinator processes to run: the `workers` setting, else one per core (`cores`, e.g.
- * `os.availableParallelism()`) on a network store. SQLite stays in one process: its group commit
- * and its single writer live in that process, and a second process would contend for the file
- * lock instead of sharing the batch (docs/operations.md#workers). The test-control API's clock
- * and crash points are one process's, so it also means one.
- */
-export function workerCount(config: Config, cores: number): number {
-  if (config.workers !== undefined) return config.workers;
-  if (config.store.driver === "sqlite" || config.testControl) return 1;
-  return Math.max(1, Math.min(64, Math.floor(cores)));
 }
 
 /** Redacts credentials in the config for logging (token digests included). */

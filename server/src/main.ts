@@ -7,8 +7,10 @@ import { parseCliArgs, USAGE } from "./cli/args.ts";
 import { branchUrlPolicyState, startWarnings } from "./cli/banner.ts";
 import { dtxVersion } from "./cli/version.ts";
 import { WorkerSupervisor } from "./cluster/supervisor.ts";
+import { workerCount } from "./cluster/worker-count.ts";
+import type { WorkerCountReason } from "./cluster/worker-count.ts";
 import type { Config } from "./config.ts";
-import { ConfigError, loadConfig, workerCount } from "./config.ts";
+import { ConfigError, loadConfig } from "./config.ts";
 import { createLogger } from "./logger.ts";
 
 /**
@@ -38,8 +40,8 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const workers = workerCount(config, availableParallelism());
-  if (cluster.isPrimary && workers > 1) return runPrimary(config, workers);
+  const { workers, reason } = workerCount(config, availableParallelism());
+  if (cluster.isPrimary && workers > 1) return runPrimary(config, workers, reason);
   const worker = cluster.worker;
   const logger = worker ? createLogger(config.logLevel).child({ worker: worker.id }) : createLogger(config.logLevel);
   if (!worker) warnIfHeapUncapped(logger);
@@ -49,7 +51,7 @@ async function main(): Promise<void> {
   const coordinator = await createCoordinator(config, logger, worker ? { clusterPrimary: { send: (message) => worker.send(message) } } : {});
   const { httpPort, grpcPort } = await coordinator.start();
   if (!worker) {
-    logger.info({ version: dtxVersion(), host: config.host, httpPort, grpcPort, store: config.store.driver, pid: process.pid, branchUrlPolicy: branchUrlPolicyState(config) }, "dtx started");
+    logger.info({ version: dtxVersion(), host: config.host, httpPort, grpcPort, store: config.store.driver, pid: process.pid, workers: 1, workersFrom: reason, branchUrlPolicy: branchUrlPolicyState(config) }, "dtx started");
     for (const warning of startWarnings(config)) logger[warning.level]({ code: warning.code }, warning.message);
   }
   let stopping = false;
@@ -74,7 +76,7 @@ async function main(): Promise<void> {
  * itself, forwards SIGTERM/SIGINT as a graceful stop, and exits non-zero when a worker cannot
  * start or workers keep crashing. The workers run main() again and take the other branch.
  */
-async function runPrimary(config: Config, workers: number): Promise<void> {
+async function runPrimary(config: Config, workers: number, reason: WorkerCountReason): Promise<void> {
   const logger = createLogger(config.logLevel).child({ role: "primary" });
   warnIfHeapUncapped(logger);
   const supervisor = new WorkerSupervisor({ workers, logger });
@@ -90,7 +92,7 @@ async function runPrimary(config: Config, workers: number): Promise<void> {
   void supervisor.stopped.then((code) => process.exit(code));
   try {
     const { httpPort, grpcPort } = await supervisor.start();
-    logger.info({ version: dtxVersion(), host: config.host, httpPort, grpcPort, store: config.store.driver, pid: process.pid, workers }, "dtx started");
+    logger.info({ version: dtxVersion(), host: config.host, httpPort, grpcPort, store: config.store.driver, pid: process.pid, workers, workersFrom: reason }, "dtx started");
     for (const warning of startWarnings(config)) logger.warn({ code: warning.code }, warning.message);
   } catch (error) {
     logger.error({ err: error }, "dtx failed to start");

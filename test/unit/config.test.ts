@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../../server/src/config.ts";
-import { CONFIG_ENV_VARS, ConfigError, loadConfig, parseConfig, redactConfig, workerCount } from "../../server/src/config.ts";
+import { CONFIG_ENV_VARS, ConfigError, loadConfig, parseConfig, redactConfig } from "../../server/src/config.ts";
 
 let dir: string;
 
@@ -212,21 +212,6 @@ describe("loadConfig: file and environment", () => {
     expect(config).toMatchObject({ retryInterval: 0.05, maxRetryInterval: 0.2, timeoutToFail: 0.5, requestTimeout: 0.025, cronInterval: 0.01 });
     const fromFile = loadConfig({}, ["-c", file("frac.yml", "retryInterval: 0.001\nmaxRetryInterval: 0.002\ntimeoutToFail: 0\n")]);
     expect(fromFile).toMatchObject({ retryInterval: 0.001, maxRetryInterval: 0.002, timeoutToFail: 0 });
-  });
-});
-
-describe("workerCount: coordinator processes", () => {
-  const pg = { DTX_STORE_DRIVER: "postgres", DTX_STORE_URL: "postgres://u@h/db" };
-  it("one per core on a network store unless set", () => {
-    expect(workerCount(loadConfig(pg, []), 2)).toBe(2);
-    expect(workerCount(loadConfig(pg, []), 8)).toBe(8);
-    expect(workerCount(loadConfig({ ...pg, DTX_WORKERS: "3" }, []), 8)).toBe(3);
-    expect(workerCount(loadConfig({ ...pg, DTX_WORKERS: "1" }, []), 8)).toBe(1);
-  });
-  it("one on the embedded SQLite store and with the test-control API", () => {
-    expect(workerCount(loadConfig({}, []), 8)).toBe(1);
-    expect(workerCount(loadConfig({ DTX_WORKERS: "1" }, []), 8)).toBe(1);
-    expect(workerCount(loadConfig({ ...pg, DTX_TEST_CONTROL: "1" }, []), 8)).toBe(1);
   });
 });
 
