@@ -13,12 +13,14 @@
 #
 #   bash bench/dtm-compare.sh [--seconds 8] [--concurrency 1,20,64] [--passes 2]
 #                             [--stores mysql,postgres,redis,redis-empty] [--start-warmup 10] [--warmup 5]
-#                             [--interleave ROUNDS]
+#                             [--interleave ROUNDS] [--dtx dtx=defer,dtx-sync=sync]
 #
 # --interleave ROUNDS: instead of passes of whole runs, start every system of a store at once and
 # load them in turn in short slices (bench/dtm-interleave.ts; ROUNDS slices each per C, --seconds
 # long after 2 s unmeasured), so the ratios compare coordinators seconds apart rather than a
 # machine whose speed wandered between runs minutes apart. redis-empty is not run in this mode.
+# --dtx (with --interleave): the dtx systems, NAME=defer|sync[/WORKERS] comma-separated, e.g.
+# dtx=defer,dtx-1w=defer/1 for dtx as shipped and with one worker process.
 #
 # --start-warmup: seconds of unmeasured load before the first level, --warmup before each, for
 # every system alike. dtx (V8) needs ~10 s of load after it starts before its hot paths are
@@ -46,9 +48,10 @@ WARMUP=5
 PASSES=2
 STORES=mysql,postgres,redis,redis-empty
 INTERLEAVE=0
+DTX_SYSTEMS=dtx=defer,dtx-sync=sync
 # shellcheck source=lib/flags.sh
 source "$REPO/bench/lib/flags.sh"
-bench_flags dtm-compare 2,35p "--seconds=SECONDS_PER_LEVEL --concurrency=CONCURRENCY --stores=STORES --passes=PASSES --start-warmup=START_WARMUP --warmup=WARMUP --interleave=INTERLEAVE" "$@"
+bench_flags dtm-compare 2,38p "--seconds=SECONDS_PER_LEVEL --concurrency=CONCURRENCY --stores=STORES --passes=PASSES --start-warmup=START_WARMUP --warmup=WARMUP --interleave=INTERLEAVE --dtx=DTX_SYSTEMS" "$@"
 [[ "$INTERLEAVE" =~ ^[0-9]+$ ]] || { echo "dtm-compare: --interleave needs a number of rounds, got $INTERLEAVE" >&2; exit 2; }
 
 DTM_VERSION="${DTM_VERSION:-v1.19.0}"
@@ -229,7 +232,10 @@ if (( INTERLEAVE > 0 )); then
       targets+=(--target "dtm-sync=http://127.0.0.1:$DTM_HTTP_PORT/api/dtmsvr@$sync_pid")
     fi
     echo "dtm-compare: [$entry] npx tsx bench/dtm-interleave.ts --store $entry ${targets[*]} ..." >&2
-    npx tsx bench/dtm-interleave.ts --store "$entry" --dtx dtx=defer --dtx dtx-sync=sync "${targets[@]}" --concurrency "$CONCURRENCY" \
+    dtx_args=()
+    IFS=, read -r -a dtx_list <<<"$DTX_SYSTEMS"
+    for d in "${dtx_list[@]}"; do dtx_args+=(--dtx "$d"); done
+    npx tsx bench/dtm-interleave.ts --store "$entry" "${dtx_args[@]}" "${targets[@]}" --concurrency "$CONCURRENCY" \
       --rounds "$INTERLEAVE" --slice "$SECONDS_PER_LEVEL" --slice-warmup 2 --start-warmup "$START_WARMUP" --level-warmup "$WARMUP" --out "$OUT"
     stop_dtm dtm-async "$entry" "$async_pid"; drop_store "$entry" "${TAG}_a"
     if [ -n "$sync_pid" ]; then stop_dtm dtm-sync "$entry" "$sync_pid"; drop_store "$entry" "${TAG}_s"; fi

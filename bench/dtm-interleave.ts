@@ -7,11 +7,13 @@
  *
  *   npx tsx bench/dtm-interleave.ts --store postgres|mysql|redis [--concurrency 1,20,64] [--rounds 4]
  *        [--slice 6] [--slice-warmup 2] [--start-warmup 10] [--level-warmup 5]
- *        [--dtx NAME=defer|sync ...] [--target NAME=API_URL@PID ...] [--out DIR]
+ *        [--dtx NAME=defer|sync[/WORKERS] ...] [--target NAME=API_URL@PID ...] [--out DIR]
  *
  * --dtx starts a dtx as shipped (tsc-compiled, plain node with npm start's heap flags, `workers` at
  * its default) on a fresh schema / database / key prefix of the test services, with
- * deferBranchResults on (defer) or off (sync); default: dtx=defer. --target names a coordinator
+ * deferBranchResults on (defer) or off (sync), and `workers` at WORKERS if given (`dtx-1w=defer/1`:
+ * one process, as docs/operations.md advises on a small box that runs its database); default:
+ * dtx=defer. --target names a coordinator
  * that is already running (dtm, started by dtm-compare.sh --interleave): its dtm API base and pid.
  *
  * Per concurrency C: every system gets `--level-warmup` s of unmeasured load at C (plus
@@ -50,7 +52,7 @@ interface Options {
   sliceWarmupSeconds: number;
   startWarmupSeconds: number;
   levelWarmupSeconds: number;
-  dtx: { name: string; defer: boolean }[];
+  dtx: { name: string; defer: boolean; workers?: number }[];
   targets: { name: string; api: string; pid: number }[];
   out: string;
 }
@@ -77,7 +79,7 @@ interface Slice {
   stealPct: number | null;
 }
 
-const USAGE = "usage: npx tsx bench/dtm-interleave.ts --store postgres|mysql|redis [--concurrency 1,20,64] [--rounds 4] [--slice 6] [--slice-warmup 2] [--start-warmup 10] [--level-warmup 5] [--dtx NAME=defer|sync ...] [--target NAME=API_URL@PID ...] [--out DIR]";
+const USAGE = "usage: npx tsx bench/dtm-interleave.ts --store postgres|mysql|redis [--concurrency 1,20,64] [--rounds 4] [--slice 6] [--slice-warmup 2] [--start-warmup 10] [--level-warmup 5] [--dtx NAME=defer|sync[/WORKERS] ...] [--target NAME=API_URL@PID ...] [--out DIR]";
 
 function fail(message: string): never {
   console.error(`dtm-interleave: ${message}\n${USAGE}`);
@@ -110,9 +112,9 @@ function parseArgs(argv: string[]): Options {
       case "--level-warmup": o.levelWarmupSeconds = positive("--level-warmup", value, true); break;
       case "--out": o.out = path.resolve(value ?? fail("--out needs a directory")); break;
       case "--dtx": {
-        const m = /^([\w-]+)=(defer|sync)$/.exec(value ?? "");
-        if (!m?.[1] || !m[2]) fail(`--dtx needs NAME=defer|sync, got ${String(value)}`);
-        o.dtx.push({ name: m[1], defer: m[2] === "defer" });
+        const m = /^([\w-]+)=(defer|sync)(?:\/([1-9]\d*))?$/.exec(value ?? "");
+        if (!m?.[1] || !m[2]) fail(`--dtx needs NAME=defer|sync[/WORKERS], got ${String(value)}`);
+        o.dtx.push({ name: m[1], defer: m[2] === "defer", ...(m[3] ? { workers: Number(m[3]) } : {}) });
         break;
       }
       case "--target": {
@@ -183,7 +185,11 @@ async function main(): Promise<void> {
     for (const d of o.dtx) {
       const store = await openBenchStore(o.store, undefined, `${runId}${systems.length}`);
       stores.push(store);
-      const dtx = await startCoordinator(d.name, [...DTX_NODE_FLAGS, ...entry], { DTX_DEFER_BRANCH_RESULTS: d.defer ? "1" : "0", ...store.env });
+      const dtx = await startCoordinator(d.name, [...DTX_NODE_FLAGS, ...entry], {
+        DTX_DEFER_BRANCH_RESULTS: d.defer ? "1" : "0",
+        ...(d.workers ? { DTX_WORKERS: String(d.workers) } : {}),
+        ...store.env,
+      });
       procs.push(dtx.proc);
       systems.push({ name: d.name, kind: "dtx", api: `${dtx.origin}/api/dtmsvr`, pid: dtx.proc.child.pid ?? 0 });
     }
