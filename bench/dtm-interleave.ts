@@ -7,13 +7,14 @@
  *
  *   npx tsx bench/dtm-interleave.ts --store postgres|mysql|redis [--concurrency 1,20,64] [--rounds 4]
  *        [--slice 6] [--slice-warmup 2] [--start-warmup 10] [--level-warmup 5]
- *        [--dtx NAME=defer|sync[/WORKERS] ...] [--target NAME=API_URL@PID ...] [--out DIR]
+ *        [--dtx NAME=defer|sync[/WORKERS] ...] [--node-flags NAME=FLAGS ...] [--target NAME=API_URL@PID ...] [--out DIR]
  *
  * --dtx starts a dtx as shipped (tsc-compiled, plain node with npm start's heap flags, `workers` at
  * its default) on a fresh schema / database / key prefix of the test services, with
  * deferBranchResults on (defer) or off (sync), and `workers` at WORKERS if given (`dtx-1w=defer/1`:
  * one process, as docs/operations.md advises on a small box that runs its database); default:
- * dtx=defer. --target names a coordinator
+ * dtx=defer. --node-flags gives the dtx system NAME these node flags (space-separated) instead of
+ * npm start's, to A/B the heap settings. --target names a coordinator
  * that is already running (dtm, started by dtm-compare.sh --interleave): its dtm API base and pid.
  *
  * Per concurrency C: every system gets `--level-warmup` s of unmeasured load at C (plus
@@ -30,6 +31,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { HEAP_FLAGS } from "../server/src/cli/heap-flags.ts";
 import { buildServer } from "./lib/build-server.ts";
 import { openBenchStore } from "./lib/bench-store.ts";
 import type { BenchStore } from "./lib/bench-store.ts";
@@ -40,7 +42,7 @@ import type { Proc } from "./lib/slices.ts";
 import { median } from "./lib/util.ts";
 
 /** npm start's heap flags: dtx is measured as it ships. */
-const DTX_NODE_FLAGS = ["--max-semi-space-size=8", "--max-old-space-size=160"];
+const DTX_NODE_FLAGS: readonly string[] = HEAP_FLAGS;
 
 type StoreName = "postgres" | "mysql" | "redis";
 
@@ -53,6 +55,8 @@ interface Options {
   startWarmupSeconds: number;
   levelWarmupSeconds: number;
   dtx: { name: string; defer: boolean; workers?: number }[];
+  /** Node flags per dtx system, instead of npm start's (--node-flags NAME=FLAGS). */
+  nodeFlags: Record<string, string[]>;
   targets: { name: string; api: string; pid: number }[];
   out: string;
 }
@@ -79,7 +83,7 @@ interface Slice {
   stealPct: number | null;
 }
 
-const USAGE = "usage: npx tsx bench/dtm-interleave.ts --store postgres|mysql|redis [--concurrency 1,20,64] [--rounds 4] [--slice 6] [--slice-warmup 2] [--start-warmup 10] [--level-warmup 5] [--dtx NAME=defer|sync[/WORKERS] ...] [--target NAME=API_URL@PID ...] [--out DIR]";
+const USAGE = "usage: npx tsx bench/dtm-interleave.ts --store postgres|mysql|redis [--concurrency 1,20,64] [--rounds 4] [--slice 6] [--slice-warmup 2] [--start-warmup 10] [--level-warmup 5] [--dtx NAME=defer|sync[/WORKERS] ...] [--node-flags NAME=FLAGS ...] [--target NAME=API_URL@PID ...] [--out DIR]";
 
 function fail(message: string): never {
   console.error(`dtm-interleave: ${message}\n${USAGE}`);
@@ -95,7 +99,7 @@ function positive(flag: string, value: string | undefined, allowZero = false): n
 function parseArgs(argv: string[]): Options {
   const o: Options = {
     store: "postgres", concurrency: [1, 20, 64], rounds: 4, sliceSeconds: 6, sliceWarmupSeconds: 2, startWarmupSeconds: 10,
-    levelWarmupSeconds: 5, dtx: [], targets: [], out: path.join(REPO_ROOT, "bench", "results"),
+    levelWarmupSeconds: 5, dtx: [], nodeFlags: {}, targets: [], out: path.join(REPO_ROOT, "bench", "results"),
   };
   let store: string | undefined;
   for (let i = 0; i < argv.length; i++) {
@@ -117,6 +121,12 @@ function parseArgs(argv: string[]): Options {
         o.dtx.push({ name: m[1], defer: m[2] === "defer", ...(m[3] ? { workers: Number(m[3]) } : {}) });
         break;
       }
+      case "--node-flags": {
+        const m = /^([\w-]+)=(.*)$/.exec(value ?? "");
+        if (!m?.[1] || m[2] === undefined) fail(`--node-flags needs NAME=FLAGS, got ${String(value)}`);
+        o.nodeFlags[m[1]] = m[2].split(/\s+/).filter(Boolean);
+        break;
+      }
       case "--target": {
         const m = /^([\w-]+)=(https?:\/\/[^@\s]+)@(\d+)$/.exec(value ?? "");
         if (!m?.[1] || !m[2] || !m[3]) fail(`--target needs NAME=API_URL@PID, got ${String(value)}`);
@@ -131,6 +141,7 @@ function parseArgs(argv: string[]): Options {
   if (o.dtx.length === 0) o.dtx.push({ name: "dtx", defer: true });
   const names = [...o.dtx.map((d) => d.name), ...o.targets.map((t) => t.name)];
   if (new Set(names).size !== names.length) fail(`system names must differ: ${names.join(", ")}`);
+  for (const name of Object.keys(o.nodeFlags)) if (!o.dtx.some((d) => d.name === name)) fail(`--node-flags names ${name}, which no --dtx starts`);
   return o;
 }
 
@@ -185,7 +196,7 @@ async function main(): Promise<void> {
     for (const d of o.dtx) {
       const store = await openBenchStore(o.store, undefined, `${runId}${systems.length}`);
       stores.push(store);
-      const dtx = await startCoordinator(d.name, [...DTX_NODE_FLAGS, ...entry], {
+      const dtx = await startCoordinator(d.name, [...(o.nodeFlags[d.name] ?? DTX_NODE_FLAGS), ...entry], {
         DTX_DEFER_BRANCH_RESULTS: d.defer ? "1" : "0",
         ...(d.workers ? { DTX_WORKERS: String(d.workers) } : {}),
         ...store.env,

@@ -10,6 +10,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { HEAP_FLAGS } from "../../server/src/cli/heap-flags.ts";
 
 interface Level {
   concurrency: number;
@@ -106,7 +107,7 @@ writeFileSync(out, `${JSON.stringify({
   benchmark: "dtm-compare",
   timestamp: new Date().toISOString(),
   dtm: { version: process.env["DTM_VERSION"], buildSeconds: process.env["DTM_BUILD_SECONDS"], go: process.env["GO_VERSION"], config: "LogLevel warn; dtm-async = UpdateBranchSync 0 (dtm's default), dtm-sync = UpdateBranchSync 1 (SQL stores only)" },
-  dtx: { runtime: "tsc-compiled, plain node, workers = its default", nodeFlags: "--max-semi-space-size=8 --max-old-space-size=160", processes: dtxProcesses },
+  dtx: { runtime: "tsc-compiled, plain node, workers = its default", nodeFlags: HEAP_FLAGS.join(" "), processes: dtxProcesses },
   warmup,
   machine: { ...runs[0]?.report.machine, loadBefore: process.env["LOAD_BEFORE"], loadAfter: process.env["LOAD_AFTER"], otherCpuPctMax: otherMax, stealCpuPctMax: stealMax, redisBackgroundWrites, redisKeysBefore },
   runs: runs.map((r) => ({ system: r.system, store: r.store, pass: r.pass, file: r.file, command: r.report.command })),

@@ -1,10 +1,11 @@
-#!/usr/bin/env -S node --max-semi-space-size=8 --max-old-space-size=160
+#!/usr/bin/env -S node --max-semi-space-size=8 --max-old-space-size=160 --heap-growing-percent=200
 // The heap flags in the line above are the ones `npm start` passes (docs/overload.md): the `dtx` command gets the same sizing.
 import cluster from "node:cluster";
 import { availableParallelism } from "node:os";
 import { getHeapStatistics } from "node:v8";
 import { parseCliArgs, USAGE } from "./cli/args.ts";
 import { branchUrlPolicyState, startWarnings } from "./cli/banner.ts";
+import { HEAP_FLAGS } from "./cli/heap-flags.ts";
 import { dtxVersion } from "./cli/version.ts";
 import { WorkerSupervisor } from "./cluster/supervisor.ts";
 import { workerCount } from "./cluster/worker-count.ts";
@@ -108,7 +109,7 @@ function warnIfHeapUncapped(logger: ReturnType<typeof createLogger>): void {
   const flags = [...process.execArgv, process.env["NODE_OPTIONS"] ?? ""].join(" ");
   if (/--max-old-space-size/.test(flags)) return;
   const heapLimitMB = Math.round(getHeapStatistics().heap_size_limit / 2 ** 20);
-  logger.warn({ heapLimitMB }, "started without --max-old-space-size: RSS may grow well past the sizing of the overload caps; start as `npm start` does (node --max-semi-space-size=8 --max-old-space-size=160), see docs/overload.md");
+  logger.warn({ heapLimitMB }, `started without --max-old-space-size: RSS may grow well past the sizing of the overload caps; start as \`npm start\` does (node ${HEAP_FLAGS.join(" ")}), see docs/overload.md`);
 }
 
 main().catch((error: unknown) => {

@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { HEAP_FLAGS } from "../../server/src/cli/heap-flags.ts";
 import { processAlive, runToEnd } from "../helpers/processes.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -19,8 +20,7 @@ const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { ve
 const BIN = join(ROOT, pkg.bin["dtx"]!);
 const BUILD_TIMEOUT_MS = 5 * 60_000;
 const STEP_TIMEOUT_MS = 30_000;
-/** What `npm start` and the bin's shebang give node; without them main.js warns that the heap is uncapped. */
-const HEAP_FLAGS = ["--max-semi-space-size=8", "--max-old-space-size=160"];
+
 
 let dir = "";
 const running = new Set<ChildProcess>();
@@ -125,7 +125,13 @@ describe("the dtx command (package bin)", () => {
   it("the bin is the build's main.js, with a node shebang", () => {
     expect(pkg.bin).toEqual({ dtx: "dist/server/src/main.js" });
     // The heap flags are npm start's: the command is sized like every other way of starting dtx (docs/overload.md).
-    expect(readFileSync(BIN, "utf8").split("\n")[0]).toBe("#!/usr/bin/env -S node --max-semi-space-size=8 --max-old-space-size=160");
+    expect(readFileSync(BIN, "utf8").split("\n")[0]).toBe(`#!/usr/bin/env -S node ${HEAP_FLAGS.join(" ")}`);
+  });
+
+  it("npm start, the bin and the Docker image give node the same heap flags", () => {
+    expect(pkg.scripts["start"]).toBe(`exec node ${HEAP_FLAGS.join(" ")} dist/server/src/main.js start`);
+    const cmd = /^CMD (\[.*\])$/m.exec(readFileSync(join(ROOT, "deploy", "Dockerfile"), "utf8"))?.[1];
+    expect(JSON.parse(cmd ?? "null")).toEqual(["node", ...HEAP_FLAGS, "dist/server/src/main.js"]);
   });
 
   it("run through its shebang (as an installed bin is), it starts with the capped heap and warns about nothing on loopback", async () => {
