@@ -60,7 +60,7 @@ PG_HOST="${PG_HOST:-127.0.0.1}"; PG_PORT="${PG_PORT:-5432}"; PG_DB="${PG_DB:-dtx
 # psql: no NOTICE lines for every table a DROP SCHEMA ... CASCADE takes with it.
 export PGOPTIONS="${PGOPTIONS:---client-min-messages=warning}"
 REDIS_HOST="${REDIS_HOST:-127.0.0.1}"; REDIS_PORT="${REDIS_PORT:-6379}"
-DTX_NODE_FLAGS="--max-semi-space-size=8 --max-old-space-size=160 --heap-growing-percent=200"
+DTX_NODE_FLAGS="--max-semi-space-size=8 --max-old-space-size=160"
 
 WORK="$(mktemp -d /tmp/dtm-compare-XXXXXX)"
 TAG="dtmbench_$$"

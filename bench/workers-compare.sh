@@ -45,7 +45,7 @@ for store in "${STORE_LIST[@]}"; do
       dir="$WORK/$store-r$round-w$w"
       mkdir -p "$dir"
       echo "workers-compare: $store round $((round + 1)) workers $w (load $(cut -d' ' -f1 /proc/loadavg))" >&2
-      npx tsx bench/saga-bench.ts --store "$store" --workers "$w" --build --node-flags "--max-semi-space-size=8 --max-old-space-size=160 --heap-growing-percent=200" \
+      npx tsx bench/saga-bench.ts --store "$store" --workers "$w" --build --node-flags "--max-semi-space-size=8 --max-old-space-size=160" \
         --concurrency "$CONCURRENCY" --seconds "$SECONDS_PER_RUN" --start-warmup "$START_WARMUP" --out "$dir" >"$dir/log.txt" 2>&1 || { tail -20 "$dir/log.txt" >&2; exit 1; }
       file="$(ls "$dir"/*.json | grep -v -- '-latest\.json$' | head -1)"
       cp "$file" "$OUT/"

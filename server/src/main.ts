@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=8 --max-old-space-size=160 --heap-growing-percent=200
+#!/usr/bin/env -S node --max-semi-space-size=8 --max-old-space-size=160
 // The heap flags in the line above are the ones `npm start` passes (docs/overload.md): the `dtx` command gets the same sizing.
 import cluster from "node:cluster";
 import { availableParallelism } from "node:os";
