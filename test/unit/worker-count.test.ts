@@ -40,6 +40,7 @@ describe("storeIsOnThisMachine", () => {
     for (const url of [
       "postgres://u:p@localhost/db", "postgres://u@127.0.0.1:5432/db", "postgres://u@127.1.2.3/db", "redis://[::1]:6379",
       "redis://LOCALHOST:6379/0", "mysql://u@db.localhost/dtx", "postgres://u@h/db?host=/run/postgresql",
+      "mysql://u@h/dtx?socketPath=/run/mysqld/mysqld.sock",
     ]) expect(storeIsOnThisMachine(url), url).toBe(true);
   });
 

@@ -26,7 +26,7 @@ export function workerCount(config: Config, cores: number): { workers: number; r
 
 /**
  * Whether a network store's URL names a server on this machine: a loopback host (`localhost`,
- * 127.0.0.0/8, ::1) or a Unix socket (Postgres' `?host=/run/postgresql`, a `socket` parameter).
+ * 127.0.0.0/8, ::1) or a Unix socket (Postgres' `?host=/run/postgresql`, mysql2's `?socketPath=`).
  */
 export function storeIsOnThisMachine(storeUrl: string): boolean {
   let url: URL;
@@ -35,7 +35,7 @@ export function storeIsOnThisMachine(storeUrl: string): boolean {
   } catch {
     return false;
   }
-  const socket = url.searchParams.get("host") ?? url.searchParams.get("socket") ?? url.searchParams.get("socketPath");
+  const socket = url.searchParams.get("host") ?? url.searchParams.get("socketPath");
   if (socket?.startsWith("/")) return true;
   const host = url.hostname.replace(/^\[|\]$/g, "").toLowerCase();
   return host === "localhost" || host.endsWith(".localhost") || host === "::1" || /^127(?:\.\d{1,3}){3}$/.test(host);
