@@ -20,7 +20,7 @@
 # long after 2 s unmeasured), so the ratios compare coordinators seconds apart rather than a
 # machine whose speed wandered between runs minutes apart. redis-empty is not run in this mode.
 # --dtx (with --interleave): the dtx systems, NAME=defer|sync[/WORKERS] comma-separated, e.g.
-# dtx=defer,dtx-1w=defer/1 for dtx as shipped and with one worker process.
+# dtx=defer,dtx-2w=defer/2 for dtx as shipped and with two worker processes.
 #
 # --start-warmup: seconds of unmeasured load before the first level, --warmup before each, for
 # every system alike. dtx (V8) needs ~10 s of load after it starts before its hot paths are

@@ -11,9 +11,8 @@
  *
  * --dtx starts a dtx as shipped (tsc-compiled, plain node with npm start's heap flags, `workers` at
  * its default) on a fresh schema / database / key prefix of the test services, with
- * deferBranchResults on (defer) or off (sync), and `workers` at WORKERS if given (`dtx-1w=defer/1`:
- * one process, as docs/operations.md advises on a small box that runs its database); default:
- * dtx=defer. --node-flags gives the dtx system NAME these node flags (space-separated) instead of
+ * deferBranchResults on (defer) or off (sync), and `workers` at WORKERS if given (`dtx-2w=defer/2`:
+ * two processes, whatever the default; docs/operations.md#workers); default: dtx=defer. --node-flags gives the dtx system NAME these node flags (space-separated) instead of
  * npm start's, to A/B the heap settings. --target names a coordinator
  * that is already running (dtm, started by dtm-compare.sh --interleave): its dtm API base and pid.
  *
@@ -40,9 +39,6 @@ import type { Pool } from "undici";
 import { load, loadPool, REPO_ROOT, startCoordinator, startParticipant, stop, waitFor200 } from "./lib/slices.ts";
 import type { Proc } from "./lib/slices.ts";
 import { median } from "./lib/util.ts";
-
-/** npm start's heap flags: dtx is measured as it ships. */
-const DTX_NODE_FLAGS: readonly string[] = HEAP_FLAGS;
 
 type StoreName = "postgres" | "mysql" | "redis";
 
@@ -196,7 +192,7 @@ async function main(): Promise<void> {
     for (const d of o.dtx) {
       const store = await openBenchStore(o.store, undefined, `${runId}${systems.length}`);
       stores.push(store);
-      const dtx = await startCoordinator(d.name, [...(o.nodeFlags[d.name] ?? DTX_NODE_FLAGS), ...entry], {
+      const dtx = await startCoordinator(d.name, [...(o.nodeFlags[d.name] ?? HEAP_FLAGS), ...entry], {
         DTX_DEFER_BRANCH_RESULTS: d.defer ? "1" : "0",
         ...(d.workers ? { DTX_WORKERS: String(d.workers) } : {}),
         ...store.env,
@@ -258,7 +254,7 @@ async function main(): Promise<void> {
       timestamp: new Date().toISOString(),
       command: `npx tsx bench/dtm-interleave.ts ${process.argv.slice(2).join(" ")}`,
       machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? "?", node: process.version, loadBefore: loadBefore.map((x) => Number(x.toFixed(2))), loadAfter: os.loadavg().map((x) => Number(x.toFixed(2))), stealPctMax: Math.max(0, ...steal) },
-      config: { ...o, out: undefined, dtxNodeFlags: DTX_NODE_FLAGS.join(" ") },
+      config: { ...o, out: undefined, dtxNodeFlags: HEAP_FLAGS.join(" ") },
       systems: systems.map(({ name, kind }) => ({ name, kind })),
       comparisons, perSystem, levels,
     };

@@ -21,7 +21,6 @@ const BIN = join(ROOT, pkg.bin["dtx"]!);
 const BUILD_TIMEOUT_MS = 5 * 60_000;
 const STEP_TIMEOUT_MS = 30_000;
 
-
 let dir = "";
 const running = new Set<ChildProcess>();
 
