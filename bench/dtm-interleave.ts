@@ -12,9 +12,10 @@
  * --dtx starts a dtx as shipped (tsc-compiled, plain node with npm start's heap flags, `workers` at
  * its default) on a fresh schema / database / key prefix of the test services, with
  * deferBranchResults on (defer) or off (sync), and `workers` at WORKERS if given (`dtx-2w=defer/2`:
- * two processes, whatever the default; docs/operations.md#workers); default: dtx=defer. --node-flags gives the dtx system NAME these node flags (space-separated) instead of
- * npm start's, to A/B the heap settings. --target names a coordinator
- * that is already running (dtm, started by dtm-compare.sh --interleave): its dtm API base and pid.
+ * two processes, whatever the default; docs/operations.md#workers); default: dtx=defer.
+ * --node-flags gives the dtx system NAME these node flags (space-separated) instead of npm start's,
+ * to A/B the heap settings. --target names a coordinator that is already running (dtm, started by
+ * dtm-compare.sh --interleave): its dtm API base and pid.
  *
  * Per concurrency C: every system gets `--level-warmup` s of unmeasured load at C (plus
  * `--start-warmup` before the first level), then `--rounds` rounds; a round gives each system one

@@ -654,7 +654,6 @@ function newestProfile(dir: string): string | undefined {
 // ---------------------------------------------------------------------------------------------
 // Main
 
-/** Starts dtx (the coordinator under test when there is no --target) and waits until it answers. */
 /** Where --critical-path's hook writes each coordinator process's stamps. */
 function criticalPathDir(tmp: string): string {
   return path.join(tmp, "critical-path");
@@ -662,12 +661,14 @@ function criticalPathDir(tmp: string): string {
 
 /** The --critical-path hook's environment: where to write, and which ports are the store's. */
 function criticalPathEnv(tmp: string, storeEnv: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const url = storeEnv["DTX_STORE_URL"];
+  const raw = storeEnv["DTX_STORE_URL"];
   const defaults: Record<string, string> = { "postgres:": "5432", "postgresql:": "5432", "mysql:": "3306", "redis:": "6379", "rediss:": "6379" };
-  const port = url ? (new URL(url).port || defaults[new URL(url).protocol] || "") : "";
+  const url = raw ? new URL(raw) : undefined;
+  const port = url ? url.port || defaults[url.protocol] || "" : "";
   return { DTX_BENCH_CRITICAL_PATH: criticalPathDir(tmp), DTX_BENCH_STORE_PORTS: port };
 }
 
+/** Starts dtx (the coordinator under test when there is no --target) and waits until it answers. */
 async function startDtx(opts: Options, tmp: string, dbPath: string, storeEnv: NodeJS.ProcessEnv, canPin: boolean, profileDir: string): Promise<{ child: Child; origin: string; command: string }> {
   const httpPort = await freePort();
   const grpcPort = await freePort();
