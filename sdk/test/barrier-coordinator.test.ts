@@ -106,7 +106,7 @@ function runBarrier(store: StoreName, bb: BranchBarrier, account: string, delta:
       return bb.redisCheckAdjustAmount(redis, `${redisPrefix}:${account}`, delta, 3600);
     case "mongo": {
       const client = mongoClient;
-      return bb.mongoCall(client, (session) => mongoBusiness(client, session, bb, account, delta));
+      return mongo.exclusive(() => bb.mongoCall(client, (session) => mongoBusiness(client, session, bb, account, delta)));
     }
   }
 }
@@ -207,7 +207,7 @@ beforeAll(async () => {
   stores.pg = pgStore(pgPool, undefined, BARRIER_TABLE);
   stores.mysql = mysqlStore(myPool, undefined, BARRIER_TABLE);
   stores.redis = redisStore([redis, redis], redisPrefix);
-  stores.mongo = mongoStore({ get: () => mongoClient, renew: renewMongo });
+  stores.mongo = mongoStore({ get: () => mongoClient, renew: renewMongo, exclusive: (transaction) => mongo.exclusive(transaction) });
   await startParticipant();
   dtx = await startCoordinator();
 }, 60_000);
@@ -391,7 +391,7 @@ describe("DoAndSubmitDB with the coordinator", () => {
         await doAndSubmitDB(msg, qp, myPool, (c) => mysqlBusiness(c, msgBarrier(gid), ids.mysql, -25, "mysql"));
       } else {
         const client = mongoClient;
-        await doAndSubmitDB(msg, qp, client, (session) => mongoBusiness(client, session, msgBarrier(gid), ids.mongo, -25));
+        await mongo.exclusive(() => doAndSubmitDB(msg, qp, client, (session) => mongoBusiness(client, session, msgBarrier(gid), ids.mongo, -25)));
       }
       expect(msg.sent).toEqual(["prepare"]);
       expect(await dtx.client.status(gid)).toBe("prepared");
@@ -424,7 +424,7 @@ describe("DoAndSubmitDB with the coordinator", () => {
           case "redis":
             return late.redisCheckAdjustAmount(redis, `${redisPrefix}:${ids.redis}`, -25, 3600);
           case "mongo":
-            return late.mongoCall(mongoClient, (session) => mongoBusiness(mongoClient, session, late, ids.mongo, -25));
+            return mongo.exclusive(() => late.mongoCall(mongoClient, (session) => mongoBusiness(mongoClient, session, late, ids.mongo, -25)));
         }
       };
       await expect(run()).rejects.toMatchObject({ code: "DUPLICATED" });

@@ -363,7 +363,12 @@ export function isMongoRetryable(err: unknown): boolean {
  * MongoClient (the stand-in leaves the server session of a failed commit in a state where the
  * next transaction on it fails, and the driver pauses a pool after a dropped connection).
  */
-export function mongoStore(clients: { get(conn: 0 | 1): MongoClient; renew(conn: 0 | 1): Promise<void> }): StoreUnderTest {
+export function mongoStore(clients: {
+  get(conn: 0 | 1): MongoClient;
+  renew(conn: 0 | 1): Promise<void>;
+  /** TestMongo.exclusive: barrier transactions one at a time on the stand-in. */
+  exclusive<T>(transaction: () => Promise<T>): Promise<T>;
+}): StoreUnderTest {
   const c0 = (): MongoClient => clients.get(0);
   return {
     name: "mongo",
@@ -379,10 +384,12 @@ export function mongoStore(clients: { get(conn: 0 | 1): MongoClient; renew(conn:
     },
     adjust(bb, id, delta, opts = {}) {
       const client = clients.get(opts.conn ?? 0);
-      return bb.mongoCall(client, async (session) => {
-        await mongoBusiness(client, session, bb, id, delta);
-        if (opts.failAfterWrite) throw new Error("business error after the writes");
-      });
+      return clients.exclusive(() =>
+        bb.mongoCall(client, async (session) => {
+          await mongoBusiness(client, session, bb, id, delta);
+          if (opts.failAfterWrite) throw new Error("business error after the writes");
+        }),
+      );
     },
     queryPrepared: (bb) => bb.mongoQueryPrepared(c0()),
     async effects(gid) {

@@ -15,7 +15,14 @@
  * - concurrent transactions do not conflict when they write (no WriteConflict, lost updates on
  *   one document); a unique-key clash shows at commit, as a closed connection
  *   (MongoNetworkError, UnknownTransactionCommitResult), after which the server session may be
- *   stuck "transaction already in progress": open a new client before retrying.
+ *   stuck "transaction already in progress": open a new client before retrying;
+ * - a commit is not atomic across collections: it applies them one collection at a time, in an
+ *   order set by their names, and a unique-key clash in a later one leaves the earlier ones'
+ *   writes behind (a duplicate delivery whose barrier insert lost the race still wrote its
+ *   business rows whenever the barrier collection came later). So tests run their barrier
+ *   transactions through `exclusive()`, which on the stand-in runs them one at a time: duplicate
+ *   and racing deliveries are still tested in both orders, but only a real Mongo (MONGODB_URI)
+ *   runs them truly at once.
  */
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -35,18 +42,34 @@ export interface TestMongo {
   readonly standIn: boolean;
   /** A connected client with what the server needs (see above); closed by `stop()`. */
   connect(options?: MongoClientOptions): Promise<MongoClient>;
+  /**
+   * Runs `transaction` (one barrier call: start, writes, commit) alone among this process's
+   * `exclusive` calls on the stand-in, whose commits are not atomic (see above); straight away on
+   * an external Mongo.
+   */
+  exclusive<T>(transaction: () => Promise<T>): Promise<T>;
   /** Closes the clients from `connect()`, then stops the stand-in. */
   stop(): Promise<void>;
 }
 
-let commitChain: Promise<unknown> = Promise.resolve();
-
-/** Runs commits one at a time across every stand-in client of this process. */
-function serialCommit<T>(commit: () => Promise<T>): Promise<T> {
-  const run = commitChain.then(commit);
-  commitChain = run.catch(() => undefined);
-  return run;
+/** A queue that runs what it is given one at a time, in the order given. */
+function oneAtATime(): <T>(work: () => Promise<T>) => Promise<T> {
+  let chain: Promise<unknown> = Promise.resolve();
+  return <T>(work: () => Promise<T>): Promise<T> => {
+    const run = chain.then(work);
+    chain = run.catch(() => undefined);
+    return run;
+  };
 }
+
+/** Commits one at a time across every stand-in client of this process. */
+const serialCommit = oneAtATime();
+/**
+ * Whole transactions one at a time on the stand-in. A separate queue from the commits': a
+ * transaction holds this one while its commit waits in the other.
+ */
+const serialTransaction = oneAtATime();
+const runNow = <T>(transaction: () => Promise<T>): Promise<T> => transaction();
 
 function clientFactory(uri: string, standIn: boolean): { connect(options?: MongoClientOptions): Promise<MongoClient>; closeAll(): Promise<void> } {
   const clients = new Set<MongoClient>();
@@ -115,7 +138,7 @@ export async function startMongo(): Promise<TestMongo> {
   const external = process.env["MONGODB_URI"]?.trim();
   if (external) {
     const factory = clientFactory(external, false);
-    return { uri: external, server: "external", standIn: false, connect: factory.connect, stop: factory.closeAll };
+    return { uri: external, server: "external", standIn: false, connect: factory.connect, exclusive: runNow, stop: factory.closeAll };
   }
 
   const { path, version } = jongodbBinary();
@@ -159,6 +182,7 @@ export async function startMongo(): Promise<TestMongo> {
       server: `jongodb ${version}`,
       standIn: true,
       connect: factory.connect,
+      exclusive: serialTransaction,
       async stop() {
         await factory.closeAll();
         process.removeListener("exit", killOnExit);
