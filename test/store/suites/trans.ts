@@ -98,6 +98,22 @@ export function transSuite(ctx: ConformanceContext): void {
       expect(Buffer.compare(Buffer.from(big?.binData ?? []), large)).toBe(0);
       expect(await mustFind(ctx.store, "g1")).toMatchObject({ customData: long, extData: long, result: long });
     });
+
+    it("stores half a surrogate pair as U+FFFD, and the text of an escape as that text", async () => {
+      // Strings go to the database as UTF-8, which has no lone surrogates: a write must not fail on
+      // one, nor an encoding on the way (JSON, RESP) touch a backslash that is only text.
+      // (better-sqlite3 writes a lone surrogate as its 3-byte CESU-8 form, read back as three U+FFFD.)
+      const lone = "a\ud800b\udc00c";
+      const replaced = /^a\ufffd{1,3}b\ufffd{1,3}c$/;
+      const escapeText = String.raw`\ud800 \\ud800 "quoted" \n`;
+      await ctx.store.saveNewTrans(trans("g1", { customData: lone, extData: escapeText }), [branch("g1", "01", "action", { url: `http://rm.local/${lone}` })]);
+      const saved = await mustFind(ctx.store, "g1");
+      expect(saved.customData).toMatch(replaced);
+      expect(saved.extData).toBe(escapeText);
+      expect((await ctx.store.findBranches("g1"))[0]?.url.slice("http://rm.local/".length)).toMatch(replaced);
+      expect(await ctx.store.updateTrans("g1", "submitted", { updateTime: T0 + 1, result: lone }, [])).toBe(true);
+      expect((await mustFind(ctx.store, "g1")).result).toMatch(replaced);
+    });
   });
 
   describe("updateTrans (CAS)", () => {
