@@ -94,7 +94,8 @@ export class Busi {
   readonly #app: FastifyInstance;
   #baseUrl = "";
   readonly #book = new CallBook<Outcome, BusiCall>("SUCCESS", "busi", describeCall);
-  #hung = new Set<() => void>();
+  /** Hung requests still waiting for {@link Busi.releaseHung}: their release, and the call. */
+  #hung = new Map<() => void, BusiCall>();
   #latencies: { match: CallMatch; ms: number }[] = [];
   #closed = false;
 
@@ -184,9 +185,14 @@ export class Busi {
 
   /** Answer every request currently held by a HANG outcome with 500. */
   releaseHung(): void {
-    const hung = [...this.#hung];
+    const hung = [...this.#hung.keys()];
     this.#hung.clear();
     for (const release of hung) release();
+  }
+
+  /** The calls hanging now (a HANG outcome not yet released, whose caller still waits). */
+  hungCalls(): BusiCall[] {
+    return [...this.#hung.values()];
   }
 
   /** Release hung requests, reject pending waiters and close the server. */
@@ -226,7 +232,7 @@ export class Busi {
     if (call.outcome !== "HANG") return send(reply, RESPONSES[call.outcome]);
     if (this.#closed) return send(reply, RELEASED_HANG);
     await new Promise<void>((resolve) => {
-      this.#hung.add(resolve);
+      this.#hung.set(resolve, call);
       // The caller gave up (e.g. its timeout fired): nothing is left to answer.
       reply.raw.on("close", () => this.#hung.delete(resolve));
     });

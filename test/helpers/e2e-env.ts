@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, beforeEach } from "vitest";
 import type { ConfigInput } from "../../server/src/config.ts";
 import type { Busi } from "../busi/index.ts";
-import { startBusi } from "../busi/index.ts";
+import { describeCall, startBusi } from "../busi/index.ts";
 import type { TestCoordinator } from "./coordinator.ts";
 import { startCoordinator } from "./coordinator.ts";
 
@@ -24,8 +24,12 @@ export function useCoordinatorWithBusi(overrides: Partial<ConfigInput> = {}): E2
     dtx = await startCoordinator(overrides);
   });
   afterAll(async () => {
-    await dtx?.stop();
+    // A call a test left hanging would hold the coordinator's stop (it drains its passes) for the
+    // whole request timeout: name it, then close the participant first, which answers it.
+    const hung = busi?.hungCalls() ?? [];
+    if (hung.length > 0) process.stderr.write(`e2e-env: ${hung.length} participant call(s) still hanging at the end of the file:\n  ${hung.map(describeCall).join("\n  ")}\n`);
     await busi?.close();
+    await dtx?.stop();
   });
   beforeEach(() => busi?.reset());
   const started = <T>(what: string, value: T | undefined): T => {
