@@ -109,6 +109,9 @@ describe("barrier on Mongo", () => {
 
   async function duplicateDeliveries(gid: string, deliver: (bb: BranchBarrier, conn: 0 | 1) => Promise<BarrierResult<void>>): Promise<{ executed: number; effects: string[]; balance: number }> {
     await store.createAccount(`${gid}-a`, 100);
+    // Both clients with a pooled connection open (a client renewed after an error has none), so
+    // the two deliveries really start together.
+    await Promise.all(([0, 1] as const).map((conn) => clients[conn]!.db(MONGO_DB).command({ ping: 1 })));
     const once = (conn: 0 | 1): Promise<BarrierResult<void> | "failed"> =>
       deliver(new BranchBarrier(info(gid, "action", "01", "saga"), { tableName: LATE_BARRIER }), conn).catch(async (err: unknown): Promise<"failed"> => {
         if (!store.isRetryable(err)) throw err;
@@ -136,11 +139,16 @@ describe("barrier on Mongo", () => {
     // Guards the workaround: if a new stand-in commits atomically this fails, and exclusive() can go.
     await createMongoBarrierIndex(clients[0]!, { tableName: LATE_BARRIER });
     onTestFinished(() => removeLateBarrierRows());
-    const seen = await duplicateDeliveries(uniqueGid("mongo-dup-raw"), (bb, conn) => {
-      const c = clients[conn]!;
-      return bb.mongoCall(c, (session) => mongoBusiness(c, session, bb, `${bb.gid}-a`, 10));
-    });
-    expect(seen.executed).toBe(1);
-    expect(seen.effects).toEqual(["action", "action"]);
+    let doubled = 0;
+    for (let i = 0; i < 5; i++) {
+      const seen = await duplicateDeliveries(uniqueGid(`mongo-dup-raw-${i}`), (bb, conn) => {
+        const c = clients[conn]!;
+        return bb.mongoCall(c, (session) => mongoBusiness(c, session, bb, `${bb.gid}-a`, 10));
+      });
+      expect(seen.executed).toBe(1);
+      if (seen.effects.length === 2) doubled += 1;
+    }
+    // Every pair did in 200 of 200 tries here; one is enough to show the workaround is still needed.
+    expect(doubled).toBeGreaterThan(0);
   });
 });
