@@ -207,7 +207,7 @@ beforeAll(async () => {
   stores.pg = pgStore(pgPool, undefined, BARRIER_TABLE);
   stores.mysql = mysqlStore(myPool, undefined, BARRIER_TABLE);
   stores.redis = redisStore([redis, redis], redisPrefix);
-  stores.mongo = mongoStore({ get: () => mongoClient, renew: renewMongo, exclusive: (transaction) => mongo.exclusive(transaction) });
+  stores.mongo = mongoStore({ get: () => mongoClient, renew: renewMongo, exclusive: mongo.exclusive });
   await startParticipant();
   dtx = await startCoordinator();
 }, 60_000);

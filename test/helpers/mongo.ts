@@ -45,9 +45,9 @@ export interface TestMongo {
   /**
    * Runs `transaction` (one barrier call: start, writes, commit) alone among this process's
    * `exclusive` calls on the stand-in, whose commits are not atomic (see above); straight away on
-   * an external Mongo.
+   * an external Mongo. A plain function (no `this`): pass it on as it is.
    */
-  exclusive<T>(transaction: () => Promise<T>): Promise<T>;
+  readonly exclusive: <T>(transaction: () => Promise<T>) => Promise<T>;
   /** Closes the clients from `connect()`, then stops the stand-in. */
   stop(): Promise<void>;
 }
