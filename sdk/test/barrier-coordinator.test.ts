@@ -29,6 +29,7 @@ import type { TestMongo } from "../../test/helpers/mongo.ts";
 import { testServiceUrls } from "../../test/helpers/services.ts";
 import {
   RUN,
+  deleteRunKeys,
   isMongoRetryable,
   mongoBusiness,
   mongoStore,
@@ -216,7 +217,7 @@ afterAll(async () => {
   for (const h of holds.values()) h.release();
   await dtx?.stop();
   await app?.close();
-  await Promise.allSettled([pgPool?.query(`drop schema if exists ${AREA} cascade`), myPool?.query(`drop database if exists ${AREA}`)]);
+  await Promise.allSettled([pgPool?.query(`drop schema if exists ${AREA} cascade`), myPool?.query(`drop database if exists ${AREA}`), redis && deleteRunKeys(redis)]);
   await Promise.allSettled([pgPool?.end(), myPool?.end(), redis?.quit(), ...retiredMongo.map((c) => c.close())]);
   await mongo?.stop();
 });

@@ -13,15 +13,41 @@ import type mysql from "mysql2/promise";
 import type pg from "pg";
 import { BarrierError, BranchBarrier, barrierFailure, getBarrierTableName } from "../src/barrier/index.ts";
 import { eventually } from "./helpers.ts";
-import type { BarrierResult, BranchInfo, PgQueryable } from "../src/barrier/index.ts";
+import type { BarrierResult, BranchInfo, DoAndSubmitMsg, PgQueryable } from "../src/barrier/index.ts";
 
 /** A prefix that keeps this run's gids and accounts apart from other runs and other files. */
 export const RUN = `${Date.now().toString(36)}${randomBytes(3).toString("hex")}`;
+
+/**
+ * Deletes every Redis key this file's run made: barrier keys and accounts alike hold RUN in their
+ * names (uniqueGid, the key prefixes). They would expire within the barrier's TTL anyway, but a
+ * test leaves nothing behind.
+ */
+export async function deleteRunKeys(redis: Redis): Promise<void> {
+  for await (const keys of redis.scanStream({ match: `*${RUN}*`, count: 1000 }) as AsyncIterable<string[]>) {
+    if (keys.length > 0) await redis.del(...keys);
+  }
+}
 
 let seq = 0;
 export function uniqueGid(prefix: string): string {
   seq += 1;
   return `${prefix}-${RUN}-${seq}`;
+}
+
+/**
+ * A stand-in for the msg that doAndSubmit / doAndSubmitDB drive: each of its calls is recorded,
+ * in order, in `calls` (shared by every msg it makes).
+ */
+export function recordingMsg(): { calls: string[]; msg: (gid: string) => DoAndSubmitMsg } {
+  const calls: string[] = [];
+  const msg = (gid: string): DoAndSubmitMsg => ({
+    gid,
+    prepare: async () => void calls.push("prepare"),
+    submit: async () => void calls.push("submit"),
+    abort: async () => void calls.push("abort"),
+  });
+  return { calls, msg };
 }
 
 export function info(gid: string, op: string, branchId = "01", transType = "tcc"): BranchInfo {

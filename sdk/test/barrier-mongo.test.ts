@@ -2,10 +2,10 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from "vitest";
 import type { MongoClient } from "mongodb";
 import { BranchBarrier, createMongoBarrierIndex, doAndSubmitDB } from "../src/barrier/index.ts";
-import type { BarrierResult, DoAndSubmitMsg } from "../src/barrier/index.ts";
+import type { BarrierResult } from "../src/barrier/index.ts";
 import { startMongo } from "../../test/helpers/mongo.ts";
 import type { TestMongo } from "../../test/helpers/mongo.ts";
-import { MONGO_DB, RUN, barrierFuzz, barrierScenarios, fuzzReport, info, mongoBusiness, mongoStore, raceReport, uniqueGid } from "./barrier-helpers.ts";
+import { MONGO_DB, RUN, barrierFuzz, barrierScenarios, fuzzReport, info, mongoBusiness, mongoStore, raceReport, recordingMsg, uniqueGid } from "./barrier-helpers.ts";
 import type { MongoAccount, MongoEffect, StoreUnderTest } from "./barrier-helpers.ts";
 
 let mongo: TestMongo;
@@ -73,13 +73,7 @@ describe("barrier on Mongo", () => {
   });
 
   it("doAndSubmitDB with a MongoClient", async () => {
-    const calls: string[] = [];
-    const msg = (gid: string): DoAndSubmitMsg => ({
-      gid,
-      prepare: async () => void calls.push("prepare"),
-      submit: async () => void calls.push("submit"),
-      abort: async () => void calls.push("abort"),
-    });
+    const { calls, msg } = recordingMsg();
     const c = clients[0]!;
     const gid = uniqueGid("mongo-das");
     await store.createAccount(`${gid}-a`, 10);

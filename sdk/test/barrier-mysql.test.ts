@@ -3,9 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import mysql from "mysql2/promise";
 import { Kysely, MysqlDialect } from "kysely";
 import { BranchBarrier, createBarrierTable, doAndSubmitDB, getBarrierTableName, setBarrierTableName } from "../src/barrier/index.ts";
-import type { DoAndSubmitMsg } from "../src/barrier/index.ts";
 import { testServiceUrls, unreachableMessage } from "../../test/helpers/services.ts";
-import { RUN, barrierFuzz, barrierScenarios, fuzzReport, info, kyselyStore, mysqlBusiness, mysqlStore, mysqlUrlInDatabase, raceReport, setupMysqlTables, uniqueGid } from "./barrier-helpers.ts";
+import { RUN, barrierFuzz, barrierScenarios, fuzzReport, info, kyselyStore, mysqlBusiness, mysqlStore, mysqlUrlInDatabase, raceReport, recordingMsg, setupMysqlTables, uniqueGid } from "./barrier-helpers.ts";
 import type { KyselyDb, StoreUnderTest } from "./barrier-helpers.ts";
 
 const serverUrl = testServiceUrls().mysql;
@@ -70,13 +69,7 @@ describe("barrier on MariaDB/MySQL (mysql2)", () => {
   });
 
   it("doAndSubmitDB with a mysql2 pool: submit on success, abort after a rolled-back local transaction", async () => {
-    const calls: string[] = [];
-    const msg = (gid: string): DoAndSubmitMsg => ({
-      gid,
-      prepare: async () => void calls.push("prepare"),
-      submit: async () => void calls.push("submit"),
-      abort: async () => void calls.push("abort"),
-    });
+    const { calls, msg } = recordingMsg();
     const gid = uniqueGid("my-das");
     await store.createAccount(`${gid}-a`, 100);
     await doAndSubmitDB(msg(gid), "qp", pool, (c) => mysqlBusiness(c, info(gid, "msg", "00", "msg"), `${gid}-a`, -10));

@@ -2,9 +2,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Redis } from "ioredis";
 import { BranchBarrier, CHECK_ADJUST_AMOUNT_LUA, doAndSubmit, redisBarrierKey } from "../src/barrier/index.ts";
-import type { DoAndSubmitMsg } from "../src/barrier/index.ts";
 import { testServiceUrls, unreachableMessage } from "../../test/helpers/services.ts";
-import { RUN, barrierFuzz, barrierScenarios, fuzzReport, info, raceReport, redisStore, uniqueGid } from "./barrier-helpers.ts";
+import { RUN, barrierFuzz, deleteRunKeys, barrierScenarios, fuzzReport, info, raceReport, recordingMsg, redisStore, uniqueGid } from "./barrier-helpers.ts";
 import type { StoreUnderTest } from "./barrier-helpers.ts";
 
 const url = testServiceUrls().redis;
@@ -26,6 +25,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (fuzzReport.length > 0) process.stdout.write(`barrier fuzz: ${JSON.stringify(fuzzReport)}\n`);
   if (raceReport.length > 0) process.stdout.write(`barrier races: ${JSON.stringify(raceReport)}\n`);
+  if (clients) await deleteRunKeys(clients[0]);
   await Promise.allSettled((clients ?? []).map((c) => c.quit()));
 });
 
@@ -72,13 +72,7 @@ describe("barrier on Redis (one Lua script)", () => {
   });
 
   it("doAndSubmit with the Redis barrier and check-back", async () => {
-    const calls: string[] = [];
-    const msg = (gid: string): DoAndSubmitMsg => ({
-      gid,
-      prepare: async () => void calls.push("prepare"),
-      submit: async () => void calls.push("submit"),
-      abort: async () => void calls.push("abort"),
-    });
+    const { calls, msg } = recordingMsg();
     const gid = uniqueGid("redis-das");
     const key = `${prefix}:${gid}`;
     await clients[0].set(key, "10", "EX", 600);
