@@ -60,6 +60,8 @@ const EXPIRE_SECONDS = 3600;
 export async function run(opts: ExampleOptions): Promise<TccFrozenBalanceResult> {
   const prefix = uniqueName("ex_tcc");
   const redis = new Redis(opts.redisUrl, { maxRetriesPerRequest: 1 });
+  /** The transactions run, whose barrier keys are removed at the end. */
+  const gids: string[] = [];
   const client = new DtxClient({ server: opts.dtxUrl });
   const key = (account: string, part: "available" | "frozen"): string => `${prefix}:${account}:${part}`;
   let service: { close(): Promise<void> } | undefined;
@@ -110,6 +112,7 @@ export async function run(opts: ExampleOptions): Promise<TccFrozenBalanceResult>
 
     const pay = async (amount: number): Promise<TccOutcome> => {
       const gid = uniqueName("tcc");
+      gids.push(gid);
       const u = (path: string): string => `${svc.url}/${path}`;
       let error: string | undefined;
       try {
@@ -132,8 +135,11 @@ export async function run(opts: ExampleOptions): Promise<TccFrozenBalanceResult>
   } finally {
     await service?.close();
     await client.close();
-    const keys = await redis.keys(`${prefix}:*`).catch(() => [] as string[]);
-    if (keys.length > 0) await redis.del(...keys).catch(() => undefined);
+    // The accounts, then the Redis barrier's keys (`<gid>-<branch>-<op>`), which would otherwise stay for their expiry.
+    for (const pattern of [`${prefix}:*`, ...gids.map((gid) => `${gid}-*`)]) {
+      const keys = await redis.keys(pattern).catch(() => [] as string[]);
+      if (keys.length > 0) await redis.del(...keys).catch(() => undefined);
+    }
     redis.disconnect();
   }
 }

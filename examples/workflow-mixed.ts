@@ -107,6 +107,8 @@ export async function run(opts: WorkflowMixedOptions): Promise<WorkflowMixedResu
   const redis = new Redis(opts.redisUrl, { maxRetriesPerRequest: 1 });
   const client = new DtxClient({ server: opts.dtxUrl });
   const services: { close(): Promise<void> }[] = [];
+  /** The workflows run, whose barrier keys are removed at the end. */
+  const gids: string[] = [];
   const pointsKey = (part: "available" | "frozen"): string => `${points}:${CUSTOMER}:${part}`;
   try {
     await pgPool.query(`create table ${wallets}(id int primary key, balance int not null)`);
@@ -254,6 +256,7 @@ export async function run(opts: WorkflowMixedOptions): Promise<WorkflowMixedResu
     const newOrder = (destination: string): Checkout => ({ customer: CUSTOMER, price: 30, points: 20, sku: SKU, destination });
     const checkout = async (destination: string): Promise<CheckoutOutcome> => {
       const gid = uniqueName("wf");
+      gids.push(gid);
       phase2 = [];
       const order = newOrder(destination);
       let result: unknown;
@@ -281,6 +284,7 @@ export async function run(opts: WorkflowMixedOptions): Promise<WorkflowMixedResu
 
     const { kill, restart } = opts.coordinatorCrash;
     const gid = uniqueName("wf");
+    gids.push(gid);
     phase2 = [];
     killBeforeShipping = kill;
     let errorAtCrash = "";
@@ -301,6 +305,11 @@ export async function run(opts: WorkflowMixedOptions): Promise<WorkflowMixedResu
     await pgPool.query(`drop table if exists ${wallets}, ${barrierPg}; drop sequence if exists ${barrierPg}_seq`).catch(() => undefined);
     await myPool.query(`drop table if exists ${stock}, ${barrierMy}`).catch(() => undefined);
     await redis.del(pointsKey("available"), pointsKey("frozen")).catch(() => undefined);
+    // The Redis barrier's keys (`<gid>-<branch>-<op>`), which would otherwise stay for EXPIRE_SECONDS.
+    for (const gid of gids) {
+      const keys = await redis.keys(`${gid}-*`).catch(() => [] as string[]);
+      if (keys.length > 0) await redis.del(...keys).catch(() => undefined);
+    }
     redis.disconnect();
     await pgPool.end();
     await myPool.end();
