@@ -18,31 +18,13 @@ set -euo pipefail
 
 [[ ${1:-} == --yes ]] || { printf 'usage: %s --yes   (drops the test databases; see the header)\n' "$0" >&2; exit 2; }
 
-PG_URL=${DTX_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/dtx_test}
-MY_URL=${DTX_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306/dtx_test}
-REDIS_URL=${DTX_TEST_REDIS_URL:-redis://127.0.0.1:6379}
-PATTERN=${DTX_FRESH_DB_PATTERN:-dtx\\_%}
-EXTRA=${DTX_FRESH_DB_EXTRA-dtm_barrier}
-
+SCRIPT=fresh-test-dbs
+# shellcheck source=lib/test-dbs.sh
+source "$(dirname "$0")/lib/test-dbs.sh"
 say() { printf 'fresh-test-dbs: %s\n' "$*"; }
-die() { printf 'fresh-test-dbs: %s\n' "$*" >&2; exit 1; }
-ident() { [[ $1 =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || die "not a plain database name: '$1'"; printf '%s' "$1"; }
-[[ -z $EXTRA ]] || ident "$EXTRA" >/dev/null
-
-# scheme://user:pass@host:port/db?x -> parts
-url_db() { local r=${1#*://}; r=${r#*/}; [[ $r == "$1" || $r == "${1#*://}" ]] && r=""; r=${r%%\?*}; printf '%s' "$r"; }
-url_userinfo() { local r=${1#*://}; r=${r%%/*}; [[ $r == *@* ]] && printf '%s' "${r%@*}"; true; }
-url_hostport() { local r=${1#*://}; r=${r%%/*}; printf '%s' "${r##*@}"; }
-url_port() { local hp; hp=$(url_hostport "$1"); [[ $hp =~ :([0-9]+)$ ]] && printf '%s' "${BASH_REMATCH[1]}" || printf '%s' "$2"; }
-url_host() { local hp; hp=$(url_hostport "$1"); hp=${hp%:*}; hp=${hp#[}; printf '%s' "${hp%]}"; }
 
 # ---------------------------------------------------------------- PostgreSQL
-pg_db=$(ident "$(url_db "$PG_URL")")
-pg_admin_url="${PG_URL%%\?*}"
-pg_admin_url="${pg_admin_url%/*}/postgres"
-pg() { PGCONNECT_TIMEOUT=5 psql -X -w -q -tA -v ON_ERROR_STOP=1 -d "$pg_admin_url" -c "$1" </dev/null; }
 mapfile -t pg_dbs < <(pg "select datname from pg_database where datname = '$pg_db' or datname like '$PATTERN' or datname = '$EXTRA'")
-pg_db_url() { local u="${PG_URL%%\?*}"; printf '%s/%s' "${u%/*}" "$1"; }
 for d in "${pg_dbs[@]}"; do
   [[ -n $d ]] || continue
   # A prepared transaction an interrupted test left behind blocks DROP DATABASE, even WITH (FORCE):
@@ -59,11 +41,6 @@ pg "create database $pg_db encoding 'UTF8' lc_collate 'C' lc_ctype 'C' template 
 say "postgres: dropped ${#pg_dbs[@]} database(s) (${pg_dbs[*]:-none}), created $pg_db empty"
 
 # ---------------------------------------------------------------- MariaDB / MySQL
-my_db=$(ident "$(url_db "$MY_URL")")
-my_user=$(url_userinfo "$MY_URL"); my_pass=""
-[[ $my_user == *:* ]] && { my_pass=${my_user#*:}; my_user=${my_user%%:*}; }
-client=$(command -v mariadb || command -v mysql) || die "no mariadb/mysql client on PATH"
-my() { MYSQL_PWD="$my_pass" "$client" --no-defaults --connect-timeout=5 --protocol=TCP -h "$(url_host "$MY_URL")" -P "$(url_port "$MY_URL" 3306)" -u "${my_user:-root}" -N -B -e "$1" </dev/null; }
 # XA transactions left prepared by interrupted tests (XA RECOVER is server-wide and does not say
 # which database they touched: on the test server they are all the tests'): they would hold row
 # locks and show up in the XA checks of later tests.
@@ -82,5 +59,5 @@ my "create database $my_db character set utf8mb4"
 say "mariadb: dropped ${#my_dbs[@]} database(s), created $my_db empty"
 
 # ---------------------------------------------------------------- Redis
-[[ $(redis-cli -u "$REDIS_URL" --no-auth-warning flushdb </dev/null) == OK ]] || die "redis: FLUSHDB failed on $(sed -E 's#(://[^:/@]*):[^@/]*@#\1:***@#' <<<"$REDIS_URL")"
+[[ $(redis-cli -u "$REDIS_URL" --no-auth-warning flushdb </dev/null) == OK ]] || die "redis: FLUSHDB failed on $(redis_url_shown)"
 say "redis: emptied the test database"
