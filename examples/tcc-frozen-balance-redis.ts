@@ -20,7 +20,7 @@ import type { FastifyRequest } from "fastify";
 import { Redis } from "ioredis";
 import { BranchBarrier, DtxClient, DtxFailure, fastifyHandler, isFailure, tccGlobalTransaction } from "../sdk/src/index.ts";
 import type { ExampleOptions } from "./lib/common.ts";
-import { isMain, messageOf, runMain, startService, statusOf, uniqueName } from "./lib/common.ts";
+import { isMain, messageOf, removeRunKeys, runMain, startService, statusOf, uniqueName } from "./lib/common.ts";
 
 export interface Account {
   readonly available: number;
@@ -135,11 +135,7 @@ export async function run(opts: ExampleOptions): Promise<TccFrozenBalanceResult>
   } finally {
     await service?.close();
     await client.close();
-    // The accounts, then the Redis barrier's keys (`<gid>-<branch>-<op>`), which would otherwise stay for their expiry.
-    for (const pattern of [`${prefix}:*`, ...gids.map((gid) => `${gid}-*`)]) {
-      const keys = await redis.keys(pattern).catch(() => [] as string[]);
-      if (keys.length > 0) await redis.del(...keys).catch(() => undefined);
-    }
+    await removeRunKeys(redis, [`${prefix}:`], gids);
     redis.disconnect();
   }
 }

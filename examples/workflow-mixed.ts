@@ -37,7 +37,7 @@ import {
 } from "../sdk/src/index.ts";
 import type { BranchInfo, WorkflowContext } from "../sdk/src/index.ts";
 import type { ExampleOptions } from "./lib/common.ts";
-import { isMain, messageOf, runMain, startService, statusOf, uniqueName } from "./lib/common.ts";
+import { isMain, messageOf, removeRunKeys, runMain, startService, statusOf, uniqueName } from "./lib/common.ts";
 
 export interface CheckoutBalances {
   readonly wallet: number;
@@ -304,12 +304,7 @@ export async function run(opts: WorkflowMixedOptions): Promise<WorkflowMixedResu
     await client.close();
     await pgPool.query(`drop table if exists ${wallets}, ${barrierPg}; drop sequence if exists ${barrierPg}_seq`).catch(() => undefined);
     await myPool.query(`drop table if exists ${stock}, ${barrierMy}`).catch(() => undefined);
-    await redis.del(pointsKey("available"), pointsKey("frozen")).catch(() => undefined);
-    // The Redis barrier's keys (`<gid>-<branch>-<op>`), which would otherwise stay for EXPIRE_SECONDS.
-    for (const gid of gids) {
-      const keys = await redis.keys(`${gid}-*`).catch(() => [] as string[]);
-      if (keys.length > 0) await redis.del(...keys).catch(() => undefined);
-    }
+    await removeRunKeys(redis, [`${points}:`], gids);
     redis.disconnect();
     await pgPool.end();
     await myPool.end();

@@ -7,6 +7,7 @@ import Fastify from "fastify";
 import type { FastifyInstance } from "fastify";
 import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
+import type { Redis } from "ioredis";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { DtxClient } from "../../sdk/src/index.ts";
@@ -59,6 +60,18 @@ export async function startService(routes: (app: FastifyInstance) => void): Prom
 /** A name unique to this run, usable as a table name, a Redis key prefix or a gid: `<prefix>_<time>_<random>`. */
 export function uniqueName(prefix: string): string {
   return `${prefix}_${Date.now().toString(36)}_${randomBytes(3).toString("hex")}`;
+}
+
+/**
+ * The end of a run: deletes the Redis keys under its account prefixes and the Redis barrier's keys
+ * of its transactions (`<gid>-<branch>-<op>`, kept for the barrier's expiry otherwise). Best
+ * effort: a failure here must not hide the run's own outcome.
+ */
+export async function removeRunKeys(redis: Redis, prefixes: readonly string[], gids: readonly string[]): Promise<void> {
+  for (const pattern of [...prefixes.map((p) => `${p}*`), ...gids.map((gid) => `${gid}-*`)]) {
+    const keys = await redis.keys(pattern).catch(() => [] as string[]);
+    if (keys.length > 0) await redis.del(...keys).catch(() => undefined);
+  }
 }
 
 /** The transaction's status as the coordinator reports it ("" when it does not know the gid). */
