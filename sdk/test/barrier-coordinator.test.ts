@@ -250,6 +250,21 @@ function outcomes(gid: string, store?: StoreName, name?: string): string[] {
 
 const payload = (account: string, amount: number): string => JSON.stringify({ account, amount });
 
+/** A saga step: the store whose participant serves it, its action and compensation, and the amount. */
+type Step = [StoreName, string, string, number];
+
+/** Submits a saga with wait_result whose steps move each amount on the step's store's account. */
+function submitSaga(gid: string, ids: Record<StoreName, string>, steps: readonly Step[], extra: Record<string, unknown> = {}): ReturnType<typeof dtx.client.submit> {
+  return dtx.client.submit({
+    gid,
+    trans_type: "saga",
+    steps: steps.map(([s, a, c]) => ({ action: url(s, a), compensate: url(s, c) })),
+    payloads: steps.map(([s, , , amount]) => payload(ids[s], amount)),
+    ...extra,
+    wait_result: true,
+  });
+}
+
 describe("saga participants behind the barrier, driven by the coordinator", () => {
   it("duplicate and lost-response deliveries on all four stores apply each branch exactly once", async () => {
     const gid = uniqueGid("e2e-saga-ok");
@@ -258,19 +273,13 @@ describe("saga participants behind the barrier, driven by the coordinator", () =
     program(gid, "mysql", "TransIn", "dup");
     program(gid, "redis", "TransIn", "lost", "dup");
     program(gid, "mongo", "TransIn", "dup", "dup");
-    const steps: [StoreName, string, string, number][] = [
+    const steps: Step[] = [
       ["pg", "TransOut", "TransOutRevert", 30],
       ["mysql", "TransIn", "TransInRevert", 10],
       ["redis", "TransIn", "TransInRevert", 10],
       ["mongo", "TransIn", "TransInRevert", 10],
     ];
-    const r = await dtx.client.submit({
-      gid,
-      trans_type: "saga",
-      steps: steps.map(([s, a, c]) => ({ action: url(s, a), compensate: url(s, c) })),
-      payloads: steps.map(([s, , , amount]) => payload(ids[s], amount)),
-      wait_result: true,
-    });
+    const r = await submitSaga(gid, ids, steps);
     // the lost responses are errors to the coordinator: wait_result reports "not yet" (425 ONGOING, docs/deviations.md D11)
     expect(r.status === 200 || (r.status === 425 && r.text.includes('"code":"ONGOING"')), r.text).toBe(true);
     await cronUntil(gid, "succeed");
@@ -293,21 +302,13 @@ describe("saga participants behind the barrier, driven by the coordinator", () =
     program(gid, "pg", "TransOut", "hold");
     program(gid, "mongo", "TransInRevert", "dup");
     program(gid, "redis", "TransInRevert", "lost");
-    const steps: [StoreName, string, string, number][] = [
+    const steps: Step[] = [
       ["pg", "TransOut", "TransOutRevert", 30],
       ["mysql", "TransOut", "TransOutRevert", 1000], // insufficient balance: FAILURE
       ["redis", "TransIn", "TransInRevert", 10],
       ["mongo", "TransIn", "TransInRevert", 10],
     ];
-    const r = await dtx.client.submit({
-      gid,
-      trans_type: "saga",
-      steps: steps.map(([s, a, c]) => ({ action: url(s, a), compensate: url(s, c) })),
-      payloads: steps.map(([s, , , amount]) => payload(ids[s], amount)),
-      concurrent: true,
-      custom_data: JSON.stringify({ concurrent: true }),
-      wait_result: true,
-    });
+    const r = await submitSaga(gid, ids, steps, { concurrent: true, custom_data: JSON.stringify({ concurrent: true }) });
     expect([409, 425]).toContain(r.status);
     await cronUntil(gid, "failed");
     expect(outcomes(gid, "mysql", "TransOut")).toEqual(["FAILURE"]);
