@@ -21,7 +21,7 @@ import {
   setBarrierTableName,
 } from "../src/barrier/index.ts";
 import { DtxClient, Msg } from "../src/index.ts";
-import type { BarrierResult, DoAndSubmitMsg } from "../src/barrier/index.ts";
+import type { DoAndSubmitMsg } from "../src/barrier/index.ts";
 import type { TestCoordinator } from "../../test/helpers/coordinator.ts";
 import { startCoordinator } from "../../test/helpers/coordinator.ts";
 import { startMongo } from "../../test/helpers/mongo.ts";
@@ -96,35 +96,6 @@ function program(gid: string, store: StoreName, name: string, ...f: Fault[]): vo
   faults.set(`${gid}/${store}/${name}`, f);
 }
 
-/** Adds `delta` to `account` on `store` behind the barrier, in one local transaction. */
-function runBarrier(store: StoreName, bb: BranchBarrier, account: string, delta: number): Promise<BarrierResult<void>> {
-  switch (store) {
-    case "pg":
-      return bb.callWithPg(pgPool, (c) => pgBusiness(c, bb, account, delta, "pg"));
-    case "mysql":
-      return bb.callWithMysql(myPool, (c) => mysqlBusiness(c, bb, account, delta, "mysql"));
-    case "redis":
-      return bb.redisCheckAdjustAmount(redis, `${redisPrefix}:${account}`, delta, 3600);
-    case "mongo": {
-      const client = mongoClient;
-      return mongo.exclusive(() => bb.mongoCall(client, (session) => mongoBusiness(client, session, bb, account, delta)));
-    }
-  }
-}
-
-function queryPrepared(store: StoreName, bb: BranchBarrier): Promise<void> {
-  switch (store) {
-    case "pg":
-      return bb.queryPrepared(pgPool);
-    case "mysql":
-      return bb.queryPrepared(myPool);
-    case "redis":
-      return bb.redisQueryPrepared(redis, 3600);
-    case "mongo":
-      return bb.mongoQueryPrepared(mongoClient);
-  }
-}
-
 const retiredMongo: MongoClient[] = [];
 async function renewMongo(): Promise<void> {
   // The stand-in may leave the server session of a failed commit with a transaction open.
@@ -141,12 +112,13 @@ async function handle(store: StoreName, name: string, query: Record<string, stri
   };
   try {
     if (name === "QueryPrepared") {
-      await queryPrepared(store, bb);
+      await stores[store].queryPrepared(bb);
       return record("committed");
     }
     if (!body) throw new Error("no body");
     const delta = name === "TransOut" || name === "TransInRevert" ? -body.amount : body.amount;
-    const r = await runBarrier(store, bb, body.account, delta);
+    // Adds delta to the account behind the barrier, in one local transaction.
+    const r = await stores[store].adjust(bb, body.account, delta);
     return record(r.executed ? "executed" : r.skipped);
   } catch (err) {
     if (isBarrierFailure(err)) return record(name === "QueryPrepared" ? "rolled_back" : "FAILURE");
@@ -417,19 +389,7 @@ describe("DoAndSubmitDB with the coordinator", () => {
       await cronUntil(gid, "failed");
       expect(outcomes(gid, local, "QueryPrepared")).toEqual(["rolled_back"]);
       const late = msgBarrier(gid);
-      const run = (): Promise<unknown> => {
-        switch (local) {
-          case "pg":
-            return late.callWithPg(pgPool, (c) => pgBusiness(c, late, ids.pg, -25, "pg"));
-          case "mysql":
-            return late.callWithMysql(myPool, (c) => mysqlBusiness(c, late, ids.mysql, -25, "mysql"));
-          case "redis":
-            return late.redisCheckAdjustAmount(redis, `${redisPrefix}:${ids.redis}`, -25, 3600);
-          case "mongo":
-            return mongo.exclusive(() => late.mongoCall(mongoClient, (session) => mongoBusiness(mongoClient, session, late, ids.mongo, -25)));
-        }
-      };
-      await expect(run()).rejects.toMatchObject({ code: "DUPLICATED" });
+      await expect(stores[local].adjust(late, ids[local], -25)).rejects.toMatchObject({ code: "DUPLICATED" });
       expect(await balances(ids)).toEqual({ pg: 100, mysql: 100, redis: 100, mongo: 100 });
       expect(outcomes(gid, target)).toEqual([]);
     });
