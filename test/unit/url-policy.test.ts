@@ -7,7 +7,9 @@ import {
   isAllowedUrl, isPrivateAddress, matchesPattern, parseCallUrl, parseUrlPattern, UrlPolicy,
 } from "../../server/src/driver/url-policy.ts";
 
-const label = fc.stringMatching(/^[a-z][a-z0-9-]{0,10}[a-z0-9]$/);
+// No "??--" labels: IDNA reserves them (an "xn--" label must be valid punycode), and the URL
+// parser refuses an invalid one, as the pattern parser then does (seed 287654320 drew "xn--a").
+const label = fc.stringMatching(/^[a-z][a-z0-9-]{0,10}[a-z0-9]$/).filter((l) => l.slice(2, 4) !== "--");
 const hostArb = fc.oneof(fc.array(label, { minLength: 1, maxLength: 3 }).map((ls) => [...ls, "example"].join(".")), fc.ipV4());
 const segment = fc.stringMatching(/^[A-Za-z0-9_.~-]{1,8}$/).filter((s) => s !== "." && s !== "..");
 const pathArb = fc.array(segment, { maxLength: 4 }).map((ss) => ss.map((s) => `/${s}`).join(""));
@@ -21,7 +23,7 @@ describe("parseUrlPattern", () => {
     expect(parseUrlPattern("grpc://[::1]:58081/busi.Busi")).toEqual({ scheme: "grpc", host: "[::1]", port: 58081, path: "/busi.Busi" });
   });
 
-  it.each(["busi:80", "ftp://busi", "grpc://busi", "http://0x7f.1/", "http://127.1/", "http://2130706433/", "http://[::ffff:127.0.0.1]/", "http://a@b/", "http://busi:0/", "http://busi/x?y"])(
+  it.each(["busi:80", "ftp://busi", "grpc://busi", "http://0x7f.1/", "http://127.1/", "http://2130706433/", "http://[::ffff:127.0.0.1]/", "http://a@b/", "http://busi:0/", "http://busi/x?y", "http://xn--a.example/"])(
     "refuses %s",
     (text) => expect(() => parseUrlPattern(text)).toThrow(),
   );
