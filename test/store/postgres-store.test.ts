@@ -54,6 +54,20 @@ describe("postgres store: schema and migrations", () => {
     }
   });
 
+  it("cuts a fraction of a millisecond toward zero, as a Date would, on insert and on update", async () => {
+    // Times reach the statements as epoch milliseconds (server/src/store/sql/pg-array-literal.ts);
+    // a msg delay of fractional seconds can make a fractional one.
+    const store = await openStore();
+    try {
+      await store.saveNewTrans(trans("frac", { nextCronTime: T0 + 1_500.75 }), []);
+      expect((await store.findTrans("frac"))?.nextCronTime).toBe(T0 + 1_500);
+      expect(await store.updateTrans("frac", "submitted", { updateTime: T0 + 7.9, nextCronTime: T0 + 2_000.5 }, [])).toBe(true);
+      expect(await store.findTrans("frac")).toMatchObject({ updateTime: T0 + 7, nextCronTime: T0 + 2_000 });
+    } finally {
+      await store.close();
+    }
+  });
+
   it("refuses a schema whose trans_global dtm created, instead of adopting it", async () => {
     await area.drop();
     await area.query(`CREATE SCHEMA ${area.schema}`);

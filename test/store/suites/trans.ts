@@ -1,5 +1,6 @@
 /** saveNewTrans, the reads, and updateTrans (the CAS the engine relies on). */
 import { randomBytes } from "node:crypto";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_OPTIONS } from "../../../server/src/core/options.ts";
 import type { GlobalStatus } from "../../../server/src/core/types.ts";
@@ -113,6 +114,48 @@ export function transSuite(ctx: ConformanceContext): void {
       expect((await ctx.store.findBranches("g1"))[0]?.url.slice("http://rm.local/".length)).toMatch(replaced);
       expect(await ctx.store.updateTrans("g1", "submitted", { updateTime: T0 + 1, result: lone }, [])).toBe(true);
       expect((await mustFind(ctx.store, "g1")).result).toMatch(replaced);
+    });
+    it("any text, bytes and millisecond times are stored and patched as written, one call or several at once (property)", async () => {
+      // The characters that mean something in an array literal, a JSON string, a RESP or SQL
+      // escape, among any printable ones; no NUL (Postgres text cannot hold it).
+      const special = fc.constantFrom('"', "\\", "{", "}", ",", " ", "'", "NULL", "\n", "\t", "é", "雪", "🚀", "\\x00", "()");
+      const text = fc.array(fc.oneof(special, fc.string({ maxLength: 3 })), { maxLength: 8 }).map((parts) => parts.join(""));
+      const time = fc.integer({ min: 0, max: 4_102_444_800_000 }); // 1970 .. 2100
+      const row = fc.record({ text, other: text, bytes: fc.uint8Array({ maxLength: 16 }), t1: time, t2: time, t3: time });
+      let n = 0;
+      await fc.assert(
+        fc.asyncProperty(fc.array(row, { minLength: 1, maxLength: 3 }), async (rows) => {
+          const made = rows.map((r) => {
+            const gid = `p${n++}-${r.text}`;
+            return {
+              r,
+              t: trans(gid, { customData: r.text, extData: r.other, queryPrepared: r.other, owner: r.text, createTime: r.t1, updateTime: r.t2, nextCronTime: r.t3 }),
+              b: [branch(gid, `b${r.text}`, "action", { url: r.other, binData: r.bytes, createTime: r.t3, updateTime: r.t1, finishTime: r.t2 })],
+            };
+          });
+          // At once: the stores that group-commit send these together as one statement.
+          expect(await Promise.all(made.map(({ t, b }) => ctx.store.saveNewTrans(t, b)))).toEqual(made.map(() => "created"));
+          for (const { t, b } of made) {
+            const { id: _id, ...found } = await mustFind(ctx.store, t.gid);
+            expect(found).toEqual(t);
+            expect(plain(await ctx.store.findBranches(t.gid))).toEqual(plain(b));
+          }
+          const patched = await Promise.all(made.map(({ r, t }) => ctx.store.updateTrans(
+            t.gid, { status: "submitted", owner: r.text },
+            { status: "aborting", updateTime: r.t3, rollbackTime: r.t1, rollbackReason: r.other, result: r.text, nextCronTime: r.t2, owner: r.other },
+            [{ branchId: `b${r.text}`, op: "action", status: "failed", finishTime: r.t1 }],
+          )));
+          expect(patched).toEqual(made.map(() => true));
+          for (const { r, t } of made) {
+            expect(await mustFind(ctx.store, t.gid)).toMatchObject({
+              status: "aborting", updateTime: r.t3, rollbackTime: r.t1, rollbackReason: r.other, result: r.text, nextCronTime: r.t2, owner: r.other,
+              customData: r.text, createTime: r.t1,
+            });
+            expect(await ctx.store.findBranches(t.gid)).toMatchObject([{ status: "failed", finishTime: r.t1, updateTime: r.t3, url: r.other }]);
+          }
+        }),
+        { numRuns: 40 },
+      );
     });
   });
 

@@ -3,10 +3,12 @@
  * (./pg-statement.ts): one for any number of calls (group commit, ./batcher.ts, and a lone call
  * alike), the rows travelling as one array per column, and updateTrans for one call on its own.
  * Named prepared statements (./pg-prepared.ts) then make Postgres parse and plan each once per
- * connection.
+ * connection. The arrays go as literals built by ./pg-array-literal.ts, times as epoch
+ * milliseconds that the statements turn into timestamptz (msToTimestamptz).
  */
 import type { NewBranch, NewTrans, TransPatch } from "../store.ts";
-import { branchInsert, date, transInsert } from "./convert.ts";
+import { transToRow } from "../rows.ts";
+import { byteaArray, integerArray, msArray, msToTimestamptz as ts, textArray, wholeMs } from "./pg-array-literal.ts";
 import type { SaveOp, UpdateOp } from "./group-commit.ts";
 import { PATCH_COLUMNS, patchFields } from "./group-commit.ts";
 import { literal, pgStatement } from "./pg-statement.ts";
@@ -17,15 +19,16 @@ import { literal, pgStatement } from "./pg-statement.ts";
  * trans rows that were inserted, in the callers' order so their ids ascend as inserted. One
  * statement, so an error in any branch rolls back its trans row too. Answers the gids created.
  */
-export const SAVE_NEW_TRANS = pgStatement<keyof TransArrays | "branchOwner" | `branch_${keyof BranchArrays}`>`
+export const SAVE_NEW_TRANS = pgStatement<keyof TransColumns | "branchOwner" | `branch_${keyof BranchColumns}`>`
   WITH t AS (
     INSERT INTO trans_global (gid, trans_type, status, query_prepared, protocol, create_time, update_time, finish_time,
       rollback_time, options, custom_data, next_cron_interval, next_cron_time, owner, ext_data, result, rollback_reason)
-    SELECT v.gid, v.trans_type, v.status, v.query_prepared, v.protocol, v.create_time, v.update_time, v.finish_time,
-      v.rollback_time, v.options, v.custom_data, v.next_cron_interval, v.next_cron_time, v.owner, v.ext_data, v.result, v.rollback_reason
+    SELECT v.gid, v.trans_type, v.status, v.query_prepared, v.protocol, ${literal(ts("v.create_time"))}, ${literal(ts("v.update_time"))},
+      ${literal(ts("v.finish_time"))}, ${literal(ts("v.rollback_time"))}, v.options, v.custom_data, v.next_cron_interval,
+      ${literal(ts("v.next_cron_time"))}, v.owner, v.ext_data, v.result, v.rollback_reason
     FROM unnest(${"gid"}::text[], ${"transType"}::text[], ${"status"}::text[], ${"queryPrepared"}::text[], ${"protocol"}::text[],
-      ${"createTime"}::timestamptz[], ${"updateTime"}::timestamptz[], ${"finishTime"}::timestamptz[], ${"rollbackTime"}::timestamptz[],
-      ${"options"}::text[], ${"customData"}::text[], ${"nextCronInterval"}::bigint[], ${"nextCronTime"}::timestamptz[],
+      ${"createTime"}::bigint[], ${"updateTime"}::bigint[], ${"finishTime"}::bigint[], ${"rollbackTime"}::bigint[],
+      ${"options"}::text[], ${"customData"}::text[], ${"nextCronInterval"}::bigint[], ${"nextCronTime"}::bigint[],
       ${"owner"}::text[], ${"extData"}::text[], ${"result"}::text[], ${"rollbackReason"}::text[])
       AS v(gid, trans_type, status, query_prepared, protocol, create_time, update_time, finish_time, rollback_time, options,
         custom_data, next_cron_interval, next_cron_time, owner, ext_data, result, rollback_reason)
@@ -35,10 +38,11 @@ export const SAVE_NEW_TRANS = pgStatement<keyof TransArrays | "branchOwner" | `b
   ),
   b AS (
     INSERT INTO trans_branch_op (gid, url, bin_data, branch_id, op, status, finish_time, create_time, update_time)
-    SELECT v.gid, v.url, v.bin_data, v.branch_id, v.op, v.status, v.finish_time, v.create_time, v.update_time
+    SELECT v.gid, v.url, v.bin_data, v.branch_id, v.op, v.status, ${literal(ts("v.finish_time"))}, ${literal(ts("v.create_time"))},
+      ${literal(ts("v.update_time"))}
     FROM unnest(${"branchOwner"}::text[], ${"branch_gid"}::text[], ${"branch_url"}::text[], ${"branch_binData"}::bytea[],
-      ${"branch_branchId"}::text[], ${"branch_op"}::text[], ${"branch_status"}::text[], ${"branch_finishTime"}::timestamptz[],
-      ${"branch_createTime"}::timestamptz[], ${"branch_updateTime"}::timestamptz[])
+      ${"branch_branchId"}::text[], ${"branch_op"}::text[], ${"branch_status"}::text[], ${"branch_finishTime"}::bigint[],
+      ${"branch_createTime"}::bigint[], ${"branch_updateTime"}::bigint[])
       WITH ORDINALITY AS v(owner, gid, url, bin_data, branch_id, op, status, finish_time, create_time, update_time, ord)
     WHERE v.owner IN (SELECT gid FROM t)
     ORDER BY v.ord
@@ -55,10 +59,10 @@ export function saveNewTransParams(ops: readonly SaveOp[]): unknown[] {
       all.push(branch);
     }
   }
-  const b = branchArrays(all);
+  const b = branchColumns(all);
   return SAVE_NEW_TRANS.params({
-    ...transArrays(ops.map((op) => op.trans)),
-    branchOwner: owner,
+    ...transColumns(ops.map((op) => op.trans)),
+    branchOwner: textArray(owner),
     branch_gid: b.gid, branch_url: b.url, branch_binData: b.binData, branch_branchId: b.branchId, branch_op: b.op,
     branch_status: b.status, branch_finishTime: b.finishTime, branch_createTime: b.createTime, branch_updateTime: b.updateTime,
   });
@@ -83,12 +87,15 @@ function patchedColumns(p: string): string {
  * the newest row version as in the single statement, and only the branches of the trans rows it
  * updated are written. Answers the gids whose CAS matched.
  */
-export const UPDATE_TRANS_BATCH = pgStatement<keyof PatchArrays | `branch_${keyof BranchUpdateArrays}`>`
+export const UPDATE_TRANS_BATCH = pgStatement<keyof PatchColumns | `branch_${"gid" | "branchId" | "op" | "status" | "finishTime"}`>`
   WITH v AS MATERIALIZED (
-    SELECT * FROM unnest(${"gid"}::text[], ${"expected"}::text[], ${"expectedOwner"}::text[], ${"mask"}::int[], ${"status"}::text[],
-      ${"updateTime"}::timestamptz[], ${"finishTime"}::timestamptz[], ${"rollbackTime"}::timestamptz[], ${"rollbackReason"}::text[],
-      ${"result"}::text[], ${"nextCronTime"}::timestamptz[], ${"nextCronInterval"}::bigint[], ${"owner"}::text[])
-      AS v(gid, expected, expected_owner, mask, status, update_time, finish_time, rollback_time, rollback_reason, result, next_cron_time,
+    SELECT u.gid, u.expected, u.expected_owner, u.mask, u.status, ${literal(ts("u.update_time"))} AS update_time,
+      ${literal(ts("u.finish_time"))} AS finish_time, ${literal(ts("u.rollback_time"))} AS rollback_time, u.rollback_reason, u.result,
+      ${literal(ts("u.next_cron_time"))} AS next_cron_time, u.next_cron_interval, u.owner
+    FROM unnest(${"gid"}::text[], ${"expected"}::text[], ${"expectedOwner"}::text[], ${"mask"}::int[], ${"status"}::text[],
+      ${"updateTime"}::bigint[], ${"finishTime"}::bigint[], ${"rollbackTime"}::bigint[], ${"rollbackReason"}::text[],
+      ${"result"}::text[], ${"nextCronTime"}::bigint[], ${"nextCronInterval"}::bigint[], ${"owner"}::text[])
+      AS u(gid, expected, expected_owner, mask, status, update_time, finish_time, rollback_time, rollback_reason, result, next_cron_time,
         next_cron_interval, owner)
   ),
   l AS MATERIALIZED (
@@ -102,9 +109,9 @@ export const UPDATE_TRANS_BATCH = pgStatement<keyof PatchArrays | `branch_${keyo
     RETURNING g.gid, l.update_time
   ),
   b AS (
-    UPDATE trans_branch_op AS o SET status = w.status, finish_time = w.finish_time, update_time = t.update_time
+    UPDATE trans_branch_op AS o SET status = w.status, finish_time = ${literal(ts("w.finish_time"))}, update_time = t.update_time
     FROM unnest(${"branch_gid"}::text[], ${"branch_branchId"}::text[], ${"branch_op"}::text[], ${"branch_status"}::text[],
-      ${"branch_finishTime"}::timestamptz[])
+      ${"branch_finishTime"}::bigint[])
       AS w(gid, branch_id, op, status, finish_time)
       JOIN t ON t.gid = w.gid
     WHERE o.gid = w.gid AND o.branch_id = w.branch_id AND o.op = w.op
@@ -113,9 +120,9 @@ export const UPDATE_TRANS_BATCH = pgStatement<keyof PatchArrays | `branch_${keyo
 
 /** The parameters of {@link UPDATE_TRANS_BATCH} for `ops`. */
 export function updateTransBatchParams(ops: readonly UpdateOp[]): unknown[] {
-  const u = branchUpdateArrays(ops);
+  const u = branchUpdateColumns(ops);
   return UPDATE_TRANS_BATCH.params({
-    ...patchArrays(ops),
+    ...patchColumns(ops),
     branch_gid: u.gid, branch_branchId: u.branchId, branch_op: u.op, branch_status: u.status, branch_finishTime: u.finishTime,
   });
 }
@@ -128,11 +135,16 @@ export function updateTransBatchParams(ops: readonly UpdateOp[]): unknown[] {
 export const UPDATE_TRANS_ONE = pgStatement<
   "gid" | "expected" | "expectedOwner" | "mask" | keyof PatchValuesOf | "branchId" | "op" | "branchStatus" | "branchFinishTime"
 >`
-  WITH p AS (
-    SELECT ${"mask"}::int AS mask, ${"status"}::text AS status, ${"updateTime"}::timestamptz AS update_time,
-      ${"finishTime"}::timestamptz AS finish_time, ${"rollbackTime"}::timestamptz AS rollback_time, ${"rollbackReason"}::text AS rollback_reason,
-      ${"result"}::text AS result, ${"nextCronTime"}::timestamptz AS next_cron_time, ${"nextCronInterval"}::bigint AS next_cron_interval,
-      ${"owner"}::text AS owner
+  WITH r AS (
+    SELECT ${"mask"}::int AS mask, ${"status"}::text AS status, ${"updateTime"}::bigint AS update_time, ${"finishTime"}::bigint AS finish_time,
+      ${"rollbackTime"}::bigint AS rollback_time, ${"rollbackReason"}::text AS rollback_reason, ${"result"}::text AS result,
+      ${"nextCronTime"}::bigint AS next_cron_time, ${"nextCronInterval"}::bigint AS next_cron_interval, ${"owner"}::text AS owner
+  ),
+  p AS (
+    SELECT r.mask, r.status, ${literal(ts("r.update_time"))} AS update_time, ${literal(ts("r.finish_time"))} AS finish_time,
+      ${literal(ts("r.rollback_time"))} AS rollback_time, r.rollback_reason, r.result, ${literal(ts("r.next_cron_time"))} AS next_cron_time,
+      r.next_cron_interval, r.owner
+    FROM r
   ),
   t AS (
     UPDATE trans_global AS g SET
@@ -142,8 +154,8 @@ export const UPDATE_TRANS_ONE = pgStatement<
     RETURNING g.id
   ),
   b AS (
-    UPDATE trans_branch_op AS o SET status = w.status, finish_time = w.finish_time, update_time = ${"updateTime"}::timestamptz
-    FROM unnest(${"branchId"}::text[], ${"op"}::text[], ${"branchStatus"}::text[], ${"branchFinishTime"}::timestamptz[])
+    UPDATE trans_branch_op AS o SET status = w.status, finish_time = ${literal(ts("w.finish_time"))}, update_time = (SELECT update_time FROM p)
+    FROM unnest(${"branchId"}::text[], ${"op"}::text[], ${"branchStatus"}::text[], ${"branchFinishTime"}::bigint[])
       AS w(branch_id, op, status, finish_time)
     WHERE o.gid = ${"gid"}::text AND o.branch_id = w.branch_id AND o.op = w.op AND EXISTS (SELECT 1 FROM t)
   )
@@ -156,23 +168,23 @@ export function updateTransOneParams(op: UpdateOp): unknown[] {
     expected: op.expectedStatus,
     expectedOwner: op.expectedOwner ?? null,
     ...patchValues(op.patch),
-    branchId: op.branches.map((u) => u.branchId),
-    op: op.branches.map((u) => u.op),
-    branchStatus: op.branches.map((u) => u.status),
-    branchFinishTime: op.branches.map((u) => date(u.finishTime)),
+    branchId: textArray(op.branches.map((u) => u.branchId)),
+    op: textArray(op.branches.map((u) => u.op)),
+    branchStatus: textArray(op.branches.map((u) => u.status)),
+    branchFinishTime: msArray(op.branches.map((u) => u.finishTime)),
   });
 }
 
-/** One patch as the columns of {@link UPDATE_TRANS_ONE}'s `p`. */
+/** One patch as the columns of {@link UPDATE_TRANS_ONE}'s `r`: times in epoch milliseconds. */
 interface PatchValuesOf {
   mask: number;
   status: string | null;
-  updateTime: Date;
-  finishTime: Date | null;
-  rollbackTime: Date | null;
+  updateTime: number;
+  finishTime: number | null;
+  rollbackTime: number | null;
   rollbackReason: string | null;
   result: string | null;
-  nextCronTime: Date | null;
+  nextCronTime: number | null;
   nextCronInterval: number | null;
   owner: string | null;
 }
@@ -182,154 +194,120 @@ function patchValues(patch: TransPatch): PatchValuesOf {
   return {
     mask,
     status: values.status,
-    updateTime: date(patch.updateTime),
-    finishTime: values.finish_time,
-    rollbackTime: values.rollback_time,
+    updateTime: wholeMs(patch.updateTime),
+    finishTime: msOf(values.finish_time),
+    rollbackTime: msOf(values.rollback_time),
     rollbackReason: values.rollback_reason,
     result: values.result,
-    nextCronTime: values.next_cron_time,
+    nextCronTime: msOf(values.next_cron_time),
     nextCronInterval: values.next_cron_interval,
     owner: values.owner,
   };
 }
 
-/** Branches as one array per column: a fixed number of parameters whatever the branch count. */
-export interface BranchArrays {
-  gid: string[];
-  url: string[];
-  binData: Buffer[];
-  branchId: string[];
-  op: string[];
-  status: string[];
-  finishTime: (Date | null)[];
-  createTime: Date[];
-  updateTime: Date[];
+function msOf(time: Date | null): number | null {
+  return time === null ? null : time.getTime();
 }
 
-export function branchArrays(branches: readonly NewBranch[]): BranchArrays {
-  const out: BranchArrays = { gid: [], url: [], binData: [], branchId: [], op: [], status: [], finishTime: [], createTime: [], updateTime: [] };
-  for (const b of branches.map(branchInsert)) {
-    out.gid.push(b.gid);
-    out.url.push(b.url);
-    out.binData.push(b.bin_data ?? Buffer.alloc(0));
-    out.branchId.push(b.branch_id);
-    out.op.push(b.op);
-    out.status.push(b.status);
-    out.finishTime.push(b.finish_time ?? null);
-    out.createTime.push(b.create_time);
-    out.updateTime.push(b.update_time);
-  }
-  return out;
+/** Branches as one array literal per column: a fixed number of parameters whatever the branch count. */
+export interface BranchColumns {
+  gid: string;
+  url: string;
+  binData: string;
+  branchId: string;
+  op: string;
+  status: string;
+  /** Epoch milliseconds, for msToTimestamptz. */
+  finishTime: string;
+  createTime: string;
+  updateTime: string;
 }
 
-interface TransArrays {
-  gid: string[];
-  transType: string[];
-  status: string[];
-  queryPrepared: string[];
-  protocol: string[];
-  createTime: Date[];
-  updateTime: Date[];
-  finishTime: (Date | null)[];
-  rollbackTime: (Date | null)[];
-  options: string[];
-  customData: string[];
-  nextCronInterval: number[];
-  nextCronTime: Date[];
-  owner: string[];
-  extData: string[];
-  result: string[];
-  rollbackReason: string[];
-}
-
-/** New trans rows as one array per column, converted exactly as the single insert converts them (transInsert). */
-function transArrays(trans: readonly NewTrans[]): TransArrays {
-  const out: TransArrays = {
-    gid: [], transType: [], status: [], queryPrepared: [], protocol: [], createTime: [], updateTime: [], finishTime: [], rollbackTime: [],
-    options: [], customData: [], nextCronInterval: [], nextCronTime: [], owner: [], extData: [], result: [], rollbackReason: [],
+export function branchColumns(branches: readonly NewBranch[]): BranchColumns {
+  return {
+    gid: textArray(branches.map((b) => b.gid)),
+    url: textArray(branches.map((b) => b.url)),
+    binData: byteaArray(branches.map((b) => b.binData)),
+    branchId: textArray(branches.map((b) => b.branchId)),
+    op: textArray(branches.map((b) => b.op)),
+    status: textArray(branches.map((b) => b.status)),
+    finishTime: msArray(branches.map((b) => b.finishTime)),
+    createTime: msArray(branches.map((b) => b.createTime)),
+    updateTime: msArray(branches.map((b) => b.updateTime)),
   };
-  for (const r of trans.map(transInsert)) {
-    out.gid.push(r.gid);
-    out.transType.push(r.trans_type);
-    out.status.push(r.status);
-    out.queryPrepared.push(r.query_prepared ?? "");
-    out.protocol.push(r.protocol);
-    out.createTime.push(r.create_time);
-    out.updateTime.push(r.update_time);
-    out.finishTime.push(r.finish_time ?? null);
-    out.rollbackTime.push(r.rollback_time ?? null);
-    out.options.push(r.options ?? "");
-    out.customData.push(r.custom_data ?? "");
-    out.nextCronInterval.push(r.next_cron_interval);
-    out.nextCronTime.push(r.next_cron_time);
-    out.owner.push(r.owner ?? "");
-    out.extData.push(r.ext_data ?? "");
-    out.result.push(r.result ?? "");
-    out.rollbackReason.push(r.rollback_reason ?? "");
-  }
-  return out;
 }
 
-interface PatchArrays {
-  gid: string[];
-  expected: string[];
-  expectedOwner: (string | null)[];
-  mask: number[];
-  status: (string | null)[];
-  updateTime: (Date | null)[];
-  finishTime: (Date | null)[];
-  rollbackTime: (Date | null)[];
-  rollbackReason: (string | null)[];
-  result: (string | null)[];
-  nextCronTime: (Date | null)[];
-  nextCronInterval: (number | null)[];
-  owner: (string | null)[];
-}
+type TransColumns = Record<
+  | "gid" | "transType" | "status" | "queryPrepared" | "protocol" | "createTime" | "updateTime" | "finishTime" | "rollbackTime" | "options"
+  | "customData" | "nextCronInterval" | "nextCronTime" | "owner" | "extData" | "result" | "rollbackReason",
+  string
+>;
 
-/** The CAS and patch of each updateTrans as one array per column plus the mask of set fields (patchFields). */
-function patchArrays(ops: readonly UpdateOp[]): PatchArrays {
-  const out: PatchArrays = {
-    gid: [], expected: [], expectedOwner: [], mask: [], status: [], updateTime: [], finishTime: [], rollbackTime: [], rollbackReason: [],
-    result: [], nextCronTime: [], nextCronInterval: [], owner: [],
+/** New trans rows as one array literal per column, from the same row mapping as every store (transToRow). */
+function transColumns(trans: readonly NewTrans[]): TransColumns {
+  const rows = trans.map(transToRow);
+  const text = (pick: (r: (typeof rows)[number]) => string): string => textArray(rows.map(pick));
+  const ms = (pick: (r: (typeof rows)[number]) => number | null): string => msArray(rows.map(pick));
+  return {
+    gid: text((r) => r.gid),
+    transType: text((r) => r.trans_type),
+    status: text((r) => r.status),
+    queryPrepared: text((r) => r.query_prepared),
+    protocol: text((r) => r.protocol),
+    createTime: ms((r) => r.create_time),
+    updateTime: ms((r) => r.update_time),
+    finishTime: ms((r) => r.finish_time),
+    rollbackTime: ms((r) => r.rollback_time),
+    options: text((r) => r.options),
+    customData: text((r) => r.custom_data),
+    nextCronInterval: integerArray(rows.map((r) => r.next_cron_interval)),
+    nextCronTime: ms((r) => r.next_cron_time),
+    owner: text((r) => r.owner),
+    extData: text((r) => r.ext_data),
+    result: text((r) => r.result),
+    rollbackReason: text((r) => r.rollback_reason),
   };
-  for (const op of ops) {
-    const p = patchValues(op.patch);
-    out.gid.push(op.gid);
-    out.expected.push(op.expectedStatus);
-    out.expectedOwner.push(op.expectedOwner ?? null);
-    out.mask.push(p.mask);
-    out.status.push(p.status);
-    out.updateTime.push(p.updateTime);
-    out.finishTime.push(p.finishTime);
-    out.rollbackTime.push(p.rollbackTime);
-    out.rollbackReason.push(p.rollbackReason);
-    out.result.push(p.result);
-    out.nextCronTime.push(p.nextCronTime);
-    out.nextCronInterval.push(p.nextCronInterval);
-    out.owner.push(p.owner);
-  }
-  return out;
 }
 
-interface BranchUpdateArrays {
-  gid: string[];
-  branchId: string[];
-  op: string[];
-  status: string[];
-  finishTime: Date[];
+type PatchColumns = Record<"gid" | "expected" | "expectedOwner" | "mask" | keyof Omit<PatchValuesOf, "mask">, string>;
+
+/** The CAS and patch of each updateTrans as one array literal per column plus the mask of set fields (patchFields). */
+function patchColumns(ops: readonly UpdateOp[]): PatchColumns {
+  const values = ops.map((op) => patchValues(op.patch));
+  const text = (pick: (v: PatchValuesOf) => string | null): string => textArray(values.map(pick));
+  const ms = (pick: (v: PatchValuesOf) => number | null): string => msArray(values.map(pick));
+  return {
+    gid: textArray(ops.map((op) => op.gid)),
+    expected: textArray(ops.map((op) => op.expectedStatus)),
+    expectedOwner: textArray(ops.map((op) => op.expectedOwner ?? null)),
+    mask: integerArray(values.map((v) => v.mask)),
+    status: text((v) => v.status),
+    updateTime: ms((v) => v.updateTime),
+    finishTime: ms((v) => v.finishTime),
+    rollbackTime: ms((v) => v.rollbackTime),
+    rollbackReason: text((v) => v.rollbackReason),
+    result: text((v) => v.result),
+    nextCronTime: ms((v) => v.nextCronTime),
+    nextCronInterval: integerArray(values.map((v) => v.nextCronInterval)),
+    owner: text((v) => v.owner),
+  };
 }
 
-/** The branch updates of all ops, each tagged with its op's gid. */
-function branchUpdateArrays(ops: readonly UpdateOp[]): BranchUpdateArrays {
-  const out: BranchUpdateArrays = { gid: [], branchId: [], op: [], status: [], finishTime: [] };
+/** The branch updates of all ops, each tagged with its op's gid, as one array literal per column. */
+function branchUpdateColumns(ops: readonly UpdateOp[]): Record<"gid" | "branchId" | "op" | "status" | "finishTime", string> {
+  const gid: string[] = [];
+  const updates: UpdateOp["branches"][number][] = [];
   for (const op of ops) {
     for (const u of op.branches) {
-      out.gid.push(op.gid);
-      out.branchId.push(u.branchId);
-      out.op.push(u.op);
-      out.status.push(u.status);
-      out.finishTime.push(date(u.finishTime));
+      gid.push(op.gid);
+      updates.push(u);
     }
   }
-  return out;
+  return {
+    gid: textArray(gid),
+    branchId: textArray(updates.map((u) => u.branchId)),
+    op: textArray(updates.map((u) => u.op)),
+    status: textArray(updates.map((u) => u.status)),
+    finishTime: msArray(updates.map((u) => u.finishTime)),
+  };
 }

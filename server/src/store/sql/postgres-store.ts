@@ -8,9 +8,10 @@ import type { AppendResult, BranchUpdate, ClaimedTrans, NewBranch, NewTrans, Ret
 import { date, FINISHED_SQL, UNFINISHED_SQL } from "./convert.ts";
 import { GroupCommitSqlStore } from "./group-commit.ts";
 import type { ExpectedRow, SaveOp, UpdateOp } from "./group-commit.ts";
-import type { BranchArrays } from "./pg-hot-writes.ts";
+import type { BranchColumns } from "./pg-hot-writes.ts";
+import { msToTimestamptz } from "./pg-array-literal.ts";
 import {
-  branchArrays, SAVE_NEW_TRANS, saveNewTransParams, UPDATE_TRANS_BATCH, UPDATE_TRANS_ONE, updateTransBatchParams, updateTransOneParams,
+  branchColumns, SAVE_NEW_TRANS, saveNewTransParams, UPDATE_TRANS_BATCH, UPDATE_TRANS_ONE, updateTransBatchParams, updateTransOneParams,
 } from "./pg-hot-writes.ts";
 import { preparingPool, StatementNames } from "./pg-prepared.ts";
 import { migratePostgres } from "./postgres-migrate.ts";
@@ -186,7 +187,7 @@ export class PostgresStore extends GroupCommitSqlStore {
       // a fresh snapshot that sees every branch committed before the lock was granted.
       const early = await this.lockForAppend(trx, gid, expectedStatus, branches.length);
       if (early) return early;
-      const b = branchArrays(branches);
+      const b = branchColumns(branches);
       const { rows } = await sql<{ conflicts: number }>`
         WITH v AS (SELECT * FROM ${unnestBranches(b)}),
         c AS (
@@ -195,7 +196,8 @@ export class PostgresStore extends GroupCommitSqlStore {
         ),
         ins AS (
           INSERT INTO trans_branch_op (gid, url, bin_data, branch_id, op, status, finish_time, create_time, update_time)
-          SELECT gid, url, bin_data, branch_id, op, status, finish_time, create_time, update_time
+          SELECT gid, url, bin_data, branch_id, op, status, ${sql.raw(msToTimestamptz("finish_time"))}, ${sql.raw(msToTimestamptz("create_time"))},
+            ${sql.raw(msToTimestamptz("update_time"))}
           FROM v WHERE (SELECT n FROM c) = 0 ORDER BY ord
           ON CONFLICT (gid, branch_id, op) DO NOTHING
         )
@@ -293,10 +295,10 @@ export class PostgresStore extends GroupCommitSqlStore {
   }
 }
 
-/** `unnest(...) WITH ORDINALITY AS v(...)`: the branches as a relation, `ord` keeping their order. */
-function unnestBranches(b: BranchArrays) {
+/** `unnest(...) WITH ORDINALITY AS v(...)`: the branches as a relation (times in epoch ms), `ord` keeping their order. */
+function unnestBranches(b: BranchColumns) {
   return sql`unnest(${b.gid}::text[], ${b.url}::text[], ${b.binData}::bytea[], ${b.branchId}::text[], ${b.op}::text[],
-      ${b.status}::text[], ${b.finishTime}::timestamptz[], ${b.createTime}::timestamptz[], ${b.updateTime}::timestamptz[])
+      ${b.status}::text[], ${b.finishTime}::bigint[], ${b.createTime}::bigint[], ${b.updateTime}::bigint[])
     WITH ORDINALITY AS v(gid, url, bin_data, branch_id, op, status, finish_time, create_time, update_time, ord)`;
 }
 
