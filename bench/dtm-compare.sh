@@ -13,7 +13,7 @@
 #
 #   bash bench/dtm-compare.sh [--seconds 8] [--concurrency 1,20,64] [--passes 2]
 #                             [--stores mysql,postgres,redis,redis-empty] [--start-warmup 10] [--warmup 5]
-#                             [--interleave ROUNDS] [--dtx dtx=defer,dtx-sync=sync]
+#                             [--interleave ROUNDS] [--dtx dtx=defer,dtx-sync=sync] [--dtx-node NAME=VERSION,...]
 #
 # --interleave ROUNDS: instead of passes of whole runs, start every system of a store at once and
 # load them in turn in short slices (bench/dtm-interleave.ts; ROUNDS slices each per C, --seconds
@@ -21,6 +21,9 @@
 # machine whose speed wandered between runs minutes apart. redis-empty is not run in this mode.
 # --dtx (with --interleave): the dtx systems, NAME=defer|sync[/WORKERS] comma-separated, e.g.
 # dtx=defer,dtx-2w=defer/2 for dtx as shipped and with two worker processes.
+# --dtx-node (with --interleave): run the dtx system NAME on that Node release instead of this
+# machine's node, fetched from the npm registry (bench/lib/fetch-node.sh), e.g. with
+# --dtx dtx=defer,dtx-node24=defer --dtx-node dtx-node24=24.22.3 (the release the image ships).
 #
 # --start-warmup: seconds of unmeasured load before the first level, --warmup before each, for
 # every system alike. dtx (V8) needs ~10 s of load after it starts before its hot paths are
@@ -49,10 +52,12 @@ PASSES=2
 STORES=mysql,postgres,redis,redis-empty
 INTERLEAVE=0
 DTX_SYSTEMS=dtx=defer,dtx-sync=sync
+DTX_NODES=""
 # shellcheck source=lib/flags.sh
 source "$REPO/bench/lib/flags.sh"
-bench_flags dtm-compare 2,38p "--seconds=SECONDS_PER_LEVEL --concurrency=CONCURRENCY --stores=STORES --passes=PASSES --start-warmup=START_WARMUP --warmup=WARMUP --interleave=INTERLEAVE --dtx=DTX_SYSTEMS" "$@"
+bench_flags dtm-compare 2,38p "--seconds=SECONDS_PER_LEVEL --concurrency=CONCURRENCY --stores=STORES --passes=PASSES --start-warmup=START_WARMUP --warmup=WARMUP --interleave=INTERLEAVE --dtx=DTX_SYSTEMS --dtx-node=DTX_NODES" "$@"
 [[ "$INTERLEAVE" =~ ^[0-9]+$ ]] || { echo "dtm-compare: --interleave needs a number of rounds, got $INTERLEAVE" >&2; exit 2; }
+if [ -n "$DTX_NODES" ] && (( INTERLEAVE == 0 )); then echo "dtm-compare: --dtx-node needs --interleave" >&2; exit 2; fi
 
 DTM_VERSION="${DTM_VERSION:-v1.19.0}"
 MYSQL_HOST="${MYSQL_HOST:-127.0.0.1}"; MYSQL_PORT="${MYSQL_PORT:-3306}"
@@ -235,6 +240,10 @@ if (( INTERLEAVE > 0 )); then
     dtx_args=()
     IFS=, read -r -a dtx_list <<<"$DTX_SYSTEMS"
     for d in "${dtx_list[@]}"; do dtx_args+=(--dtx "$d"); done
+    if [ -n "$DTX_NODES" ]; then
+      IFS=, read -r -a node_list <<<"$DTX_NODES"
+      for n in "${node_list[@]}"; do dtx_args+=(--coordinator-node "${n%%=*}=$(bash bench/lib/fetch-node.sh "${n#*=}")"); done
+    fi
     npx tsx bench/dtm-interleave.ts --store "$entry" "${dtx_args[@]}" "${targets[@]}" --concurrency "$CONCURRENCY" \
       --rounds "$INTERLEAVE" --slice "$SECONDS_PER_LEVEL" --slice-warmup 2 --start-warmup "$START_WARMUP" --level-warmup "$WARMUP" --out "$OUT"
     stop_dtm dtm-async "$entry" "$async_pid"; drop_store "$entry" "${TAG}_a"

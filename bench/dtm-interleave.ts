@@ -7,14 +7,17 @@
  *
  *   npx tsx bench/dtm-interleave.ts --store postgres|mysql|redis [--concurrency 1,20,64] [--rounds 4]
  *        [--slice 6] [--slice-warmup 2] [--start-warmup 10] [--level-warmup 5]
- *        [--dtx NAME=defer|sync[/WORKERS] ...] [--node-flags NAME=FLAGS ...] [--target NAME=API_URL@PID ...] [--out DIR]
+ *        [--dtx NAME=defer|sync[/WORKERS] ...] [--node-flags NAME=FLAGS ...] [--coordinator-node NAME=PATH ...]
+ *        [--target NAME=API_URL@PID ...] [--out DIR]
  *
  * --dtx starts a dtx as shipped (tsc-compiled, plain node with npm start's heap flags, `workers` at
  * its default) on a fresh schema / database / key prefix of the test services, with
  * deferBranchResults on (defer) or off (sync), and `workers` at WORKERS if given (`dtx-2w=defer/2`:
  * two processes, whatever the default; docs/operations.md#workers); default: dtx=defer.
  * --node-flags gives the dtx system NAME these node flags (space-separated) instead of npm start's,
- * to A/B the heap settings. --target names a coordinator that is already running (dtm, started by
+ * to A/B the heap settings. --coordinator-node runs the dtx system NAME on another node binary
+ * (bench/lib/fetch-node.sh fetches a release; the participant and the load stay on this one), to
+ * A/B Node releases. --target names a coordinator that is already running (dtm, started by
  * dtm-compare.sh --interleave): its dtm API base and pid.
  *
  * Per concurrency C: every system gets `--level-warmup` s of unmeasured load at C (plus
@@ -28,11 +31,12 @@
  * table shows the median over rounds and the range.
  * Writes bench/results/dtm-interleave-<store>-<stamp>.json.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { HEAP_FLAGS } from "../server/src/cli/heap-flags.ts";
 import { buildServer } from "./lib/build-server.ts";
+import { nodeVersionOf } from "./lib/node-binary.ts";
 import { openBenchStore } from "./lib/bench-store.ts";
 import type { BenchStore } from "./lib/bench-store.ts";
 import { processTree, readMachineCpu, readTreeCpuTimes } from "./lib/proc-stats.ts";
@@ -54,6 +58,8 @@ interface Options {
   dtx: { name: string; defer: boolean; workers?: number }[];
   /** Node flags per dtx system, instead of npm start's (--node-flags NAME=FLAGS). */
   nodeFlags: Record<string, string[]>;
+  /** Node binary per dtx system, instead of the one running this script (--coordinator-node NAME=PATH). */
+  coordinatorNode: Record<string, string>;
   targets: { name: string; api: string; pid: number }[];
   out: string;
 }
@@ -80,7 +86,7 @@ interface Slice {
   stealPct: number | null;
 }
 
-const USAGE = "usage: npx tsx bench/dtm-interleave.ts --store postgres|mysql|redis [--concurrency 1,20,64] [--rounds 4] [--slice 6] [--slice-warmup 2] [--start-warmup 10] [--level-warmup 5] [--dtx NAME=defer|sync[/WORKERS] ...] [--node-flags NAME=FLAGS ...] [--target NAME=API_URL@PID ...] [--out DIR]";
+const USAGE = "usage: npx tsx bench/dtm-interleave.ts --store postgres|mysql|redis [--concurrency 1,20,64] [--rounds 4] [--slice 6] [--slice-warmup 2] [--start-warmup 10] [--level-warmup 5] [--dtx NAME=defer|sync[/WORKERS] ...] [--node-flags NAME=FLAGS ...] [--coordinator-node NAME=PATH ...] [--target NAME=API_URL@PID ...] [--out DIR]";
 
 function fail(message: string): never {
   console.error(`dtm-interleave: ${message}\n${USAGE}`);
@@ -96,7 +102,7 @@ function positive(flag: string, value: string | undefined, allowZero = false): n
 function parseArgs(argv: string[]): Options {
   const o: Options = {
     store: "postgres", concurrency: [1, 20, 64], rounds: 4, sliceSeconds: 6, sliceWarmupSeconds: 2, startWarmupSeconds: 10,
-    levelWarmupSeconds: 5, dtx: [], nodeFlags: {}, targets: [], out: path.join(REPO_ROOT, "bench", "results"),
+    levelWarmupSeconds: 5, dtx: [], nodeFlags: {}, coordinatorNode: {}, targets: [], out: path.join(REPO_ROOT, "bench", "results"),
   };
   let store: string | undefined;
   for (let i = 0; i < argv.length; i++) {
@@ -124,6 +130,14 @@ function parseArgs(argv: string[]): Options {
         o.nodeFlags[m[1]] = m[2].split(/\s+/).filter(Boolean);
         break;
       }
+      case "--coordinator-node": {
+        const m = /^([\w-]+)=(.+)$/.exec(value ?? "");
+        if (!m?.[1] || !m[2]) fail(`--coordinator-node needs NAME=PATH, got ${String(value)}`);
+        const bin = path.resolve(m[2]);
+        if (!existsSync(bin)) fail(`--coordinator-node: no file ${bin}`);
+        o.coordinatorNode[m[1]] = bin;
+        break;
+      }
       case "--target": {
         const m = /^([\w-]+)=(https?:\/\/[^@\s]+)@(\d+)$/.exec(value ?? "");
         if (!m?.[1] || !m[2] || !m[3]) fail(`--target needs NAME=API_URL@PID, got ${String(value)}`);
@@ -138,7 +152,9 @@ function parseArgs(argv: string[]): Options {
   if (o.dtx.length === 0) o.dtx.push({ name: "dtx", defer: true });
   const names = [...o.dtx.map((d) => d.name), ...o.targets.map((t) => t.name)];
   if (new Set(names).size !== names.length) fail(`system names must differ: ${names.join(", ")}`);
-  for (const name of Object.keys(o.nodeFlags)) if (!o.dtx.some((d) => d.name === name)) fail(`--node-flags names ${name}, which no --dtx starts`);
+  for (const [flag, named] of [["--node-flags", o.nodeFlags], ["--coordinator-node", o.coordinatorNode]] as const) {
+    for (const name of Object.keys(named)) if (!o.dtx.some((d) => d.name === name)) fail(`${flag} names ${name}, which no --dtx starts`);
+  }
   return o;
 }
 
@@ -197,7 +213,7 @@ async function main(): Promise<void> {
         DTX_DEFER_BRANCH_RESULTS: d.defer ? "1" : "0",
         ...(d.workers ? { DTX_WORKERS: String(d.workers) } : {}),
         ...store.env,
-      });
+      }, o.coordinatorNode[d.name]);
       procs.push(dtx.proc);
       systems.push({ name: d.name, kind: "dtx", api: `${dtx.origin}/api/dtmsvr`, pid: dtx.proc.child.pid ?? 0 });
     }
@@ -256,7 +272,9 @@ async function main(): Promise<void> {
       command: `npx tsx bench/dtm-interleave.ts ${process.argv.slice(2).join(" ")}`,
       machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? "?", node: process.version, loadBefore: loadBefore.map((x) => Number(x.toFixed(2))), loadAfter: os.loadavg().map((x) => Number(x.toFixed(2))), stealPctMax: Math.max(0, ...steal) },
       config: { ...o, out: undefined, dtxNodeFlags: HEAP_FLAGS.join(" ") },
-      systems: systems.map(({ name, kind }) => ({ name, kind })),
+      systems: systems.map(({ name, kind }) => ({
+        name, kind, ...(kind === "dtx" ? { node: nodeVersionOf(o.coordinatorNode[name] ?? process.execPath) } : {}),
+      })),
       comparisons, perSystem, levels,
     };
     mkdirSync(o.out, { recursive: true });

@@ -29,6 +29,7 @@ import { Pool, request } from "undici";
 import type { TimeWindow } from "./top-functions.ts";
 import { formatSummary, loadProfile, summarize } from "./top-functions.ts";
 import { buildServer } from "./lib/build-server.ts";
+import { nodeVersionOf } from "./lib/node-binary.ts";
 import { openBenchStore } from "./lib/bench-store.ts";
 import { seedPostgres, seedSqlite } from "./lib/seed-finished.ts";
 import { forEachLine, freePort, percentile, sleep } from "./lib/util.ts";
@@ -75,6 +76,8 @@ interface Options {
   pin: boolean;
   build: boolean;
   nodeFlags: string[];
+  /** The node binary that runs the spawned coordinator (default: the one running this bench). */
+  coordinatorNode: string;
   profile: boolean;
   profileDir: string;
   /** Stamp the coordinator's socket reads and writes and report where C = 1 latency goes. */
@@ -106,6 +109,10 @@ const USAGE = `usage: npx tsx bench/saga-bench.ts [options]
   --build               compile server/ with tsc into a temp dir and run it with plain node
                         (production-like: no tsx loader thread) instead of node --import tsx
   --node-flags "FLAGS"  extra node flags for the coordinator, e.g. "--max-semi-space-size=4"
+  --coordinator-node PATH
+                        node binary for the spawned coordinator only (the participant and the
+                        driver keep this one), e.g. the release the image ships:
+                        bench/lib/fetch-node.sh 24.22.3 prints its path
   --profile             run the coordinator with --cpu-prof and print its top functions
   --profile-dir DIR     where --profile writes .cpuprofile files (default /tmp/dtx-profiles)
   --critical-path       stamp the coordinator's socket reads and writes and print, for each
@@ -137,6 +144,7 @@ function parseArgs(argv: string[]): Options {
     pin: false,
     build: false,
     nodeFlags: [],
+    coordinatorNode: process.execPath,
     profile: false,
     profileDir: "/tmp/dtx-profiles",
     criticalPath: false,
@@ -205,6 +213,12 @@ function parseArgs(argv: string[]): Options {
       case "--pin": opts.pin = true; break;
       case "--build": opts.build = true; break;
       case "--node-flags": opts.nodeFlags = next().split(/\s+/).filter(Boolean); break;
+      case "--coordinator-node": {
+        const bin = path.resolve(next());
+        if (!existsSync(bin)) fail(`--coordinator-node: no file ${bin}`);
+        opts.coordinatorNode = bin;
+        break;
+      }
       case "--profile": opts.profile = true; break;
       case "--profile-dir": opts.profileDir = path.resolve(next()); break;
       case "--critical-path": opts.criticalPath = true; break;
@@ -251,7 +265,9 @@ function parseArgs(argv: string[]): Options {
     if (opts.profile) fail("--profile profiles the spawned dtx; it cannot be used with --target");
     if (opts.criticalPath) fail("--critical-path stamps the spawned dtx; it cannot be used with --target");
     if (opts.workers !== undefined) fail("--workers applies to the spawned dtx; not with --target");
-    if (opts.build || opts.nodeFlags.length > 0) fail("--build and --node-flags apply to the spawned dtx; not with --target");
+    if (opts.build || opts.nodeFlags.length > 0 || opts.coordinatorNode !== process.execPath) {
+      fail("--build, --node-flags and --coordinator-node apply to the spawned dtx; not with --target");
+    }
   }
   return opts;
 }
@@ -680,7 +696,7 @@ async function startDtx(opts: Options, tmp: string, dbPath: string, storeEnv: No
     "--import", ORPHAN_GUARD,
     ...entry,
   ];
-  const [cCmd, cArgs] = canPin ? taskset("0", process.execPath, nodeArgs) : [process.execPath, nodeArgs];
+  const [cCmd, cArgs] = canPin ? taskset("0", opts.coordinatorNode, nodeArgs) : [opts.coordinatorNode, nodeArgs];
   const coordinatorEnv: NodeJS.ProcessEnv = {
     ...process.env,
     DTX_HTTP_PORT: String(httpPort),
@@ -816,6 +832,7 @@ async function main(): Promise<void> {
         ...(opts.store === "sqlite" ? { synchronous: opts.synchronous } : { storeServer: area.describe }),
         pinning: canPin ? { enabled: true, coordinatorCpus: "0", participantCpus: "1", driverCpus: "1" } : { enabled: false },
         coordinatorNodeFlags: opts.nodeFlags,
+        coordinatorNodeVersion: opts.target !== undefined ? null : nodeVersionOf(opts.coordinatorNode),
         coordinatorRuntime: opts.target !== undefined ? `external ${opts.targetName}` : opts.build ? "tsc-compiled JS on plain node" : "node --import tsx (TypeScript compiled on load)",
         ...(opts.target !== undefined ? { target: opts.target, targetName: opts.targetName, targetPid: opts.targetPid ?? null } : {}),
         warmupSeconds: opts.warmup,

@@ -19,9 +19,9 @@ export interface Proc {
   exited: Promise<void>;
 }
 
-/** `node <args>` in the repo root; its stderr is echoed with `name` in front. */
-export function start(name: string, args: string[], env: NodeJS.ProcessEnv): Proc {
-  const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env, stdio: ["pipe", "pipe", "pipe"] });
+/** `node <args>` in the repo root (`nodeBin`: another node binary); its stderr is echoed with `name` in front. */
+export function start(name: string, args: string[], env: NodeJS.ProcessEnv, nodeBin = process.execPath): Proc {
+  const child = spawn(nodeBin, args, { cwd: REPO_ROOT, env, stdio: ["pipe", "pipe", "pipe"] });
   child.stdin?.on("error", () => {});
   child.stderr?.on("data", (d: Buffer) => process.stderr.write(`[${name}] ${d.toString().slice(0, 500)}`));
   return { child, exited: new Promise((resolve) => child.once("exit", () => resolve())) };
@@ -52,12 +52,14 @@ export async function waitFor200(url: string, timeoutMs = 60_000): Promise<void>
 }
 
 /**
- * Starts a dtx coordinator, `node <nodeArgs>` (e.g. `--import tsx server/src/main.ts`, or heap flags
+ * Starts a dtx coordinator, `node <nodeArgs>` on `nodeBin` (e.g. `--import tsx server/src/main.ts`, or heap flags
  * and a compiled main.js), on free ports of 127.0.0.1 with `env` on top of this process's
  * environment; resolves once /api/ping answers. DTX_CONFIG and DTX_WORKERS from the shell are
  * dropped: what the coordinator runs with is the benchmark's to say.
  */
-export async function startCoordinator(name: string, nodeArgs: string[], env: Record<string, string>): Promise<{ proc: Proc; origin: string }> {
+export async function startCoordinator(
+  name: string, nodeArgs: string[], env: Record<string, string>, nodeBin = process.execPath,
+): Promise<{ proc: Proc; origin: string }> {
   const httpPort = await freePort();
   const full: NodeJS.ProcessEnv = {
     ...process.env,
@@ -65,7 +67,7 @@ export async function startCoordinator(name: string, nodeArgs: string[], env: Re
   };
   delete full["DTX_CONFIG"];
   if (env["DTX_WORKERS"] === undefined) delete full["DTX_WORKERS"];
-  const proc = start(name, nodeArgs, full);
+  const proc = start(name, nodeArgs, full, nodeBin);
   const origin = `http://127.0.0.1:${httpPort}`;
   await waitFor200(`${origin}/api/ping`);
   return { proc, origin };
