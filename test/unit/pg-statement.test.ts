@@ -5,7 +5,7 @@
  * store suites (test/store/postgres-*.test.ts).
  */
 import { describe, expect, it } from "vitest";
-import { literal, pgStatement } from "../../server/src/store/sql/pg-statement.ts";
+import { around, literal, pgStatement } from "../../server/src/store/sql/pg-statement.ts";
 
 describe("pgStatement", () => {
   it("numbers names in order of first use and reuses the number of a repeated name", () => {
@@ -18,6 +18,12 @@ describe("pgStatement", () => {
     const s = pgStatement<"mask">`SELECT CASE WHEN (${"mask"} & ${literal(4)}) <> 0 THEN ${literal("'x'")} END`;
     expect(s.text).toBe("SELECT CASE WHEN ($1 & 4) <> 0 THEN 'x' END");
     expect(s.params({ mask: 5 })).toEqual([5]);
+  });
+
+  it("puts a parameter inside an expression with around(), numbered like any other", () => {
+    const s = pgStatement<"a" | "t">`SELECT ${"a"}, ${around("t", (ref) => `to_timestamp(${ref}::float8 / 1000)`)}, ${around("a", (ref) => `${ref} + 1`)}`;
+    expect(s.text).toBe("SELECT $1, to_timestamp($2::float8 / 1000), $1 + 1");
+    expect(s.params({ a: 1, t: 2 })).toEqual([1, 2]);
   });
 
   it("keeps arrays as one parameter each", () => {

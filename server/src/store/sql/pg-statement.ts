@@ -9,7 +9,8 @@
  *     FIND.params({ gid: "a" }) // ["a"]
  *
  * Each distinct name becomes one `$n`, numbered in order of first use; a name used twice is the
- * same parameter. `literal(...)` puts text in verbatim (constants, never input).
+ * same parameter. `literal(...)` puts text in verbatim (constants, never input), and
+ * `around(name, sql)` puts a parameter inside an expression of the code's own (a conversion).
  */
 
 /** Text put into a statement as it is (see {@link literal}). */
@@ -22,6 +23,17 @@ export function literal(text: string | number): Literal {
   return { literal: String(text) };
 }
 
+/** A parameter inside an expression of the statement's own (see {@link around}). */
+export interface Around<K extends string> {
+  readonly name: K;
+  readonly sql: (ref: string) => string;
+}
+
+/** Parameter `name` as `sql($n)`, e.g. `around("t", msToTimestamptz)` for `to_timestamp($1::float8 / 1000)`. */
+export function around<K extends string>(name: K, sql: (ref: string) => string): Around<K> {
+  return { name, sql };
+}
+
 export interface PgStatement<K extends string> {
   /** The SQL, with `$1`, `$2`, ... for the parameters. */
   readonly text: string;
@@ -30,17 +42,18 @@ export interface PgStatement<K extends string> {
 }
 
 /** See the module comment. */
-export function pgStatement<K extends string>(strings: TemplateStringsArray, ...parts: (K | Literal)[]): PgStatement<K> {
+export function pgStatement<K extends string>(strings: TemplateStringsArray, ...parts: (K | Literal | Around<K>)[]): PgStatement<K> {
   const order: K[] = [];
+  const ref = (name: K): string => {
+    let n = order.indexOf(name);
+    if (n < 0) n = order.push(name) - 1;
+    return `$${n + 1}`;
+  };
   let text = strings[0] ?? "";
   parts.forEach((part, i) => {
-    if (typeof part === "string") {
-      let n = order.indexOf(part);
-      if (n < 0) n = order.push(part) - 1;
-      text += `$${n + 1}`;
-    } else {
-      text += part.literal;
-    }
+    if (typeof part === "string") text += ref(part);
+    else if ("literal" in part) text += part.literal;
+    else text += part.sql(ref(part.name));
     text += strings[i + 1] ?? "";
   });
   return { text, params: (values) => order.map((name) => values[name]) };

@@ -11,7 +11,7 @@ import type { ExpectedRow, SaveOp, UpdateOp } from "./group-commit.ts";
 import type { BranchColumns } from "./pg-hot-writes.ts";
 import { msToTimestamptz } from "./pg-array-literal.ts";
 import {
-  branchColumns, SAVE_NEW_TRANS, saveNewTransParams, UPDATE_TRANS_BATCH, UPDATE_TRANS_ONE, updateTransBatchParams, updateTransOneParams,
+  branchColumns, SAVE_NEW_TRANS, SAVE_NEW_TRANS_ONE, saveNewTransOneParams, saveNewTransParams, UPDATE_TRANS_BATCH, UPDATE_TRANS_ONE, updateTransBatchParams, updateTransOneParams,
 } from "./pg-hot-writes.ts";
 import { preparingPool, StatementNames } from "./pg-prepared.ts";
 import { migratePostgres } from "./postgres-migrate.ts";
@@ -177,8 +177,9 @@ export class PostgresStore extends GroupCommitSqlStore {
     }
   }
 
-  protected saveNewTransOne(trans: NewTrans, branches: readonly NewBranch[]): Promise<"created" | "exists"> {
-    return this.saveNewTransAsBatch(trans, branches);
+  protected async saveNewTransOne(trans: NewTrans, branches: readonly NewBranch[]): Promise<"created" | "exists"> {
+    const { rows } = await this.run<{ gid: string }>(SAVE_NEW_TRANS_ONE.text, saveNewTransOneParams(trans, branches));
+    return rows.length === 1 ? "created" : "exists";
   }
 
   appendBranches(gid: string, expectedStatus: GlobalStatus, branches: readonly NewBranch[], _now: number): Promise<AppendResult> {
