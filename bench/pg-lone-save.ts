@@ -7,11 +7,11 @@
  *
  *   npx tsx bench/pg-lone-save.ts [--rounds 10] [--store-url postgres://...]
  */
-import pg from "pg";
+import type pg from "pg";
 import { DEFAULT_OPTIONS } from "../server/src/core/options.ts";
 import type { NewBranch, NewTrans } from "../server/src/store/store.ts";
 import { SAVE_NEW_TRANS, SAVE_NEW_TRANS_ONE, saveNewTransOneParams, saveNewTransParams } from "../server/src/store/sql/pg-hot-writes.ts";
-import { PostgresStore } from "../server/src/store/sql/postgres-store.ts";
+import { migratedSchemaClient } from "./lib/pg-schema-client.ts";
 import { percentile } from "./lib/util.ts";
 
 const args = process.argv.slice(2);
@@ -40,13 +40,8 @@ const ways: Record<string, (gid: string) => pg.QueryConfig> = {
   "statement for one call": (gid) => ({ name: "one", text: SAVE_NEW_TRANS_ONE.text, values: saveNewTransOneParams(trans(gid), branches(gid)) }),
 };
 
-const store = new PostgresStore({ url, schema, poolSize: 1 });
-await store.migrate();
-await store.close();
-const client = new pg.Client({ connectionString: url });
-await client.connect();
+const client = await migratedSchemaClient(url, schema);
 try {
-  await client.query(`SET search_path TO "${schema}"`);
   const times: Record<string, number[]> = {};
   let n = 0;
   // Round 0 warms both up (plans cached, JIT) and is not counted.

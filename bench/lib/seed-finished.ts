@@ -10,10 +10,9 @@
  * INSERTs. The store is migrated first by opening it, so the retention index exists.
  */
 import BetterSqlite3 from "better-sqlite3";
-import pg from "pg";
 import { encodeOptions, DEFAULT_OPTIONS } from "../../server/src/core/options.ts";
 import { SqliteStore } from "../../server/src/store/sqlite/sqlite-store.ts";
-import { PostgresStore } from "../../server/src/store/sql/postgres-store.ts";
+import { migratedSchemaClient } from "./pg-schema-client.ts";
 
 export interface SeedSpec {
   /** Transactions to add (each with 2 branch rows). */
@@ -34,13 +33,8 @@ function timeOf(spec: SeedSpec, i: number): number {
 }
 
 export async function seedPostgres(url: string, schema: string, spec: SeedSpec): Promise<void> {
-  const store = new PostgresStore({ url, schema, poolSize: 1 });
-  await store.migrate();
-  await store.close();
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
+  const client = await migratedSchemaClient(url, schema);
   try {
-    await client.query(`SET search_path TO "${schema.replaceAll('"', '""')}"`);
     // t: the update time of row i, as a timestamp; a trans finished 20 ms after it was created.
     const rows = `SELECT i, to_timestamp(($2::bigint - (($1::bigint - i) * $3::bigint) / $1::bigint) / 1000.0) AS t
       FROM generate_series(1, $1::bigint) AS i`;
