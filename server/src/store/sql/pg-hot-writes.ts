@@ -225,24 +225,26 @@ interface PatchValuesOf {
   owner: string | null;
 }
 
+/** The mask and the set fields from patchFields; the times straight from the patch (set exactly where patchFields sets them). */
 function patchValues(patch: TransPatch): PatchValuesOf {
   const { mask, values } = patchFields(patch);
   return {
     mask,
     status: values.status,
     updateTime: wholeMs(patch.updateTime),
-    finishTime: msOf(values.finish_time),
-    rollbackTime: msOf(values.rollback_time),
+    finishTime: timeOf(patch.finishTime),
+    rollbackTime: timeOf(patch.rollbackTime),
     rollbackReason: values.rollback_reason,
     result: values.result,
-    nextCronTime: msOf(values.next_cron_time),
+    nextCronTime: timeOf(patch.nextCronTime),
     nextCronInterval: values.next_cron_interval,
     owner: values.owner,
   };
 }
 
-function msOf(time: Date | null): number | null {
-  return time === null ? null : time.getTime();
+/** A time in whole epoch milliseconds, or null where there is none. */
+function timeOf(ms: number | null | undefined): number | null {
+  return ms === null || ms === undefined ? null : wholeMs(ms);
 }
 
 /** Branches as one array literal per column: a fixed number of parameters whatever the branch count. */
@@ -273,38 +275,6 @@ export function branchColumns(branches: readonly NewBranch[]): BranchColumns {
   };
 }
 
-type TransColumns = Record<
-  | "gid" | "transType" | "status" | "queryPrepared" | "protocol" | "createTime" | "updateTime" | "finishTime" | "rollbackTime" | "options"
-  | "customData" | "nextCronInterval" | "nextCronTime" | "owner" | "extData" | "result" | "rollbackReason",
-  string
->;
-
-/** New trans rows as one array literal per column, from the same row mapping as every store (transToRow). */
-function transColumns(trans: readonly NewTrans[]): TransColumns {
-  const rows = trans.map(transToRow);
-  const text = (pick: (r: (typeof rows)[number]) => string): string => textArray(rows.map(pick));
-  const ms = (pick: (r: (typeof rows)[number]) => number | null): string => msArray(rows.map(pick));
-  return {
-    gid: text((r) => r.gid),
-    transType: text((r) => r.trans_type),
-    status: text((r) => r.status),
-    queryPrepared: text((r) => r.query_prepared),
-    protocol: text((r) => r.protocol),
-    createTime: ms((r) => r.create_time),
-    updateTime: ms((r) => r.update_time),
-    finishTime: ms((r) => r.finish_time),
-    rollbackTime: ms((r) => r.rollback_time),
-    options: text((r) => r.options),
-    customData: text((r) => r.custom_data),
-    nextCronInterval: integerArray(rows.map((r) => r.next_cron_interval)),
-    nextCronTime: ms((r) => r.next_cron_time),
-    owner: text((r) => r.owner),
-    extData: text((r) => r.ext_data),
-    result: text((r) => r.result),
-    rollbackReason: text((r) => r.rollback_reason),
-  };
-}
-
 /** One new trans row as the scalar parameters of {@link SAVE_NEW_TRANS_ONE}: times in epoch milliseconds. */
 interface TransScalars {
   gid: string;
@@ -326,14 +296,42 @@ interface TransScalars {
   rollbackReason: string;
 }
 
+/** From the same row mapping as every store (transToRow). */
 function transScalars(trans: NewTrans): TransScalars {
   const r = transToRow(trans);
-  const ms = (time: number | null): number | null => (time === null ? null : wholeMs(time));
   return {
     gid: r.gid, transType: r.trans_type, status: r.status, queryPrepared: r.query_prepared, protocol: r.protocol,
-    createTime: wholeMs(r.create_time), updateTime: wholeMs(r.update_time), finishTime: ms(r.finish_time), rollbackTime: ms(r.rollback_time),
+    createTime: wholeMs(r.create_time), updateTime: wholeMs(r.update_time), finishTime: timeOf(r.finish_time), rollbackTime: timeOf(r.rollback_time),
     options: r.options, customData: r.custom_data, nextCronInterval: r.next_cron_interval, nextCronTime: wholeMs(r.next_cron_time),
     owner: r.owner, extData: r.ext_data, result: r.result, rollbackReason: r.rollback_reason,
+  };
+}
+
+type TransColumns = Record<keyof TransScalars, string>;
+
+/** New trans rows as one array literal per column: each row's scalars (transScalars), column by column. */
+function transColumns(trans: readonly NewTrans[]): TransColumns {
+  const rows = trans.map(transScalars);
+  const text = (pick: (r: TransScalars) => string): string => textArray(rows.map(pick));
+  const int = (pick: (r: TransScalars) => number | null): string => integerArray(rows.map(pick));
+  return {
+    gid: text((r) => r.gid),
+    transType: text((r) => r.transType),
+    status: text((r) => r.status),
+    queryPrepared: text((r) => r.queryPrepared),
+    protocol: text((r) => r.protocol),
+    createTime: int((r) => r.createTime),
+    updateTime: int((r) => r.updateTime),
+    finishTime: int((r) => r.finishTime),
+    rollbackTime: int((r) => r.rollbackTime),
+    options: text((r) => r.options),
+    customData: text((r) => r.customData),
+    nextCronInterval: int((r) => r.nextCronInterval),
+    nextCronTime: int((r) => r.nextCronTime),
+    owner: text((r) => r.owner),
+    extData: text((r) => r.extData),
+    result: text((r) => r.result),
+    rollbackReason: text((r) => r.rollbackReason),
   };
 }
 
@@ -343,20 +341,20 @@ type PatchColumns = Record<"gid" | "expected" | "expectedOwner" | "mask" | keyof
 function patchColumns(ops: readonly UpdateOp[]): PatchColumns {
   const values = ops.map((op) => patchValues(op.patch));
   const text = (pick: (v: PatchValuesOf) => string | null): string => textArray(values.map(pick));
-  const ms = (pick: (v: PatchValuesOf) => number | null): string => msArray(values.map(pick));
+  const int = (pick: (v: PatchValuesOf) => number | null): string => integerArray(values.map(pick));
   return {
     gid: textArray(ops.map((op) => op.gid)),
     expected: textArray(ops.map((op) => op.expectedStatus)),
     expectedOwner: textArray(ops.map((op) => op.expectedOwner ?? null)),
-    mask: integerArray(values.map((v) => v.mask)),
+    mask: int((v) => v.mask),
     status: text((v) => v.status),
-    updateTime: ms((v) => v.updateTime),
-    finishTime: ms((v) => v.finishTime),
-    rollbackTime: ms((v) => v.rollbackTime),
+    updateTime: int((v) => v.updateTime),
+    finishTime: int((v) => v.finishTime),
+    rollbackTime: int((v) => v.rollbackTime),
     rollbackReason: text((v) => v.rollbackReason),
     result: text((v) => v.result),
-    nextCronTime: ms((v) => v.nextCronTime),
-    nextCronInterval: integerArray(values.map((v) => v.nextCronInterval)),
+    nextCronTime: int((v) => v.nextCronTime),
+    nextCronInterval: int((v) => v.nextCronInterval),
     owner: text((v) => v.owner),
   };
 }
